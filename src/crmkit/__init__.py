@@ -1,0 +1,104 @@
+"""crmkit: the domain core of a CRM as an embeddable Python library.
+
+Importing crmkit does no work: no store is opened, nothing is configured, and the
+engines (stores, scoring, hierarchy ...) are imported only when you use them.
+
+>>> import crmkit
+>>> acme = crmkit.Account(id="acc-1", name="Acme", country="US")
+>>> store = crmkit.MemoryStore()
+>>> store.accounts.add(acme).version
+1
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from crmkit.clock import Clock, FixedClock, SystemClock
+from crmkit.criteria import F, bind, parse
+from crmkit.errors import (
+    AlreadyExists,
+    BatchError,
+    ConflictError,
+    CriteriaError,
+    CrmError,
+    HierarchyCycleError,
+    NotFittedError,
+    NotFound,
+    StorageError,
+    ValidationError,
+)
+from crmkit.records import (
+    Account,
+    AccountType,
+    Activity,
+    ActivityKind,
+    Contact,
+    Direction,
+    Lead,
+    LeadStatus,
+    Opportunity,
+    OpportunityStatus,
+    OwnershipChange,
+    Reminder,
+    ReminderStatus,
+    Rep,
+    StageChange,
+    Team,
+    Territory,
+)
+
+if TYPE_CHECKING:
+    from crmkit.store import MemoryStore, SQLiteStore, Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Account",
+    "AccountType",
+    "Activity",
+    "ActivityKind",
+    "AlreadyExists",
+    "BatchError",
+    "Clock",
+    "ConflictError",
+    "Contact",
+    "CriteriaError",
+    "CrmError",
+    "Direction",
+    "F",
+    "FixedClock",
+    "HierarchyCycleError",
+    "Lead",
+    "LeadStatus",
+    "MemoryStore",
+    "NotFittedError",
+    "NotFound",
+    "Opportunity",
+    "OpportunityStatus",
+    "OwnershipChange",
+    "Reminder",
+    "ReminderStatus",
+    "Rep",
+    "SQLiteStore",
+    "StageChange",
+    "StorageError",
+    "Store",
+    "SystemClock",
+    "Team",
+    "Territory",
+    "ValidationError",
+    "__version__",
+    "bind",
+    "parse",
+]
+
+_LAZY = {"MemoryStore": "crmkit.store", "SQLiteStore": "crmkit.store", "Store": "crmkit.store"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'crmkit' has no attribute {name!r}")

@@ -1,0 +1,136 @@
+"""Records to and from JSON-able data, through crmkit's own cattrs converter.
+
+crmkit never touches cattrs' global converter; :func:`make_converter` builds a new one
+that you can extend with your own hooks.
+
+>>> from decimal import Decimal
+>>> from crmkit.records import Opportunity
+>>> deal = Opportunity(id="o-1", name="Renewal", amount=Decimal("1200.50"))
+>>> data = to_dict(deal)
+>>> data["amount"], data["status"]
+('1200.50', 'open')
+>>> from_json(Opportunity, to_json(deal)) == deal
+True
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import date, datetime, time
+from decimal import Decimal
+from functools import cache
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+
+from crmkit.errors import CrmError, ValidationError
+from crmkit.records import RECORD_TYPES
+
+__all__ = ["from_dict", "from_json", "make_converter", "to_dict", "to_json"]
+
+T = TypeVar("T")
+
+
+def make_converter() -> cattrs.Converter:
+    """A new converter that turns every crmkit record into JSON-able data and back.
+
+    Datetimes become ISO 8601 strings with their UTC offset, dates and times ISO strings,
+    ``Decimal`` a string (no float rounding), enums their value, tuples lists.
+    """
+    for record_type in RECORD_TYPES:
+        attrs.resolve_types(record_type)  # string annotations -> types, for cattrs' dispatch
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
+    converter.register_unstructure_hook(datetime, datetime.isoformat)
+    converter.register_structure_hook(datetime, lambda v, _: _parse(datetime, v))
+    converter.register_unstructure_hook(date, date.isoformat)
+    converter.register_structure_hook(date, lambda v, _: _parse(date, v))
+    converter.register_unstructure_hook(time, time.isoformat)
+    converter.register_structure_hook(time, lambda v, _: _parse(time, v))
+    converter.register_unstructure_hook(enum.Enum, lambda member: member.value)
+    converter.register_unstructure_hook(enum.StrEnum, lambda member: member.value)
+    converter.register_unstructure_hook(Decimal, str)
+    converter.register_structure_hook(Decimal, lambda v, _: _decimal(v))
+    # custom fields and criteria are already JSON-able scalars/mappings: pass them through
+    converter.register_structure_hook_func(_is_passthrough_mapping, lambda v, _: _mapping(v))
+    return converter
+
+
+def _is_passthrough_mapping(tp: Any) -> bool:
+    text = str(tp)
+    return text.startswith(("collections.abc.Mapping[str,", "typing.Mapping[str,")) or (
+        "Mapping[str, typing.Any]" in text
+    )
+
+
+def _mapping(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return dict(value)
+
+
+def _parse(kind: type[Any], value: Any) -> Any:
+    if isinstance(value, kind):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO {kind.__name__} string, got {value!r}")
+    return kind.fromisoformat(value)
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise TypeError(f"expected a decimal string, got {value!r}")
+    return Decimal(str(value))
+
+
+@cache
+def _default() -> cattrs.Converter:
+    return make_converter()
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    """A record as a JSON-able dict."""
+    result: dict[str, Any] = _default().unstructure(record)
+    return result
+
+
+def from_dict(record_type: type[T], data: Any) -> T:
+    """Build and validate a record from a dict; bad data raises :class:`ValidationError`."""
+    try:
+        return _default().structure(data, record_type)
+    except CrmError:
+        raise
+    except Exception as err:  # cattrs reports missing keys, bad types, extra keys
+        record_id = data.get("id") if isinstance(data, dict) else None
+        raise ValidationError(
+            record_type.__name__,
+            None,
+            data,
+            f"cannot be read as a {record_type.__name__}: {_describe(err)}",
+            record_id=record_id if isinstance(record_id, str) else None,
+        ) from err
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, KeyError):
+        return f"missing field {err.args[0]!r}"
+    if isinstance(err, cattrs.ForbiddenExtraKeysError):
+        return f"unknown field(s) {sorted(err.extra_fields)}"
+    return f"{type(err).__name__}: {err}"
+
+
+def to_json(record: Any, **kwargs: Any) -> str:
+    """A record as a JSON string."""
+    return json.dumps(to_dict(record), **kwargs)
+
+
+def from_json(record_type: type[T], text: str | bytes) -> T:
+    """Read a record from a JSON string."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValidationError(record_type.__name__, None, text, f"is not JSON: {err}") from err
+    return from_dict(record_type, data)

@@ -1,0 +1,904 @@
+"""One criteria language for queries, routing rules, territories, scoring rules and segments.
+
+Write criteria with the builder :data:`F` or as JSON-able dicts; both are the same thing.
+
+>>> c = F.country.isin(["US", "CA"]) & (F.employees >= 500) | ~(F.custom["tier"] == "gold")
+>>> parse(c.to_dict()) == c
+True
+>>> c.to_dict()["any"][1]
+{'not': {'field': 'custom.tier', 'op': '==', 'value': 'gold'}}
+
+Bind criteria to a record type to check field names and value types, then use one of the
+three compiled forms, which always agree:
+
+>>> from crmkit.records import Account
+>>> big_na = bind(F.country.isin(["US", "CA"]) & (F.employees >= 500), Account)
+>>> big_na.matches(Account(id="a", name="Acme", country="US", employees=800))
+True
+>>> import numpy as np
+>>> big_na.mask({"country": np.array(["US", "FR"]), "employees": np.array([800.0, 900.0])})
+array([ True, False])
+>>> sql, params = big_na.to_sql()
+>>> params
+['US', 'CA', 500.0]
+
+Semantics, the same in all three forms:
+
+- A missing value (``None``, NaN, NaT, empty text) never equals, orders, or is ``in``
+  anything; ``!=`` and ``not in`` are the exact negations of ``==`` and ``in``, so they are
+  true for a missing value. ``is null`` / ``is not null`` / ``exists`` test for it.
+- Numbers (ints, floats, ``Decimal`` money) compare as float64. Text compares by code
+  point and is case-sensitive. Datetimes compare as instants (microseconds, UTC).
+- Enum fields accept their values (``F.status == "won"``) and only ``==``, ``!=``,
+  ``in``, ``not in`` and null tests.
+- A custom field (``custom.tier``) compares in the domain of the criterion's value
+  (text, number or bool); a stored value of another type never matches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from crmkit._schema import NUMERIC_KINDS, QUERYABLE_KINDS, schema_of
+from crmkit.errors import CriteriaError
+
+__all__ = [
+    "OPERATORS",
+    "AllOf",
+    "AnyOf",
+    "BoundCriteria",
+    "Condition",
+    "Criteria",
+    "F",
+    "Field",
+    "Not",
+    "bind",
+    "parse",
+]
+
+Mask = npt.NDArray[np.bool_]
+
+OPERATORS = (
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "in",
+    "not in",
+    "between",
+    "startswith",
+    "contains",
+    "is null",
+    "is not null",
+    "exists",
+)
+"""Every operator a :class:`Condition` may use."""
+
+_ORDERING = frozenset({"<", "<=", ">", ">="})
+_NO_VALUE = frozenset({"is null", "is not null"})
+_TEXT_ONLY = frozenset({"startswith", "contains"})
+_NEGATED = {"!=": "==", "not in": "in"}
+
+
+class Criteria:
+    """Base of every criteria node; combine with ``&``, ``|`` and ``~``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __and__(self, other: Criteria) -> AllOf:
+        _require_criteria(other, "&")
+        return AllOf(items=(*_flat(self, AllOf), *_flat(other, AllOf)))
+
+    def __or__(self, other: Criteria) -> AnyOf:
+        _require_criteria(other, "|")
+        return AnyOf(items=(*_flat(self, AnyOf), *_flat(other, AnyOf)))
+
+    def __invert__(self) -> Not:
+        return Not(item=self)
+
+    def bind(self, record_type: type[Any]) -> BoundCriteria:
+        """Check this criteria against ``record_type`` and compile it."""
+        return bind(self, record_type)
+
+
+def _flat(node: Criteria, kind: type[AllOf] | type[AnyOf]) -> tuple[Criteria, ...]:
+    if isinstance(node, kind):
+        return node.items
+    return (node,)
+
+
+def _require_criteria(other: object, symbol: str) -> None:
+    if not isinstance(other, Criteria):
+        raise CriteriaError(
+            f"cannot combine criteria with {other!r} using {symbol}; wrap comparisons in "
+            "parentheses: (F.a == 1) & (F.b == 2)"
+        )
+
+
+def _check_value(field: str, op: str, value: Any) -> Any:
+    """Structural checks that need no record type; returns the value as stored."""
+    if op not in OPERATORS:
+        raise CriteriaError(
+            f"unknown operator {op!r} on field {field!r}; use one of {', '.join(OPERATORS)}"
+        )
+    if op in _NO_VALUE:
+        if value is not None:
+            raise CriteriaError(f"operator {op!r} on field {field!r} takes no value")
+        return None
+    if op == "exists":
+        if value is None:
+            return True
+        if not isinstance(value, bool):
+            raise CriteriaError(f"'exists' on field {field!r} takes true or false, not {value!r}")
+        return value
+    if op in ("in", "not in"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise CriteriaError(f"operator {op!r} on field {field!r} needs a list, not {value!r}")
+        items = tuple(value)
+        for item in items:
+            _check_scalar(field, op, item)
+        return items
+    if op == "between":
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+            raise CriteriaError(
+                f"'between' on field {field!r} needs [low, high], not {value!r}"
+            )
+        low, high = value
+        _check_scalar(field, op, low)
+        _check_scalar(field, op, high)
+        return (low, high)
+    _check_scalar(field, op, value)
+    if op in _TEXT_ONLY and not isinstance(value, str):
+        raise CriteriaError(f"operator {op!r} on field {field!r} needs text, not {value!r}")
+    return value
+
+
+def _check_scalar(field: str, op: str, value: Any) -> None:
+    if value is None:
+        raise CriteriaError(
+            f"field {field!r} {op} None: to test for a missing value use 'is null'"
+        )
+    if isinstance(value, str) and value == "":
+        raise CriteriaError(
+            f"field {field!r} {op} '': empty text is a missing value; use 'is null'"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CriteriaError(f"field {field!r} {op} {value!r}: numbers must be finite")
+    if not isinstance(value, (str, int, float, bool, Decimal, datetime, date)):
+        raise CriteriaError(
+            f"field {field!r} {op} {value!r}: values must be text, numbers, booleans, "
+            "dates or datetimes"
+        )
+
+
+def _check_field_name(field: Any) -> str:
+    if not isinstance(field, str) or not field:
+        raise CriteriaError(f"a criteria field must be a non-empty string, not {field!r}")
+    return field
+
+
+@attrs.frozen
+class Condition(Criteria):
+    """One test on one field: ``Condition("employees", ">=", 500)``."""
+
+    field: str = attrs.field(converter=_check_field_name)
+    op: str
+    value: Any = None
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "value", _check_value(self.field, self.op, self.value))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"field": self.field, "op": self.op}
+        if self.op not in _NO_VALUE:
+            data["value"] = _jsonable(self.value)
+        return data
+
+
+@attrs.frozen
+class AllOf(Criteria):
+    """True when every item is (true when empty)."""
+
+    items: tuple[Criteria, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"all": [item.to_dict() for item in self.items]}
+
+
+@attrs.frozen
+class AnyOf(Criteria):
+    """True when at least one item is (false when empty)."""
+
+    items: tuple[Criteria, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"any": [item.to_dict() for item in self.items]}
+
+
+@attrs.frozen
+class Not(Criteria):
+    """True when the item is false."""
+
+    item: Criteria
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"not": self.item.to_dict()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+class Field:
+    """A field reference made by :data:`F`; comparisons build :class:`Condition` objects."""
+
+    __slots__ = ("name",)
+    __hash__ = None  # type: ignore[assignment]  # == builds criteria, so no hashing
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"F[{self.name!r}]"
+
+    def __getitem__(self, key: str) -> Field:
+        if self.name != "custom":
+            raise CriteriaError(f"only F.custom takes [key]; F.{self.name}[{key!r}] is not valid")
+        return Field(f"custom.{key}")
+
+    def __eq__(self, value: Any) -> Condition:  # type: ignore[override]
+        return Condition(self.name, "==", value)
+
+    def __ne__(self, value: Any) -> Condition:  # type: ignore[override]
+        return Condition(self.name, "!=", value)
+
+    def __lt__(self, value: Any) -> Condition:
+        return Condition(self.name, "<", value)
+
+    def __le__(self, value: Any) -> Condition:
+        return Condition(self.name, "<=", value)
+
+    def __gt__(self, value: Any) -> Condition:
+        return Condition(self.name, ">", value)
+
+    def __ge__(self, value: Any) -> Condition:
+        return Condition(self.name, ">=", value)
+
+    def isin(self, values: Iterable[Any]) -> Condition:
+        return Condition(self.name, "in", values)
+
+    def notin(self, values: Iterable[Any]) -> Condition:
+        return Condition(self.name, "not in", values)
+
+    def between(self, low: Any, high: Any) -> Condition:
+        """Inclusive at both ends."""
+        return Condition(self.name, "between", (low, high))
+
+    def startswith(self, prefix: str) -> Condition:
+        return Condition(self.name, "startswith", prefix)
+
+    def contains(self, text: str) -> Condition:
+        return Condition(self.name, "contains", text)
+
+    def isnull(self) -> Condition:
+        return Condition(self.name, "is null")
+
+    def notnull(self) -> Condition:
+        return Condition(self.name, "is not null")
+
+    def exists(self, present: bool = True) -> Condition:
+        return Condition(self.name, "exists", present)
+
+
+class _FieldMaker:
+    """``F.country``, ``F["country"]`` and ``F.custom["tier"]`` make :class:`Field` refs."""
+
+    def __getattr__(self, name: str) -> Field:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Field(name)
+
+    def __getitem__(self, name: str) -> Field:
+        return Field(name)
+
+    def __repr__(self) -> str:
+        return "F"
+
+
+F = _FieldMaker()
+"""The criteria builder: ``(F.country == "US") & (F.employees >= 500)``."""
+
+
+def parse(data: Criteria | Mapping[str, Any] | None) -> Criteria:
+    """Read criteria from their JSON form (``None`` means everything matches).
+
+    >>> parse({"field": "country", "op": "in", "value": ["US", "CA"]})
+    Condition(field='country', op='in', value=('US', 'CA'))
+    >>> parse({"any": []}).to_dict()
+    {'any': []}
+    """
+    if data is None:
+        return AllOf(items=())
+    if isinstance(data, Criteria):
+        return data
+    if not isinstance(data, Mapping):
+        raise CriteriaError(f"criteria must be a dict like {{'field': ..., 'op': ...}}, not {data!r}")
+    keys = set(data)
+    if keys == {"all"} or keys == {"any"}:
+        (key,) = keys
+        items = data[key]
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise CriteriaError(f"{key!r} takes a list of criteria, not {items!r}")
+        parsed = tuple(parse(item) for item in items)
+        return AllOf(items=parsed) if key == "all" else AnyOf(items=parsed)
+    if keys == {"not"}:
+        return Not(item=parse(data["not"]))
+    if "field" in keys and "op" in keys and keys <= {"field", "op", "value"}:
+        return Condition(data["field"], data["op"], data.get("value"))
+    raise CriteriaError(
+        f"cannot read criteria {dict(data)!r}: expected {{'field', 'op', 'value'}}, "
+        "{'all': [...]}, {'any': [...]} or {'not': {...}}"
+    )
+
+
+# -- binding: check fields and value types against a record type ---------------------------
+
+_DOMAIN_OF_KIND = {
+    "text": "text",
+    "enum": "text",
+    "int": "number",
+    "float": "number",
+    "money": "number",
+    "bool": "bool",
+    "datetime": "datetime",
+    "date": "date",
+}
+
+
+@attrs.frozen
+class _Leaf:
+    field: str  # as written: "country" or "custom.tier"
+    attr: str | None  # record attribute, or None for a custom field
+    key: str | None  # custom key
+    domain: str  # text | number | bool | datetime | date
+    op: str  # positive op; negation is handled by the `negate` flag
+    negate: bool
+    value: Any  # normalised: str | float | bool | datetime | date | tuple of those
+
+
+@attrs.frozen
+class _Node:
+    kind: str  # all | any | not
+    items: tuple[_Leaf | _Node, ...]
+
+
+def bind(criteria: Criteria | Mapping[str, Any] | None, record_type: type[Any]) -> BoundCriteria:
+    """Check ``criteria`` against ``record_type``'s fields and compile it.
+
+    >>> from crmkit.records import Account
+    >>> bind(F.employes >= 5, Account)
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.CriteriaError: Account has no field 'employes'; known fields: ...
+    """
+    parsed = parse(criteria)
+    return BoundCriteria(parsed, record_type, _bind(parsed, record_type))
+
+
+def _bind(node: Criteria, record_type: type[Any]) -> _Leaf | _Node:
+    if isinstance(node, AllOf):
+        return _Node("all", tuple(_bind(i, record_type) for i in node.items))
+    if isinstance(node, AnyOf):
+        return _Node("any", tuple(_bind(i, record_type) for i in node.items))
+    if isinstance(node, Not):
+        return _Node("not", (_bind(node.item, record_type),))
+    if isinstance(node, Condition):
+        return _bind_condition(node, record_type)
+    raise CriteriaError(f"not a criteria: {node!r}")
+
+
+def _bind_condition(cond: Condition, record_type: type[Any]) -> _Leaf:
+    schema = schema_of(record_type)
+    op, value = cond.op, cond.value
+    negate = False
+    if op in _NEGATED:
+        op, negate = _NEGATED[op], True
+    if op == "exists":
+        op, negate = "is null", bool(value)
+        value = None
+    elif op == "is not null":
+        op, negate = "is null", True
+
+    if cond.field.startswith("custom."):
+        key = cond.field.removeprefix("custom.")
+        if not key.isidentifier():
+            raise CriteriaError(f"custom field name {key!r} must be an identifier like 'tier'")
+        attr, kind = None, None
+    else:
+        info = schema.field(cond.field)
+        if info.kind not in QUERYABLE_KINDS:
+            raise CriteriaError(
+                f"{schema.name}.{cond.field} ({info.kind}) cannot be used in criteria"
+            )
+        attr, key, kind = info.name, None, info.kind
+
+    where = f"{schema.name}.{cond.field} {cond.op}"
+    if op == "is null":
+        domain = _DOMAIN_OF_KIND[kind] if kind else "any"
+        return _Leaf(cond.field, attr, key, domain, op, negate, None)
+
+    scalars = value if isinstance(value, tuple) else (value,)
+    if kind is None:  # custom field: the value's type picks the domain
+        domains = {_domain_of_value(v) for v in scalars}
+        if len(domains) > 1:
+            raise CriteriaError(f"{where}: values mix types {sorted(domains)}; use one type")
+        domain = domains.pop() if domains else "text"
+        normalised = tuple(_normalise(where, domain, v) for v in scalars)
+    else:
+        domain = _DOMAIN_OF_KIND[kind]
+        if kind == "enum" and op not in ("==", "in"):
+            raise CriteriaError(f"{where}: enum fields support ==, !=, in, not in and null tests")
+        if domain == "bool" and op not in ("==", "in"):
+            raise CriteriaError(f"{where}: true/false fields support ==, !=, in and not in")
+        normalised = tuple(_normalise(where, domain, v) for v in scalars)
+        if kind == "enum":
+            info = schema.field(cond.field)
+            assert info.enum is not None
+            allowed = {str(m.value) for m in info.enum}
+            for v in normalised:
+                if v not in allowed:
+                    raise CriteriaError(
+                        f"{where}: {v!r} is not one of {', '.join(sorted(allowed))}"
+                    )
+    if op in _TEXT_ONLY and domain != "text":
+        raise CriteriaError(f"{where}: {op!r} works on text fields only")
+    if op in _ORDERING | {"between"} and domain == "bool":
+        raise CriteriaError(f"{where}: true/false values cannot be ordered")
+    bound_value = normalised if isinstance(value, tuple) else normalised[0]
+    return _Leaf(cond.field, attr, key, domain, op, negate, bound_value)
+
+
+def _domain_of_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, date):
+        return "date"
+    return "text"
+
+
+def _normalise(where: str, domain: str, value: Any) -> Any:
+    if domain == "text":
+        if hasattr(value, "value") and isinstance(value.value, str):  # an enum member
+            value = value.value
+        if not isinstance(value, str):
+            raise CriteriaError(f"{where} {value!r}: this field holds text; give text")
+        return value
+    if domain == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+            raise CriteriaError(f"{where} {value!r}: this field holds numbers; give a number")
+        return float(value)
+    if domain == "bool":
+        if not isinstance(value, bool):
+            raise CriteriaError(f"{where} {value!r}: this field holds true/false")
+        return value
+    if domain == "datetime":
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError as err:
+                raise CriteriaError(f"{where} {value!r}: not an ISO datetime") from err
+        if not isinstance(value, datetime):
+            raise CriteriaError(f"{where} {value!r}: this field holds datetimes")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise CriteriaError(f"{where} {value!r}: datetimes must be timezone-aware")
+        return value.astimezone(timezone.utc)
+    # date
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError as err:
+            raise CriteriaError(f"{where} {value!r}: not an ISO date") from err
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise CriteriaError(f"{where} {value!r}: this field holds dates")
+    return value
+
+
+# -- the compiled form -------------------------------------------------------------------
+
+
+class BoundCriteria:
+    """Criteria checked against one record type, compiled three ways.
+
+    ``matches(record)`` tests one record, ``mask(columns)`` a dict of numpy columns, and
+    ``to_sql()`` gives a parameterised SQL ``WHERE`` clause for the SQLite store.
+    """
+
+    def __init__(self, criteria: Criteria, record_type: type[Any], root: _Leaf | _Node) -> None:
+        self.criteria = criteria
+        self.record_type = record_type
+        self._root = root
+        self._test = _predicate(root)
+
+    def __repr__(self) -> str:
+        return f"BoundCriteria({self.record_type.__name__}, {self.criteria.to_dict()!r})"
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The fields the criteria read (custom fields as ``custom.key``)."""
+        return frozenset(_leaf.field for _leaf in _leaves(self._root))
+
+    @property
+    def matches_everything(self) -> bool:
+        return isinstance(self._root, _Node) and self._root.kind == "all" and not self._root.items
+
+    def matches(self, record: Any) -> bool:
+        """Whether one record matches."""
+        return self._test(record)
+
+    def filter(self, records: Iterable[Any]) -> list[Any]:
+        """The records that match, in order."""
+        test = self._test
+        return [r for r in records if test(r)]
+
+    def mask(self, columns: Mapping[str, np.ndarray[Any, Any]]) -> Mask:
+        """A boolean mask over column arrays keyed by field name (``custom.key`` for custom).
+
+        Text columns may be numpy unicode arrays (``""`` is missing) or object arrays
+        (``None`` is missing); numbers float arrays (NaN is missing) or ints; datetimes
+        ``datetime64`` (NaT is missing); dates ``datetime64[D]``.
+        """
+        length = _length(columns, self.fields)
+        return _mask(self._root, columns, length)
+
+    def to_sql(self, column: Callable[[str], str] | None = None) -> tuple[str, list[Any]]:
+        """``(where_sql, params)``; ``column(name)`` quotes a field's column (default ``"name"``).
+
+        Datetime parameters are integer microseconds since the epoch (UTC), dates ISO
+        text and booleans 0/1: the SQLite store's column encodings.
+        """
+        params: list[Any] = []
+        sql = _sql(self._root, column or _quote, params)
+        return sql, params
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _leaves(node: _Leaf | _Node) -> Iterable[_Leaf]:
+    if isinstance(node, _Leaf):
+        yield node
+    else:
+        for item in node.items:
+            yield from _leaves(item)
+
+
+# -- (a) predicate on one record ---------------------------------------------------------
+
+
+def _predicate(node: _Leaf | _Node) -> Callable[[Any], bool]:
+    if isinstance(node, _Node):
+        tests = [_predicate(item) for item in node.items]
+        if node.kind == "all":
+            return lambda r: all(t(r) for t in tests)
+        if node.kind == "any":
+            return lambda r: any(t(r) for t in tests)
+        (test,) = tests
+        return lambda r: not test(r)
+    leaf = node
+    getter = _getter(leaf)
+    positive = _leaf_test(leaf)
+    if leaf.negate:
+        return lambda r: not positive(getter(r))
+    return lambda r: positive(getter(r))
+
+
+def _getter(leaf: _Leaf) -> Callable[[Any], Any]:
+    if leaf.attr is not None:
+        attr = leaf.attr
+        return lambda r: getattr(r, attr)
+    key = leaf.key
+    return lambda r: r.custom.get(key)
+
+
+def _in_domain(domain: str, value: Any) -> Any:
+    """The value as compared in ``domain``, or None when missing or of another type."""
+    if value is None:
+        return None
+    if domain == "text":
+        if hasattr(value, "value") and isinstance(value.value, str):
+            return value.value
+        return value if isinstance(value, str) and value else None
+    if domain == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+            return None
+        number = float(value)
+        return None if math.isnan(number) else number
+    if domain == "bool":
+        return value if isinstance(value, bool) else None
+    if domain == "datetime":
+        return value if isinstance(value, datetime) else None
+    if domain == "date":
+        return value if isinstance(value, date) and not isinstance(value, datetime) else None
+    return value  # "any": only null tests use it
+
+
+def _leaf_test(leaf: _Leaf) -> Callable[[Any], bool]:
+    domain, op, target = leaf.domain, leaf.op, leaf.value
+
+    def typed(value: Any) -> Any:
+        return _in_domain(domain, value)
+
+    if op == "is null":
+        return lambda v: typed(v) is None
+    if op == "==":
+        return lambda v: (x := typed(v)) is not None and x == target
+    if op == "in":
+        return lambda v: (x := typed(v)) is not None and x in target
+    if op == "<":
+        return lambda v: (x := typed(v)) is not None and x < target
+    if op == "<=":
+        return lambda v: (x := typed(v)) is not None and x <= target
+    if op == ">":
+        return lambda v: (x := typed(v)) is not None and x > target
+    if op == ">=":
+        return lambda v: (x := typed(v)) is not None and x >= target
+    if op == "between":
+        low, high = target
+        return lambda v: (x := typed(v)) is not None and low <= x <= high
+    if op == "startswith":
+        return lambda v: (x := typed(v)) is not None and x.startswith(target)
+    if op == "contains":
+        return lambda v: (x := typed(v)) is not None and target in x
+    raise CriteriaError(f"unknown operator {op!r}")  # pragma: no cover - checked when built
+
+
+# -- (b) numpy mask over columns ---------------------------------------------------------
+
+
+def _length(columns: Mapping[str, np.ndarray[Any, Any]], fields: Iterable[str]) -> int:
+    lengths = set()
+    for name in fields:
+        if name not in columns:
+            raise CriteriaError(
+                f"the criteria read field {name!r} but the columns hold only {sorted(columns)}"
+            )
+        lengths.add(len(columns[name]))
+    if len(lengths) > 1:
+        raise CriteriaError(f"columns differ in length: {sorted(lengths)}")
+    if lengths:
+        return lengths.pop()
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _mask(node: _Leaf | _Node, columns: Mapping[str, Any], length: int) -> Mask:
+    if isinstance(node, _Node):
+        if node.kind == "not":
+            return ~_mask(node.items[0], columns, length)
+        if not node.items:
+            return np.full(length, node.kind == "all")
+        result = _mask(node.items[0], columns, length)
+        for item in node.items[1:]:
+            other = _mask(item, columns, length)
+            result = (result & other) if node.kind == "all" else (result | other)
+        return result
+    mask = _leaf_mask(node, np.asarray(columns[node.field]))
+    return ~mask if node.negate else mask
+
+
+def _typed_column(domain: str, col: np.ndarray[Any, Any]) -> tuple[Any, Mask | None]:
+    """The column in ``domain`` and a mask of missing values (None when nothing is missing
+    beyond what the comparisons already treat as false)."""
+    kind = col.dtype.kind
+    if domain == "text":
+        if kind == "U":
+            return col, None  # "" is missing and compares false against non-empty values
+        if kind == "O":
+            typed = np.array(
+                [v.value if hasattr(v, "value") else v if isinstance(v, str) else "" for v in col],
+                dtype=str,
+            )
+            return typed, None
+        return np.full(len(col), "", dtype=str), None
+    if domain == "number":
+        if kind in "iuf":
+            return col.astype(np.float64, copy=False), None
+        if kind == "O":
+            typed = np.array(
+                [
+                    float(v)
+                    if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool)
+                    else np.nan
+                    for v in col
+                ],
+                dtype=np.float64,
+            )
+            return typed, None
+        return np.full(len(col), np.nan), None
+    if domain == "bool":
+        if kind == "b":
+            return col, np.zeros(len(col), dtype=bool)
+        if kind == "O":
+            missing = np.array([not isinstance(v, bool) for v in col], dtype=bool)
+            typed = np.array([v is True for v in col], dtype=bool)
+            return typed, missing
+        return np.zeros(len(col), dtype=bool), np.ones(len(col), dtype=bool)
+    if domain in ("datetime", "date"):
+        unit = "us" if domain == "datetime" else "D"
+        if kind == "M":
+            return col.astype(f"datetime64[{unit}]", copy=False), None
+        if kind == "O":
+            typed = np.array(
+                [_to_datetime64(domain, v) for v in col], dtype=f"datetime64[{unit}]"
+            )
+            return typed, None
+        return np.full(len(col), np.datetime64("NaT"), dtype=f"datetime64[{unit}]"), None
+    raise CriteriaError(f"unknown domain {domain!r}")  # pragma: no cover
+
+
+def _to_datetime64(domain: str, value: Any) -> np.datetime64:
+    if domain == "datetime" and isinstance(value, datetime) and value.tzinfo is not None:
+        return np.datetime64(value.astimezone(timezone.utc).replace(tzinfo=None), "us")
+    if domain == "date" and isinstance(value, date) and not isinstance(value, datetime):
+        return np.datetime64(value, "D")
+    return np.datetime64("NaT")
+
+
+def _scalar64(domain: str, value: Any) -> Any:
+    if domain == "datetime":
+        return np.datetime64(value.replace(tzinfo=None), "us")
+    if domain == "date":
+        return np.datetime64(value, "D")
+    return value
+
+
+def _null_mask(col: np.ndarray[Any, Any]) -> Mask:
+    kind = col.dtype.kind
+    if kind == "U":
+        return col == ""
+    if kind == "f":
+        return np.isnan(col)
+    if kind == "M":
+        return np.isnat(col)
+    if kind in "iub":
+        return np.zeros(len(col), dtype=bool)
+    missing = [v is None or (isinstance(v, float) and math.isnan(v)) or v == "" for v in col]
+    return np.array(missing, dtype=bool)
+
+
+def _leaf_mask(leaf: _Leaf, col: np.ndarray[Any, Any]) -> Mask:
+    if leaf.op == "is null":
+        if leaf.domain == "any" or col.dtype.kind != "O":
+            return _null_mask(col)
+        typed, missing = _typed_column(leaf.domain, col)
+        return _null_mask(typed) if missing is None else missing
+    typed, missing = _typed_column(leaf.domain, col)
+    op, target = leaf.op, leaf.value
+    if op == "in":
+        values = [_scalar64(leaf.domain, v) for v in target]
+        if not values:
+            return np.zeros(len(typed), dtype=bool)
+        result: Mask = np.isin(typed, np.array(values))
+    elif op == "startswith":
+        result = np.char.startswith(typed, target)
+    elif op == "contains":
+        result = np.char.find(typed, target) >= 0
+    elif op == "between":
+        low, high = (_scalar64(leaf.domain, v) for v in target)
+        result = (typed >= low) & (typed <= high)
+    else:
+        value = _scalar64(leaf.domain, target)
+        if op == "==":
+            result = typed == value
+        elif op == "<":
+            result = typed < value
+        elif op == "<=":
+            result = typed <= value
+        elif op == ">":
+            result = typed > value
+        else:
+            result = typed >= value
+        if leaf.domain == "text" and op in ("<", "<="):
+            result &= typed != ""  # "" (missing) sorts first
+    if missing is not None:
+        result &= ~missing
+    return np.asarray(result, dtype=bool)
+
+
+# -- (c) parameterised SQL ---------------------------------------------------------------
+
+_SQL_JSON_TYPES = {
+    "text": "('text')",
+    "number": "('integer', 'real')",
+    "bool": "('true', 'false')",
+}
+
+
+def _sql(node: _Leaf | _Node, column: Callable[[str], str], params: list[Any]) -> str:
+    if isinstance(node, _Node):
+        if node.kind == "not":
+            return f"(NOT {_sql(node.items[0], column, params)})"
+        if not node.items:
+            return "1" if node.kind == "all" else "0"
+        joiner = " AND " if node.kind == "all" else " OR "
+        return "(" + joiner.join(_sql(item, column, params) for item in node.items) + ")"
+    sql = _leaf_sql(node, column, params)
+    return f"(NOT {sql})" if node.negate else sql
+
+
+def _sql_param(domain: str, value: Any) -> Any:
+    if domain == "datetime":
+        delta = value - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if domain == "date":
+        return value.isoformat()
+    if domain == "bool":
+        return int(value)
+    return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _leaf_sql(leaf: _Leaf, column: Callable[[str], str], params: list[Any]) -> str:
+    if leaf.key is not None:
+        path = f'$."{leaf.key}"'
+        custom = column("custom")
+        if leaf.op == "is null":
+            params.append(path)
+            return f"(COALESCE(json_type({custom}, ?), 'null') = 'null')"
+        if leaf.domain not in _SQL_JSON_TYPES:
+            # custom values are JSON scalars: a date or datetime never matches
+            return "0"
+        params.append(path)
+        guard = f"COALESCE(json_type({custom}, ?), '') IN {_SQL_JSON_TYPES[leaf.domain]}"
+        params.append(path)
+        expr = f"json_extract({custom}, ?)"
+        return f"({guard} AND {_compare_sql(leaf, expr, params)})"
+    assert leaf.attr is not None
+    expr = column(leaf.attr)
+    if leaf.op == "is null":
+        return f"({expr} IS NULL)"
+    return f"({expr} IS NOT NULL AND {_compare_sql(leaf, expr, params)})"
+
+
+def _compare_sql(leaf: _Leaf, expr: str, params: list[Any]) -> str:
+    op, target, domain = leaf.op, leaf.value, leaf.domain
+    if op == "in":
+        if not target:
+            return "0"
+        params.extend(_sql_param(domain, v) for v in target)
+        return f"{expr} IN ({', '.join('?' * len(target))})"
+    if op == "between":
+        params.extend(_sql_param(domain, v) for v in target)
+        return f"{expr} BETWEEN ? AND ?"
+    if op == "startswith":
+        params.extend([len(target), target])
+        return f"substr({expr}, 1, ?) = ?"
+    if op == "contains":
+        params.append(target)
+        return f"instr({expr}, ?) > 0"
+    params.append(_sql_param(domain, target))
+    sql_op = "=" if op == "==" else op
+    return f"{expr} {sql_op} ?"

@@ -1,0 +1,157 @@
+"""The errors crmkit raises.
+
+Every error is a :class:`CrmError`. Each leaf also subclasses the builtin it
+resembles, so ``except ValueError`` keeps working in code that predates crmkit.
+Messages name the record type, id, field and value, and say how to fix it.
+
+>>> from crmkit.errors import NotFound
+>>> err = NotFound("Account", "acc-1")
+>>> str(err)
+"Account 'acc-1' not found"
+>>> isinstance(err, LookupError)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "AlreadyExists",
+    "BatchError",
+    "ConflictError",
+    "CriteriaError",
+    "CrmError",
+    "HierarchyCycleError",
+    "NotFittedError",
+    "NotFound",
+    "StorageError",
+    "ValidationError",
+]
+
+
+class CrmError(Exception):
+    """Base class of every error crmkit raises on purpose."""
+
+
+class ValidationError(CrmError, ValueError):
+    """A value does not fit a record field.
+
+    >>> err = ValidationError("Lead", "status", "hot", "must be one of new, working")
+    >>> str(err)
+    "Lead.status = 'hot': must be one of new, working"
+    """
+
+    def __init__(
+        self,
+        record: str,
+        field: str | None,
+        value: Any,
+        reason: str,
+        *,
+        record_id: str | None = None,
+    ) -> None:
+        self.record = record
+        self.field = field
+        self.value = value
+        self.reason = reason
+        self.record_id = record_id
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = self.record
+        if self.record_id is not None:
+            where += f" {self.record_id!r}"
+        if self.field is not None:
+            where += f".{self.field}" if self.record_id is None else f" field {self.field!r}"
+            return f"{where} = {self.value!r}: {self.reason}"
+        return f"{where}: {self.reason}"
+
+
+class BatchError(ValidationError):
+    """A batch had bad rows; nothing was written. ``errors`` lists every one.
+
+    >>> row = ValidationError("Account", "name", "", "must not be empty")
+    >>> err = BatchError("Account", [(3, row)])
+    >>> err.errors[0][0]
+    3
+    >>> print(err)
+    Account: 1 bad record(s) in batch, nothing written:
+      #3: Account.name = '': must not be empty
+    """
+
+    def __init__(self, record: str, errors: Sequence[tuple[int, CrmError]]) -> None:
+        self.errors = list(errors)
+        lines = [f"  #{index}: {error}" for index, error in self.errors[:20]]
+        if len(self.errors) > 20:
+            lines.append(f"  ... and {len(self.errors) - 20} more")
+        reason = f"{len(self.errors)} bad record(s) in batch, nothing written:\n" + "\n".join(
+            lines
+        )
+        super().__init__(record, None, None, reason)
+
+
+class NotFound(CrmError, LookupError):
+    """No record of that type has that id."""
+
+    def __init__(self, record: str, record_id: str) -> None:
+        self.record = record
+        self.record_id = record_id
+        super().__init__(f"{record} {record_id!r} not found")
+
+    def __str__(self) -> str:  # LookupError would repr() the message
+        return str(self.args[0])
+
+
+class AlreadyExists(CrmError, ValueError):
+    """``add`` was given an id that is already stored; use ``put`` to replace."""
+
+    def __init__(self, record: str, record_id: str) -> None:
+        self.record = record
+        self.record_id = record_id
+        super().__init__(
+            f"{record} {record_id!r} already exists; use put() to replace it or update() to "
+            "change it"
+        )
+
+
+class ConflictError(CrmError, RuntimeError):
+    """An update was based on a stale version of the record."""
+
+    def __init__(self, record: str, record_id: str, expected: int, actual: int) -> None:
+        self.record = record
+        self.record_id = record_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{record} {record_id!r} is at version {actual}, not {expected}: it changed since "
+            "you read it; get() it again and reapply your change"
+        )
+
+
+class CriteriaError(CrmError, ValueError):
+    """Criteria name an unknown field, a bad operator, or a value of the wrong type."""
+
+
+class HierarchyCycleError(ValidationError):
+    """A parent link would make an account its own ancestor; ``cycle`` is the path."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        path = " -> ".join(self.cycle)
+        super().__init__(
+            "Account",
+            "parent_id",
+            self.cycle[-1] if self.cycle else None,
+            f"would create a cycle: {path}",
+            record_id=self.cycle[0] if self.cycle else None,
+        )
+
+
+class NotFittedError(CrmError, ValueError, AttributeError):
+    """A model was used before ``fit``."""
+
+
+class StorageError(CrmError, RuntimeError):
+    """The storage backend failed (the original error is chained as ``__cause__``)."""

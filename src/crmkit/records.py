@@ -1,0 +1,423 @@
+"""The records of a CRM: frozen attrs values with validators.
+
+Change a record with :func:`attrs.evolve`; the validators run again. Every record has a
+string ``id``, a ``custom`` mapping for the fields you add, and a ``version`` that the
+stores bump on each write (optimistic concurrency).
+
+Rules shared by all records:
+
+- Datetimes must be timezone-aware and are stored in UTC; a naive datetime is a
+  :class:`~crmkit.errors.ValidationError`. Where wall-clock time matters (a rep's working
+  hours, a reminder's recurrence) the record also has a ``timezone`` field.
+- Money is :class:`~decimal.Decimal` (ints, floats and numeric strings are converted).
+- Optional text is stripped; empty text is ``None``.
+- Enum fields accept the enum or its value (``status="won"``).
+
+>>> from datetime import datetime, timezone
+>>> acme = Account(id="acc-1", name="Acme", country="US", employees=1200)
+>>> acme.lifecycle_stage
+'prospect'
+>>> bigger = attrs.evolve(acme, employees=1500)
+>>> bigger.employees
+1500
+>>> Lead(id="l-1", email="ada@example.com", status="working").status
+<LeadStatus.WORKING: 'working'>
+>>> Activity(id="a-1", kind="call", at=datetime(2026, 1, 5, 9, 0))
+Traceback (most recent call last):
+...
+crmkit.errors.ValidationError: Activity 'a-1' field 'at' = datetime.datetime(2026, 1, 5, 9, 0): must be timezone-aware; add tzinfo=timezone.utc or a ZoneInfo
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import attrs
+
+from crmkit import _fields as f
+
+__all__ = [
+    "RECORD_TYPES",
+    "Account",
+    "AccountType",
+    "Activity",
+    "ActivityKind",
+    "Contact",
+    "Direction",
+    "Lead",
+    "LeadStatus",
+    "Opportunity",
+    "OpportunityStatus",
+    "OwnershipChange",
+    "Record",
+    "Reminder",
+    "ReminderStatus",
+    "Rep",
+    "StageChange",
+    "Team",
+    "Territory",
+]
+
+
+class AccountType(enum.StrEnum):
+    """What an account is to you."""
+
+    PROSPECT = "prospect"
+    CUSTOMER = "customer"
+    PARTNER = "partner"
+    COMPETITOR = "competitor"
+    OTHER = "other"
+
+
+class LeadStatus(enum.StrEnum):
+    """Where a lead is in qualification."""
+
+    NEW = "new"
+    WORKING = "working"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+    CONVERTED = "converted"
+
+
+class OpportunityStatus(enum.StrEnum):
+    """Whether a deal is still open, or how it closed."""
+
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class ActivityKind(enum.StrEnum):
+    """What happened. Scoring weights and timelines key on these."""
+
+    EMAIL_SENT = "email_sent"
+    EMAIL_OPENED = "email_opened"
+    EMAIL_CLICKED = "email_clicked"
+    EMAIL_REPLIED = "email_replied"
+    CALL = "call"
+    MEETING = "meeting"
+    WEB_VISIT = "web_visit"
+    DOWNLOAD = "download"
+    FORM_SUBMIT = "form_submit"
+    EVENT = "event"
+    TASK = "task"
+    NOTE = "note"
+    OTHER = "other"
+
+
+class Direction(enum.StrEnum):
+    """Who started an interaction."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class ReminderStatus(enum.StrEnum):
+    """A reminder is open until done or cancelled."""
+
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+@attrs.frozen(kw_only=True)
+class Account:
+    """A company you sell to, partner with, or track.
+
+    ``parent_id`` links a subsidiary to its parent (see ``crmkit.hierarchy``);
+    ``domain`` (``acme.com``) lets lead routing match leads to accounts by email;
+    ``realignment_locked`` keeps an account in its territory when territories are redrawn.
+    """
+
+    id: str = f.record_id()
+    name: str = f.text(required=True)
+    account_type: AccountType = f.choice(AccountType, default=AccountType.PROSPECT)
+    domain: str | None = f.text()
+    industry: str | None = f.text()
+    country: str | None = f.text()
+    region: str | None = f.text()
+    postal_code: str | None = f.text()
+    employees: int | None = f.integer()
+    annual_revenue: Decimal | None = f.money()
+    parent_id: str | None = f.text()
+    owner_id: str | None = f.text()
+    territory_id: str | None = f.text()
+    realignment_locked: bool = f.flag(default=False)
+    lifecycle_stage: str = f.text(required=False, default="prospect")
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Contact:
+    """A person, usually at an account. ``opted_out`` people are never marketed to."""
+
+    id: str = f.record_id()
+    account_id: str | None = f.text()
+    first_name: str | None = f.text()
+    last_name: str | None = f.text()
+    email: str | None = f.text()
+    phone: str | None = f.text()
+    title: str | None = f.text()
+    country: str | None = f.text()
+    owner_id: str | None = f.text()
+    opted_out: bool = f.flag(default=False)
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+    @property
+    def name(self) -> str:
+        """First and last name, whichever are known."""
+        return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+
+@attrs.frozen(kw_only=True)
+class Lead:
+    """A person or company not yet qualified. Owned by a rep or waiting in a ``queue``.
+
+    When converted, the ``converted_*`` ids point at the records it became.
+    """
+
+    id: str = f.record_id()
+    first_name: str | None = f.text()
+    last_name: str | None = f.text()
+    company: str | None = f.text()
+    email: str | None = f.text()
+    phone: str | None = f.text()
+    title: str | None = f.text()
+    source: str | None = f.text()
+    status: LeadStatus = f.choice(LeadStatus, default=LeadStatus.NEW)
+    industry: str | None = f.text()
+    country: str | None = f.text()
+    region: str | None = f.text()
+    postal_code: str | None = f.text()
+    employees: int | None = f.integer()
+    annual_revenue: Decimal | None = f.money()
+    owner_id: str | None = f.text()
+    queue: str | None = f.text()
+    assigned_at: datetime | None = f.moment()
+    converted_account_id: str | None = f.text()
+    converted_contact_id: str | None = f.text()
+    converted_opportunity_id: str | None = f.text()
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Opportunity:
+    """A deal. ``account_id`` may be empty (a deal not yet tied to an account).
+
+    ``probability`` is a fraction in [0, 1]; ``status`` says open, won or lost and
+    ``closed_at`` when it closed.
+    """
+
+    id: str = f.record_id()
+    name: str = f.text(required=True)
+    account_id: str | None = f.text()
+    contact_id: str | None = f.text()
+    lead_id: str | None = f.text()
+    amount: Decimal | None = f.money()
+    currency: str = f.text(default="USD")
+    stage: str = f.text(default="prospecting")
+    probability: float | None = f.number(minimum=0.0, maximum=1.0)
+    status: OpportunityStatus = f.choice(OpportunityStatus, default=OpportunityStatus.OPEN)
+    close_date: date | None = f.day()
+    product: str | None = f.text()
+    owner_id: str | None = f.text()
+    source: str | None = f.text()
+    loss_reason: str | None = f.text()
+    created_at: datetime | None = f.moment()
+    closed_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Activity:
+    """Something that happened: an email, a call, a meeting, a web visit.
+
+    It refers to any of an account, contact, lead and opportunity; ``actor_id`` is the rep
+    who did it (``None`` for a prospect's own action such as a web visit).
+    """
+
+    id: str = f.record_id()
+    kind: ActivityKind = f.choice(ActivityKind)
+    at: datetime = f.moment(required=True)
+    account_id: str | None = f.text()
+    contact_id: str | None = f.text()
+    lead_id: str | None = f.text()
+    opportunity_id: str | None = f.text()
+    actor_id: str | None = f.text()
+    direction: Direction | None = f.choice(Direction, default=None)
+    outcome: str | None = f.text()
+    subject: str | None = f.text()
+    duration_minutes: int | None = f.integer()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Rep:
+    """A salesperson (or any user who owns records).
+
+    ``capacity`` is how many open leads they may hold (``None``: unlimited); ``weight``
+    biases weighted distribution; working hours are ``work_start``-``work_end`` on
+    ``work_days`` (0 = Monday) in ``timezone``; ``away_from``/``away_until`` is an
+    out-of-office period.
+    """
+
+    id: str = f.record_id()
+    name: str = f.text(required=True)
+    email: str | None = f.text()
+    active: bool = f.flag(default=True)
+    capacity: int | None = f.integer()
+    weight: float = f.number(default=1.0, minimum=0.0)
+    skills: tuple[str, ...] = f.tags()
+    languages: tuple[str, ...] = f.tags()
+    country: str | None = f.text()
+    region: str | None = f.text()
+    timezone: str = f.zone()
+    work_days: tuple[int, ...] = f.weekdays()
+    work_start: time = f.clock_time(default=time(9, 0))
+    work_end: time = f.clock_time(default=time(17, 0))
+    away_from: datetime | None = f.moment()
+    away_until: datetime | None = f.moment()
+    manager_id: str | None = f.text()
+    team_ids: tuple[str, ...] = f.tags()
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Team:
+    """A group of reps; ``parent_id`` nests teams (a region over its offices)."""
+
+    id: str = f.record_id()
+    name: str = f.text(required=True)
+    manager_id: str | None = f.text()
+    parent_id: str | None = f.text()
+    region: str | None = f.text()
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Territory:
+    """A slice of the market, defined by ``criteria`` over accounts.
+
+    Territories belong to a ``model_id`` (a territory model), nest through ``parent_id``,
+    and a lower ``priority`` number wins when several match an account.
+    """
+
+    applies_to: ClassVar[str] = "Account"
+
+    id: str = f.record_id()
+    name: str = f.text(required=True)
+    model_id: str | None = f.text()
+    parent_id: str | None = f.text()
+    territory_type: str | None = f.text()
+    priority: int = f.integer(default=100)
+    criteria: Mapping[str, Any] | None = f.criteria_field()
+    owner_id: str | None = f.text()
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Reminder:
+    """Something a rep must do by ``due_at``, optionally recurring (``rrule``).
+
+    ``timezone`` is the wall-clock zone the reminder lives in (recurrence and "due today"
+    are computed there).
+    """
+
+    id: str = f.record_id()
+    owner_id: str | None = f.text()
+    title: str = f.text(required=True)
+    due_at: datetime = f.moment(required=True)
+    timezone: str = f.zone()
+    remind_before_minutes: int = f.integer(default=0)
+    rrule: str | None = f.text()
+    status: ReminderStatus = f.choice(ReminderStatus, default=ReminderStatus.OPEN)
+    snoozed_until: datetime | None = f.moment()
+    completed_at: datetime | None = f.moment()
+    account_id: str | None = f.text()
+    contact_id: str | None = f.text()
+    lead_id: str | None = f.text()
+    opportunity_id: str | None = f.text()
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class OwnershipChange:
+    """History: ``record_type`` ``record_id`` went from one owner to another, and why."""
+
+    id: str = f.record_id()
+    record_type: str = f.text(required=True)
+    record_id: str = f.text(required=True)
+    from_owner_id: str | None = f.text()
+    to_owner_id: str | None = f.text()
+    at: datetime = f.moment(required=True)
+    reason: str | None = f.text()
+    changed_by: str | None = f.text()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class StageChange:
+    """History: an opportunity moved from one stage to another."""
+
+    id: str = f.record_id()
+    opportunity_id: str = f.text(required=True)
+    from_stage: str | None = f.text()
+    to_stage: str = f.text(required=True)
+    at: datetime = f.moment(required=True)
+    amount: Decimal | None = f.money()
+    probability: float | None = f.number(minimum=0.0, maximum=1.0)
+    changed_by: str | None = f.text()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+Record = (
+    Account
+    | Contact
+    | Lead
+    | Opportunity
+    | Activity
+    | Rep
+    | Team
+    | Territory
+    | Reminder
+    | OwnershipChange
+    | StageChange
+)
+"""Any crmkit record."""
+
+RECORD_TYPES: tuple[type[Any], ...] = (
+    Account,
+    Contact,
+    Lead,
+    Opportunity,
+    Activity,
+    Rep,
+    Team,
+    Territory,
+    Reminder,
+    OwnershipChange,
+    StageChange,
+)
+"""Every record type, in the order stores create their tables."""

@@ -1,0 +1,29 @@
+"""Stores: where records live. ``MemoryStore`` for tests and notebooks, ``SQLiteStore``
+for an embedded, durable database; both follow the :class:`Store` protocol."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from crmkit.store._base import CriteriaLike, Repository, Store
+from crmkit.store.memory import MemoryRepository, MemoryStore
+
+if TYPE_CHECKING:
+    from crmkit.store.sqlite import SQLiteStore
+
+__all__ = [
+    "CriteriaLike",
+    "MemoryRepository",
+    "MemoryStore",
+    "Repository",
+    "SQLiteStore",
+    "Store",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SQLiteStore":
+        from crmkit.store.sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module 'crmkit.store' has no attribute {name!r}")

@@ -1,0 +1,280 @@
+"""The storage protocols, and the pieces every backend shares.
+
+A :class:`Store` holds one :class:`Repository` per record type. Semantics every backend
+follows (``crmkit.testing.StoreContract`` checks each of them):
+
+- ``add`` stores a new record at ``version=1`` and returns the stored record; an id that
+  exists raises :class:`~crmkit.errors.AlreadyExists`.
+- ``put`` inserts or replaces without a version check: version 1, or stored version + 1.
+- ``update`` replaces an existing record if its stored version equals ``expected_version``
+  (default: the version of the record you pass, i.e. the one you read), else raises
+  :class:`~crmkit.errors.ConflictError`; a missing id raises
+  :class:`~crmkit.errors.NotFound`. The result has the version bumped by one.
+- ``delete`` removes a record (``NotFound`` if missing; optional ``expected_version``).
+- ``add_many`` / ``put_many`` are atomic: a bad record (wrong type, duplicate id in the
+  batch, id already stored for ``add_many``) means nothing is written and a
+  :class:`~crmkit.errors.BatchError` lists every bad record by position.
+- ``query(criteria, order_by=..., limit=..., offset=...)`` returns records in ``order_by``
+  order (``"-field"`` for descending; missing values first when ascending, last when
+  descending) with ties, and the default, by ``id``.
+- Iteration yields every record in ``id`` order.
+- ``columns(fields, criteria)`` returns numpy arrays (see :func:`crmkit._columns.columns_of`).
+- ``store.transaction()`` makes everything inside atomic; an exception rolls it all back.
+  Transactions nest (an inner failure caught inside the outer block undoes only the inner).
+- ``load_state(name)`` / ``save_state(name, data)`` keep small JSON documents (rotation
+  state of routing pools, for example) inside the same transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from crmkit._schema import QUERYABLE_KINDS, schema_of
+from crmkit.criteria import BoundCriteria, Criteria, bind
+from crmkit.errors import BatchError, CriteriaError, CrmError, ValidationError
+from crmkit.records import (
+    Account,
+    Activity,
+    Contact,
+    Lead,
+    Opportunity,
+    OwnershipChange,
+    Reminder,
+    Rep,
+    StageChange,
+    Team,
+    Territory,
+)
+
+__all__ = ["CriteriaLike", "Repository", "Store"]
+
+T = TypeVar("T")
+
+CriteriaLike = Criteria | Mapping[str, Any] | BoundCriteria | None
+"""What ``query``, ``count`` and ``columns`` accept: builder criteria, the dict form, bound
+criteria, or ``None`` for everything."""
+
+
+@runtime_checkable
+class Repository(Protocol[T]):
+    """The records of one type in one store."""
+
+    @property
+    def record_type(self) -> type[T]: ...
+
+    def get(self, record_id: str) -> T: ...
+
+    def find(self, record_id: str) -> T | None: ...
+
+    def add(self, record: T) -> T: ...
+
+    def put(self, record: T) -> T: ...
+
+    def update(self, record: T, *, expected_version: int | None = None) -> T: ...
+
+    def delete(self, record_id: str, *, expected_version: int | None = None) -> None: ...
+
+    def add_many(self, records: Iterable[T]) -> list[T]: ...
+
+    def put_many(self, records: Iterable[T]) -> list[T]: ...
+
+    def query(
+        self,
+        criteria: CriteriaLike = None,
+        *,
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[T]: ...
+
+    def count(self, criteria: CriteriaLike = None) -> int: ...
+
+    def columns(
+        self, fields: Sequence[str], criteria: CriteriaLike = None
+    ) -> dict[str, np.ndarray[Any, Any]]: ...
+
+    def __iter__(self) -> Iterator[T]: ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, record_id: object) -> bool: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A place to keep CRM records: one repository per record type, plus transactions."""
+
+    @property
+    def accounts(self) -> Repository[Account]: ...
+    @property
+    def contacts(self) -> Repository[Contact]: ...
+    @property
+    def leads(self) -> Repository[Lead]: ...
+    @property
+    def opportunities(self) -> Repository[Opportunity]: ...
+    @property
+    def activities(self) -> Repository[Activity]: ...
+    @property
+    def reps(self) -> Repository[Rep]: ...
+    @property
+    def teams(self) -> Repository[Team]: ...
+    @property
+    def territories(self) -> Repository[Territory]: ...
+    @property
+    def reminders(self) -> Repository[Reminder]: ...
+    @property
+    def ownership_changes(self) -> Repository[OwnershipChange]: ...
+    @property
+    def stage_changes(self) -> Repository[StageChange]: ...
+
+    def repository(self, record_type: type[T]) -> Repository[T]: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def load_state(self, name: str) -> dict[str, Any] | None: ...
+
+    def save_state(self, name: str, data: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# -- shared by the backends ----------------------------------------------------------------
+
+
+def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
+    """Bind criteria in any accepted form to ``record_type``."""
+    if isinstance(criteria, BoundCriteria):
+        if criteria.record_type is not record_type:
+            raise CriteriaError(
+                f"criteria bound to {criteria.record_type.__name__} used on "
+                f"{record_type.__name__}"
+            )
+        return criteria
+    return bind(criteria, record_type)
+
+
+def order_fields(record_type: type[Any], order_by: str | Sequence[str]) -> list[tuple[str, bool]]:
+    """``order_by`` as ``[(field, descending)]``, checked against the record type."""
+    items = [order_by] if isinstance(order_by, str) else list(order_by)
+    schema = schema_of(record_type)
+    result = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip("-"):
+            raise CriteriaError(f"order_by takes field names like 'name' or '-created_at', not {item!r}")
+        descending = item.startswith("-")
+        name = item.removeprefix("-")
+        if name.startswith("custom."):
+            if not name.removeprefix("custom.").isidentifier():
+                raise CriteriaError(f"custom field name in order_by {item!r} must be an identifier")
+        else:
+            info = schema.field(name)
+            if info.kind not in QUERYABLE_KINDS:
+                raise CriteriaError(f"{schema.name}.{name} ({info.kind}) cannot be ordered by")
+        result.append((name, descending))
+    return result
+
+
+def sort_key(name: str) -> Callable[[Any], tuple[Any, ...]]:
+    """A Python sort key that orders values the way SQLite orders the stored column.
+
+    Missing values first, then numbers (bools as 0/1, datetimes as instants), then text
+    (enums by value, dates as ISO text).
+    """
+    if name.startswith("custom."):
+        key = name.removeprefix("custom.")
+        return lambda r: _rank(r.custom.get(key))
+    return lambda r: _rank(getattr(r, name))
+
+
+def _rank(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return (0,)
+    if isinstance(value, str):  # includes StrEnum members
+        return (2, str(value.value) if hasattr(value, "value") else value)
+    if isinstance(value, datetime):
+        return (1, value)
+    if isinstance(value, date):
+        return (2, value.isoformat())
+    if isinstance(value, (bool, int, float, Decimal)):
+        return (1, float(value))
+    return (3, repr(value))
+
+
+def sort_records(records: list[T], record_type: type[Any], order_by: str | Sequence[str]) -> list[T]:
+    """Sort ``records`` by ``order_by`` then ``id``, stable, in place and returned."""
+    records.sort(key=lambda r: getattr(r, "id"))  # noqa: B009 - records are typed per repo
+    for name, descending in reversed(order_fields(record_type, order_by)):
+        records.sort(key=sort_key(name), reverse=descending)
+    return records
+
+
+def check_page(limit: int | None, offset: int) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise CriteriaError(f"limit must be a whole number >= 0 or None, not {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise CriteriaError(f"offset must be a whole number >= 0, not {offset!r}")
+
+
+def check_type(record_type: type[Any], record: Any) -> None:
+    if not isinstance(record, record_type):
+        raise ValidationError(
+            record_type.__name__,
+            None,
+            record,
+            f"expected a {record_type.__name__} record, got {type(record).__name__}",
+        )
+
+
+def check_batch(
+    record_type: type[Any], records: Iterable[Any], exists: Callable[[str], bool] | None
+) -> list[Any]:
+    """Every problem in a batch, raised together as a :class:`BatchError`.
+
+    ``exists`` (for ``add_many``) tells whether an id is already stored.
+    """
+    batch = list(records)
+    errors: list[tuple[int, CrmError]] = []
+    seen: dict[str, int] = {}
+    for index, record in enumerate(batch):
+        try:
+            check_type(record_type, record)
+        except ValidationError as err:
+            errors.append((index, err))
+            continue
+        if record.id in seen:
+            errors.append(
+                (
+                    index,
+                    ValidationError(
+                        record_type.__name__,
+                        "id",
+                        record.id,
+                        f"appears twice in the batch (first at #{seen[record.id]})",
+                        record_id=record.id,
+                    ),
+                )
+            )
+            continue
+        seen[record.id] = index
+        if exists is not None and exists(record.id):
+            errors.append(
+                (
+                    index,
+                    ValidationError(
+                        record_type.__name__,
+                        "id",
+                        record.id,
+                        "already exists; use put_many() to replace",
+                        record_id=record.id,
+                    ),
+                )
+            )
+    if errors:
+        raise BatchError(record_type.__name__, errors)
+    return batch
