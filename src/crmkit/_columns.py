@@ -24,7 +24,7 @@ tags, json, time   object array
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +35,7 @@ from crmkit.errors import CriteriaError
 
 __all__ = ["column_from_values", "columns_of", "field_kind"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def field_kind(record_type: type[Any], name: str) -> str:
@@ -77,9 +77,7 @@ def column_from_values(kind: str, values: Sequence[Any]) -> np.ndarray[Any, Any]
     if kind == "datetime":
         return np.array(
             [
-                np.datetime64("NaT")
-                if v is None
-                else np.datetime64(_micros(v), "us")
+                np.datetime64("NaT") if v is None else np.datetime64(_micros(v), "us")
                 for v in values
             ],
             dtype="datetime64[us]",

@@ -13,7 +13,7 @@ import enum
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -127,11 +127,7 @@ def _number_check(
         elif kind == "money":
             if not isinstance(value, Decimal) or not value.is_finite():
                 fail(inst, attribute, value, "must be a finite decimal amount")
-        elif (
-            isinstance(value, bool)
-            or not isinstance(value, float)
-            or not math.isfinite(value)
-        ):
+        elif isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value):
             fail(inst, attribute, value, "must be a finite number")
         if minimum is not None and value < minimum:
             fail(inst, attribute, value, f"must be >= {minimum}")
@@ -170,9 +166,7 @@ def _to_money(value: Any) -> Any:
     return value
 
 
-def integer(
-    *, default: Any = None, minimum: int | None = 0, maximum: int | None = None
-) -> Any:
+def integer(*, default: Any = None, minimum: int | None = 0, maximum: int | None = None) -> Any:
     """An optional whole number (``None`` when ``default`` is ``None``)."""
     return attrs.field(
         default=default,
@@ -216,7 +210,7 @@ def flag(*, default: bool) -> Any:
 
 def _to_utc(value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() is not None:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     return value
 
 
@@ -313,9 +307,7 @@ def custom() -> Any:
             fail(inst, attribute, value, "must be a mapping of field name to value")
         for key, item in value.items():
             if not isinstance(key, str) or not _CUSTOM_KEY.match(key):
-                fail(
-                    inst, attribute, key, "custom field names must be identifiers like 'tier'"
-                )
+                fail(inst, attribute, key, "custom field names must be identifiers like 'tier'")
             if item is not None and not isinstance(item, (str, int, float, bool)):
                 fail(
                     inst,

@@ -7,7 +7,6 @@ so adding a field to a record is all it takes for it to be queryable and storabl
 from __future__ import annotations
 
 import enum
-from functools import cache
 from typing import Any
 
 import attrs
@@ -49,9 +48,14 @@ class RecordSchema:
         )
 
 
-@cache
+_SCHEMAS: dict[type[Any], RecordSchema] = {}
+
+
 def schema_of(record_type: type[Any]) -> RecordSchema:
     """The schema of a record type."""
+    cached = _SCHEMAS.get(record_type)
+    if cached is not None:
+        return cached
     infos = []
     for a in attrs.fields(record_type):
         kind = a.metadata.get("kind", "json")
@@ -63,7 +67,9 @@ def schema_of(record_type: type[Any]) -> RecordSchema:
                 required=a.default is attrs.NOTHING,
             )
         )
-    return RecordSchema(type=record_type, name=record_type.__name__, fields=tuple(infos))
+    schema = RecordSchema(type=record_type, name=record_type.__name__, fields=tuple(infos))
+    _SCHEMAS[record_type] = schema
+    return schema
 
 
 def record_type_named(name: str) -> type[Any]:
@@ -92,4 +98,8 @@ _PLURALS = {
     "Reminder": "reminders",
     "OwnershipChange": "ownership_changes",
     "StageChange": "stage_changes",
+    "LifecycleChange": "lifecycle_changes",
+    "TerritoryModel": "territory_models",
+    "RoutingRule": "routing_rules",
+    "Inquiry": "inquiries",
 }

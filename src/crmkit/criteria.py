@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -47,7 +47,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from crmkit._schema import NUMERIC_KINDS, QUERYABLE_KINDS, schema_of
+from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit.errors import CriteriaError
 
 __all__ = [
@@ -151,9 +151,7 @@ def _check_value(field: str, op: str, value: Any) -> Any:
         return items
     if op == "between":
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-            raise CriteriaError(
-                f"'between' on field {field!r} needs [low, high], not {value!r}"
-            )
+            raise CriteriaError(f"'between' on field {field!r} needs [low, high], not {value!r}")
         low, high = value
         _check_scalar(field, op, low)
         _check_scalar(field, op, high)
@@ -339,7 +337,9 @@ def parse(data: Criteria | Mapping[str, Any] | None) -> Criteria:
     if isinstance(data, Criteria):
         return data
     if not isinstance(data, Mapping):
-        raise CriteriaError(f"criteria must be a dict like {{'field': ..., 'op': ...}}, not {data!r}")
+        raise CriteriaError(
+            f"criteria must be a dict like {{'field': ..., 'op': ...}}, not {data!r}"
+        )
     keys = set(data)
     if keys == {"all"} or keys == {"any"}:
         (key,) = keys
@@ -512,7 +512,7 @@ def _normalise(where: str, domain: str, value: Any) -> Any:
             raise CriteriaError(f"{where} {value!r}: this field holds datetimes")
         if value.tzinfo is None or value.utcoffset() is None:
             raise CriteriaError(f"{where} {value!r}: datetimes must be timezone-aware")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     # date
     if isinstance(value, str):
         try:
@@ -749,9 +749,7 @@ def _typed_column(domain: str, col: np.ndarray[Any, Any]) -> tuple[Any, Mask | N
         if kind == "M":
             return col.astype(f"datetime64[{unit}]", copy=False), None
         if kind == "O":
-            typed = np.array(
-                [_to_datetime64(domain, v) for v in col], dtype=f"datetime64[{unit}]"
-            )
+            typed = np.array([_to_datetime64(domain, v) for v in col], dtype=f"datetime64[{unit}]")
             return typed, None
         return np.full(len(col), np.datetime64("NaT"), dtype=f"datetime64[{unit}]"), None
     raise CriteriaError(f"unknown domain {domain!r}")  # pragma: no cover
@@ -759,7 +757,7 @@ def _typed_column(domain: str, col: np.ndarray[Any, Any]) -> tuple[Any, Mask | N
 
 def _to_datetime64(domain: str, value: Any) -> np.datetime64:
     if domain == "datetime" and isinstance(value, datetime) and value.tzinfo is not None:
-        return np.datetime64(value.astimezone(timezone.utc).replace(tzinfo=None), "us")
+        return np.datetime64(value.astimezone(UTC).replace(tzinfo=None), "us")
     if domain == "date" and isinstance(value, date) and not isinstance(value, datetime):
         return np.datetime64(value, "D")
     return np.datetime64("NaT")
@@ -776,11 +774,11 @@ def _scalar64(domain: str, value: Any) -> Any:
 def _null_mask(col: np.ndarray[Any, Any]) -> Mask:
     kind = col.dtype.kind
     if kind == "U":
-        return col == ""
+        return np.asarray(col == "", dtype=bool)
     if kind == "f":
-        return np.isnan(col)
+        return np.asarray(np.isnan(col), dtype=bool)
     if kind == "M":
-        return np.isnat(col)
+        return np.asarray(np.isnat(col), dtype=bool)
     if kind in "iub":
         return np.zeros(len(col), dtype=bool)
     missing = [v is None or (isinstance(v, float) and math.isnan(v)) or v == "" for v in col]
@@ -858,7 +856,7 @@ def _sql_param(domain: str, value: Any) -> Any:
     return value
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _leaf_sql(leaf: _Leaf, column: Callable[[str], str], params: list[Any]) -> str:

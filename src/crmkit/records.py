@@ -25,7 +25,7 @@ Rules shared by all records:
 >>> Activity(id="a-1", kind="call", at=datetime(2026, 1, 5, 9, 0))
 Traceback (most recent call last):
 ...
-crmkit.errors.ValidationError: Activity 'a-1' field 'at' = datetime.datetime(2026, 1, 5, 9, 0): must be timezone-aware; add tzinfo=timezone.utc or a ZoneInfo
+crmkit.errors.ValidationError: Activity 'a-1' field 'at' = ...: must be timezone-aware; ...
 """
 
 from __future__ import annotations
@@ -48,8 +48,11 @@ __all__ = [
     "ActivityKind",
     "Contact",
     "Direction",
+    "Inquiry",
+    "InquiryStatus",
     "Lead",
     "LeadStatus",
+    "LifecycleChange",
     "Opportunity",
     "OpportunityStatus",
     "OwnershipChange",
@@ -57,9 +60,13 @@ __all__ = [
     "Reminder",
     "ReminderStatus",
     "Rep",
+    "RoutingRule",
     "StageChange",
+    "TargetKind",
     "Team",
     "Territory",
+    "TerritoryModel",
+    "TerritoryModelState",
 ]
 
 
@@ -114,6 +121,30 @@ class Direction(enum.StrEnum):
 
     INBOUND = "inbound"
     OUTBOUND = "outbound"
+
+
+class TerritoryModelState(enum.StrEnum):
+    """A territory model is planned, then active (one at a time), then archived."""
+
+    PLANNING = "planning"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+class TargetKind(enum.StrEnum):
+    """Where a routing rule sends what it matches."""
+
+    REP = "rep"
+    TEAM = "team"
+    QUEUE = "queue"
+
+
+class InquiryStatus(enum.StrEnum):
+    """An inbound inquiry is open until answered or closed."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+    CLOSED = "closed"
 
 
 class ReminderStatus(enum.StrEnum):
@@ -334,6 +365,73 @@ class Territory:
 
 
 @attrs.frozen(kw_only=True)
+class TerritoryModel:
+    """A set of territories drawn together; only one model is ``active`` at a time."""
+
+    id: str = f.record_id()
+    name: str = f.text(required=True)
+    state: TerritoryModelState = f.choice(
+        TerritoryModelState, default=TerritoryModelState.PLANNING
+    )
+    activated_at: datetime | None = f.moment()
+    archived_at: datetime | None = f.moment()
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Inquiry:
+    """An inbound message (email, web form, chat) to be routed and answered."""
+
+    id: str = f.record_id()
+    subject: str | None = f.text()
+    body: str | None = f.text()
+    sender_email: str | None = f.text()
+    sender_domain: str | None = f.text()
+    channel: str | None = f.text()
+    language: str | None = f.text()
+    status: InquiryStatus = f.choice(InquiryStatus, default=InquiryStatus.OPEN)
+    account_id: str | None = f.text()
+    contact_id: str | None = f.text()
+    owner_id: str | None = f.text()
+    team_id: str | None = f.text()
+    queue: str | None = f.text()
+    template_id: str | None = f.text()
+    received_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class RoutingRule:
+    """One rule of an ordered rule set: records matching ``criteria`` go to the target.
+
+    Rules of a ``rule_set`` are tried by ``position`` (first match wins). ``applies_to``
+    names the record type the criteria read (``"Lead"``, ``"Inquiry"``, ``"Account"``).
+    ``strategy`` picks a rep inside a team target (round robin, load balanced ...);
+    ``template_id`` is the response template for inquiries; ``active``,
+    ``starts_at`` and ``ends_at`` switch the rule on and off.
+    """
+
+    id: str = f.record_id()
+    rule_set: str = f.text(default="default")
+    position: int = f.integer(default=0)
+    name: str | None = f.text()
+    applies_to: str = f.text(default="Lead")
+    criteria: Mapping[str, Any] | None = f.criteria_field()
+    target_kind: TargetKind = f.choice(TargetKind, default=TargetKind.QUEUE)
+    target_id: str = f.text(required=True)
+    strategy: str | None = f.text()
+    template_id: str | None = f.text()
+    active: bool = f.flag(default=True)
+    starts_at: datetime | None = f.moment()
+    ends_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
 class Reminder:
     """Something a rep must do by ``due_at``, optionally recurring (``rrule``).
 
@@ -377,6 +475,21 @@ class OwnershipChange:
 
 
 @attrs.frozen(kw_only=True)
+class LifecycleChange:
+    """History: an account moved from one lifecycle stage to another."""
+
+    id: str = f.record_id()
+    account_id: str = f.text(required=True)
+    from_stage: str | None = f.text()
+    to_stage: str = f.text(required=True)
+    at: datetime = f.moment(required=True)
+    reason: str | None = f.text()
+    changed_by: str | None = f.text()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
 class StageChange:
     """History: an opportunity moved from one stage to another."""
 
@@ -404,6 +517,10 @@ Record = (
     | Reminder
     | OwnershipChange
     | StageChange
+    | LifecycleChange
+    | TerritoryModel
+    | RoutingRule
+    | Inquiry
 )
 """Any crmkit record."""
 
@@ -419,5 +536,9 @@ RECORD_TYPES: tuple[type[Any], ...] = (
     Reminder,
     OwnershipChange,
     StageChange,
+    LifecycleChange,
+    TerritoryModel,
+    RoutingRule,
+    Inquiry,
 )
 """Every record type, in the order stores create their tables."""

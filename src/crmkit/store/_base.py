@@ -42,14 +42,18 @@ from crmkit.records import (
     Account,
     Activity,
     Contact,
+    Inquiry,
     Lead,
+    LifecycleChange,
     Opportunity,
     OwnershipChange,
     Reminder,
     Rep,
+    RoutingRule,
     StageChange,
     Team,
     Territory,
+    TerritoryModel,
 )
 
 __all__ = ["CriteriaLike", "Repository", "Store"]
@@ -133,6 +137,15 @@ class Store(Protocol):
     @property
     def stage_changes(self) -> Repository[StageChange]: ...
 
+    @property
+    def lifecycle_changes(self) -> Repository[LifecycleChange]: ...
+    @property
+    def territory_models(self) -> Repository[TerritoryModel]: ...
+    @property
+    def routing_rules(self) -> Repository[RoutingRule]: ...
+    @property
+    def inquiries(self) -> Repository[Inquiry]: ...
+
     def repository(self, record_type: type[T]) -> Repository[T]: ...
 
     def transaction(self) -> AbstractContextManager[None]: ...
@@ -152,8 +165,7 @@ def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
     if isinstance(criteria, BoundCriteria):
         if criteria.record_type is not record_type:
             raise CriteriaError(
-                f"criteria bound to {criteria.record_type.__name__} used on "
-                f"{record_type.__name__}"
+                f"criteria bound to {criteria.record_type.__name__} used on {record_type.__name__}"
             )
         return criteria
     return bind(criteria, record_type)
@@ -166,12 +178,16 @@ def order_fields(record_type: type[Any], order_by: str | Sequence[str]) -> list[
     result = []
     for item in items:
         if not isinstance(item, str) or not item.strip("-"):
-            raise CriteriaError(f"order_by takes field names like 'name' or '-created_at', not {item!r}")
+            raise CriteriaError(
+                f"order_by takes field names like 'name' or '-created_at', not {item!r}"
+            )
         descending = item.startswith("-")
         name = item.removeprefix("-")
         if name.startswith("custom."):
             if not name.removeprefix("custom.").isidentifier():
-                raise CriteriaError(f"custom field name in order_by {item!r} must be an identifier")
+                raise CriteriaError(
+                    f"custom field name in order_by {item!r} must be an identifier"
+                )
         else:
             info = schema.field(name)
             if info.kind not in QUERYABLE_KINDS:
@@ -206,7 +222,9 @@ def _rank(value: Any) -> tuple[Any, ...]:
     return (3, repr(value))
 
 
-def sort_records(records: list[T], record_type: type[Any], order_by: str | Sequence[str]) -> list[T]:
+def sort_records(
+    records: list[T], record_type: type[Any], order_by: str | Sequence[str]
+) -> list[T]:
     """Sort ``records`` by ``order_by`` then ``id``, stable, in place and returned."""
     records.sort(key=lambda r: getattr(r, "id"))  # noqa: B009 - records are typed per repo
     for name, descending in reversed(order_fields(record_type, order_by)):

@@ -36,14 +36,18 @@ from crmkit.records import (
     Account,
     Activity,
     Contact,
+    Inquiry,
     Lead,
+    LifecycleChange,
     Opportunity,
     OwnershipChange,
     Reminder,
     Rep,
+    RoutingRule,
     StageChange,
     Team,
     Territory,
+    TerritoryModel,
 )
 from crmkit.store._base import (
     CriteriaLike,
@@ -144,43 +148,43 @@ class MemoryRepository(Generic[T]):
 
     def add(self, record: T) -> T:
         check_type(self._type, record)
+        new: Any = record
         with self._store._lock:
-            if record.id in self._rows:  # type: ignore[attr-defined]
-                raise AlreadyExists(self._name, record.id)  # type: ignore[attr-defined]
-            stored = attrs.evolve(record, version=1)  # type: ignore[misc]
-            self._write(stored.id, stored)
+            if new.id in self._rows:
+                raise AlreadyExists(self._name, new.id)
+            stored: T = attrs.evolve(new, version=1)
+            self._write(new.id, stored)
             return stored
 
     def put(self, record: T) -> T:
         check_type(self._type, record)
+        new: Any = record
         with self._store._lock:
-            old = self._rows.get(record.id)  # type: ignore[attr-defined]
-            version = 1 if old is None else old.version + 1  # type: ignore[attr-defined]
-            stored = attrs.evolve(record, version=version)  # type: ignore[misc]
-            self._write(stored.id, stored)
+            stored: T = attrs.evolve(new, version=self._next_version(new.id))
+            self._write(new.id, stored)
             return stored
 
     def update(self, record: T, *, expected_version: int | None = None) -> T:
         check_type(self._type, record)
-        record_id: str = record.id  # type: ignore[attr-defined]
-        expected = record.version if expected_version is None else expected_version  # type: ignore[attr-defined]
+        new: Any = record
+        expected: int = new.version if expected_version is None else expected_version
         with self._store._lock:
-            old = self._rows.get(record_id)
+            old: Any = self._rows.get(new.id)
             if old is None:
-                raise NotFound(self._name, record_id)
-            if old.version != expected:  # type: ignore[attr-defined]
-                raise ConflictError(self._name, record_id, expected, old.version)  # type: ignore[attr-defined]
-            stored = attrs.evolve(record, version=expected + 1)  # type: ignore[misc]
-            self._write(record_id, stored)
+                raise NotFound(self._name, new.id)
+            if old.version != expected:
+                raise ConflictError(self._name, new.id, expected, old.version)
+            stored: T = attrs.evolve(new, version=expected + 1)
+            self._write(new.id, stored)
             return stored
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
         with self._store._lock:
-            old = self._rows.get(record_id)
+            old: Any = self._rows.get(record_id)
             if old is None:
                 raise NotFound(self._name, record_id)
-            if expected_version is not None and old.version != expected_version:  # type: ignore[attr-defined]
-                raise ConflictError(self._name, record_id, expected_version, old.version)  # type: ignore[attr-defined]
+            if expected_version is not None and old.version != expected_version:
+                raise ConflictError(self._name, record_id, expected_version, old.version)
             self._write(record_id, _MISSING)
 
     def add_many(self, records: Iterable[T]) -> list[T]:
@@ -196,14 +200,14 @@ class MemoryRepository(Generic[T]):
         """Insert or replace every record or none (no version check)."""
         with self._store._lock:
             batch = check_batch(self._type, records, None)
-            stored = []
-            for record in batch:
-                old = self._rows.get(record.id)
-                version = 1 if old is None else old.version + 1  # type: ignore[attr-defined]
-                stored.append(attrs.evolve(record, version=version))
+            stored = [attrs.evolve(r, version=self._next_version(r.id)) for r in batch]
             for record in stored:
                 self._write(record.id, record)
             return stored
+
+    def _next_version(self, record_id: str) -> int:
+        old: Any = self._rows.get(record_id)
+        return 1 if old is None else int(old.version) + 1
 
     def _write(self, record_id: str, value: Any) -> None:
         journal = self._store._journal()
@@ -296,6 +300,22 @@ class MemoryStore:
     @property
     def stage_changes(self) -> MemoryRepository[StageChange]:
         return self._repos[StageChange]
+
+    @property
+    def lifecycle_changes(self) -> MemoryRepository[LifecycleChange]:
+        return self._repos[LifecycleChange]
+
+    @property
+    def territory_models(self) -> MemoryRepository[TerritoryModel]:
+        return self._repos[TerritoryModel]
+
+    @property
+    def routing_rules(self) -> MemoryRepository[RoutingRule]:
+        return self._repos[RoutingRule]
+
+    @property
+    def inquiries(self) -> MemoryRepository[Inquiry]:
+        return self._repos[Inquiry]
 
     def _journal(self) -> _Journal | None:
         return self._journals[-1] if self._journals else None

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,4 +25,4 @@ def crmkit_store() -> MemoryStore:
 @pytest.fixture
 def crmkit_clock() -> FixedClock:
     """A FixedClock at Monday 2026-01-05 09:00 UTC; advance it with ``.advance(hours=1)``."""
-    return FixedClock(datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc))
+    return FixedClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
