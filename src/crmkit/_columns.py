@@ -33,7 +33,7 @@ import numpy as np
 from crmkit._schema import schema_of
 from crmkit.errors import CriteriaError
 
-__all__ = ["column_from_values", "columns_of", "field_kind"]
+__all__ = ["column_from_values", "columns_of", "field_kind", "micros"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -77,7 +77,7 @@ def column_from_values(kind: str, values: Sequence[Any]) -> np.ndarray[Any, Any]
     if kind == "datetime":
         return np.array(
             [
-                np.datetime64("NaT") if v is None else np.datetime64(_micros(v), "us")
+                np.datetime64("NaT") if v is None else np.datetime64(micros(v), "us")
                 for v in values
             ],
             dtype="datetime64[us]",
@@ -100,6 +100,7 @@ def column_from_values(kind: str, values: Sequence[Any]) -> np.ndarray[Any, Any]
     return column
 
 
-def _micros(value: datetime) -> int:
+def micros(value: datetime) -> int:
+    """An aware datetime as integer microseconds since the Unix epoch (UTC)."""
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -47,6 +47,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from crmkit._columns import micros
 from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit.errors import CriteriaError
 
@@ -847,16 +848,13 @@ def _sql(node: _Leaf | _Node, column: Callable[[str], str], params: list[Any]) -
 
 def _sql_param(domain: str, value: Any) -> Any:
     if domain == "datetime":
-        delta = value - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return micros(value)
     if domain == "date":
         return value.isoformat()
     if domain == "bool":
         return int(value)
     return value
 
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _leaf_sql(leaf: _Leaf, column: Callable[[str], str], params: list[Any]) -> str:
