@@ -69,7 +69,10 @@ def record_id() -> Any:
 
 
 def text(*, required: bool = False, default: str | None = None) -> Any:
-    """A text field; surrounding blanks are stripped and empty text is ``None``."""
+    """A text field; surrounding blanks are stripped and empty text is ``None``.
+
+    A field with a text ``default`` never holds ``None``.
+    """
     if required:
         return attrs.field(
             converter=_blank_to_none,
@@ -79,7 +82,7 @@ def text(*, required: bool = False, default: str | None = None) -> Any:
     return attrs.field(
         default=default,
         converter=_blank_to_none,
-        validator=_check_text(required=False),
+        validator=_check_text(required=default is not None),
         metadata={"kind": "text"},
     )
 

@@ -178,7 +178,7 @@ class Account:
     owner_id: str | None = f.text()
     territory_id: str | None = f.text()
     realignment_locked: bool = f.flag(default=False)
-    lifecycle_stage: str = f.text(required=False, default="prospect")
+    lifecycle_stage: str = f.text(default="prospect")
     created_at: datetime | None = f.moment()
     custom: Mapping[str, f.Scalar] = f.custom()
     version: int = f.version()
