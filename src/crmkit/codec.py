@@ -41,7 +41,7 @@ def make_converter() -> cattrs.Converter:
     """
     for record_type in RECORD_TYPES:
         attrs.resolve_types(record_type)  # string annotations -> types, for cattrs' dispatch
-    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_unstructure_hook(datetime, datetime.isoformat)
     converter.register_structure_hook(datetime, lambda v, _: _parse(datetime, v))
     converter.register_unstructure_hook(date, date.isoformat)
@@ -98,28 +98,59 @@ def to_dict(record: Any) -> dict[str, Any]:
 
 
 def from_dict(record_type: type[T], data: Any) -> T:
-    """Build and validate a record from a dict; bad data raises :class:`ValidationError`."""
+    """Build and validate a record from a dict; bad data raises :class:`ValidationError`.
+
+    >>> from crmkit.records import Account
+    >>> from_dict(Account, {"id": "a", "name": "A", "employees": "many"})
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: Account 'a' field 'employees' = 'many': cannot be read: ...
+    """
+    name = record_type.__name__
+    record_id = data.get("id") if isinstance(data, dict) else None
+    record_id = record_id if isinstance(record_id, str) else None
     try:
         return _default().structure(data, record_type)
     except CrmError:
         raise
-    except Exception as err:  # cattrs reports missing keys, bad types, extra keys
-        record_id = data.get("id") if isinstance(data, dict) else None
+    except cattrs.ClassValidationError as err:
+        for sub in err.exceptions:
+            if isinstance(sub, CrmError):
+                raise sub from err
+        sub = err.exceptions[0]
+        field = _failed_field(sub)
+        if field is not None and isinstance(data, dict):
+            raise ValidationError(
+                name,
+                field,
+                data.get(field),
+                f"cannot be read: {_describe(sub)}",
+                record_id=record_id,
+            ) from err
         raise ValidationError(
-            record_type.__name__,
-            None,
-            data,
-            f"cannot be read as a {record_type.__name__}: {_describe(err)}",
-            record_id=record_id if isinstance(record_id, str) else None,
+            name, None, data, f"cannot be read as a {name}: {_describe(sub)}", record_id=record_id
+        ) from err
+    except Exception as err:  # cattrs reports missing keys, bad types, extra keys
+        raise ValidationError(
+            name, None, data, f"cannot be read as a {name}: {_describe(err)}", record_id=record_id
         ) from err
 
 
-def _describe(err: Exception) -> str:
+def _describe(err: BaseException) -> str:
     if isinstance(err, KeyError):
         return f"missing field {err.args[0]!r}"
     if isinstance(err, cattrs.ForbiddenExtraKeysError):
         return f"unknown field(s) {sorted(err.extra_fields)}"
+    if isinstance(err, cattrs.ClassValidationError) and err.exceptions:
+        return _describe(err.exceptions[0])
     return f"{type(err).__name__}: {err}"
+
+
+def _failed_field(err: BaseException) -> str | None:
+    for note in getattr(err, "__notes__", ()):
+        if isinstance(note, cattrs.AttributeValidationNote):
+            return str(note.name)
+    return None
 
 
 def to_json(record: Any, **kwargs: Any) -> str:

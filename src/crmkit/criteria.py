@@ -174,6 +174,11 @@ def _check_scalar(field: str, op: str, value: Any) -> None:
         )
     if isinstance(value, float) and not math.isfinite(value):
         raise CriteriaError(f"field {field!r} {op} {value!r}: numbers must be finite")
+    if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
+        raise CriteriaError(
+            f"field {field!r} {op} {value!r}: datetimes must be timezone-aware "
+            "(add tzinfo=timezone.utc or a ZoneInfo)"
+        )
     if not isinstance(value, (str, int, float, bool, Decimal, datetime, date)):
         raise CriteriaError(
             f"field {field!r} {op} {value!r}: values must be text, numbers, booleans, "
@@ -856,7 +861,6 @@ def _sql_param(domain: str, value: Any) -> Any:
     return value
 
 
-
 def _leaf_sql(leaf: _Leaf, column: Callable[[str], str], params: list[Any]) -> str:
     if leaf.key is not None:
         path = f'$."{leaf.key}"'
@@ -864,13 +868,15 @@ def _leaf_sql(leaf: _Leaf, column: Callable[[str], str], params: list[Any]) -> s
         if leaf.op == "is null":
             params.append(path)
             return f"(COALESCE(json_type({custom}, ?), 'null') = 'null')"
-        if leaf.domain not in _SQL_JSON_TYPES:
+        if leaf.domain not in _SQL_JSON_TYPES or (leaf.op == "in" and not leaf.value):
             # custom values are JSON scalars: a date or datetime never matches
             return "0"
         params.append(path)
         guard = f"COALESCE(json_type({custom}, ?), '') IN {_SQL_JSON_TYPES[leaf.domain]}"
         params.append(path)
         expr = f"json_extract({custom}, ?)"
+        if leaf.domain == "number":  # compare as float64, as the predicate and mask do
+            expr = f"CAST({expr} AS REAL)"
         return f"({guard} AND {_compare_sql(leaf, expr, params)})"
     assert leaf.attr is not None
     expr = column(leaf.attr)

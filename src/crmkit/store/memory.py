@@ -58,7 +58,7 @@ from crmkit.store._base import (
     sort_records,
 )
 
-__all__ = ["MemoryStore", "MemoryRepository"]
+__all__ = ["MemoryRepository", "MemoryStore"]
 
 T = TypeVar("T")
 

@@ -1,0 +1,1135 @@
+"""SQLiteStore: a durable store in one SQLite file (stdlib ``sqlite3`` only).
+
+It keeps the same contract as :class:`~crmkit.store.MemoryStore` (see
+``crmkit.store._base``) and raises the same errors; anything ``sqlite3`` itself raises is
+turned into a :class:`~crmkit.errors.StorageError` that says what was being done.
+
+How records are stored:
+
+- one table per record type (``accounts``, ``activities`` ...), one column per field;
+- text and enums as ``TEXT``, whole numbers as ``INTEGER``, floats as ``REAL``, booleans
+  as ``INTEGER`` 0/1, datetimes as ``INTEGER`` microseconds since the epoch (UTC), dates
+  as ISO ``TEXT``;
+- money as ``REAL`` (for criteria and ordering) plus a ``<field>__decimal`` ``TEXT``
+  column holding the exact ``Decimal``, so nothing is rounded;
+- ``custom`` as a JSON object (criteria read it with ``json_extract``), tags as a JSON
+  list, times of day as ISO text, and the other structured fields (routing criteria,
+  weekdays) as JSON that keeps tuples, decimals and datetimes exact.
+
+Files are opened in WAL mode with ``synchronous=NORMAL`` (a committed transaction survives
+a crash of the program; a power cut may lose the last few). Write transactions start with
+``BEGIN IMMEDIATE`` and nest through savepoints. The file's layout is versioned with
+``PRAGMA user_version`` and upgraded by numbered migrations when it is opened.
+
+Examples
+--------
+>>> from decimal import Decimal
+>>> from crmkit.records import Account
+>>> store = SQLiteStore(":memory:")
+>>> acme = store.accounts.add(Account(id="a1", name="Acme", annual_revenue=Decimal("1.10")))
+>>> store.accounts.get("a1") == acme, acme.version
+(True, 1)
+>>> store.accounts.get("a1").annual_revenue
+Decimal('1.10')
+>>> with store.transaction():
+...     _ = store.accounts.add(Account(id="a2", name="Globex", country="US"))
+>>> [a.id for a in store.accounts.query({"field": "country", "op": "==", "value": "US"})]
+['a2']
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import attrs
+import numpy as np
+
+from crmkit._columns import column_from_values, field_kind
+from crmkit._schema import FieldInfo, plural, schema_of
+from crmkit.errors import (
+    AlreadyExists,
+    BatchError,
+    ConflictError,
+    CrmError,
+    NotFound,
+    StorageError,
+    ValidationError,
+)
+from crmkit.records import (
+    RECORD_TYPES,
+    Account,
+    Activity,
+    Contact,
+    Inquiry,
+    Lead,
+    LifecycleChange,
+    Opportunity,
+    OwnershipChange,
+    Reminder,
+    Rep,
+    RoutingRule,
+    StageChange,
+    Team,
+    Territory,
+    TerritoryModel,
+)
+from crmkit.store._base import (
+    CriteriaLike,
+    bound,
+    check_batch,
+    check_page,
+    check_type,
+    order_fields,
+)
+
+__all__ = ["SQLiteRepository", "SQLiteStore"]
+
+T = TypeVar("T")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_NAT = -(2**63)  # numpy's NaT as int64
+_INT64 = (-(2**63), 2**63 - 1)
+_STATE_TABLE = "crmkit_state"
+_DECIMAL_SUFFIX = "__decimal"
+
+#: fields worth an index wherever a record type has them (lookups, joins, common filters)
+_INDEXED = (
+    "owner_id",
+    "account_id",
+    "contact_id",
+    "lead_id",
+    "opportunity_id",
+    "parent_id",
+    "model_id",
+    "territory_id",
+    "manager_id",
+    "record_id",
+    "status",
+    "stage",
+    "at",
+    "due_at",
+    "close_date",
+    "country",
+    "email",
+    "domain",
+    "sender_domain",
+)
+#: composite indexes for the queries a record type is known for
+_EXTRA_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Activity": (("account_id", "at"), ("contact_id", "at"), ("lead_id", "at")),
+    "RoutingRule": (("rule_set", "position"),),
+}
+_SKIP_SINGLE: dict[str, frozenset[str]] = {
+    "Activity": frozenset({"account_id", "contact_id", "lead_id"}),
+}
+
+
+def _json_codec() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
+    """Fast JSON for the per-row hot path (custom fields, tags): the C encoder and
+    scanner ``json`` itself uses, without the per-call setup of ``dumps``/``loads``."""
+    from json import decoder, encoder
+
+    scan: Any = getattr(decoder.JSONDecoder(), "scan_once")  # noqa: B009 - untyped
+
+    def loads(text: str) -> Any:
+        return scan(text, 0)[0]
+
+    make: Any = getattr(encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - Pythons without the C accelerator
+        return json.dumps, loads
+    chunks = make(
+        None, None, encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+
+    def dumps(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return dumps, loads
+
+
+_dumps, _loads = _json_codec()
+
+
+def _q(name: str) -> str:
+    """Quote an identifier (names come from record schemas, never from input)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- JSON for structured fields ---------------------------------------------------------
+
+
+class _Unstorable(Exception):
+    pass
+
+
+def _tree(value: Any) -> Any:
+    """``value`` as JSON-able data that decodes back to an equal value (see ``_untree``)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, tuple):
+        return {"$tuple": [_tree(v) for v in value]}
+    if isinstance(value, list):
+        return [_tree(v) for v in value]
+    if isinstance(value, Mapping):
+        items = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Unstorable(f"mapping keys must be text, not {key!r}")
+            items[key] = _tree(item)
+        return {"$dict": items} if any(k.startswith("$") for k in items) else items
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, time):
+        return {"$time": value.isoformat()}
+    from crmkit.criteria import Criteria
+
+    if isinstance(value, Criteria):
+        return {"$criteria": value.to_dict()}
+    raise _Unstorable(f"cannot store a {type(value).__name__} ({value!r}) as JSON")
+
+
+_TAGS: dict[str, Callable[[Any], Any]] = {
+    "$tuple": lambda v: tuple(_untree(i) for i in v),
+    "$dict": lambda v: {k: _untree(i) for k, i in v.items()},
+    "$decimal": Decimal,
+    "$datetime": datetime.fromisoformat,
+    "$date": date.fromisoformat,
+    "$time": time.fromisoformat,
+}
+
+
+def _untree(data: Any) -> Any:
+    if isinstance(data, list):
+        return [_untree(v) for v in data]
+    if isinstance(data, dict):
+        if len(data) == 1:
+            ((key, inner),) = data.items()
+            if key in _TAGS:
+                return _TAGS[key](inner)
+            if key == "$criteria":
+                from crmkit.criteria import parse
+
+                return parse(inner)
+        return {k: _untree(v) for k, v in data.items()}
+    return data
+
+
+def _tree_dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(_tree(value))
+
+
+def _tree_loads(text: str | None) -> Any:
+    return None if text is None else _untree(json.loads(text))
+
+
+# -- per-type codecs ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Column:
+    name: str
+    sql_type: str
+
+
+class _Codec:
+    """Columns, SQL and compiled row encoder/decoder of one record type."""
+
+    def __init__(self, record_type: type[Any]) -> None:
+        self.record_type = record_type
+        self.schema = schema_of(record_type)
+        self.name = self.schema.name
+        self.table = plural(record_type)
+        self.fields = self.schema.fields
+        self.kinds = {info.name: info.kind for info in self.fields}
+        if self.fields[0].name != "id" or self.fields[-1].name != "version":
+            raise TypeError(f"{self.name} must start with 'id' and end with 'version'")
+        for info in self.fields:
+            if not info.name.isidentifier():
+                raise TypeError(f"{self.name}.{info.name} is not an identifier")
+        self.columns = _table_columns(self.fields)
+        self.column_names = [c.name for c in self.columns]
+        self.encode: Callable[[Any, int], tuple[Any, ...]]
+        self.decode: Callable[[Sequence[Any]], Any]
+        self.with_version: Callable[[Any, int], Any]
+        self._compile()
+        # SQL, built once so sqlite3's statement cache reuses the prepared statements
+        t = _q(self.table)
+        names = ", ".join(_q(c) for c in self.column_names)
+        marks = ", ".join("?" * len(self.column_names))
+        self.select_list = ", ".join(
+            _q(info.name + _DECIMAL_SUFFIX) if info.kind == "money" else _q(info.name)
+            for info in self.fields
+        )
+        self.sql_get = f"SELECT {self.select_list} FROM {t} WHERE id = ?"
+        self.sql_exists = f"SELECT 1 FROM {t} WHERE id = ?"
+        self.sql_any = f"SELECT 1 FROM {t} LIMIT 1"
+        self.sql_version = f"SELECT version FROM {t} WHERE id = ?"
+        self.sql_count = f"SELECT COUNT(*) FROM {t}"
+        self.sql_insert = f"INSERT INTO {t} ({names}) VALUES ({marks})"
+        sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in self.column_names[1:-1])
+        self.sql_upsert = (
+            f"{self.sql_insert} ON CONFLICT(id) DO UPDATE SET {sets}, version = excluded.version"
+        )
+        self.sql_put = (
+            f"{self.sql_insert} ON CONFLICT(id) DO UPDATE SET {sets}, "
+            f"version = {t}.version + 1 RETURNING version"
+        )
+        assigns = ", ".join(f"{_q(c)} = ?" for c in self.column_names[1:])
+        self.sql_update = f"UPDATE {t} SET {assigns} WHERE id = ? AND version = ?"
+        self.sql_delete = f"DELETE FROM {t} WHERE id = ?"
+        self.sql_delete_version = f"DELETE FROM {t} WHERE id = ? AND version = ?"
+        self.sql_ids_in = f"SELECT id FROM {t} WHERE id IN (SELECT value FROM json_each(?))"
+        self.sql_versions_in = (
+            f"SELECT id, version FROM {t} WHERE id IN (SELECT value FROM json_each(?))"
+        )
+
+    def _compile(self) -> None:
+        ns: dict[str, Any] = {
+            "_cls": self.record_type,
+            "_new": object.__new__,
+            "_EPOCH": _EPOCH,
+            "_US": _US,
+            "_dumps": _dumps,
+            "_loads": _loads,
+            "_tree_dumps": _tree_dumps,
+            "_tree_loads": _tree_loads,
+            "_Decimal": Decimal,
+            "_date": date.fromisoformat,
+            "_time": time.fromisoformat,
+            "_tuple": tuple,
+            "_bool": bool,
+            "_float": float,
+            "_str": str,
+        }
+        enc: list[str] = []
+        dec: list[str] = []
+        copy: list[str] = []
+        for i, info in enumerate(self.fields):
+            n = info.name
+            setter = f"_s_{n}"
+            ns[setter] = self.record_type.__dict__[n].__set__
+            enc.extend(_encode_exprs(info, f"r.{n}"))
+            dec.append(f"    {setter}(o, {_decode_expr(info, f'row[{i}]', ns)})")
+            copy.append(f"    {setter}(o, {'version' if n == 'version' else 'r.' + n})")
+        enc[-1] = "version"  # the version column is written by the store
+        source = (
+            "def encode(r, version):\n"
+            f"    return ({', '.join(enc)},)\n"
+            "def decode(row):\n"
+            "    o = _new(_cls)\n" + "\n".join(dec) + "\n    return o\n"
+            "def with_version(r, version):\n"
+            "    o = _new(_cls)\n" + "\n".join(copy) + "\n    return o\n"
+        )
+        exec(compile(source, f"<crmkit sqlite codec {self.name}>", "exec"), ns)
+        self.encode = ns["encode"]
+        self.decode = ns["decode"]
+        self.with_version = ns["with_version"]
+
+    def encoding_problems(self, record: Any) -> list[tuple[str, Any, str]]:
+        """Why a record cannot be written (only called after sqlite3 refused it)."""
+        problems: list[tuple[str, Any, str]] = []
+        for info in self.fields:
+            value = getattr(record, info.name)
+            if info.kind == "int" and isinstance(value, int):
+                if not _INT64[0] <= value <= _INT64[1]:
+                    problems.append(
+                        (info.name, value, "does not fit in a 64-bit integer (SQLite's limit)")
+                    )
+            elif info.kind in ("text", "enum") and isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    problems.append((info.name, value, "is not valid Unicode text"))
+            elif info.kind == "json":
+                try:
+                    _tree(value)
+                except _Unstorable as err:
+                    problems.append((info.name, value, str(err)))
+        return problems
+
+    def check_encodable(self, record: Any) -> None:
+        for name, value, reason in self.encoding_problems(record):
+            raise ValidationError(self.name, name, value, reason, record_id=record.id)
+
+
+def _table_columns(fields: Sequence[FieldInfo]) -> list[_Column]:
+    columns = []
+    for info in fields:
+        kind = info.kind
+        if info.name == "id":
+            columns.append(_Column("id", "TEXT PRIMARY KEY NOT NULL"))
+        elif kind == "money":
+            columns.append(_Column(info.name, "REAL"))
+            columns.append(_Column(info.name + _DECIMAL_SUFFIX, "TEXT"))
+        elif kind in ("int", "datetime", "bool"):
+            columns.append(_Column(info.name, "INTEGER"))
+        elif kind == "float":
+            columns.append(_Column(info.name, "REAL"))
+        else:  # text, enum, date, custom, tags, json, time
+            columns.append(_Column(info.name, "TEXT"))
+    return columns
+
+
+def _encode_exprs(info: FieldInfo, v: str) -> list[str]:
+    kind = info.kind
+    if kind in ("text", "int", "float", "bool"):
+        return [v]
+    if kind == "enum":
+        return [f"(None if (x := {v}) is None else x._value_)"]
+    if kind == "money":
+        return [f"(None if (x := {v}) is None else _float(x))", "(None if x is None else _str(x))"]
+    if kind == "datetime":
+        return [f"(None if (x := {v}) is None else (x - _EPOCH) // _US)"]
+    if kind in ("date", "time"):
+        return [f"(None if (x := {v}) is None else x.isoformat())"]
+    if kind == "custom":
+        return [f"(_dumps(x) if (x := {v}) else '{{}}')"]
+    if kind == "tags":
+        return [f"_dumps({v})"]
+    return [f"_tree_dumps({v})"]  # json
+
+
+def _decode_expr(info: FieldInfo, c: str, ns: dict[str, Any]) -> str:
+    kind = info.kind
+    if kind in ("text", "int", "float"):
+        return c
+    if kind == "enum":
+        assert info.enum is not None
+        table = f"_E_{info.name}"
+        ns[table] = {str(m.value): m for m in info.enum}
+        return f"(None if (x := {c}) is None else {table}[x])"
+    if kind == "bool":
+        return f"_bool({c})"
+    if kind == "money":
+        return f"(None if (x := {c}) is None else _Decimal(x))"
+    if kind == "datetime":
+        return f"(None if (x := {c}) is None else _EPOCH + _US * x)"
+    if kind == "date":
+        return f"(None if (x := {c}) is None else _date(x))"
+    if kind == "time":
+        return f"(None if (x := {c}) is None else _time(x))"
+    if kind == "custom":
+        return f"({{}} if (x := {c}) == '{{}}' else _loads(x))"
+    if kind == "tags":
+        return f"_tuple(_loads({c}))"
+    return f"_tree_loads({c})"  # json
+
+
+_CODECS: dict[type[Any], _Codec] = {}
+
+
+def _codec(record_type: type[Any]) -> _Codec:
+    codec = _CODECS.get(record_type)
+    if codec is None:
+        codec = _CODECS[record_type] = _Codec(record_type)
+    return codec
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+
+def _create_table(conn: sqlite3.Connection, record_type: type[Any]) -> None:
+    """The table of one record type with its indexes, as the record is defined now."""
+    codec = _codec(record_type)
+    table = codec.table
+    body = ", ".join(f"{_q(c.name)} {c.sql_type}" for c in codec.columns)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {_q(table)} ({body})")
+    skip = _SKIP_SINGLE.get(codec.name, frozenset())
+    groups: list[tuple[str, ...]] = [
+        (name,) for name in _INDEXED if name in codec.kinds and name not in skip
+    ]
+    groups += [g for g in _EXTRA_INDEXES.get(codec.name, ()) if all(n in codec.kinds for n in g)]
+    for group in groups:
+        index = _q(f"ix_{table}_{'_'.join(group)}")
+        columns = ", ".join(_q(n) for n in group)
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {_q(table)} ({columns})")
+
+
+_V1_TYPES = (
+    "Account",
+    "Contact",
+    "Lead",
+    "Opportunity",
+    "Activity",
+    "Rep",
+    "Team",
+    "Territory",
+    "Reminder",
+    "OwnershipChange",
+    "StageChange",
+    "LifecycleChange",
+    "TerritoryModel",
+    "RoutingRule",
+    "Inquiry",
+)
+
+
+def _migration_1(conn: sqlite3.Connection) -> None:
+    """Every record table of crmkit 0.1 and the state documents."""
+    by_name = {t.__name__: t for t in RECORD_TYPES}
+    for name in _V1_TYPES:
+        _create_table(conn, by_name[name])
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {_q(_STATE_TABLE)} "
+        "(name TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL)"
+    )
+
+
+#: Migration ``n`` (1-based) brings a file from ``user_version`` n-1 to n. Append, never
+#: edit: a new record type gets ``lambda conn: _create_table(conn, NewType)``, a new field
+#: an ``ALTER TABLE ... ADD COLUMN``.
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1,)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def _hint(err: BaseException) -> str:
+    text = str(err).lower()
+    if "locked" in text or "busy" in text:
+        return "another connection holds the write lock; retry, or keep transactions short"
+    if "full" in text:
+        return "the disk is full; free some space and retry"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return "the file is not a crmkit SQLite database or it is corrupted"
+    if "unable to open" in text:
+        return "check that the path names a file in an existing, writable directory"
+    if "readonly" in text or "read-only" in text:
+        return "the file or its directory is read-only"
+    if "closed" in text:
+        return "the store was closed; open a new SQLiteStore"
+    if "disk i/o" in text:
+        return "the operating system reported an I/O error"
+    return ""
+
+
+# -- the repository -----------------------------------------------------------------------
+
+
+class SQLiteRepository(Generic[T]):
+    """The records of one type in a :class:`SQLiteStore`."""
+
+    def __init__(self, store: SQLiteStore, record_type: type[T]) -> None:
+        self._store = store
+        self._type = record_type
+        self._codec = _codec(record_type)
+        self._name = self._codec.name
+
+    def __repr__(self) -> str:
+        return f"<SQLiteRepository {self._codec.table}>"
+
+    @property
+    def record_type(self) -> type[T]:
+        return self._type
+
+    # -- reads --
+
+    def get(self, record_id: str) -> T:
+        record = self.find(record_id)
+        if record is None:
+            raise NotFound(self._name, record_id)
+        return record
+
+    def find(self, record_id: str) -> T | None:
+        if not isinstance(record_id, str):
+            return None
+        store = self._store
+        try:
+            with store._lock:
+                row = store._conn.execute(self._codec.sql_get, (record_id,)).fetchone()
+        except sqlite3.Error as err:
+            raise store._error(f"reading {self._name} {record_id!r}", err) from err
+        return None if row is None else self._decode(row)
+
+    def _decode(self, row: Sequence[Any]) -> T:
+        try:
+            record: T = self._codec.decode(row)
+        except Exception as err:
+            raise StorageError(
+                f"SQLite store {self._store._label}: a stored {self._name} row "
+                f"(id {row[0]!r}) cannot be read back; the file was changed outside crmkit "
+                f"or is corrupted: {err!r}"
+            ) from err
+        return record
+
+    def _rows(self, sql: str, params: Sequence[Any], doing: str) -> list[Any]:
+        store = self._store
+        try:
+            with store._lock:
+                return store._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise store._error(doing, err) from err
+
+    def __iter__(self) -> Iterator[T]:
+        rows = self._rows(
+            f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)} ORDER BY id",
+            (),
+            f"reading {self._codec.table}",
+        )
+        return iter([self._decode(row) for row in rows])
+
+    def __len__(self) -> int:
+        rows = self._rows(self._codec.sql_count, (), f"counting {self._codec.table}")
+        return int(rows[0][0])
+
+    def __contains__(self, record_id: object) -> bool:
+        if not isinstance(record_id, str):
+            return False
+        rows = self._rows(
+            self._codec.sql_exists, (record_id,), f"looking up {self._name} {record_id!r}"
+        )
+        return bool(rows)
+
+    def _where(self, criteria: CriteriaLike) -> tuple[str, list[Any]]:
+        test = bound(criteria, self._type)
+        if test.matches_everything:
+            return "", []
+        sql, params = test.to_sql(self._criteria_column)
+        return f" WHERE {sql}", params
+
+    def _criteria_column(self, name: str) -> str:
+        # criteria compare numbers as float64; an INTEGER column compared with a REAL
+        # parameter would be exact in SQLite and disagree beyond 2**53
+        if self._codec.kinds.get(name) == "int":
+            return f"CAST({_q(name)} AS REAL)"
+        return _q(name)
+
+    def _order(self, order_by: str | Sequence[str]) -> tuple[str, list[Any]]:
+        terms: list[str] = []
+        params: list[Any] = []
+        for name, descending in order_fields(self._type, order_by):
+            if name.startswith("custom."):
+                path = '$."' + name.removeprefix("custom.") + '"'
+                # numbers (and true/false) order as floats, like MemoryStore's sort key
+                expr = (
+                    "CASE json_type(custom, ?) WHEN 'integer' "
+                    "THEN CAST(json_extract(custom, ?) AS REAL) ELSE json_extract(custom, ?) END"
+                )
+                params.extend([path, path, path])
+            elif self._codec.kinds[name] == "int":
+                expr = f"CAST({_q(name)} AS REAL)"
+            else:
+                expr = _q(name)
+            terms.append(f"{expr} {'DESC' if descending else 'ASC'}")
+        terms.append("id ASC")
+        return " ORDER BY " + ", ".join(terms), params
+
+    def query(
+        self,
+        criteria: CriteriaLike = None,
+        *,
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[T]:
+        """Matching records, ordered (see the store contract), paged by ``limit``/``offset``."""
+        where, params = self._where(criteria)
+        check_page(limit, offset)
+        order, order_params = self._order(order_by)
+        sql = f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)}{where}{order}"
+        params += order_params
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else limit, offset]
+        rows = self._rows(sql, params, f"querying {self._codec.table}")
+        return [self._decode(row) for row in rows]
+
+    def count(self, criteria: CriteriaLike = None) -> int:
+        where, params = self._where(criteria)
+        rows = self._rows(self._codec.sql_count + where, params, f"counting {self._codec.table}")
+        return int(rows[0][0])
+
+    def columns(
+        self, fields: Sequence[str], criteria: CriteriaLike = None
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """The named fields of the matching records (in id order) as numpy columns.
+
+        Built from SQL rows without making record objects; the arrays are the ones
+        :func:`crmkit._columns.columns_of` makes from the records.
+        """
+        if isinstance(fields, str):
+            fields = [fields]
+        kinds = [field_kind(self._type, name) for name in fields]
+        where, params = self._where(criteria)
+        exprs: list[str] = []
+        select_params: list[Any] = []
+        for name, kind in zip(fields, kinds, strict=True):
+            if kind == "custom":
+                exprs.append("custom -> ?")
+                select_params.append('$."' + name.removeprefix("custom.") + '"')
+            elif kind in ("text", "enum"):
+                exprs.append(f"IFNULL({_q(name)}, '')")
+            elif kind == "datetime":
+                exprs.append(f"IFNULL({_q(name)}, {_NAT})")
+            elif kind == "date":
+                exprs.append(f"IFNULL({_q(name)}, 'NaT')")
+            else:
+                exprs.append(_q(name))
+        result: dict[str, np.ndarray[Any, Any]] = {}
+        if not exprs:
+            return result
+        sql = f"SELECT {', '.join(exprs)} FROM {_q(self._codec.table)}{where} ORDER BY id"
+        rows = self._rows(sql, select_params + params, f"reading columns of {self._codec.table}")
+        values: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else []
+        for i, (name, kind) in enumerate(zip(fields, kinds, strict=True)):
+            raw: Sequence[Any] = values[i] if values else ()
+            result[name] = self._column(name, kind, raw)
+        return result
+
+    def _column(self, name: str, kind: str, raw: Sequence[Any]) -> np.ndarray[Any, Any]:
+        if kind in ("text", "enum"):
+            return np.array(raw, dtype=str)
+        if kind in ("int", "float", "money"):
+            return np.array(raw, dtype=np.float64)
+        if kind == "bool":
+            return np.array(raw, dtype=bool)
+        if kind == "datetime":
+            return np.array(raw, dtype=np.int64).view("datetime64[us]")
+        if kind == "date":
+            return np.array(raw, dtype="datetime64[D]")
+        if kind == "custom":
+            loads = _loads
+            return column_from_values(kind, [None if v is None else loads(v) for v in raw])
+        info = self._codec.schema.field(name)  # tags, json, time: Python objects
+        return column_from_values(kind, [_decode_one(info, v) for v in raw])
+
+    # -- writes --
+
+    def add(self, record: T) -> T:
+        check_type(self._type, record)
+        new: Any = record
+        codec = self._codec
+        store = self._store
+        with store._lock:
+            try:
+                store._conn.execute(codec.sql_insert, codec.encode(new, 1))
+            except sqlite3.IntegrityError as err:
+                if new.id in self:
+                    raise AlreadyExists(self._name, new.id) from None
+                raise store._error(f"adding {self._name} {new.id!r}", err) from err
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                codec.check_encodable(new)
+                raise store._error(f"adding {self._name} {new.id!r}", err) from err
+            except sqlite3.Error as err:
+                raise store._error(f"adding {self._name} {new.id!r}", err) from err
+        stored: T = codec.with_version(new, 1)
+        return stored
+
+    def put(self, record: T) -> T:
+        check_type(self._type, record)
+        new: Any = record
+        codec = self._codec
+        store = self._store
+        with store._lock:
+            try:
+                rows = store._conn.execute(codec.sql_put, codec.encode(new, 1)).fetchall()
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                codec.check_encodable(new)
+                raise store._error(f"putting {self._name} {new.id!r}", err) from err
+            except sqlite3.Error as err:
+                raise store._error(f"putting {self._name} {new.id!r}", err) from err
+        stored: T = codec.with_version(new, int(rows[0][0]))
+        return stored
+
+    def update(self, record: T, *, expected_version: int | None = None) -> T:
+        check_type(self._type, record)
+        new: Any = record
+        expected: int = new.version if expected_version is None else expected_version
+        codec = self._codec
+        store = self._store
+        doing = f"updating {self._name} {new.id!r}"
+        with store._lock:
+            try:
+                encoded = codec.encode(new, expected + 1)
+                cursor = store._conn.execute(codec.sql_update, (*encoded[1:], new.id, expected))
+                if cursor.rowcount == 0:
+                    rows = store._conn.execute(codec.sql_version, (new.id,)).fetchall()
+                    if not rows:
+                        raise NotFound(self._name, new.id)
+                    raise ConflictError(self._name, new.id, expected, int(rows[0][0]))
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                codec.check_encodable(new)
+                raise store._error(doing, err) from err
+            except sqlite3.Error as err:
+                raise store._error(doing, err) from err
+        stored: T = codec.with_version(new, expected + 1)
+        return stored
+
+    def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
+        codec = self._codec
+        store = self._store
+        if not isinstance(record_id, str):
+            raise NotFound(self._name, record_id)
+        with store._lock:
+            try:
+                if expected_version is None:
+                    cursor = store._conn.execute(codec.sql_delete, (record_id,))
+                else:
+                    cursor = store._conn.execute(
+                        codec.sql_delete_version, (record_id, expected_version)
+                    )
+                if cursor.rowcount == 0:
+                    rows = store._conn.execute(codec.sql_version, (record_id,)).fetchall()
+                    if not rows:
+                        raise NotFound(self._name, record_id)
+                    assert expected_version is not None
+                    raise ConflictError(self._name, record_id, expected_version, int(rows[0][0]))
+            except sqlite3.Error as err:
+                raise store._error(f"deleting {self._name} {record_id!r}", err) from err
+
+    def _ids_json(self, batch: list[Any]) -> str:
+        record_type: type[Any] = self._type
+        return json.dumps([r.id for r in batch if isinstance(r, record_type)])
+
+    def add_many(self, records: Iterable[T]) -> list[T]:
+        """Add every record or none: a bad one raises ``BatchError`` listing them all."""
+        batch: list[Any] = list(records)
+        codec = self._codec
+        store = self._store
+        doing = f"adding {len(batch)} {codec.table}"
+        with store.transaction():
+            # one set-based lookup of the batch's ids (none needed into an empty table)
+            empty = not batch or not self._rows(codec.sql_any, (), doing)
+            existing = (
+                set()
+                if empty
+                else {
+                    row[0] for row in self._rows(codec.sql_ids_in, (self._ids_json(batch),), doing)
+                }
+            )
+            batch = check_batch(self._type, batch, existing.__contains__)
+            self._write_many(codec.sql_insert, batch, None, doing)
+        with_version = codec.with_version
+        return [r if r.version == 1 else with_version(r, 1) for r in batch]
+
+    def put_many(self, records: Iterable[T]) -> list[T]:
+        """Insert or replace every record or none (no version check)."""
+        batch: list[Any] = list(records)
+        codec = self._codec
+        store = self._store
+        doing = f"putting {len(batch)} {codec.table}"
+        with store.transaction():
+            batch = check_batch(self._type, batch, None)
+            old = dict(self._rows(codec.sql_versions_in, (self._ids_json(batch),), doing))
+            versions = [old.get(r.id, 0) + 1 for r in batch]
+            self._write_many(codec.sql_upsert, batch, versions, doing)
+        with_version = codec.with_version
+        return [
+            r if r.version == v else with_version(r, v)
+            for r, v in zip(batch, versions, strict=True)
+        ]
+
+    def _write_many(
+        self, sql: str, batch: list[Any], versions: list[int] | None, doing: str
+    ) -> None:
+        """Encode and insert a checked batch (the caller's transaction undoes a failure)."""
+        store = self._store
+        encode = self._codec.encode
+        try:
+            if versions is None:
+                rows = [encode(r, 1) for r in batch]
+            else:
+                rows = [encode(r, v) for r, v in zip(batch, versions, strict=True)]
+            store._conn.executemany(sql, rows)
+        except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+            self._raise_batch_problems(batch)
+            raise store._error(doing, err) from err
+        except sqlite3.Error as err:
+            raise store._error(doing, err) from err
+
+    def _raise_batch_problems(self, batch: list[Any]) -> None:
+        errors: list[tuple[int, CrmError]] = []
+        for index, record in enumerate(batch):
+            for name, value, reason in self._codec.encoding_problems(record):
+                errors.append(
+                    (index, ValidationError(self._name, name, value, reason, record_id=record.id))
+                )
+        if errors:
+            raise BatchError(self._name, errors)
+
+
+def _decode_one(info: FieldInfo, value: Any) -> Any:
+    if value is None:
+        return None
+    if info.kind == "tags":
+        return tuple(json.loads(value))
+    if info.kind == "time":
+        return time.fromisoformat(value)
+    return _tree_loads(value)
+
+
+# -- the store ----------------------------------------------------------------------------
+
+
+class SQLiteStore:
+    """A complete store in one SQLite file (or ``":memory:"``); thread-safe.
+
+    One connection per store, guarded by a lock; a transaction holds the lock for its
+    whole duration, so other threads of the same store wait rather than see half of it.
+    Other processes may open the same file: WAL lets them read while one writes, and a
+    writer waits up to ``timeout`` seconds for the write lock before a
+    :class:`~crmkit.errors.StorageError` says the database is locked.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+        self._path = path
+        self._label = ":memory:" if path == ":memory:" else repr(os.fspath(path))
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            conn = sqlite3.connect(
+                path,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=512,
+            )
+        except (sqlite3.Error, OSError) as err:
+            raise self._error("opening the database file", err) from err
+        self._conn = conn
+        self._finalizer = weakref.finalize(self, conn.close)
+        try:
+            self._setup(in_memory=path in (":memory:", ""))
+        except BaseException:
+            self.close()
+            raise
+        self._repos: dict[type[Any], SQLiteRepository[Any]] = {
+            t: SQLiteRepository(self, t) for t in RECORD_TYPES
+        }
+
+    def _error(self, doing: str, err: BaseException) -> StorageError:
+        hint = _hint(err)
+        message = f"SQLite store {self._label}: {doing} failed: {err}"
+        return StorageError(message + (f" ({hint})" if hint else ""))
+
+    def _setup(self, *, in_memory: bool) -> None:
+        conn = self._conn
+        doing = "opening the database"
+        try:
+            if not in_memory:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageError(
+                        f"SQLite store {self._label}: cannot switch to WAL journal mode "
+                        f"(got {mode!r})"
+                    )
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            doing = "upgrading the database layout"
+            current = self.user_version
+            if current > SCHEMA_VERSION:
+                raise StorageError(
+                    f"SQLite store {self._label}: the file has layout version {current}, "
+                    f"newer than this crmkit knows ({SCHEMA_VERSION}); upgrade crmkit"
+                )
+            if current < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    current = self.user_version  # another process may have just migrated
+                    for number in range(current + 1, SCHEMA_VERSION + 1):
+                        _MIGRATIONS[number - 1](conn)
+                        conn.execute(f"PRAGMA user_version = {int(number)}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            doing = "checking the database layout"
+            self._check_layout()
+        except sqlite3.Error as err:
+            raise self._error(doing, err) from err
+
+    def _check_layout(self) -> None:
+        for record_type in RECORD_TYPES:
+            codec = _codec(record_type)
+            rows = self._conn.execute(f"PRAGMA table_info({_q(codec.table)})").fetchall()
+            have = {row[1] for row in rows}
+            missing = [c for c in codec.column_names if c not in have]
+            if missing:
+                raise StorageError(
+                    f"SQLite store {self._label}: table {codec.table} lacks column(s) "
+                    f"{', '.join(missing)}; a migration for this crmkit version is missing"
+                )
+
+    @property
+    def user_version(self) -> int:
+        """The layout version of the file (``PRAGMA user_version``)."""
+        try:
+            with self._lock:
+                return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as err:
+            raise self._error("reading the layout version", err) from err
+
+    @property
+    def path(self) -> str | os.PathLike[str]:
+        """Where the database lives (``":memory:"`` for an in-memory store)."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self._label}>"
+
+    def repository(self, record_type: type[T]) -> SQLiteRepository[T]:
+        """The repository for ``record_type``."""
+        try:
+            return self._repos[record_type]
+        except (KeyError, TypeError):
+            raise ValidationError(
+                "Store", None, record_type, "is not a crmkit record type"
+            ) from None
+
+    @property
+    def accounts(self) -> SQLiteRepository[Account]:
+        return self._repos[Account]
+
+    @property
+    def contacts(self) -> SQLiteRepository[Contact]:
+        return self._repos[Contact]
+
+    @property
+    def leads(self) -> SQLiteRepository[Lead]:
+        return self._repos[Lead]
+
+    @property
+    def opportunities(self) -> SQLiteRepository[Opportunity]:
+        return self._repos[Opportunity]
+
+    @property
+    def activities(self) -> SQLiteRepository[Activity]:
+        return self._repos[Activity]
+
+    @property
+    def reps(self) -> SQLiteRepository[Rep]:
+        return self._repos[Rep]
+
+    @property
+    def teams(self) -> SQLiteRepository[Team]:
+        return self._repos[Team]
+
+    @property
+    def territories(self) -> SQLiteRepository[Territory]:
+        return self._repos[Territory]
+
+    @property
+    def reminders(self) -> SQLiteRepository[Reminder]:
+        return self._repos[Reminder]
+
+    @property
+    def ownership_changes(self) -> SQLiteRepository[OwnershipChange]:
+        return self._repos[OwnershipChange]
+
+    @property
+    def stage_changes(self) -> SQLiteRepository[StageChange]:
+        return self._repos[StageChange]
+
+    @property
+    def lifecycle_changes(self) -> SQLiteRepository[LifecycleChange]:
+        return self._repos[LifecycleChange]
+
+    @property
+    def territory_models(self) -> SQLiteRepository[TerritoryModel]:
+        return self._repos[TerritoryModel]
+
+    @property
+    def routing_rules(self) -> SQLiteRepository[RoutingRule]:
+        return self._repos[RoutingRule]
+
+    @property
+    def inquiries(self) -> SQLiteRepository[Inquiry]:
+        return self._repos[Inquiry]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside lands together or not at all; transactions nest.
+
+        The outermost transaction is ``BEGIN IMMEDIATE`` (it takes the write lock at
+        once, so it never fails half way for a lock); inner ones are savepoints.
+        """
+        with self._lock:
+            depth = self._depth
+            savepoint = f"crmkit_{depth}"
+            self._run(
+                "BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}",
+                "starting a transaction",
+            )
+            self._depth = depth + 1
+            try:
+                yield
+            except BaseException:
+                self._depth = depth
+                if depth == 0:
+                    self._run("ROLLBACK", "rolling back a transaction")
+                else:
+                    self._run(f"ROLLBACK TO {savepoint}", "rolling back a savepoint")
+                    self._run(f"RELEASE {savepoint}", "rolling back a savepoint")
+                raise
+            self._depth = depth
+            if depth == 0:
+                try:
+                    self._run("COMMIT", "committing a transaction")
+                except StorageError:
+                    if self._conn.in_transaction:
+                        self._run("ROLLBACK", "rolling back a failed commit")
+                    raise
+            else:
+                self._run(f"RELEASE {savepoint}", "ending a savepoint")
+
+    def _run(self, sql: str, doing: str) -> None:
+        try:
+            self._conn.execute(sql)
+        except sqlite3.Error as err:
+            raise self._error(doing, err) from err
+
+    def load_state(self, name: str) -> dict[str, Any] | None:
+        """A small JSON document saved with :meth:`save_state`, or ``None``."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    f"SELECT data FROM {_q(_STATE_TABLE)} WHERE name = ?", (name,)
+                ).fetchone()
+        except sqlite3.Error as err:
+            raise self._error(f"reading state {name!r}", err) from err
+        if row is None:
+            return None
+        data: dict[str, Any] = json.loads(row[0])
+        return data
+
+    def save_state(self, name: str, data: Mapping[str, Any]) -> None:
+        """Keep ``data`` (JSON-able) under ``name``; transactions cover it."""
+        try:
+            text = json.dumps(dict(data), sort_keys=True)
+        except (TypeError, ValueError) as err:
+            raise ValidationError("State", name, data, f"must be JSON-able: {err}") from err
+        if not isinstance(name, str):
+            raise ValidationError("State", None, name, "the state name must be text")
+        try:
+            with self._lock:
+                self._conn.execute(
+                    f"INSERT INTO {_q(_STATE_TABLE)} (name, data) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+                    (name, text),
+                )
+        except sqlite3.Error as err:
+            raise self._error(f"saving state {name!r}", err) from err
+
+    def close(self) -> None:
+        """Close the connection (an open transaction is rolled back); idempotent."""
+        with self._lock:
+            self._finalizer()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
