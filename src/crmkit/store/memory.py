@@ -63,6 +63,7 @@ __all__ = ["MemoryRepository", "MemoryStore"]
 T = TypeVar("T")
 
 _MISSING = object()
+_STATE = "<state>"  # journal key prefix for state documents (not a record type name)
 
 
 class _Journal:
@@ -326,15 +327,16 @@ class MemoryStore:
         with self._lock:
             journal = _Journal()
             self._journals.append(journal)
-            state_before = copy.deepcopy(self._state)
             try:
                 yield
             except BaseException:
                 self._journals.pop()
                 by_name = {t.__name__: r for t, r in self._repos.items()}
-                for (name, record_id), old in journal.entries.items():
-                    by_name[name]._restore(record_id, old)
-                self._state = state_before
+                for (name, key), old in journal.entries.items():
+                    if name == _STATE:
+                        self._restore_state(key, old)
+                    else:
+                        by_name[name]._restore(key, old)
                 raise
             else:
                 self._journals.pop()
@@ -358,7 +360,16 @@ class MemoryStore:
         except (TypeError, ValueError) as err:
             raise ValidationError("State", name, data, f"must be JSON-able: {err}") from err
         with self._lock:
+            journal = self._journal()
+            if journal is not None and (_STATE, name) not in journal.entries:
+                journal.entries[(_STATE, name)] = self._state.get(name, _MISSING)
             self._state[name] = json.loads(text)
+
+    def _restore_state(self, name: str, old: Any) -> None:
+        if old is _MISSING:
+            self._state.pop(name, None)
+        else:
+            self._state[name] = old
 
     def close(self) -> None:
         """Nothing to release; here so code can close any store."""

@@ -1,0 +1,594 @@
+"""Routing a batch: rules by progressive numpy masks, strategies vectorised per pool.
+
+Pools that cannot interact are assigned independently and vectorised (round robin and
+load balancing have closed forms, see ``_pools.rr_picks`` / ``lb_picks``). Pools that can
+interact — two pools sharing a rep whose capacity or quota is finite, sub-pools of one pool
+that share reps, weighted pools, account owners with a finite allowance — are decided record
+by record in arrival order with the single-record code, so the batch always equals routing
+the records one by one.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from crmkit.records import Lead, Rep
+from crmkit.routing._pools import (
+    BIG,
+    PoolSpec,
+    drop,
+    lb_picks,
+    match_text,
+    mismatch,
+    pool_reason,
+    rotation_order,
+    rr_picks,
+    static_reason,
+)
+from crmkit.routing._types import Dropped, Reason, RoutingDecision, RoutingStatus
+
+if TYPE_CHECKING:
+    from crmkit.routing._router import Router
+
+Array = np.ndarray[Any, Any]
+
+_OWNED, _QUEUE, _NONE, _POOL, _SEQ = 0, 1, 2, 3, 4
+
+
+class _Unit:
+    """Rows that draw from one pool with one set of match values."""
+
+    def __init__(
+        self, uid: int, spec: PoolSpec, values: tuple[str | None, ...], rule: int
+    ) -> None:
+        self.uid = uid
+        self.spec = spec
+        self.values = values
+        self.rule = rule  # rule index, -1 default, -3 account owner
+        self.rows: list[Array] = []
+        self.order: list[str] = []  # eligible reps, rotation order
+        self.allow: dict[str, int] = {}
+        self.binding: dict[str, Reason | None] = {}
+        self.static: dict[str, Dropped] = {}  # members that cannot take anything
+        self.exhaust: dict[str, int] = {}  # unit position after which the rep is full
+        self.picks: Array | None = None
+        self.pos_rows: Array | None = None
+
+
+class _Union:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+class RoutingBatch:
+    """Decisions for a batch, as arrays; :meth:`decision` builds one ``RoutingDecision``.
+
+    ``owner`` and ``queue`` are object arrays (``None`` where not set), ``status`` holds
+    ``"assigned"``/``"queued"``/``"unassigned"`` and ``rule`` the matched rule's index in
+    the rule set (-1: the default target, -2: none).
+    """
+
+    def __init__(self, router: Router, n: int, now: datetime) -> None:
+        self.router = router
+        self.now = now
+        self.n = n
+        self.kind = np.full(n, _QUEUE, dtype=np.int8)
+        self.rule = np.full(n, -2, dtype=np.int64)
+        self.owner = np.full(n, None, dtype=object)
+        self.queue = np.full(n, None, dtype=object)
+        self.ids: Array = np.array([], dtype=str)
+        self.duplicate_of = np.full(n, None, dtype=object)
+        self.account = np.full(n, None, dtype=object)
+        self.unit = np.full(n, -1, dtype=np.int64)
+        self.unit_pos = np.full(n, -1, dtype=np.int64)
+        self.pre: dict[int, Dropped] = {}
+        self.sequential: dict[int, RoutingDecision] = {}
+        self.units: list[_Unit] = []
+        self.states: dict[str, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def status(self) -> Array:
+        out = np.where(self.owner != None, "assigned", "queued")  # noqa: E711
+        out[(self.owner == None) & (self.queue == None)] = "unassigned"  # noqa: E711
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """How many records each owner (or ``queue:<name>``) received."""
+        keys = np.where(self.owner != None, self.owner, self.queue)  # noqa: E711
+        labels = [
+            str(k) if o is not None else f"queue:{k}"
+            for k, o in zip(keys.tolist(), self.owner.tolist(), strict=True)
+        ]
+        values, counts = np.unique(np.array(labels, dtype=str), return_counts=True)
+        return dict(zip(values.tolist(), counts.tolist(), strict=True))
+
+    def decisions(self) -> list[RoutingDecision]:
+        return [self.decision(i) for i in range(self.n)]
+
+    def decision(self, i: int) -> RoutingDecision:
+        """The full decision for row ``i``."""
+        if i in self.sequential:
+            return self.sequential[i]
+        router = self.router
+        base: dict[str, Any] = {
+            "record_type": router.record_type.__name__,
+            "record_id": str(self.ids[i]),
+            "duplicate_of": self.duplicate_of[i],
+            "at": self.now,
+            "account_id": self.account[i],
+        }
+        kind = int(self.kind[i])
+        if kind == _OWNED:
+            return RoutingDecision(
+                status=RoutingStatus.ASSIGNED,
+                reason=Reason.ALREADY_OWNED,
+                owner_id=self.owner[i],
+                **{**base, "account_id": None},
+            )
+        pre = (self.pre[i],) if i in self.pre else ()
+        if kind == _NONE:
+            return RoutingDecision(
+                status=RoutingStatus.UNASSIGNED, reason=Reason.NO_RULE_MATCHED, dropped=pre, **base
+            )
+        rule_index = int(self.rule[i])
+        if rule_index >= 0:
+            rule = router.rules.rules[rule_index]
+            reason = Reason.RULE_MATCHED
+            base.update(rule_id=rule.id, rule_name=rule.name, template_id=rule.template_id)
+        elif rule_index == -1:
+            assert router._default_rule is not None
+            rule = router._default_rule
+            reason = Reason.DEFAULT_TARGET
+            base.update(template_id=rule.template_id)
+        else:
+            reason = Reason.ACCOUNT_MATCH
+        if kind == _QUEUE:
+            return RoutingDecision(
+                status=RoutingStatus.QUEUED,
+                reason=Reason.QUEUE_TARGET if reason == Reason.RULE_MATCHED else reason,
+                queue=self.queue[i],
+                dropped=pre,
+                **base,
+            )
+        unit = self.units[int(self.unit[i])]
+        pos = int(self.unit_pos[i])
+        spec = unit.spec
+        dropped: list[Dropped] = list(pre)
+        for rep_id in spec.members:
+            if rep_id in unit.static:
+                dropped.append(unit.static[rep_id])
+            elif unit.exhaust.get(rep_id, BIG) < pos:
+                rep = router._reps[rep_id]
+                binding = unit.binding[rep_id]
+                assert binding is not None
+                dropped.append(drop(rep_id, binding, rep))
+        if reason == Reason.ACCOUNT_MATCH:
+            return RoutingDecision(
+                status=RoutingStatus.ASSIGNED,
+                reason=reason,
+                owner_id=self.owner[i],
+                pool=spec.key,
+                **base,
+            )
+        team: dict[str, Any] = {
+            "team_id": spec.team_id,
+            "strategy": spec.strategy if spec.team_id else None,
+        }
+        if self.owner[i] is None:
+            return RoutingDecision(
+                status=RoutingStatus.QUEUED,
+                reason=Reason.NO_ELIGIBLE_REP,
+                queue=spec.fallback_queue,
+                pool=spec.key,
+                dropped=tuple(dropped),
+                **team,
+                **base,
+            )
+        return RoutingDecision(
+            status=RoutingStatus.ASSIGNED,
+            reason=reason,
+            owner_id=self.owner[i],
+            pool=spec.key,
+            dropped=tuple(dropped),
+            **team,
+            **base,
+        )
+
+
+def _text(col: Array) -> Array:
+    if col.dtype.kind == "U":
+        return col
+    return np.array(["" if v is None else str(v) for v in col.tolist()], dtype=str)
+
+
+def _match_codes(
+    columns: Mapping[str, Array], field: str, rows: Array
+) -> tuple[Array, list[str | None]]:
+    """Codes per row and the match text of each code."""
+    col = np.asarray(columns[field])[rows]
+    if col.dtype.kind == "U":
+        uniq, inverse = np.unique(col, return_inverse=True)
+        return inverse, [None if u == "" else u for u in uniq.tolist()]
+    texts = np.array(["\x00" if (t := match_text(_py(v))) is None else t for v in col.tolist()])
+    uniq, inverse = np.unique(texts, return_inverse=True)
+    return inverse, [None if u == "\x00" else u for u in uniq.tolist()]
+
+
+def _py(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _duplicates(router: Router, emails: Array, ids: Array, counted: Array) -> Array:
+    """Per row, the smallest other id with the same email among the stored records and
+    the earlier rows that routing writes (``counted``)."""
+    n = emails.size
+    out = np.full(n, None, dtype=object)
+    has = np.flatnonzero(emails != "")
+    if has.size == 0:
+        return out
+    lowered = np.char.lower(emails[has])
+    uniq, inverse, counts = np.unique(lowered, return_inverse=True, return_counts=True)
+    # earlier rows of the batch with the same email: exclusive running minimum of ids
+    earlier = np.full(has.size, None, dtype=object)
+    multi = np.flatnonzero(counts[inverse] > 1)
+    if multi.size:
+        group = inverse[multi]
+        order = np.lexsort((multi, group))
+        rows = multi[order]
+        grp = group[order]
+        id_rank_uniq, id_rank = np.unique(ids[has][rows], return_inverse=True)
+        big = id_rank_uniq.size + 1
+        offset = (grp.max() - grp + 1).astype(np.int64) * big
+        id_rank = np.where(counted[has][rows], id_rank, big - 1)
+        running = np.minimum.accumulate(offset + id_rank)
+        prev = np.empty_like(running)
+        prev[0] = -1
+        prev[1:] = running[:-1]
+        first = np.ones(rows.size, dtype=bool)
+        first[1:] = grp[1:] != grp[:-1]
+        ok = ~first
+        ok[ok] = (prev[ok] - offset[ok]) < big - 1
+        best = prev[ok] - offset[ok]
+        earlier[rows[ok]] = id_rank_uniq[best].astype(object)
+    # ids already known to the router (the store)
+    known = router._emails
+    if known:
+        for k, email in enumerate(uniq.tolist()):
+            held = known.get(email)
+            if not held:
+                continue
+            for j in np.flatnonzero(inverse == k).tolist():
+                rid = str(ids[has[j]])
+                stored = next((h for h in held if h != rid), None)
+                if stored is not None and (earlier[j] is None or stored < earlier[j]):
+                    earlier[j] = stored
+    out[has] = earlier
+    return out
+
+
+def route_batch(
+    router: Router,
+    columns: Mapping[str, Array],
+    now: datetime,
+    record_at: Callable[[int], Any] | None,
+) -> RoutingBatch:
+    """Decide a batch; nothing is written (see ``Router.route_many``)."""
+    from crmkit.routing._router import _RowView, email_domain, normalise_company
+
+    ids = np.asarray(columns["id"])
+    n = ids.size
+    batch = RoutingBatch(router, n, now)
+    batch.ids = ids
+    if n == 0:
+        return batch
+    email_field = "email" if router.record_type is Lead else "sender_email"
+    owners = _text(np.asarray(columns["owner_id"])) if "owner_id" in columns else np.full(n, "")
+    owned = owners != ""
+    batch.kind[owned] = _OWNED
+    batch.owner[owned] = owners[owned].astype(object)
+    if email_field in columns:
+        batch.duplicate_of = _duplicates(
+            router, _text(np.asarray(columns[email_field])), ids, ~owned
+        )
+    free = np.flatnonzero(~owned)
+    rule_of = router.rules.first_match_columns(columns, now)
+    loads = router._loads.copy()
+    now_us = _micros(now)
+    states: dict[str, dict[str, Any]] = {}
+
+    def state_of(spec: PoolSpec) -> dict[str, Any]:
+        if spec.key not in states:
+            state = copy.deepcopy(router._state(spec.key))
+            if spec.count_manual:
+                router._sync_manual(spec, state)
+            states[spec.key] = state
+        return states[spec.key]
+
+    units: dict[tuple[Any, ...], _Unit] = {}
+    force_seq = np.zeros(n, dtype=bool)
+    rule_rows = free
+
+    # account pre-match
+    if router.match_accounts and router.record_type is Lead and free.size:
+        emails = _text(np.asarray(columns.get("email", np.full(n, ""))))[free]
+        companies = _text(np.asarray(columns.get("company", np.full(n, ""))))[free]
+        acc_id = np.full(free.size, None, dtype=object)
+        acc_owner = np.full(free.size, None, dtype=object)
+        has_at = np.char.find(emails, "@") >= 0
+        domains = np.where(has_at, np.char.lower(np.char.partition(emails, "@")[:, 2]), "")
+        uniq, inverse = np.unique(domains, return_inverse=True)
+        found = [
+            router._by_domain.get(d) if email_domain("x@" + d) else None for d in uniq.tolist()
+        ]
+        for k, hit in enumerate(found):
+            if hit is not None:
+                sel = inverse == k
+                acc_id[sel], acc_owner[sel] = hit
+        need = np.flatnonzero(acc_id == None)  # noqa: E711
+        if need.size:
+            cuniq, cinv = np.unique(companies[need], return_inverse=True)
+            for k, name in enumerate(cuniq.tolist()):
+                hit = router._by_company.get(normalise_company(name) or "")
+                if hit is not None:
+                    sel = need[cinv == k]
+                    acc_id[sel], acc_owner[sel] = hit
+        batch.account[free] = acc_id
+        to_rules = np.ones(free.size, dtype=bool)
+        for owner in sorted({o for o in acc_owner.tolist() if o is not None}):
+            sel = np.flatnonzero(acc_owner == owner)
+            rows = free[sel]
+            rep = router._reps.get(owner)
+            if rep is None:
+                reason: Dropped | None = drop(owner, Reason.UNKNOWN_REP)
+            else:
+                why = static_reason(rep, now, router.respect_hours)
+                reason = drop(owner, why, rep) if why is not None else None
+                if reason is None:
+                    left, binding = loads.allowance(rep, now_us)
+                    if left <= 0:
+                        assert binding is not None
+                        reason = drop(owner, binding, rep)
+                    elif left < BIG:
+                        force_seq[rows] = True
+                        to_rules[sel] = False
+                        continue
+            if reason is not None:
+                for r in rows.tolist():
+                    batch.pre[r] = reason
+                continue
+            owner_spec = PoolSpec(key=f"rep:{owner}", members=(owner,), fallback_queue=owner)
+            unit = units.setdefault(("account", owner), _Unit(len(units), owner_spec, (), -3))
+            unit.rows.append(rows)
+            batch.rule[rows] = -3
+            to_rules[sel] = False
+        rule_rows = free[to_rules]
+
+    # rules
+    rules = rule_of[rule_rows]
+    spec: PoolSpec | None
+    for index in np.unique(rules).tolist():
+        rows = rule_rows[rules == index]
+        if index >= 0:
+            spec, rule = router._pools[index], router.rules.rules[index]
+        elif router._default_rule is not None:
+            spec, rule = router._default_pool, router._default_rule
+        else:
+            batch.kind[rows] = _NONE
+            continue
+        batch.rule[rows] = index
+        if spec is None:
+            batch.kind[rows] = _QUEUE
+            batch.queue[rows] = rule.target_id
+            continue
+        if spec.matches:
+            coded = [_match_codes(columns, m.record_field, rows) for m in spec.matches]
+            combined = np.zeros(rows.size, dtype=np.int64)
+            for codes, texts in coded:
+                combined = combined * (len(texts) + 1) + codes
+            _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+            for g, at in enumerate(first.tolist()):
+                values = tuple(texts[int(codes[at])] for codes, texts in coded)
+                unit = units.setdefault(
+                    ("pool", spec, values), _Unit(len(units), spec, values, index)
+                )
+                unit.rows.append(rows[inverse == g])
+        else:
+            unit = units.setdefault(("pool", spec, ()), _Unit(len(units), spec, (), index))
+            unit.rows.append(rows)
+
+    # eligibility at the start of the batch
+    ulist = sorted(units.values(), key=lambda u: u.uid)
+    union = _Union()
+    seq_units: set[int] = set()
+    rep_units: dict[str, list[int]] = {}
+    for unit in ulist:
+        spec = unit.spec
+        state = state_of(spec)
+        union.find(unit.uid)
+        if spec.strategy == "weighted":
+            seq_units.add(unit.uid)
+        eligible = []
+        for rep_id in spec.members:
+            rep = router._reps.get(rep_id)
+            if rep is None:
+                unit.static[rep_id] = drop(rep_id, Reason.UNKNOWN_REP)
+                continue
+            why = static_reason(rep, now, router.respect_hours)
+            if why is not None:
+                unit.static[rep_id] = drop(rep_id, why, rep)
+                continue
+            bad = next(
+                (
+                    mismatch(rep, m, v)
+                    for m, v in zip(spec.matches, unit.values, strict=True)
+                    if not m.accepts(rep, v)
+                ),
+                None,
+            )
+            if bad is not None:
+                unit.static[rep_id] = bad
+                continue
+            pooled = pool_reason(rep, spec)
+            if pooled is not None:
+                unit.static[rep_id] = pooled
+                continue
+            left, binding = loads.allowance(rep, now_us)
+            if left <= 0:
+                assert binding is not None
+                unit.static[rep_id] = drop(rep_id, binding, rep)
+                continue
+            unit.allow[rep_id] = left
+            unit.binding[rep_id] = binding
+            eligible.append(rep_id)
+            rep_units.setdefault(rep_id, []).append(unit.uid)
+        unit.order = rotation_order(state, eligible)
+    # link units that can interact
+    by_key: dict[str, list[_Unit]] = {}
+    for unit in ulist:
+        by_key.setdefault(unit.spec.key, []).append(unit)
+    for rep_id, uids in rep_units.items():
+        if len(uids) < 2:
+            continue
+        constrained = any(ulist[uid].allow[rep_id] < BIG for uid in uids)
+        keys = {ulist[uid].spec.key for uid in uids}
+        if constrained or len(keys) < len(uids):
+            for uid in uids[1:]:
+                union.union(uids[0], uid)
+    for group in by_key.values():
+        if len({u.spec for u in group}) > 1:
+            for u in group[1:]:
+                union.union(group[0].uid, u.uid)
+    if force_seq.any():  # account owners with a finite allowance: decide row by row
+        for unit in ulist:
+            if any(force_seq[r].any() for r in unit.rows):
+                seq_units.add(unit.uid)
+    sizes: dict[int, int] = {}
+    for unit in ulist:
+        root = union.find(unit.uid)
+        sizes[root] = sizes.get(root, 0) + 1
+    changed = True
+    seq_roots = {union.find(uid) for uid in seq_units} | {r for r, s in sizes.items() if s > 1}
+    while changed:
+        changed = False
+        for group in by_key.values():
+            roots = {union.find(u.uid) for u in group}
+            if len(roots) > 1 and roots & seq_roots:
+                for u in group[1:]:
+                    union.union(group[0].uid, u.uid)
+                seq_roots = {union.find(r) for r in seq_roots} | {union.find(group[0].uid)}
+                changed = True
+
+    seq_rows: list[Array] = [np.flatnonzero(force_seq)]
+    assigned_rows: dict[str, list[tuple[Array, Array]]] = {}
+    for unit in ulist:
+        rows = np.sort(np.concatenate(unit.rows))
+        if union.find(unit.uid) in seq_roots:
+            seq_rows.append(rows)
+            continue
+        batch.kind[rows] = _POOL
+        batch.unit[rows] = unit.uid
+        batch.unit_pos[rows] = np.arange(rows.size)
+        reps = unit.order
+        allow = np.array([unit.allow[r] for r in reps], dtype=np.int64)
+        if unit.spec.strategy == "load_balanced":
+            level = np.array(
+                [loads.remaining_capacity(router._reps[r]) for r in reps], dtype=np.int64
+            )
+            picks = lb_picks(rows.size, level, allow)
+        else:
+            picks = rr_picks(rows.size, allow)
+        got = picks >= 0
+        rep_arr = np.array(reps, dtype=object)
+        batch.owner[rows[got]] = rep_arr[picks[got]] if reps else None
+        counts = np.bincount(picks[got], minlength=len(reps)) if reps else np.zeros(0, int)
+        for k, rep_id in enumerate(reps):
+            taken = int(counts[k])
+            if taken >= unit.allow[rep_id] and taken:
+                last_pos = int(np.flatnonzero(picks == k)[-1])
+                unit.exhaust[rep_id] = last_pos
+            if taken:
+                loads.open[rep_id] = loads.open.get(rep_id, 0) + taken
+                if rep_id in router._quota_reps:
+                    loads.recent.setdefault(rep_id, []).extend([now_us] * taken)
+        assigned_rows.setdefault(unit.spec.key, []).append(
+            (rows[got], picks[got].astype(np.int64))
+        )
+        unit.picks = picks
+        batch.units.append(unit)
+    # units are indexed by uid in batch.units
+    batch.units = ulist
+    # rotation state of vectorised pools, in arrival order
+    final: dict[str, dict[str, Any]] = {}
+    for pool_key, parts in assigned_rows.items():
+        state = states[pool_key]
+        rows = np.concatenate([p[0] for p in parts])
+        owners_here = np.concatenate([np.asarray(batch.owner[p[0]], dtype=object) for p in parts])
+        order = np.argsort(rows, kind="stable")
+        owners_sorted = owners_here[order]
+        base = int(state["seq"])
+        if owners_sorted.size:
+            last_index: dict[str, int] = {}
+            uniq, first_rev = np.unique(owners_sorted[::-1].astype(str), return_index=True)
+            for rep_id, rev in zip(uniq.tolist(), first_rev.tolist(), strict=True):
+                last_index[rep_id] = owners_sorted.size - 1 - rev
+            new = copy.deepcopy(state)
+            new["seq"] = base + int(owners_sorted.size)
+            for rep_id, idx in last_index.items():
+                new["last"][rep_id] = base + idx + 1
+            final[pool_key] = new
+    # the rest, record by record, in arrival order
+    seq_all = np.unique(np.concatenate(seq_rows)) if seq_rows else np.array([], dtype=np.int64)
+    if seq_all.size:
+        saved = router._loads
+        router._loads = loads
+        try:
+            work: dict[str, dict[str, Any]] = dict(router._states)
+            for row in seq_all.tolist():
+                record = record_at(row) if record_at is not None else _RowView(columns, row)
+                decision, _plan, work = router._decide(record, now, work)
+                if decision.duplicate_of != batch.duplicate_of[row]:
+                    import attrs
+
+                    decision = attrs.evolve(decision, duplicate_of=batch.duplicate_of[row])
+                batch.sequential[row] = decision
+                batch.kind[row] = _SEQ
+                batch.owner[row] = decision.owner_id
+                batch.queue[row] = decision.queue
+                if decision.status == RoutingStatus.ASSIGNED and decision.owner_id:
+                    loads.open[decision.owner_id] = loads.open.get(decision.owner_id, 0) + 1
+                    if decision.owner_id in router._quota_reps:
+                        loads.recent.setdefault(decision.owner_id, []).append(now_us)
+            final.update({k: v for k, v in work.items() if v is not router._states.get(k)})
+        finally:
+            router._loads = saved
+    batch.states = final
+    _ = Rep
+    return batch
+
+
+def _micros(now: datetime) -> int:
+    from crmkit._columns import micros
+
+    return micros(now)

@@ -1,0 +1,747 @@
+"""Territory models, vectorised territory assignment, realignment and balancing."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import attrs
+import numpy as np
+
+from crmkit._schema import schema_of
+from crmkit.criteria import AllOf, Condition, Criteria, bind, parse
+from crmkit.errors import NotFound, ValidationError
+from crmkit.records import (
+    Account,
+    OpportunityStatus,
+    OwnershipChange,
+    Territory,
+    TerritoryModel,
+    TerritoryModelState,
+)
+
+Array = np.ndarray[Any, Any]
+
+CHANGED_BY = "crmkit.territories"
+
+PRIMARY, TIE, NO_MATCH, LOCKED = "primary", "tie", "no_match", "locked"
+"""Why an account has (or lacks) a primary territory."""
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+def active_model(store: Any) -> TerritoryModel | None:
+    """The active territory model, if any."""
+    found = store.territory_models.query({"field": "state", "op": "==", "value": "active"})
+    return found[0] if found else None
+
+
+def activate_model(store: Any, model_id: str, *, now: datetime) -> TerritoryModel:
+    """Make ``model_id`` the one active model; the previously active one is archived.
+
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import MemoryStore, TerritoryModel
+    >>> store = MemoryStore()
+    >>> _ = store.territory_models.add(TerritoryModel(id="fy26", name="FY26"))
+    >>> _ = store.territory_models.add(TerritoryModel(id="fy27", name="FY27"))
+    >>> now = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> _ = activate_model(store, "fy26", now=now)
+    >>> _ = activate_model(store, "fy27", now=now)
+    >>> [(m.id, str(m.state)) for m in store.territory_models]
+    [('fy26', 'archived'), ('fy27', 'active')]
+    """
+    with store.transaction():
+        model: TerritoryModel = store.territory_models.get(model_id)
+        if model.state == TerritoryModelState.ARCHIVED:
+            raise ValidationError(
+                "TerritoryModel",
+                "state",
+                "archived",
+                "an archived model cannot be activated",
+                record_id=model_id,
+            )
+        for other in store.territory_models.query(
+            {"field": "state", "op": "==", "value": "active"}
+        ):
+            if other.id != model_id:
+                store.territory_models.update(
+                    attrs.evolve(other, state=TerritoryModelState.ARCHIVED, archived_at=now)
+                )
+        if model.state != TerritoryModelState.ACTIVE:
+            model = store.territory_models.update(
+                attrs.evolve(model, state=TerritoryModelState.ACTIVE, activated_at=now)
+            )
+    return model
+
+
+def territories_of(store: Any, model_id: str) -> list[Territory]:
+    """The territories of a model, by id."""
+    if model_id not in store.territory_models:
+        raise NotFound("TerritoryModel", model_id)
+    found: list[Territory] = store.territories.query(
+        {"field": "model_id", "op": "==", "value": model_id}
+    )
+    return found
+
+
+# -- assignment -------------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class TerritoryAssignment:
+    """Every matching territory per account, and the primary one.
+
+    ``account_ids`` and ``primary`` (territory id or ``""``) are parallel arrays;
+    ``reason`` says ``primary``, ``tie`` (several territories at the best priority and
+    depth: no primary), ``no_match`` or ``locked`` (``realignment_locked`` accounts keep
+    their territory). ``pairs`` holds every (account index, territory index) match.
+    """
+
+    account_ids: Array
+    territory_ids: Array
+    primary: Array
+    reason: Array
+    pair_account: Array
+    pair_territory: Array
+
+    def matches(self, account_id: str) -> list[str]:
+        """Every territory an account falls in, by territory id."""
+        where = np.flatnonzero(self.account_ids == account_id)
+        if where.size == 0:
+            raise NotFound("Account", account_id)
+        hits = self.pair_territory[self.pair_account == where[0]]
+        return sorted(self.territory_ids[hits].tolist())
+
+    def primary_of(self, account_id: str) -> tuple[str | None, str]:
+        """``(territory id or None, reason)`` for one account."""
+        where = np.flatnonzero(self.account_ids == account_id)
+        if where.size == 0:
+            raise NotFound("Account", account_id)
+        i = int(where[0])
+        return (str(self.primary[i]) or None, str(self.reason[i]))
+
+    def counts(self) -> dict[str, int]:
+        """Accounts per primary territory (every territory, zero included)."""
+        found = self.primary[self.primary != ""]
+        ids, counts = np.unique(found, return_counts=True)
+        out = dict.fromkeys(self.territory_ids.tolist(), 0)
+        out.update(zip(ids.tolist(), counts.tolist(), strict=True))
+        return out
+
+    @property
+    def coverage(self) -> float:
+        """The share of accounts with a primary territory."""
+        return float((self.primary != "").mean()) if self.primary.size else 0.0
+
+
+def _flatten(node: Criteria) -> list[Criteria]:
+    if isinstance(node, AllOf):
+        out: list[Criteria] = []
+        for item in node.items:
+            out.extend(_flatten(item))
+        return out
+    return [node]
+
+
+def _effective(territories: Sequence[Territory]) -> tuple[list[list[Criteria]], Array]:
+    """Each territory's own conditions and its ancestors', and its depth."""
+    by_id = {t.id: t for t in territories}
+    conditions: list[list[Criteria]] = []
+    depth = np.zeros(len(territories), dtype=np.int64)
+    for k, territory in enumerate(territories):
+        items: list[Criteria] = []
+        seen: set[str] = set()
+        node: Territory | None = territory
+        while node is not None:
+            if node.id in seen:
+                raise ValidationError(
+                    "Territory",
+                    "parent_id",
+                    node.parent_id,
+                    "parent links form a cycle",
+                    record_id=territory.id,
+                )
+            seen.add(node.id)
+            items.extend(_flatten(parse(node.criteria)))
+            if node.parent_id is None:
+                node = None
+            else:
+                parent = by_id.get(node.parent_id)
+                if parent is None:
+                    raise ValidationError(
+                        "Territory",
+                        "parent_id",
+                        node.parent_id,
+                        "names no territory of the same model",
+                        record_id=node.id,
+                    )
+                node = parent
+        conditions.append(items)
+        depth[k] = len(seen) - 1
+    return conditions, depth
+
+
+_RANGE_OPS = frozenset({"between", "<", "<=", ">", ">="})
+
+
+def territory_fields(territories: Sequence[Territory]) -> list[str]:
+    fields: set[str] = set()
+    for t in territories:
+        fields |= bind(t.criteria, Account).fields
+    return sorted(fields)
+
+
+class _Factor:
+    """A column factorised once: sorted unique values and each row's code."""
+
+    def __init__(self, column: Array) -> None:
+        self.uniq, self.codes = np.unique(column, return_inverse=True)
+        self.codes = self.codes.astype(np.int64)
+        self.numeric = column.dtype.kind == "f"
+        if self.numeric:
+            valid = self.uniq.size - int(np.isnan(self.uniq).sum())
+            self.first_valid, self.end_valid = 0, valid
+        else:
+            self.first_valid = 1 if self.uniq.size and self.uniq[0] == "" else 0
+            self.end_valid = self.uniq.size
+
+    def code_of(self, value: Any) -> int:
+        v = float(value) if self.numeric else value
+        k = int(np.searchsorted(self.uniq, v))
+        if k < self.uniq.size and self.uniq[k] == v:
+            return k
+        return -1
+
+    def bounds(self, cond: Condition) -> tuple[int, int]:
+        conv: Any = float if self.numeric else str
+        u: Any = self.uniq
+        lo, hi = self.first_valid, self.end_valid
+        if cond.op == "between":
+            a, b = cond.value
+            lo = max(lo, int(np.searchsorted(u, conv(a), "left")))
+            hi = min(hi, int(np.searchsorted(u, conv(b), "right")))
+        elif cond.op in (">", ">="):
+            side: Literal["left", "right"] = "left" if cond.op == ">=" else "right"
+            lo = max(lo, int(np.searchsorted(u, conv(cond.value), side)))
+        else:
+            side2: Literal["left", "right"] = "right" if cond.op == "<=" else "left"
+            hi = min(hi, int(np.searchsorted(u, conv(cond.value), side2)))
+        return lo, max(lo, hi)
+
+
+def match_territories(
+    territories: Sequence[Territory], columns: Mapping[str, Array]
+) -> tuple[Array, Array, Array]:
+    """Every (account row, territory index) match, and each territory's depth.
+
+    Territories are grouped by the equality fields and the range field of their top-level
+    conditions (``country == "US"``, ``postal_code between [...]``); each group sorts the
+    accounts once by (equality key, range rank) and finds every territory's accounts with
+    two vectorised binary searches. Remaining conditions are masks over those candidates
+    only; a territory with nothing indexable is one mask over all accounts.
+    """
+    conds, depth = _effective(territories)
+    n = len(next(iter(columns.values()))) if columns else 0
+    schema = schema_of(Account)
+    kinds = {f.name: f.kind for f in schema.fields}
+    factors: dict[str, _Factor] = {}
+
+    def factor(name: str) -> _Factor:
+        if name not in factors:
+            factors[name] = _Factor(np.asarray(columns[name]))
+        return factors[name]
+
+    groups: dict[
+        tuple[tuple[str, ...], str | None],
+        list[tuple[int, list[Condition], Condition | None, list[Criteria]]],
+    ] = {}
+    for k, items in enumerate(conds):
+        eq: dict[str, Condition] = {}
+        rng: Condition | None = None
+        rest: list[Criteria] = []
+        for item in items:
+            if (
+                isinstance(item, Condition)
+                and not item.field.startswith("custom.")
+                and item.field not in eq
+            ):
+                kind = kinds.get(item.field)
+                if item.op in ("==", "in") and kind in ("text", "enum"):
+                    eq[item.field] = item
+                    continue
+                if (
+                    rng is None
+                    and item.op in _RANGE_OPS
+                    and kind in ("text", "int", "float", "money")
+                ):
+                    rng = item
+                    continue
+            rest.append(item)
+        key = (tuple(sorted(eq)), rng.field if rng is not None else None)
+        groups.setdefault(key, []).append((k, [eq[f] for f in key[0]], rng, rest))
+    pair_acc: list[Array] = []
+    pair_ter: list[Array] = []
+    for (eq_fields, rng_field), members in groups.items():
+        if not eq_fields and rng_field is None:
+            for k, _eq, _rng, rest in members:
+                mask = (
+                    bind(AllOf(items=tuple(rest)), Account).mask(columns)
+                    if rest
+                    else np.ones(n, bool)
+                )
+                rows = np.flatnonzero(mask)
+                pair_acc.append(rows)
+                pair_ter.append(np.full(rows.size, k, dtype=np.int64))
+            continue
+        facs = [factor(f) for f in eq_fields]
+        codes_key = np.zeros(n, dtype=np.int64)
+        for fac in facs:
+            codes_key = codes_key * fac.uniq.size + fac.codes
+        rfac = factor(rng_field) if rng_field is not None else None
+        width = (rfac.uniq.size + 1) if rfac is not None else 1
+        composite = codes_key * width + (rfac.codes if rfac is not None else 0)
+        order = np.argsort(composite, kind="stable")
+        ordered = composite[order]
+        q_ter: list[int] = []
+        q_lo: list[int] = []
+        q_hi: list[int] = []
+        residual: dict[int, list[Criteria]] = {}
+        code_cache: list[dict[Any, int]] = [{} for _ in facs]
+        bound_cache: dict[tuple[str, Any], tuple[int, int]] = {}
+        for k, eqs, rng, rest in members:
+            if rest:
+                residual[k] = rest
+            value_sets = []
+            for fac, cache, cond in zip(facs, code_cache, eqs, strict=True):
+                values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+                codes = set()
+                for v in values:
+                    code = cache.get(v)
+                    if code is None:
+                        code = cache[v] = fac.code_of(_plain(v))
+                    if code >= 0:
+                        codes.add(code)
+                value_sets.append(sorted(codes))
+            if rfac is not None and rng is not None:
+                bkey = (rng.op, rng.value)
+                found = bound_cache.get(bkey)
+                if found is None:
+                    found = bound_cache[bkey] = rfac.bounds(rng)
+                lo_r, hi_r = found
+            else:
+                lo_r, hi_r = 0, 1
+            if len(value_sets) == 1 and len(value_sets[0]) == 1:
+                combos: Any = ((value_sets[0][0],),)
+            else:
+                combos = itertools.product(*value_sets)
+            for combo in combos:
+                kv = 0
+                for fac, code in zip(facs, combo, strict=True):
+                    kv = kv * fac.uniq.size + code
+                q_ter.append(k)
+                q_lo.append(kv * width + lo_r)
+                q_hi.append(kv * width + hi_r)
+        if not q_ter:
+            continue
+        starts = np.searchsorted(ordered, np.array(q_lo, dtype=np.int64), "left")
+        ends = np.searchsorted(ordered, np.array(q_hi, dtype=np.int64), "left")
+        lengths = ends - starts
+        total = int(lengths.sum())
+        ter = np.repeat(np.array(q_ter, dtype=np.int64), lengths)
+        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        accounts = order[np.arange(total, dtype=np.int64) + offsets]
+        if residual:
+            keep = np.ones(total, dtype=bool)
+            bounds = np.cumsum(lengths) - lengths
+            for q, k in enumerate(q_ter):
+                if k not in residual or lengths[q] == 0:
+                    continue
+                lo, hi = int(bounds[q]), int(bounds[q] + lengths[q])
+                rows = accounts[lo:hi]
+                sub = {name: np.asarray(col)[rows] for name, col in columns.items()}
+                keep[lo:hi] = bind(AllOf(items=tuple(residual[k])), Account).mask(sub)
+            accounts, ter = accounts[keep], ter[keep]
+        pair_acc.append(accounts)
+        pair_ter.append(ter)
+    if pair_acc:
+        acc = np.concatenate(pair_acc).astype(np.int64)
+        ter = np.concatenate(pair_ter).astype(np.int64)
+    else:
+        acc = ter = np.zeros(0, dtype=np.int64)
+    return acc, ter, depth
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return value.value
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def assign_columns(
+    territories: Sequence[Territory], columns: Mapping[str, Array]
+) -> TerritoryAssignment:
+    """Assign accounts given as columns (``id``, optional ``territory_id`` and
+    ``realignment_locked``, and the fields the territories read)."""
+    terr = list(territories)
+    ids = np.asarray(columns["id"])
+    acc, ter, depth = match_territories(terr, columns)
+    n = ids.size
+    tids = np.array([t.id for t in terr], dtype=str) if terr else np.array([], dtype=str)
+    priority = np.array([t.priority for t in terr], dtype=np.int64)
+    primary = np.full(n, "", dtype=tids.dtype if tids.size else "<U1")
+    primary = primary.astype(object)
+    reason = np.full(n, NO_MATCH, dtype=object)
+    if acc.size:
+        order = np.lexsort((-depth[ter], priority[ter], acc))
+        a, t = acc[order], ter[order]
+        first = np.ones(a.size, dtype=bool)
+        first[1:] = a[1:] != a[:-1]
+        heads = np.flatnonzero(first)
+        nxt = heads + 1
+        tie = np.zeros(heads.size, dtype=bool)
+        ok = nxt < a.size
+        same = ok.copy()
+        same[ok] = a[nxt[ok]] == a[heads[ok]]
+        tie[same] = (priority[t[nxt[same]]] == priority[t[heads[same]]]) & (
+            depth[t[nxt[same]]] == depth[t[heads[same]]]
+        )
+        winners = a[heads]
+        primary[winners[~tie]] = tids[t[heads[~tie]]]
+        reason[winners[~tie]] = PRIMARY
+        reason[winners[tie]] = TIE
+    if "realignment_locked" in columns:
+        locked = np.asarray(columns["realignment_locked"], dtype=bool)
+        current = np.asarray(columns.get("territory_id", np.full(n, "")))
+        primary[locked] = current[locked]
+        reason[locked] = LOCKED
+    return TerritoryAssignment(
+        account_ids=ids,
+        territory_ids=tids,
+        primary=primary.astype(str) if n else np.array([], dtype=str),
+        reason=reason.astype(str) if n else np.array([], dtype=str),
+        pair_account=acc,
+        pair_territory=ter,
+    )
+
+
+def assign_territories(store: Any, model_id: str | None = None) -> TerritoryAssignment:
+    """Match every stored account against a model's territories (the active model by
+    default). Nothing is written; see :func:`realignment_diff` to apply."""
+    if model_id is None:
+        model = active_model(store)
+        if model is None:
+            raise ValidationError("TerritoryModel", "state", None, "no territory model is active")
+        model_id = model.id
+    territories = territories_of(store, model_id)
+    fields = sorted(
+        set(territory_fields(territories)) | {"id", "territory_id", "realignment_locked"}
+    )
+    return assign_columns(territories, store.accounts.columns(fields))
+
+
+# -- realignment ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Move:
+    """One account's change in a realignment."""
+
+    account_id: str
+    from_territory: str | None
+    to_territory: str | None
+    from_owner: str | None
+    to_owner: str | None
+    open_pipeline: float
+
+
+@attrs.frozen(kw_only=True)
+class RealignmentDiff:
+    """What moving to ``to_model`` would change, before anything is written.
+
+    ``workload`` maps rep id to ``{"accounts": (before, after), "revenue": ...,
+    "pipeline": ...}``; ``unplaced`` lists accounts without a primary territory in the new
+    model (tie or no match) with the reason; they keep their owner.
+    """
+
+    from_model: str | None
+    to_model: str
+    moves: tuple[Move, ...]
+    unplaced: tuple[tuple[str, str], ...]
+    kept_locked: tuple[str, ...]
+    workload: Mapping[str, Mapping[str, tuple[float, float]]]
+
+    @property
+    def owner_changes(self) -> tuple[Move, ...]:
+        return tuple(m for m in self.moves if m.from_owner != m.to_owner)
+
+    @property
+    def pipeline_moving(self) -> float:
+        """Open pipeline on accounts whose owner changes."""
+        return float(sum(m.open_pipeline for m in self.owner_changes))
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.moves)} account(s) move territory, {len(self.owner_changes)} change "
+            f"owner, {self.pipeline_moving:,.0f} open pipeline moves, "
+            f"{len(self.unplaced)} unplaced, {len(self.kept_locked)} locked"
+        )
+
+
+def _account_values(store: Any) -> tuple[Array, Array, Array, Array]:
+    cols = store.accounts.columns(["id", "owner_id", "annual_revenue"])
+    ids = cols["id"]
+    revenue = np.nan_to_num(cols["annual_revenue"])
+    opp = store.opportunities.columns(["account_id", "status", "amount"])
+    open_ = (opp["status"] == OpportunityStatus.OPEN.value) & (opp["account_id"] != "")
+    pipeline = np.zeros(ids.size)
+    if open_.any() and ids.size:
+        order = np.argsort(ids)
+        pos = np.searchsorted(ids[order], opp["account_id"][open_])
+        pos = np.clip(pos, 0, ids.size - 1)
+        hit = ids[order][pos] == opp["account_id"][open_]
+        np.add.at(pipeline, order[pos[hit]], np.nan_to_num(opp["amount"][open_][hit]))
+    return ids, cols["owner_id"], revenue, pipeline
+
+
+def _workload(owners: Array, revenue: Array, pipeline: Array) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    has = owners != ""
+    uniq, inv = np.unique(owners[has], return_inverse=True)
+    counts = np.bincount(inv, minlength=uniq.size)
+    rev = np.bincount(inv, weights=revenue[has], minlength=uniq.size)
+    pip = np.bincount(inv, weights=pipeline[has], minlength=uniq.size)
+    for k, rep in enumerate(uniq.tolist()):
+        out[rep] = {
+            "accounts": float(counts[k]),
+            "revenue": float(rev[k]),
+            "pipeline": float(pip[k]),
+        }
+    return out
+
+
+def realignment_diff(
+    store: Any, to_model: str, *, from_model: str | None = None
+) -> RealignmentDiff:
+    """Compare the accounts' current territories (``from_model``: the active model) with
+    where ``to_model`` would put them. Owners follow the new territory's ``owner_id``
+    (unchanged when the territory has none)."""
+    if from_model is None:
+        current = active_model(store)
+        from_model = current.id if current is not None else None
+    territories = territories_of(store, to_model)
+    fields = sorted(
+        set(territory_fields(territories)) | {"id", "territory_id", "realignment_locked"}
+    )
+    cols = store.accounts.columns(fields)
+    result = assign_columns(territories, cols)
+    ids, owners, revenue, pipeline = _account_values(store)
+    owner_of_territory = {t.id: t.owner_id for t in territories}
+    new_owner = owners.astype(object).copy()
+    placed = result.reason == PRIMARY
+    target = result.primary
+    for tid, owner in owner_of_territory.items():
+        if owner is not None:
+            new_owner[placed & (target == tid)] = owner
+    current_t = cols["territory_id"]
+    moving = placed & (target != current_t)
+    moves = tuple(
+        Move(
+            account_id=str(ids[i]),
+            from_territory=str(current_t[i]) or None,
+            to_territory=str(target[i]),
+            from_owner=str(owners[i]) or None,
+            to_owner=new_owner[i] or None,
+            open_pipeline=float(pipeline[i]),
+        )
+        for i in np.flatnonzero(moving | (placed & (new_owner != owners.astype(object)))).tolist()
+    )
+    unplaced = tuple(
+        (str(ids[i]), str(result.reason[i]))
+        for i in np.flatnonzero(np.isin(result.reason, [TIE, NO_MATCH])).tolist()
+    )
+    locked = tuple(str(ids[i]) for i in np.flatnonzero(result.reason == LOCKED).tolist())
+    before = _workload(owners, revenue, pipeline)
+    after = _workload(
+        np.array([o or "" for o in new_owner.tolist()], dtype=str), revenue, pipeline
+    )
+    reps = sorted(set(before) | set(after))
+    zero = {"accounts": 0.0, "revenue": 0.0, "pipeline": 0.0}
+    workload = {
+        rep: {m: (before.get(rep, zero)[m], after.get(rep, zero)[m]) for m in zero} for rep in reps
+    }
+    return RealignmentDiff(
+        from_model=from_model,
+        to_model=to_model,
+        moves=moves,
+        unplaced=unplaced,
+        kept_locked=locked,
+        workload=workload,
+    )
+
+
+def apply_realignment(
+    store: Any, diff: RealignmentDiff, *, now: datetime, changed_by: str = CHANGED_BY
+) -> int:
+    """Apply a diff in one transaction: accounts get their new territory and owner, open
+    opportunities the account owner held follow the account, every owner change is
+    recorded as an ``OwnershipChange``, and ``to_model`` becomes the active model.
+    Returns the number of accounts changed."""
+    with store.transaction():
+        accounts = []
+        changes = []
+        moved_owner: dict[str, tuple[str | None, str | None]] = {}
+        for move in diff.moves:
+            account = store.accounts.get(move.account_id)
+            if account.realignment_locked:
+                continue
+            accounts.append(
+                attrs.evolve(account, territory_id=move.to_territory, owner_id=move.to_owner)
+            )
+            if move.from_owner != move.to_owner:
+                moved_owner[account.id] = (account.owner_id, move.to_owner)
+                changes.append(
+                    _change(
+                        "Account",
+                        account.id,
+                        account.owner_id,
+                        move.to_owner,
+                        now,
+                        f"realignment to {diff.to_model}",
+                        changed_by,
+                    )
+                )
+        store.accounts.put_many(accounts)
+        if moved_owner:
+            opps = store.opportunities.query(
+                {
+                    "all": [
+                        {"field": "account_id", "op": "in", "value": sorted(moved_owner)},
+                        {"field": "status", "op": "==", "value": "open"},
+                    ]
+                }
+            )
+            updated = []
+            for opp in opps:
+                old, new = moved_owner[opp.account_id]
+                if opp.owner_id == old and old != new:
+                    updated.append(attrs.evolve(opp, owner_id=new))
+                    changes.append(
+                        _change(
+                            "Opportunity",
+                            opp.id,
+                            old,
+                            new,
+                            now,
+                            f"account {opp.account_id} realigned",
+                            changed_by,
+                        )
+                    )
+            store.opportunities.put_many(updated)
+        store.ownership_changes.add_many(changes)
+        activate_model(store, diff.to_model, now=now)
+    return len(accounts)
+
+
+def _change(
+    kind: str, rid: str, old: str | None, new: str | None, now: datetime, reason: str, by: str
+) -> OwnershipChange:
+    return OwnershipChange(
+        id=f"oc-{uuid.uuid4().hex}",
+        record_type=kind,
+        record_id=rid,
+        from_owner_id=old,
+        to_owner_id=new,
+        at=now,
+        reason=reason,
+        changed_by=by,
+    )
+
+
+# -- balancing ---------------------------------------------------------------------------------
+
+MEASURES = ("accounts", "pipeline", "revenue")
+
+
+def imbalance(loads: Sequence[float] | Array) -> float:
+    """The imbalance measure: coefficient of variation (population std / mean) of the
+    workload per rep; 0 is perfectly even.
+
+    >>> imbalance([10, 10, 10]), round(imbalance([0, 10, 20]), 3)
+    (0.0, 0.816)
+    """
+    values = np.asarray(loads, dtype=np.float64)
+    if values.size == 0 or values.mean() == 0:
+        return 0.0
+    return float(values.std() / values.mean())
+
+
+@attrs.frozen(kw_only=True)
+class BalancePlan:
+    """Suggested account moves between reps and the imbalance before and after."""
+
+    measure: str
+    moves: tuple[tuple[str, str, str, float], ...]  # account, from rep, to rep, value
+    before: Mapping[str, float]
+    after: Mapping[str, float]
+    imbalance_before: float
+    imbalance_after: float
+
+
+def suggest_balance(
+    store: Any,
+    *,
+    measure: str = "accounts",
+    reps: Sequence[str] | None = None,
+    max_moves: int = 50,
+) -> BalancePlan:
+    """Greedy moves of unlocked accounts from the busiest rep to the least busy that lower
+    the :func:`imbalance` of ``measure`` (``accounts``, ``revenue`` or ``pipeline``).
+
+    Each step moves, from the busiest rep to the least busy, the account whose value is
+    closest to half their gap; it stops when no move helps or after ``max_moves``.
+    """
+    if measure not in MEASURES:
+        raise ValidationError("BalancePlan", "measure", measure, f"must be one of {MEASURES}")
+    ids, owners, revenue, pipeline = _account_values(store)
+    locked = store.accounts.columns(["realignment_locked"])["realignment_locked"]
+    value = {"accounts": np.ones(ids.size), "revenue": revenue, "pipeline": pipeline}[measure]
+    if reps is None:
+        reps = [r.id for r in store.reps if r.active]
+    reps = sorted(reps)
+    if not reps:
+        raise ValidationError("BalancePlan", "reps", reps, "needs at least one rep")
+    index = {r: k for k, r in enumerate(reps)}
+    owner_idx = np.array([index.get(o, -1) for o in owners.tolist()], dtype=np.int64)
+    load = np.bincount(
+        owner_idx[owner_idx >= 0], weights=value[owner_idx >= 0], minlength=len(reps)
+    )
+    before = dict(zip(reps, load.tolist(), strict=True))
+    start = imbalance(load)
+    moves = []
+    movable = ~np.asarray(locked, dtype=bool)
+    for _ in range(max_moves):
+        hi, lo = int(np.argmax(load)), int(np.argmin(load))
+        gap = load[hi] - load[lo]
+        cand = np.flatnonzero((owner_idx == hi) & movable & (value > 0) & (value < gap))
+        if cand.size == 0:
+            break
+        best = cand[np.argmin(np.abs(value[cand] - gap / 2))]
+        owner_idx[best] = lo
+        load[hi] -= value[best]
+        load[lo] += value[best]
+        moves.append((str(ids[best]), reps[hi], reps[lo], float(value[best])))
+    return BalancePlan(
+        measure=measure,
+        moves=tuple(moves),
+        before=before,
+        after=dict(zip(reps, load.tolist(), strict=True)),
+        imbalance_before=start,
+        imbalance_after=imbalance(load),
+    )
