@@ -24,6 +24,7 @@ __all__ = [
     "CriteriaError",
     "CrmError",
     "HierarchyCycleError",
+    "MissingDependencyError",
     "NotFittedError",
     "NotFound",
     "StorageError",
@@ -151,6 +152,18 @@ class HierarchyCycleError(ValidationError):
 
 class NotFittedError(CrmError, ValueError, AttributeError):
     """A model was used before ``fit``."""
+
+
+class MissingDependencyError(CrmError, ImportError):
+    """An optional feature needs a package that is not installed; the message says which
+    extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs {package}; install it with: pip install 'crmkit[{extra}]'"
+        )
 
 
 class StorageError(CrmError, RuntimeError):

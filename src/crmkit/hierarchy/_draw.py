@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from crmkit.errors import CrmError, ValidationError
+from crmkit._optional import require
+from crmkit.errors import ValidationError
 from crmkit.hierarchy._graph import AccountHierarchy, IntArray
 from crmkit.hierarchy._rollup import RollupResult, _values
 
@@ -280,12 +281,7 @@ def draw(
 
     Returns the matplotlib ``Axes``; a truncated picture says so in its title.
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise CrmError(
-            "draw() needs matplotlib; install it with: pip install 'crmkit[plot]'"
-        ) from err
+    Figure = require("matplotlib.figure", extra="plot", feature="draw()").Figure
     picture = _picture(h, root, values, max_nodes)
     if ax is None:
         ax = Figure(figsize=(8, 5)).subplots()

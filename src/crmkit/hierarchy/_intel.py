@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 
 from crmkit._columns import field_kind
+from crmkit._optional import require
 from crmkit.errors import ValidationError
 from crmkit.hierarchy._graph import AccountHierarchy
 from crmkit.hierarchy._rollup import per_account
@@ -51,7 +52,7 @@ class Whitespace:
 
     def to_pandas(self) -> pd.DataFrame:
         """The matrix as a DataFrame (accounts as rows, products as columns)."""
-        import pandas as pd
+        pd = require("pandas", extra="pandas", feature="to_pandas()")
 
         return pd.DataFrame(
             self.matrix(),

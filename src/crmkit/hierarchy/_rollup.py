@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 
 from crmkit._columns import field_kind
+from crmkit._optional import require
 from crmkit.errors import NotFound, ValidationError
 from crmkit.hierarchy._graph import AccountHierarchy, IntArray
 
@@ -108,7 +109,7 @@ class RollupResult:
 
     def to_pandas(self) -> pd.DataFrame:
         """A DataFrame indexed by account id with ``value`` and ``count`` columns."""
-        import pandas as pd
+        pd = require("pandas", extra="pandas", feature="to_pandas()")
 
         return pd.DataFrame(
             {"value": self.values, "count": self.counts},

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from crmkit.errors import CrmError
+from crmkit._optional import require
 from crmkit.pipeline._data import PipelineData
 from crmkit.pipeline._metrics import forecast, stage_conversion, win_loss
 from crmkit.pipeline._stages import DEFAULT_PIPELINE, Pipeline
@@ -19,12 +19,7 @@ __all__ = ["plot_forecast", "plot_funnel", "plot_win_rate"]
 def _axes(ax: Any) -> Any:
     if ax is not None:
         return ax
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise CrmError(
-            "drawing needs matplotlib: pip install 'crmkit[plot]' (or pass ax=...)"
-        ) from err
+    plt = require("matplotlib.pyplot", extra="plot", feature="drawing (or pass ax=...)")
     _, axes = plt.subplots()
     return axes
 

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from crmkit._optional import require
 from crmkit.errors import ValidationError
 
 __all__ = ["Table"]
@@ -129,12 +130,7 @@ class Table:
 
     def to_pandas(self) -> Any:
         """A :class:`pandas.DataFrame` indexed by the key columns (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError as err:  # pragma: no cover - pandas is installed in tests
-            from crmkit.errors import CrmError
-
-            raise CrmError("Table.to_pandas() needs pandas: pip install 'crmkit[pandas]'") from err
+        pd = require("pandas", extra="pandas", feature="Table.to_pandas()")
         frame = pd.DataFrame(dict(self.columns))
         if self.keys:
             frame = frame.set_index(list(self.keys))

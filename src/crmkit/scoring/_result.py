@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from crmkit._optional import require
 from crmkit.errors import CrmError, NotFound, ValidationError
 
 Array = np.ndarray[Any, Any]
@@ -27,13 +28,7 @@ def _optional_array(value: Any) -> Array | None:
 
 
 def _require_matplotlib() -> Any:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - matplotlib is installed in dev
-        raise CrmError(
-            "plotting needs matplotlib; install it with: pip install 'crmkit[plot]'"
-        ) from err
-    return plt
+    return require("matplotlib.pyplot", extra="plot", feature="plotting")
 
 
 @attrs.frozen(eq=False)
@@ -159,7 +154,7 @@ class ScoreResult:
 
     def to_pandas(self) -> Any:
         """A DataFrame indexed by id: the score, ``raw`` if any, and one column per feature."""
-        import pandas as pd
+        pd = require("pandas", extra="pandas", feature="to_pandas()")
 
         data: dict[str, Any] = {self.name: self.values}
         if self.raw is not None:
@@ -272,7 +267,7 @@ class Segments:
 
     def to_pandas(self) -> Any:
         """A categorical Series of segment labels indexed by id."""
-        import pandas as pd
+        pd = require("pandas", extra="pandas", feature="to_pandas()")
 
         return pd.Series(
             pd.Categorical(self.labels, categories=list(self.names)),

@@ -342,8 +342,8 @@ class MemoryStore:
                 self._journals.pop()
                 outer = self._journal()
                 if outer is not None:  # the outer transaction may still roll this back
-                    for key, old in journal.entries.items():
-                        outer.entries.setdefault(key, old)
+                    for entry, old in journal.entries.items():
+                        outer.entries.setdefault(entry, old)
 
     def load_state(self, name: str) -> dict[str, Any] | None:
         """A small JSON document saved with :meth:`save_state`, or ``None``."""
