@@ -24,18 +24,16 @@ tags, json, time   object array
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
 from crmkit._schema import schema_of
+from crmkit._time import micros
 from crmkit.errors import CriteriaError
 
-__all__ = ["column_from_values", "columns_of", "field_kind", "micros"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+__all__ = ["column_from_values", "columns_of", "field_kind"]
 
 
 def field_kind(record_type: type[Any], name: str) -> str:
@@ -98,9 +96,3 @@ def column_from_values(kind: str, values: Sequence[Any]) -> np.ndarray[Any, Any]
     column = np.empty(len(values), dtype=object)
     column[:] = list(values)
     return column
-
-
-def micros(value: datetime) -> int:
-    """An aware datetime as integer microseconds since the Unix epoch (UTC)."""
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from crmkit._columns import micros
+from crmkit._time import micros
 from crmkit.errors import ValidationError
 from crmkit.pipeline._stages import Pipeline
 from crmkit.store._base import Store

@@ -589,6 +589,6 @@ def route_batch(
 
 
 def _micros(now: datetime) -> int:
-    from crmkit._columns import micros
+    from crmkit._time import micros
 
     return micros(now)

@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from crmkit._columns import micros
 from crmkit._schema import schema_of
+from crmkit._time import micros
 from crmkit.errors import ValidationError
 from crmkit.records import Rep, RoutingRule
 from crmkit.routing._types import Dropped, Reason, in_hours

@@ -173,7 +173,15 @@ def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
 
 def order_fields(record_type: type[Any], order_by: str | Sequence[str]) -> list[tuple[str, bool]]:
     """``order_by`` as ``[(field, descending)]``, checked against the record type."""
-    items = [order_by] if isinstance(order_by, str) else list(order_by)
+    if isinstance(order_by, str):
+        items: list[Any] = [order_by]
+    elif isinstance(order_by, (list, tuple)):
+        items = list(order_by)
+    else:
+        raise CriteriaError(
+            f"order_by takes a field name or a list of them, like ['-amount', 'name'], "
+            f"not {order_by!r}"
+        )
     schema = schema_of(record_type)
     result = []
     for item in items:

@@ -1,0 +1,301 @@
+"""Records: validators for every field kind, conversions, evolve, hashing and freezing."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crmkit.errors import CrmError, ValidationError
+from crmkit.records import (
+    RECORD_TYPES,
+    Account,
+    AccountType,
+    Activity,
+    ActivityKind,
+    Lead,
+    LeadStatus,
+    Opportunity,
+    OpportunityStatus,
+    Rep,
+    RoutingRule,
+    StageChange,
+    Territory,
+)
+from crmkit.testing.builders import build
+from crmkit.testing.strategies import records
+
+NAIVE = datetime(2026, 1, 5, 9, 0)
+
+
+def check_error(
+    make: Any, record: str, field: str, value: Any, record_id: str | None = "x"
+) -> ValidationError:
+    with pytest.raises(ValidationError) as info:
+        make()
+    err = info.value
+    assert isinstance(err, CrmError)
+    assert isinstance(err, ValueError)
+    assert (err.record, err.field, err.record_id) == (record, field, record_id)
+    if isinstance(value, float) and math.isnan(value):
+        assert math.isnan(err.value)
+    else:
+        assert err.value == value
+    text = str(err)
+    assert record in text
+    assert field in text or field == "custom"
+    if record_id is not None:
+        assert repr(record_id) in text
+    return err
+
+
+def test_naive_datetime_names_record_id_field_and_value() -> None:
+    err = check_error(lambda: Activity(id="x", kind="call", at=NAIVE), "Activity", "at", NAIVE)
+    assert "timezone-aware" in str(err)
+    assert repr(NAIVE) in str(err)
+
+
+@pytest.mark.parametrize(
+    ("make", "record", "field", "value"),
+    [
+        (lambda: Lead(id="x", status="hot"), "Lead", "status", "hot"),
+        (lambda: Activity(id="x", kind=3, at=datetime.now(UTC)), "Activity", "kind", 3),
+        (lambda: Account(id="x", name="A", employees=-5), "Account", "employees", -5),
+        (lambda: Account(id="x", name="A", employees=2.5), "Account", "employees", 2.5),
+        (lambda: Account(id="x", name="A", employees=True), "Account", "employees", True),
+        (lambda: Account(id="x", name="A", employees="12"), "Account", "employees", "12"),
+        (
+            lambda: Opportunity(id="x", name="O", probability=1.5),
+            "Opportunity",
+            "probability",
+            1.5,
+        ),
+        (
+            lambda: Opportunity(id="x", name="O", probability=float("nan")),
+            "Opportunity",
+            "probability",
+            float("nan"),
+        ),
+        (
+            lambda: Opportunity(id="x", name="O", amount="a lot"),
+            "Opportunity",
+            "amount",
+            "a lot",
+        ),
+        (
+            lambda: Opportunity(id="x", name="O", amount=Decimal(-1)),
+            "Opportunity",
+            "amount",
+            Decimal(-1),
+        ),
+        (
+            lambda: Opportunity(id="x", name="O", close_date=datetime(2026, 1, 1, tzinfo=UTC)),
+            "Opportunity",
+            "close_date",
+            datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        (
+            lambda: Rep(id="x", name="R", timezone="Mars/Olympus"),
+            "Rep",
+            "timezone",
+            "Mars/Olympus",
+        ),
+        (lambda: Rep(id="x", name="R", weight=-1), "Rep", "weight", -1.0),
+        (lambda: Rep(id="x", name="R", work_days=[1, 9]), "Rep", "work_days", (1, 9)),
+        (
+            lambda: Rep(id="x", name="R", work_start=time(9, tzinfo=UTC)),
+            "Rep",
+            "work_start",
+            time(9, tzinfo=UTC),
+        ),
+        (lambda: Rep(id="x", name="R", skills=["a", 1]), "Rep", "skills", ["a", 1]),
+        (
+            lambda: Account(id="x", name="A", realignment_locked=1),
+            "Account",
+            "realignment_locked",
+            1,
+        ),
+        (lambda: Account(id="x", name="A\x00B"), "Account", "name", "A\x00B"),
+        (lambda: Account(id="x", name="   "), "Account", "name", None),
+        (
+            lambda: Account(id="x", name="A", created_at="2026-01-01"),
+            "Account",
+            "created_at",
+            "2026-01-01",
+        ),
+        (
+            lambda: Account(id="x", name="A", custom={"not ident": 1}),
+            "Account",
+            "custom",
+            "not ident",
+        ),
+        (lambda: Account(id="x", name="A", custom={"tier": [1]}), "Account", "custom", [1]),
+        (
+            lambda: Account(id="x", name="A", custom={"tier": {"a": 1}}),
+            "Account",
+            "custom",
+            {"a": 1},
+        ),
+        (
+            lambda: Account(id="x", name="A", custom={"score": math.nan}),
+            "Account",
+            "custom",
+            math.nan,
+        ),
+        (lambda: Account(id="x", name="A", custom={"t": "a\x00"}), "Account", "custom", "a\x00"),
+        (lambda: Account(id="x", name="A", custom=[("a", 1)]), "Account", "custom", [("a", 1)]),
+        (
+            lambda: Territory(
+                id="x", name="T", criteria={"field": "nope", "op": "==", "value": 1}
+            ),
+            "Territory",
+            "criteria",
+            {"field": "nope", "op": "==", "value": 1},
+        ),
+    ],
+)
+def test_validators(make: Any, record: str, field: str, value: Any) -> None:
+    check_error(make, record, field, value)
+
+
+def test_id_is_required_and_named() -> None:
+    for bad in ("", "   ", None):
+        err = check_error(lambda b=bad: Account(id=b, name="A"), "Account", "id", None, None)
+        assert "required" in str(err)
+    with pytest.raises(ValidationError):
+        Account(id=5, name="A")  # type: ignore[arg-type]
+
+
+def test_routing_rule_criteria_are_read_for_its_record_type() -> None:
+    rule = RoutingRule(
+        id="r",
+        target_id="q",
+        applies_to="Inquiry",
+        criteria={"field": "channel", "op": "==", "value": "chat"},
+    )
+    assert rule.criteria == {"field": "channel", "op": "==", "value": "chat"}
+    with pytest.raises(ValidationError):  # Leads have no channel
+        RoutingRule(
+            id="r", target_id="q", criteria={"field": "channel", "op": "==", "value": "chat"}
+        )
+    with pytest.raises(ValidationError):
+        RoutingRule(id="r", target_id="q", applies_to="Spaceship", criteria={"all": []})
+
+
+# -- conversions -------------------------------------------------------------------------
+
+
+def test_enum_from_text() -> None:
+    assert Opportunity(id="o", name="O", status=" WON ").status is OpportunityStatus.WON
+    assert Lead(id="l", status="qualified").status is LeadStatus.QUALIFIED
+    assert Activity(id="a", kind="web_visit", at=datetime.now(UTC)).kind is ActivityKind.WEB_VISIT
+    assert Account(id="a", name="A").account_type is AccountType.PROSPECT
+
+
+def test_money_conversions() -> None:
+    assert Opportunity(id="o", name="O", amount=12).amount == Decimal(12)
+    assert isinstance(Opportunity(id="o", name="O", amount=12).amount, Decimal)
+    assert Opportunity(id="o", name="O", amount=0.1).amount == Decimal(
+        "0.1"
+    )  # not 0.1000000000000000055
+    assert Opportunity(id="o", name="O", amount=" 1,200.50 ").amount == Decimal("1200.50")
+
+
+def test_number_conversions() -> None:
+    assert Account(id="a", name="A", employees=12.0).employees == 12
+    assert Account(id="a", name="A", employees=Decimal("7")).employees == 7
+    assert Opportunity(id="o", name="O", probability=1).probability == 1.0
+    assert isinstance(Opportunity(id="o", name="O", probability=1).probability, float)
+
+
+def test_blank_text_is_none_and_text_is_stripped() -> None:
+    account = Account(id="  a1 ", name="  Acme ", country="", industry="   ")
+    assert (account.id, account.name) == ("a1", "Acme")
+    assert account.country is None
+    assert account.industry is None
+
+
+def test_custom_none_and_blank_values_are_dropped() -> None:
+    account = Account(
+        id="a", name="A", custom={"tier": " gold ", "gone": None, "blank": "  ", "n": 0}
+    )
+    assert account.custom == {"tier": "gold", "n": 0}
+
+
+def test_tags_sorted_and_deduplicated() -> None:
+    rep = Rep(id="r", name="R", skills=["spanish", " enterprise", "spanish", ""], team_ids="t1")
+    assert rep.skills == ("enterprise", "spanish")
+    assert rep.team_ids == ("t1",)
+    assert Rep(id="r", name="R", work_days=[4, 0, 0]).work_days == (0, 4)
+
+
+@pytest.mark.parametrize(
+    "tz", [timezone(timedelta(hours=5, minutes=30)), ZoneInfo("America/New_York"), UTC]
+)
+def test_aware_datetimes_are_normalised_to_utc(tz: Any) -> None:
+    local = datetime(2026, 3, 8, 1, 30, tzinfo=tz)
+    activity = Activity(id="a", kind="call", at=local)
+    assert activity.at == local
+    assert activity.at.utcoffset() == timedelta(0)
+    assert activity.at.tzinfo is UTC
+
+
+def test_evolve_revalidates() -> None:
+    account = Account(id="a", name="A")
+    with pytest.raises(ValidationError):
+        attrs.evolve(account, employees=-1)
+    with pytest.raises(ValidationError):
+        attrs.evolve(account, created_at=NAIVE)
+    assert attrs.evolve(account, country=" FR ").country == "FR"
+
+
+def test_records_are_frozen_and_hashable() -> None:
+    account = Account(id="a", name="A", custom={"tier": "gold"})
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        account.name = "B"  # type: ignore[misc]
+    same = Account(id="a", name="A", custom={"tier": "gold"})
+    assert account == same
+    assert hash(account) == hash(same)
+    assert len({account, same}) == 1
+    assert account != attrs.evolve(account, custom={"tier": "silver"})
+
+
+@pytest.mark.parametrize("record_type", RECORD_TYPES, ids=lambda t: t.__name__)
+def test_every_record_type_builds_hashes_and_has_the_shared_fields(record_type: type[Any]) -> None:
+    record = build(record_type, id="x")
+    names = {a.name for a in attrs.fields(record_type)}
+    assert {"id", "custom", "version"} <= names
+    assert record.version == 0
+    assert record.custom == {}
+    assert isinstance(hash(record), int)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(RECORD_TYPES).flatmap(records))
+def test_generated_records_survive_evolve_unchanged(record: Any) -> None:
+    assert attrs.evolve(record) == record
+    for field in attrs.fields(type(record)):
+        value = getattr(record, field.name)
+        if isinstance(value, datetime):
+            assert value.utcoffset() == timedelta(0)
+        if isinstance(value, str):
+            assert value == value.strip()
+            assert value
+
+
+def test_dates_and_times() -> None:
+    deal = Opportunity(id="o", name="O", close_date=date(2026, 2, 28))
+    assert deal.close_date == date(2026, 2, 28)
+    rep = Rep(id="r", name="R", work_start=time(8, 30))
+    assert rep.work_start == time(8, 30)
+    change = StageChange(
+        id="s", opportunity_id="o", to_stage="won", at=datetime(2026, 1, 1, tzinfo=UTC), amount=5
+    )
+    assert change.amount == Decimal(5)
