@@ -4,7 +4,7 @@ from __future__ import annotations
 
 project = "crmkit"
 author = "crmkit developers"
-copyright = "2026, crmkit developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, crmkit developers"
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]

@@ -54,6 +54,49 @@ PUBLIC = {
         "reminders", "reps", "routing_rules", "stage_changes", "teams", "territories",
         "territory_models", "texts",
     ],
+    # the engines
+    "crmkit.hierarchy": [
+        "AccountHierarchy", "FamilySummary", "FamilyView", "HOWS", "IntegrityReport", "Merged",
+        "Problem", "Reparented", "RollupResult", "Whitespace", "activity_counts", "ancestors",
+        "children", "depth", "descendants", "draw", "family", "family_summary",
+        "largest_families", "members", "merge_under", "open_pipeline", "parent", "path_to_root",
+        "reparent", "rollup", "rollup_field", "roots", "siblings", "to_dot", "to_mermaid",
+        "ultimate_parent", "view", "whitespace", "won_revenue",
+    ],
+    "crmkit.ownership": [
+        "CASCADES", "Move", "ReassignmentPlan", "ownership_history", "plan_departure",
+        "reassign",
+    ],
+    "crmkit.lifecycle": [
+        "DEFAULT_LIFECYCLE", "LifecycleModel", "history", "move", "time_in_stage",
+    ],
+    "crmkit.scoring": [
+        "BacktestResult", "FeatureEncoder", "FitModel", "LogisticLeadScorer",
+        "LogisticRegression", "ModelState", "NaiveBayesLeadScorer", "PointsRule", "RuleGroup",
+        "ScoreResult", "Segments", "average_ranks", "backtest", "brier_score",
+        "calibration_bins", "engagement_scores", "fit_engagement_matrix", "fit_scores",
+        "lift_table", "model_from_dict", "model_from_json", "model_to_dict", "model_to_json",
+        "normalise", "percentiles", "priority_scores", "ranks", "roc_auc",
+        "segment_by_criteria", "segment_by_quantiles", "tiers", "training_data",
+    ],
+    "crmkit.routing": [
+        "BalancePlan", "Dropped", "Escalation", "Move", "RealignmentDiff", "Reason", "Router",
+        "RoutingBatch", "RoutingDecision", "RoutingStatus", "RuleSet", "STRATEGIES", "Schedule",
+        "Target", "TerritoryAssignment", "activate_model", "active_model", "apply_realignment",
+        "assign_columns", "assign_territories", "email_domain", "imbalance", "load_rules",
+        "normalise_company", "realignment_diff", "rules_from_data", "suggest_balance",
+    ],
+    "crmkit.pipeline": [
+        "DEFAULT_PIPELINE", "DEFAULT_STAGE_MAP", "ForecastCategory", "Pipeline", "PipelineData",
+        "Snapshot", "SnapshotDiff", "Stage", "Table", "average_deal_size", "close_lost",
+        "close_won", "diff", "forecast", "import_sales_export", "load", "move", "open_pipeline",
+        "plot_forecast", "plot_funnel", "plot_win_rate", "rotting", "sales_cycle", "snapshot",
+        "stage_conversion", "summary", "time_in_stage", "velocity", "weighted_pipeline",
+        "win_loss", "win_rate", "won_revenue",
+    ],
+    "crmkit.io": [
+        "ImportFailed", "ImportReport", "RowError", "export_csv", "import_csv",
+    ],
 }  # fmt: skip
 
 
