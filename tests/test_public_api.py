@@ -13,7 +13,8 @@ PUBLIC = {
     "crmkit": [
         "Account", "AccountType", "Activity", "ActivityKind", "AlreadyExists", "BatchError",
         "Clock", "ConflictError", "Contact", "CriteriaError", "CrmError", "Direction", "F",
-        "FixedClock", "HierarchyCycleError", "Inquiry", "InquiryStatus", "Lead", "LeadStatus",
+        "FixedClock", "HierarchyChange", "HierarchyCycleError", "Inquiry", "InquiryStatus",
+        "Lead", "LeadStatus",
         "LifecycleChange", "MemoryStore", "NotFittedError", "NotFound", "Opportunity",
         "OpportunityStatus", "OwnershipChange", "Reminder", "ReminderStatus", "Rep",
         "RoutingRule", "SQLiteStore", "StageChange", "StorageError", "Store", "SystemClock",
@@ -27,7 +28,8 @@ PUBLIC = {
     ],
     "crmkit.records": [
         "RECORD_TYPES", "Account", "AccountType", "Activity", "ActivityKind", "Contact",
-        "Direction", "Inquiry", "InquiryStatus", "Lead", "LeadStatus", "LifecycleChange",
+        "Direction", "HierarchyChange", "Inquiry", "InquiryStatus", "Lead", "LeadStatus",
+        "LifecycleChange",
         "Opportunity", "OpportunityStatus", "OwnershipChange", "Record", "Reminder",
         "ReminderStatus", "Rep", "RoutingRule", "StageChange", "TargetKind", "Team",
         "Territory", "TerritoryModel", "TerritoryModelState",
@@ -49,7 +51,8 @@ PUBLIC = {
     "crmkit.testing.plugin": ["crmkit_clock", "crmkit_store"],
     "crmkit.testing.strategies": [
         "CUSTOM_KEYS", "SMALL_IDS", "TIME_ZONES", "accounts", "activities", "aware_datetimes",
-        "contacts", "criteria_for", "custom_fields", "ids", "inquiries", "leads",
+        "contacts", "criteria_for", "custom_fields", "hierarchy_changes", "ids", "inquiries",
+        "leads",
         "lifecycle_changes", "money", "opportunities", "ownership_changes", "records",
         "reminders", "reps", "routing_rules", "stage_changes", "teams", "territories",
         "territory_models", "texts",
@@ -59,6 +62,7 @@ PUBLIC = {
         "AccountHierarchy", "FamilySummary", "FamilyView", "HOWS", "IntegrityReport", "Merged",
         "Problem", "Reparented", "RollupResult", "Whitespace", "activity_counts", "ancestors",
         "children", "depth", "descendants", "draw", "family", "family_summary",
+        "hierarchy_history",
         "largest_families", "members", "merge_under", "open_pipeline", "parent", "path_to_root",
         "reparent", "rollup", "rollup_field", "roots", "siblings", "to_dot", "to_mermaid",
         "ultimate_parent", "view", "whitespace", "won_revenue",

@@ -102,4 +102,5 @@ _PLURALS = {
     "TerritoryModel": "territory_models",
     "RoutingRule": "routing_rules",
     "Inquiry": "inquiries",
+    "HierarchyChange": "hierarchy_changes",
 }

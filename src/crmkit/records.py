@@ -48,6 +48,7 @@ __all__ = [
     "ActivityKind",
     "Contact",
     "Direction",
+    "HierarchyChange",
     "Inquiry",
     "InquiryStatus",
     "Lead",
@@ -490,6 +491,21 @@ class LifecycleChange:
 
 
 @attrs.frozen(kw_only=True)
+class HierarchyChange:
+    """History: an account moved from one parent to another (``None``: a root)."""
+
+    id: str = f.record_id()
+    account_id: str = f.text(required=True)
+    from_parent_id: str | None = f.text()
+    to_parent_id: str | None = f.text()
+    at: datetime = f.moment(required=True)
+    reason: str | None = f.text()
+    changed_by: str | None = f.text()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
 class StageChange:
     """History: an opportunity moved from one stage to another."""
 
@@ -521,6 +537,7 @@ Record = (
     | TerritoryModel
     | RoutingRule
     | Inquiry
+    | HierarchyChange
 )
 """Any crmkit record."""
 
@@ -540,5 +557,6 @@ RECORD_TYPES: tuple[type[Any], ...] = (
     TerritoryModel,
     RoutingRule,
     Inquiry,
+    HierarchyChange,
 )
 """Every record type, in the order stores create their tables."""

@@ -12,7 +12,14 @@ from crmkit import (
     NotFound,
     ValidationError,
 )
-from crmkit.hierarchy import AccountHierarchy, family, merge_under, reparent, ultimate_parent
+from crmkit.hierarchy import (
+    AccountHierarchy,
+    family,
+    hierarchy_history,
+    merge_under,
+    reparent,
+    ultimate_parent,
+)
 
 AT = datetime(2026, 4, 1, 12, tzinfo=UTC)
 
@@ -42,6 +49,19 @@ def test_reparent_moves_and_bumps_version(store: MemoryStore) -> None:
     assert store.accounts.get("fr").parent_id is None
 
 
+def test_reparent_history_is_stored_with_the_move(store: MemoryStore) -> None:
+    later = datetime(2026, 5, 1, tzinfo=UTC)
+    reparent(store, "fr", "hq", reason="flatten", at=AT, changed_by="ops")
+    reparent(store, "fr", None, reason="spin-off", at=later)
+    changes = hierarchy_history(store, "fr")
+    assert [(c.from_parent_id, c.to_parent_id, c.reason, c.at) for c in changes] == [
+        ("eu", "hq", "flatten", AT),
+        ("hq", None, "spin-off", later),
+    ]
+    assert changes[0].changed_by == "ops"
+    assert hierarchy_history(store, "eu") == []
+
+
 def test_reparent_refuses_cycles_and_writes_nothing(store: MemoryStore) -> None:
     with pytest.raises(HierarchyCycleError) as err:
         reparent(store, "hq", "fr", reason="x", at=AT)
@@ -51,6 +71,7 @@ def test_reparent_refuses_cycles_and_writes_nothing(store: MemoryStore) -> None:
     assert err.value.cycle == ["eu", "eu"]
     assert store.accounts.get("hq").parent_id is None
     assert store.accounts.get("hq").version == 1
+    assert len(store.hierarchy_changes) == 0
 
 
 def test_reparent_bad_input(store: MemoryStore) -> None:

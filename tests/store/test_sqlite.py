@@ -40,6 +40,7 @@ from crmkit.records import (
     ActivityKind,
     Contact,
     Direction,
+    HierarchyChange,
     Inquiry,
     InquiryStatus,
     Lead,
@@ -318,6 +319,16 @@ def full_records() -> list[Any]:
             template_id="tpl-2",
             received_at=T2,
             custom={"spam_score": 0.01},
+        ),
+        HierarchyChange(
+            id="hc-1",
+            account_id="acc-2",
+            from_parent_id="acc-9",
+            to_parent_id="acc-1",
+            at=T1,
+            reason="acquisition",
+            changed_by="rep-1",
+            custom={"deal": "merger"},
         ),
     ]
 

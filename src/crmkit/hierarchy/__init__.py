@@ -13,7 +13,13 @@ one numpy step per level); and draw a family as Mermaid, DOT or with matplotlib.
 
 from __future__ import annotations
 
-from crmkit.hierarchy._changes import Merged, Reparented, merge_under, reparent
+from crmkit.hierarchy._changes import (
+    Merged,
+    Reparented,
+    hierarchy_history,
+    merge_under,
+    reparent,
+)
 from crmkit.hierarchy._draw import FamilyView, draw, to_dot, to_mermaid, view
 from crmkit.hierarchy._graph import AccountHierarchy, IntegrityReport, Problem
 from crmkit.hierarchy._intel import FamilySummary, Whitespace, family_summary, whitespace
@@ -60,6 +66,7 @@ __all__ = [
     "draw",
     "family",
     "family_summary",
+    "hierarchy_history",
     "largest_families",
     "members",
     "merge_under",

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 import attrs
 
 from crmkit.errors import HierarchyCycleError, ValidationError
+from crmkit.records import HierarchyChange
 
 if TYPE_CHECKING:
     from crmkit.store import Store
 
-__all__ = ["Merged", "Reparented", "merge_under", "reparent"]
+__all__ = ["Merged", "Reparented", "hierarchy_history", "merge_under", "reparent"]
 
 
 @attrs.frozen
@@ -116,6 +117,17 @@ def reparent(
         stored = store.accounts.update(
             attrs.evolve(account, parent_id=new_parent_id), expected_version=version
         )
+        store.hierarchy_changes.add(
+            HierarchyChange(
+                id=f"{account_id}:parent:{stored.version:04d}",
+                account_id=account_id,
+                from_parent_id=account.parent_id,
+                to_parent_id=new_parent_id,
+                at=at,
+                reason=reason,
+                changed_by=changed_by,
+            )
+        )
     return Reparented(
         account_id=account_id,
         from_parent_id=account.parent_id,
@@ -177,3 +189,22 @@ def merge_under(
             store, acquired_top, acquirer_id, reason=reason, at=at, changed_by=changed_by
         )
     return Merged(reparented=moved, joined=joined)
+
+
+def hierarchy_history(store: Store, account_id: str) -> list[HierarchyChange]:
+    """Every parent change of ``account_id``, oldest first.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="hq", name="HQ"), Account(id="fr", name="FR")])
+    >>> _ = reparent(store, "fr", "hq", reason="reorg",
+    ...              at=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    >>> [(c.from_parent_id, c.to_parent_id, c.reason) for c in hierarchy_history(store, "fr")]
+    [(None, 'hq', 'reorg')]
+    """
+    return store.hierarchy_changes.query(
+        {"field": "account_id", "op": "==", "value": account_id}, order_by=["at", "id"]
+    )

@@ -42,6 +42,7 @@ from crmkit.records import (
     Account,
     Activity,
     Contact,
+    HierarchyChange,
     Inquiry,
     Lead,
     LifecycleChange,
@@ -145,6 +146,8 @@ class Store(Protocol):
     def routing_rules(self) -> Repository[RoutingRule]: ...
     @property
     def inquiries(self) -> Repository[Inquiry]: ...
+    @property
+    def hierarchy_changes(self) -> Repository[HierarchyChange]: ...
 
     def repository(self, record_type: type[T]) -> Repository[T]: ...
 

@@ -36,6 +36,7 @@ from crmkit.records import (
     Account,
     Activity,
     Contact,
+    HierarchyChange,
     Inquiry,
     Lead,
     LifecycleChange,
@@ -317,6 +318,10 @@ class MemoryStore:
     @property
     def inquiries(self) -> MemoryRepository[Inquiry]:
         return self._repos[Inquiry]
+
+    @property
+    def hierarchy_changes(self) -> MemoryRepository[HierarchyChange]:
+        return self._repos[HierarchyChange]
 
     def _journal(self) -> _Journal | None:
         return self._journals[-1] if self._journals else None

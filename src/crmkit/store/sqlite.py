@@ -70,6 +70,7 @@ from crmkit.records import (
     Account,
     Activity,
     Contact,
+    HierarchyChange,
     Inquiry,
     Lead,
     LifecycleChange,
@@ -476,6 +477,7 @@ _V1_TYPES = (
     "TerritoryModel",
     "RoutingRule",
     "Inquiry",
+    "HierarchyChange",
 )
 
 
@@ -1048,6 +1050,10 @@ class SQLiteStore:
     @property
     def inquiries(self) -> SQLiteRepository[Inquiry]:
         return self._repos[Inquiry]
+
+    @property
+    def hierarchy_changes(self) -> SQLiteRepository[HierarchyChange]:
+        return self._repos[HierarchyChange]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

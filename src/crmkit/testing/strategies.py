@@ -47,6 +47,7 @@ from crmkit.records import (
     Account,
     Activity,
     Contact,
+    HierarchyChange,
     Inquiry,
     Lead,
     LifecycleChange,
@@ -71,6 +72,7 @@ __all__ = [
     "contacts",
     "criteria_for",
     "custom_fields",
+    "hierarchy_changes",
     "ids",
     "inquiries",
     "leads",
@@ -360,6 +362,11 @@ def lifecycle_changes(*, ids: S[str] | None = None, narrow: bool = False) -> S[L
     return _record_strategy(LifecycleChange, ids=ids, narrow=narrow)
 
 
+def hierarchy_changes(*, ids: S[str] | None = None, narrow: bool = False) -> S[HierarchyChange]:
+    """Valid :class:`~crmkit.records.HierarchyChange` records."""
+    return _record_strategy(HierarchyChange, ids=ids, narrow=narrow)
+
+
 def territory_models(*, ids: S[str] | None = None, narrow: bool = False) -> S[TerritoryModel]:
     """Valid :class:`~crmkit.records.TerritoryModel` records."""
     return _record_strategy(TerritoryModel, ids=ids, narrow=narrow)
@@ -403,6 +410,7 @@ _BY_TYPE: dict[type[Any], Callable[..., S[Any]]] = {
     OwnershipChange: ownership_changes,
     StageChange: stage_changes,
     LifecycleChange: lifecycle_changes,
+    HierarchyChange: hierarchy_changes,
     TerritoryModel: territory_models,
     RoutingRule: routing_rules,
     Inquiry: inquiries,
