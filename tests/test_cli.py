@@ -106,7 +106,9 @@ def test_demo_builds_and_summarises(
     assert code == 0, err
     assert "Built the demo data (seed 0, size tiny" in out
     check_summary(out, tiny0)
-    assert {row[0] for row in sections(out)["Timings"]} == {"generate", "load", "summary"}
+    steps = {row[0] for row in sections(out)["Timings"]}
+    assert steps == {"generate", "load", "summary", *_demo.SECTIONS}
+    assert _demo.SECTIONS  # every engine adds its section to the demo
     store = SQLiteStore(db)
     try:
         assert len(store.activities) == len(tiny0.activities)
@@ -126,6 +128,7 @@ def test_demo_twice_reuses_and_a_different_seed_is_refused(
     assert "Built" not in out
     check_summary(out, tiny0)
     assert "generate" not in {row[0] for row in sections(out)["Timings"]}
+    assert out.count("== Lead routing ==") == 1  # the engines' sections run on reuse too
 
     code, out, err = run(capsys, "--db", db, "--size", "tiny", "--seed", "1")
     assert code == 1

@@ -57,6 +57,8 @@ PUBLIC = {
         "reminders", "reps", "routing_rules", "stage_changes", "teams", "territories",
         "territory_models", "texts",
     ],
+    "crmkit.datasets": ["AS_OF", "SIZES", "STAGES", "Dataset", "SizeSpec", "generate", "load"],
+    "crmkit.cli": ["main"],
     # the engines
     "crmkit.hierarchy": [
         "AccountHierarchy", "FamilySummary", "FamilyView", "HOWS", "IntegrityReport", "Merged",

@@ -36,7 +36,12 @@ from crmkit.store._base import Store
 
 __all__ = ["SECTIONS", "STATE_KEY", "DemoDataError", "run_demo", "summary"]
 
-SECTIONS: tuple[str, ...] = ()
+SECTIONS: tuple[str, ...] = (
+    "crmkit.hierarchy._demo",
+    "crmkit.scoring._demo",
+    "crmkit.routing._demo",
+    "crmkit.pipeline._demo",
+)
 """Modules whose ``section(store, out)`` runs after the foundation summary, in order."""
 
 STATE_KEY = "crmkit.demo"

@@ -335,6 +335,9 @@ _LEAD_STATUSES = (
 )
 _LEAD_STATUS_WEIGHTS = (0.3, 0.25, 0.15, 0.2, 0.1)
 _DEAL_SOURCES = ("inbound", "outbound", "partner", "referral")
+_DEAL_WIN_RATES = (0.45, 0.2, 0.55, 0.75)
+#: chance that a closed lead (converted or disqualified) converted, per lead source
+_LEAD_CONVERSION_RATES = (0.3, 0.75, 0.45, 0.6, 0.1, 0.2, 0.4)
 _LOSS_REASONS = ("price", "competitor", "no_decision", "timing", "missing_feature")
 
 # kind, weight, done by a rep (actor = owner), inbound
@@ -923,7 +926,13 @@ class _Builder:
         no_account = rng.random(n) < 0.04
         account_row[no_account] = -1
         self.opp_ids = _ids("opp", n)
+        source = rng.integers(0, len(_DEAL_SOURCES), n)
         outcome = _pick(rng, (0.45, 0.25, 0.30), n)  # open, won, lost
+        # whether a closed deal is won depends on where it came from, so that deal scoring
+        # has a real signal to find
+        closed = outcome > 0
+        win_rate = np.asarray(_DEAL_WIN_RATES)[source]
+        outcome[closed] = np.where(rng.random(int(closed.sum())) < win_rate[closed], 1, 2)
         last_open = rng.integers(0, 4, n)  # the furthest open stage reached
         last_open = np.where(outcome == 1, 3, last_open)
         n_moves = last_open + 1 + (outcome > 0)  # stage changes, including the first
@@ -956,7 +965,6 @@ class _Builder:
         )
         amount = np.maximum(np.round(amount / 100.0) * 100.0, 500.0)
         close_ahead = rng.integers(7, 181, n)
-        source = rng.integers(0, len(_DEAL_SOURCES), n)
         loss = rng.integers(0, len(_LOSS_REASONS), n)
         unowned = rng.random(n) < 0.02
         any_seller = np.concatenate(list(self.sellers_by_region.values()))
@@ -1072,6 +1080,10 @@ class _Builder:
         self.lead_ids = _ids("lead", n)
         status = _pick(rng, _LEAD_STATUS_WEIGHTS, n)
         source = _pick(rng, _LEAD_SOURCE_WEIGHTS, n)
+        # closed leads convert more often from some sources (a signal for lead scoring)
+        closed = (status == 3) | (status == 4)
+        rate = np.asarray(_LEAD_CONVERSION_RATES)[source]
+        status[closed] = np.where(rng.random(int(closed.sum())) < rate[closed], 4, 3)
         at_account = (rng.random(n) < 0.25) | (status == 4)  # converted leads have an account
         account_row = np.where(at_account, rng.integers(0, n_acc, n), -1)
         country = _pick(rng, [c[1] for c in _COUNTRIES], n)

@@ -38,10 +38,22 @@ from typing import Any, TextIO
 import numpy as np
 
 from crmkit.clock import FixedClock
-from crmkit.records import LeadStatus, RoutingRule, TargetKind
+from crmkit.records import (
+    Account,
+    Lead,
+    LeadStatus,
+    OwnershipChange,
+    Rep,
+    RoutingRule,
+    TargetKind,
+    Team,
+    Territory,
+    TerritoryModel,
+)
 from crmkit.routing._router import Router
 from crmkit.routing._territories import active_model, assign_territories
 from crmkit.routing._types import RoutingStatus
+from crmkit.store.memory import MemoryStore
 
 __all__ = ["section"]
 
@@ -81,7 +93,12 @@ def _demo_rules(store: Any) -> list[RoutingRule]:
 
 
 def section(store: Any, out: TextIO) -> None:
-    """Route the store's new, unowned leads and summarise territories."""
+    """Route the store's new, unowned leads and summarise territories.
+
+    Routing writes owners and history, so it runs on a scratch copy in memory: the demo
+    database is left as it was, and running the demo again prints the same decisions.
+    """
+    store = _scratch_copy(store)
     now = _now(store)
     stored = store.routing_rules.query({"field": "applies_to", "op": "==", "value": "Lead"})
     rules = None if stored else _demo_rules(store)
@@ -140,6 +157,29 @@ def section(store: Any, out: TextIO) -> None:
     out.write(
         "emptiest: " + ", ".join(f"{names.get(t, t)} {n}" for t, n in ranked[::-1][:3]) + "\n"
     )
+
+
+_ROUTED_TYPES = (
+    Account,
+    Lead,
+    OwnershipChange,
+    Rep,
+    RoutingRule,
+    Team,
+    Territory,
+    TerritoryModel,
+)
+
+
+def _scratch_copy(store: Any) -> MemoryStore:
+    scratch = MemoryStore()
+    with scratch.transaction():
+        for record_type in _ROUTED_TYPES:
+            scratch.repository(record_type).put_many(list(store.repository(record_type)))
+        demo = store.load_state("crmkit.demo")
+        if demo is not None:
+            scratch.save_state("crmkit.demo", demo)
+    return scratch
 
 
 def _width(counts: dict[str, int]) -> int:
