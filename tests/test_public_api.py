@@ -41,7 +41,8 @@ PUBLIC = {
     "crmkit.codec": ["from_dict", "from_json", "make_converter", "to_dict", "to_json"],
     "crmkit.clock": ["Clock", "FixedClock", "SystemClock"],
     "crmkit.store": [
-        "CriteriaLike", "MemoryRepository", "MemoryStore", "Repository", "SQLiteStore", "Store",
+        "CriteriaLike", "MemoryRepository", "MemoryStore", "Repository", "RepositoryAccess",
+        "SQLiteStore", "Store",
     ],
     "crmkit.store.memory": ["MemoryRepository", "MemoryStore"],
     "crmkit.store.sqlite": ["SQLiteRepository", "SQLiteStore"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crmkit.store._base import CriteriaLike, Repository, Store
+from crmkit.store._base import CriteriaLike, Repository, RepositoryAccess, Store
 from crmkit.store.memory import MemoryRepository, MemoryStore
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ __all__ = [
     "MemoryRepository",
     "MemoryStore",
     "Repository",
+    "RepositoryAccess",
     "SQLiteStore",
     "Store",
 ]

@@ -57,7 +57,7 @@ from crmkit.records import (
     TerritoryModel,
 )
 
-__all__ = ["CriteriaLike", "Repository", "Store"]
+__all__ = ["CriteriaLike", "Repository", "RepositoryAccess", "Store"]
 
 T = TypeVar("T")
 
@@ -158,6 +158,78 @@ class Store(Protocol):
     def save_state(self, name: str, data: Mapping[str, Any]) -> None: ...
 
     def close(self) -> None: ...
+
+
+class RepositoryAccess:
+    """One property per record type (``store.accounts`` ...), for stores that implement
+    ``repository(record_type)``; both shipped stores use it."""
+
+    def repository(self, record_type: type[T]) -> Repository[T]:
+        raise NotImplementedError
+
+    @property
+    def accounts(self) -> Repository[Account]:
+        return self.repository(Account)
+
+    @property
+    def contacts(self) -> Repository[Contact]:
+        return self.repository(Contact)
+
+    @property
+    def leads(self) -> Repository[Lead]:
+        return self.repository(Lead)
+
+    @property
+    def opportunities(self) -> Repository[Opportunity]:
+        return self.repository(Opportunity)
+
+    @property
+    def activities(self) -> Repository[Activity]:
+        return self.repository(Activity)
+
+    @property
+    def reps(self) -> Repository[Rep]:
+        return self.repository(Rep)
+
+    @property
+    def teams(self) -> Repository[Team]:
+        return self.repository(Team)
+
+    @property
+    def territories(self) -> Repository[Territory]:
+        return self.repository(Territory)
+
+    @property
+    def reminders(self) -> Repository[Reminder]:
+        return self.repository(Reminder)
+
+    @property
+    def ownership_changes(self) -> Repository[OwnershipChange]:
+        return self.repository(OwnershipChange)
+
+    @property
+    def stage_changes(self) -> Repository[StageChange]:
+        return self.repository(StageChange)
+
+    @property
+    def lifecycle_changes(self) -> Repository[LifecycleChange]:
+        return self.repository(LifecycleChange)
+
+    @property
+    def territory_models(self) -> Repository[TerritoryModel]:
+        return self.repository(TerritoryModel)
+
+    @property
+    def routing_rules(self) -> Repository[RoutingRule]:
+        return self.repository(RoutingRule)
+
+    @property
+    def inquiries(self) -> Repository[Inquiry]:
+        return self.repository(Inquiry)
+
+    @property
+    def hierarchy_changes(self) -> Repository[HierarchyChange]:
+        return self.repository(HierarchyChange)
 
 
 # -- shared by the backends ----------------------------------------------------------------

@@ -33,25 +33,10 @@ from crmkit._schema import plural
 from crmkit.errors import AlreadyExists, ConflictError, NotFound, ValidationError
 from crmkit.records import (
     RECORD_TYPES,
-    Account,
-    Activity,
-    Contact,
-    HierarchyChange,
-    Inquiry,
-    Lead,
-    LifecycleChange,
-    Opportunity,
-    OwnershipChange,
-    Reminder,
-    Rep,
-    RoutingRule,
-    StageChange,
-    Team,
-    Territory,
-    TerritoryModel,
 )
 from crmkit.store._base import (
     CriteriaLike,
+    RepositoryAccess,
     bound,
     check_batch,
     check_page,
@@ -229,7 +214,7 @@ class MemoryRepository(Generic[T]):
             self._rows[record_id] = value
 
 
-class MemoryStore:
+class MemoryStore(RepositoryAccess):
     """A complete store in memory: fast, isolated per instance, thread-safe.
 
     A transaction holds the store's lock for its whole duration, so other threads wait
@@ -258,70 +243,6 @@ class MemoryStore:
             raise ValidationError(
                 "Store", None, record_type, "is not a crmkit record type"
             ) from None
-
-    @property
-    def accounts(self) -> MemoryRepository[Account]:
-        return self._repos[Account]
-
-    @property
-    def contacts(self) -> MemoryRepository[Contact]:
-        return self._repos[Contact]
-
-    @property
-    def leads(self) -> MemoryRepository[Lead]:
-        return self._repos[Lead]
-
-    @property
-    def opportunities(self) -> MemoryRepository[Opportunity]:
-        return self._repos[Opportunity]
-
-    @property
-    def activities(self) -> MemoryRepository[Activity]:
-        return self._repos[Activity]
-
-    @property
-    def reps(self) -> MemoryRepository[Rep]:
-        return self._repos[Rep]
-
-    @property
-    def teams(self) -> MemoryRepository[Team]:
-        return self._repos[Team]
-
-    @property
-    def territories(self) -> MemoryRepository[Territory]:
-        return self._repos[Territory]
-
-    @property
-    def reminders(self) -> MemoryRepository[Reminder]:
-        return self._repos[Reminder]
-
-    @property
-    def ownership_changes(self) -> MemoryRepository[OwnershipChange]:
-        return self._repos[OwnershipChange]
-
-    @property
-    def stage_changes(self) -> MemoryRepository[StageChange]:
-        return self._repos[StageChange]
-
-    @property
-    def lifecycle_changes(self) -> MemoryRepository[LifecycleChange]:
-        return self._repos[LifecycleChange]
-
-    @property
-    def territory_models(self) -> MemoryRepository[TerritoryModel]:
-        return self._repos[TerritoryModel]
-
-    @property
-    def routing_rules(self) -> MemoryRepository[RoutingRule]:
-        return self._repos[RoutingRule]
-
-    @property
-    def inquiries(self) -> MemoryRepository[Inquiry]:
-        return self._repos[Inquiry]
-
-    @property
-    def hierarchy_changes(self) -> MemoryRepository[HierarchyChange]:
-        return self._repos[HierarchyChange]
 
     def _journal(self) -> _Journal | None:
         return self._journals[-1] if self._journals else None

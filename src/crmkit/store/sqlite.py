@@ -67,25 +67,10 @@ from crmkit.errors import (
 )
 from crmkit.records import (
     RECORD_TYPES,
-    Account,
-    Activity,
-    Contact,
-    HierarchyChange,
-    Inquiry,
-    Lead,
-    LifecycleChange,
-    Opportunity,
-    OwnershipChange,
-    Reminder,
-    Rep,
-    RoutingRule,
-    StageChange,
-    Team,
-    Territory,
-    TerritoryModel,
 )
 from crmkit.store._base import (
     CriteriaLike,
+    RepositoryAccess,
     bound,
     check_batch,
     check_page,
@@ -876,7 +861,7 @@ def _decode_one(info: FieldInfo, value: Any) -> Any:
 # -- the store ----------------------------------------------------------------------------
 
 
-class SQLiteStore:
+class SQLiteStore(RepositoryAccess):
     """A complete store in one SQLite file (or ``":memory:"``); thread-safe.
 
     One connection per store, guarded by a lock; a transaction holds the lock for its
@@ -990,70 +975,6 @@ class SQLiteStore:
             raise ValidationError(
                 "Store", None, record_type, "is not a crmkit record type"
             ) from None
-
-    @property
-    def accounts(self) -> SQLiteRepository[Account]:
-        return self._repos[Account]
-
-    @property
-    def contacts(self) -> SQLiteRepository[Contact]:
-        return self._repos[Contact]
-
-    @property
-    def leads(self) -> SQLiteRepository[Lead]:
-        return self._repos[Lead]
-
-    @property
-    def opportunities(self) -> SQLiteRepository[Opportunity]:
-        return self._repos[Opportunity]
-
-    @property
-    def activities(self) -> SQLiteRepository[Activity]:
-        return self._repos[Activity]
-
-    @property
-    def reps(self) -> SQLiteRepository[Rep]:
-        return self._repos[Rep]
-
-    @property
-    def teams(self) -> SQLiteRepository[Team]:
-        return self._repos[Team]
-
-    @property
-    def territories(self) -> SQLiteRepository[Territory]:
-        return self._repos[Territory]
-
-    @property
-    def reminders(self) -> SQLiteRepository[Reminder]:
-        return self._repos[Reminder]
-
-    @property
-    def ownership_changes(self) -> SQLiteRepository[OwnershipChange]:
-        return self._repos[OwnershipChange]
-
-    @property
-    def stage_changes(self) -> SQLiteRepository[StageChange]:
-        return self._repos[StageChange]
-
-    @property
-    def lifecycle_changes(self) -> SQLiteRepository[LifecycleChange]:
-        return self._repos[LifecycleChange]
-
-    @property
-    def territory_models(self) -> SQLiteRepository[TerritoryModel]:
-        return self._repos[TerritoryModel]
-
-    @property
-    def routing_rules(self) -> SQLiteRepository[RoutingRule]:
-        return self._repos[RoutingRule]
-
-    @property
-    def inquiries(self) -> SQLiteRepository[Inquiry]:
-        return self._repos[Inquiry]
-
-    @property
-    def hierarchy_changes(self) -> SQLiteRepository[HierarchyChange]:
-        return self._repos[HierarchyChange]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
