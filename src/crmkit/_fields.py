@@ -187,7 +187,7 @@ def number(
         default=default,
         converter=_to_float,
         validator=_number_check("float", minimum, maximum, optional=default is None),
-        metadata={"kind": "float"},
+        metadata={"kind": "float", "minimum": minimum},
     )
 
 
@@ -356,6 +356,32 @@ def weekdays() -> Any:
 
     return attrs.field(
         default=(0, 1, 2, 3, 4), converter=_to_weekdays, validator=check, metadata={"kind": "json"}
+    )
+
+
+def _to_steps(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and all(isinstance(v, Mapping) for v in value):
+        return tuple(dict(v) for v in value)
+    return value
+
+
+def json_steps() -> Any:
+    """An ordered tuple of small JSON objects (the steps of a cadence)."""
+
+    def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, tuple):
+            fail(inst, attribute, value, "must be a list of steps (dicts)")
+        for step in value:
+            for key, item in step.items():
+                if not isinstance(key, str):
+                    fail(inst, attribute, step, "step keys must be strings")
+                if item is not None and not isinstance(item, (str, int, float, bool)):
+                    fail(inst, attribute, step, f"step field {key!r} must be a scalar")
+                if isinstance(item, float) and not math.isfinite(item):
+                    fail(inst, attribute, step, f"step field {key!r} must be finite")
+
+    return attrs.field(
+        factory=tuple, converter=_to_steps, validator=check, metadata={"kind": "json"}
     )
 
 

@@ -103,4 +103,10 @@ _PLURALS = {
     "RoutingRule": "routing_rules",
     "Inquiry": "inquiries",
     "HierarchyChange": "hierarchy_changes",
+    "Cadence": "cadences",
+    "Enrollment": "enrollments",
+    "Campaign": "campaigns",
+    "CampaignMember": "campaign_members",
+    "Partner": "partners",
+    "DealRegistration": "deal_registrations",
 }

@@ -15,8 +15,10 @@ True
 
 from __future__ import annotations
 
+import collections.abc
 import enum
 import json
+import typing
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
@@ -58,10 +60,8 @@ def make_converter() -> cattrs.Converter:
 
 
 def _is_passthrough_mapping(tp: Any) -> bool:
-    text = str(tp)
-    return text.startswith(("collections.abc.Mapping[str,", "typing.Mapping[str,")) or (
-        "Mapping[str, typing.Any]" in text
-    )
+    """Custom fields and criteria (``Mapping[str, ...]``) are JSON already."""
+    return typing.get_origin(tp) is collections.abc.Mapping
 
 
 def _mapping(value: Any) -> Any:

@@ -46,18 +46,28 @@ __all__ = [
     "AccountType",
     "Activity",
     "ActivityKind",
+    "Cadence",
+    "Campaign",
+    "CampaignMember",
+    "CampaignStatus",
     "Contact",
+    "DealRegistration",
     "Direction",
+    "Enrollment",
+    "EnrollmentStatus",
     "HierarchyChange",
     "Inquiry",
     "InquiryStatus",
     "Lead",
     "LeadStatus",
     "LifecycleChange",
+    "MemberStatus",
     "Opportunity",
     "OpportunityStatus",
     "OwnershipChange",
+    "Partner",
     "Record",
+    "RegistrationStatus",
     "Reminder",
     "ReminderStatus",
     "Rep",
@@ -146,6 +156,44 @@ class InquiryStatus(enum.StrEnum):
     OPEN = "open"
     ANSWERED = "answered"
     CLOSED = "closed"
+
+
+class EnrollmentStatus(enum.StrEnum):
+    """Where an enrolment in a cadence stands."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    EXITED = "exited"
+
+
+class CampaignStatus(enum.StrEnum):
+    """A campaign's state."""
+
+    PLANNED = "planned"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+class MemberStatus(enum.StrEnum):
+    """How far a campaign member got, in order."""
+
+    TARGETED = "targeted"
+    SENT = "sent"
+    OPENED = "opened"
+    RESPONDED = "responded"
+    CONVERTED = "converted"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class RegistrationStatus(enum.StrEnum):
+    """A partner's deal registration."""
+
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
 
 
 class ReminderStatus(enum.StrEnum):
@@ -460,6 +508,120 @@ class Reminder:
 
 
 @attrs.frozen(kw_only=True)
+class Cadence:
+    """A sequence of selling steps (email, call, task, wait) that contacts or leads are
+    enrolled in. Each step is a small dict, e.g. ``{"kind": "email", "wait_days": 2,
+    "business_days": True}``; the reminders engine defines the keys it reads."""
+
+    id: str = f.record_id()
+    name: str = f.text(required=True)
+    steps: tuple[Mapping[str, Any], ...] = f.json_steps()
+    weekdays_only: bool = f.flag(default=True)
+    timezone: str = f.zone()
+    active: bool = f.flag(default=True)
+    owner_id: str | None = f.text()
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Enrollment:
+    """One contact or lead going through a cadence, with its persisted schedule."""
+
+    id: str = f.record_id()
+    cadence_id: str = f.text(required=True)
+    contact_id: str | None = f.text()
+    lead_id: str | None = f.text()
+    owner_id: str | None = f.text()
+    status: EnrollmentStatus = f.choice(EnrollmentStatus, default=EnrollmentStatus.ACTIVE)
+    step_index: int = f.integer(default=0)
+    next_due_at: datetime | None = f.moment()
+    enrolled_at: datetime = f.moment(required=True)
+    paused_at: datetime | None = f.moment()
+    ended_at: datetime | None = f.moment()
+    exit_reason: str | None = f.text()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Campaign:
+    """A marketing programme; ``parent_id`` groups campaigns into programmes."""
+
+    id: str = f.record_id()
+    name: str = f.text(required=True)
+    channel: str | None = f.text()
+    status: CampaignStatus = f.choice(CampaignStatus, default=CampaignStatus.PLANNED)
+    parent_id: str | None = f.text()
+    starts_on: date | None = f.day()
+    ends_on: date | None = f.day()
+    budget: Decimal | None = f.money()
+    actual_cost: Decimal | None = f.money()
+    owner_id: str | None = f.text()
+    created_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class CampaignMember:
+    """A contact, lead or account in a campaign; the ``*_at`` fields are its status history."""
+
+    id: str = f.record_id()
+    campaign_id: str = f.text(required=True)
+    contact_id: str | None = f.text()
+    lead_id: str | None = f.text()
+    account_id: str | None = f.text()
+    status: MemberStatus = f.choice(MemberStatus, default=MemberStatus.TARGETED)
+    added_at: datetime | None = f.moment()
+    sent_at: datetime | None = f.moment()
+    opened_at: datetime | None = f.moment()
+    responded_at: datetime | None = f.moment()
+    converted_at: datetime | None = f.moment()
+    unsubscribed_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class Partner:
+    """A partner (reseller, referral partner ...) behind a partner ``account_id``."""
+
+    id: str = f.record_id()
+    account_id: str = f.text(required=True)
+    tier: str | None = f.text()
+    grade: float | None = f.number(minimum=0.0)
+    regions: tuple[str, ...] = f.tags()
+    capacity: int | None = f.integer()
+    active: bool = f.flag(default=True)
+    manager_id: str | None = f.text()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
+class DealRegistration:
+    """A partner's claim on a deal at an account, approved or rejected, with an expiry."""
+
+    id: str = f.record_id()
+    partner_id: str = f.text(required=True)
+    account_id: str | None = f.text()
+    opportunity_id: str | None = f.text()
+    company: str | None = f.text()
+    product: str | None = f.text()
+    amount: Decimal | None = f.money()
+    status: RegistrationStatus = f.choice(RegistrationStatus, default=RegistrationStatus.SUBMITTED)
+    submitted_at: datetime = f.moment(required=True)
+    decided_at: datetime | None = f.moment()
+    decided_by: str | None = f.text()
+    decision_reason: str | None = f.text()
+    expires_on: date | None = f.day()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
+@attrs.frozen(kw_only=True)
 class OwnershipChange:
     """History: ``record_type`` ``record_id`` went from one owner to another, and why."""
 
@@ -538,6 +700,12 @@ Record = (
     | RoutingRule
     | Inquiry
     | HierarchyChange
+    | Cadence
+    | Enrollment
+    | Campaign
+    | CampaignMember
+    | Partner
+    | DealRegistration
 )
 """Any crmkit record."""
 
@@ -558,5 +726,11 @@ RECORD_TYPES: tuple[type[Any], ...] = (
     RoutingRule,
     Inquiry,
     HierarchyChange,
+    Cadence,
+    Enrollment,
+    Campaign,
+    CampaignMember,
+    Partner,
+    DealRegistration,
 )
 """Every record type, in the order stores create their tables."""

@@ -41,13 +41,19 @@ from crmkit.errors import BatchError, CriteriaError, CrmError, ValidationError
 from crmkit.records import (
     Account,
     Activity,
+    Cadence,
+    Campaign,
+    CampaignMember,
     Contact,
+    DealRegistration,
+    Enrollment,
     HierarchyChange,
     Inquiry,
     Lead,
     LifecycleChange,
     Opportunity,
     OwnershipChange,
+    Partner,
     Reminder,
     Rep,
     RoutingRule,
@@ -148,6 +154,18 @@ class Store(Protocol):
     def inquiries(self) -> Repository[Inquiry]: ...
     @property
     def hierarchy_changes(self) -> Repository[HierarchyChange]: ...
+    @property
+    def cadences(self) -> Repository[Cadence]: ...
+    @property
+    def enrollments(self) -> Repository[Enrollment]: ...
+    @property
+    def campaigns(self) -> Repository[Campaign]: ...
+    @property
+    def campaign_members(self) -> Repository[CampaignMember]: ...
+    @property
+    def partners(self) -> Repository[Partner]: ...
+    @property
+    def deal_registrations(self) -> Repository[DealRegistration]: ...
 
     def repository(self, record_type: type[T]) -> Repository[T]: ...
 
@@ -230,6 +248,30 @@ class RepositoryAccess:
     @property
     def hierarchy_changes(self) -> Repository[HierarchyChange]:
         return self.repository(HierarchyChange)
+
+    @property
+    def cadences(self) -> Repository[Cadence]:
+        return self.repository(Cadence)
+
+    @property
+    def enrollments(self) -> Repository[Enrollment]:
+        return self.repository(Enrollment)
+
+    @property
+    def campaigns(self) -> Repository[Campaign]:
+        return self.repository(Campaign)
+
+    @property
+    def campaign_members(self) -> Repository[CampaignMember]:
+        return self.repository(CampaignMember)
+
+    @property
+    def partners(self) -> Repository[Partner]:
+        return self.repository(Partner)
+
+    @property
+    def deal_registrations(self) -> Repository[DealRegistration]:
+        return self.repository(DealRegistration)
 
 
 # -- shared by the backends ----------------------------------------------------------------

@@ -463,6 +463,12 @@ _V1_TYPES = (
     "RoutingRule",
     "Inquiry",
     "HierarchyChange",
+    "Cadence",
+    "Enrollment",
+    "Campaign",
+    "CampaignMember",
+    "Partner",
+    "DealRegistration",
 )
 
 

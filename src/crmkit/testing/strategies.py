@@ -46,13 +46,19 @@ from crmkit.records import (
     RECORD_TYPES,
     Account,
     Activity,
+    Cadence,
+    Campaign,
+    CampaignMember,
     Contact,
+    DealRegistration,
+    Enrollment,
     HierarchyChange,
     Inquiry,
     Lead,
     LifecycleChange,
     Opportunity,
     OwnershipChange,
+    Partner,
     Reminder,
     Rep,
     RoutingRule,
@@ -69,9 +75,14 @@ __all__ = [
     "accounts",
     "activities",
     "aware_datetimes",
+    "cadences",
+    "campaign_members",
+    "campaigns",
     "contacts",
     "criteria_for",
     "custom_fields",
+    "deal_registrations",
+    "enrollments",
     "hierarchy_changes",
     "ids",
     "inquiries",
@@ -80,6 +91,7 @@ __all__ = [
     "money",
     "opportunities",
     "ownership_changes",
+    "partners",
     "records",
     "reminders",
     "reps",
@@ -238,10 +250,14 @@ def _field_strategy(record_type: type[Any], field: attrs.Attribute[Any], narrow:
         return st.sampled_from(TIME_ZONES)
     if name in ("probability",):
         return _fractions(narrow)
-    if name == "weight":
-        return _floats(narrow, minimum=0.0)
     if name == "work_days":
         return st.lists(st.integers(0, 6), max_size=7)
+    if name == "steps":
+        step = st.fixed_dictionaries(
+            {"kind": st.sampled_from(["email", "call", "task", "wait"])},
+            optional={"wait_days": st.integers(0, 30), "business_days": st.booleans()},
+        )
+        return st.lists(step, max_size=4)
     if name == "criteria":
         applies_to = "Account" if record_type is Territory else "Lead"
         return criteria_for(_type_named(applies_to), narrow=narrow)
@@ -252,7 +268,9 @@ def _field_strategy(record_type: type[Any], field: attrs.Attribute[Any], narrow:
     if kind == "int":
         return _ints(narrow)
     if kind == "float":
-        return _floats(narrow)
+        minimum = field.metadata.get("minimum")
+        floats = _floats(narrow, minimum=minimum)
+        return floats if minimum is None else floats.filter(lambda x: x >= minimum)
     if kind == "money":
         return money(narrow=narrow)
     if kind == "bool":
@@ -367,6 +385,36 @@ def hierarchy_changes(*, ids: S[str] | None = None, narrow: bool = False) -> S[H
     return _record_strategy(HierarchyChange, ids=ids, narrow=narrow)
 
 
+def cadences(*, ids: S[str] | None = None, narrow: bool = False) -> S[Cadence]:
+    """Valid :class:`~crmkit.records.Cadence` records."""
+    return _record_strategy(Cadence, ids=ids, narrow=narrow)
+
+
+def enrollments(*, ids: S[str] | None = None, narrow: bool = False) -> S[Enrollment]:
+    """Valid :class:`~crmkit.records.Enrollment` records."""
+    return _record_strategy(Enrollment, ids=ids, narrow=narrow)
+
+
+def campaigns(*, ids: S[str] | None = None, narrow: bool = False) -> S[Campaign]:
+    """Valid :class:`~crmkit.records.Campaign` records."""
+    return _record_strategy(Campaign, ids=ids, narrow=narrow)
+
+
+def campaign_members(*, ids: S[str] | None = None, narrow: bool = False) -> S[CampaignMember]:
+    """Valid :class:`~crmkit.records.CampaignMember` records."""
+    return _record_strategy(CampaignMember, ids=ids, narrow=narrow)
+
+
+def partners(*, ids: S[str] | None = None, narrow: bool = False) -> S[Partner]:
+    """Valid :class:`~crmkit.records.Partner` records."""
+    return _record_strategy(Partner, ids=ids, narrow=narrow)
+
+
+def deal_registrations(*, ids: S[str] | None = None, narrow: bool = False) -> S[DealRegistration]:
+    """Valid :class:`~crmkit.records.DealRegistration` records."""
+    return _record_strategy(DealRegistration, ids=ids, narrow=narrow)
+
+
 def territory_models(*, ids: S[str] | None = None, narrow: bool = False) -> S[TerritoryModel]:
     """Valid :class:`~crmkit.records.TerritoryModel` records."""
     return _record_strategy(TerritoryModel, ids=ids, narrow=narrow)
@@ -411,6 +459,12 @@ _BY_TYPE: dict[type[Any], Callable[..., S[Any]]] = {
     StageChange: stage_changes,
     LifecycleChange: lifecycle_changes,
     HierarchyChange: hierarchy_changes,
+    Cadence: cadences,
+    Enrollment: enrollments,
+    Campaign: campaigns,
+    CampaignMember: campaign_members,
+    Partner: partners,
+    DealRegistration: deal_registrations,
     TerritoryModel: territory_models,
     RoutingRule: routing_rules,
     Inquiry: inquiries,
