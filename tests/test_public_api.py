@@ -63,6 +63,16 @@ PUBLIC = {
     "crmkit.datasets": ["AS_OF", "SIZES", "STAGES", "Dataset", "SizeSpec", "generate", "load"],
     "crmkit.cli": ["main"],
     # the engines
+    "crmkit.activities": [
+        "REF_KINDS", "activity_counts", "last_touch", "log", "log_many", "timeline",
+    ],
+    "crmkit.reminders": [
+        "BusinessCalendar", "CadenceEvent", "Completion", "ReminderEvent", "ReminderState",
+        "STATE_DOC", "alert_at", "cadence_tick", "cancel", "check_steps", "complete", "due",
+        "effective_due", "enroll", "follow_up", "localize", "next_due", "occurrences",
+        "overdue", "pause", "plan", "resume", "schedule", "schedule_many", "snooze",
+        "stale_work", "state_of", "tick", "unenroll", "upcoming",
+    ],
     "crmkit.hierarchy": [
         "AccountHierarchy", "FamilySummary", "FamilyView", "HOWS", "IntegrityReport", "Merged",
         "Problem", "Reparented", "RollupResult", "Whitespace", "activity_counts", "ancestors",

@@ -41,6 +41,7 @@ SECTIONS: tuple[str, ...] = (
     "crmkit.scoring._demo",
     "crmkit.routing._demo",
     "crmkit.pipeline._demo",
+    "crmkit.reminders._demo",
 )
 """Modules whose ``section(store, out)`` runs after the foundation summary, in order."""
 

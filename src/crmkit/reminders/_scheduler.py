@@ -1,0 +1,529 @@
+"""Reminders in the store: schedule, query, snooze, complete, cancel, tick.
+
+Conventions (documented in docs/reminders.md):
+
+- The *effective due* time is ``snoozed_until`` when set, else ``due_at``. The *alert* time
+  is ``snoozed_until`` when set, else ``due_at - remind_before_minutes``.
+- States are computed per **owner's** local date: the owner is a :class:`~crmkit.records.Rep`
+  whose ``timezone`` is used; without one, the reminder's own ``timezone``. ``overdue``:
+  the effective due date is before today there; ``due_today``: it is today there;
+  ``planned``: later.
+- ``tick`` marks what it emitted in the reminder's ``custom`` fields
+  (``reminder_alerted``/``reminder_escalated``: the instant, in microseconds, it fired
+  for), so a second call at the same time returns nothing new, and a snooze re-arms it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from crmkit._time import micros
+from crmkit.criteria import Criteria, F
+from crmkit.errors import ValidationError
+from crmkit.records import Reminder, ReminderStatus, Rep
+from crmkit.reminders._calendar import BusinessCalendar, localize
+from crmkit.reminders._recurrence import next_wall, parse_rule
+from crmkit.store._base import Store
+
+__all__ = [
+    "STATE_DOC",
+    "Completion",
+    "ReminderEvent",
+    "ReminderState",
+    "cancel",
+    "complete",
+    "due",
+    "follow_up",
+    "next_due",
+    "overdue",
+    "plan",
+    "schedule",
+    "schedule_many",
+    "snooze",
+    "state_of",
+    "tick",
+    "upcoming",
+]
+
+STATE_DOC = "crmkit.reminders"
+"""The store state document holding the largest ``remind_before_minutes`` scheduled."""
+
+ALERTED = "reminder_alerted"
+ESCALATED = "reminder_escalated"
+_WALL = "reminder_wall"
+_SERIES = "reminder_series"
+_START = "reminder_series_start"
+_N = "reminder_occurrence"
+
+
+class ReminderState(enum.StrEnum):
+    """Where a reminder stands for its owner today."""
+
+    OVERDUE = "overdue"
+    DUE_TODAY = "due_today"
+    PLANNED = "planned"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+@attrs.frozen
+class ReminderEvent:
+    """Something :func:`tick` says to act on: ``kind`` is ``"due"`` or ``"escalated"``;
+    ``at`` is the instant the event is for (the alert time, or the effective due time)."""
+
+    kind: str
+    reminder_id: str
+    owner_id: str | None
+    title: str
+    at: datetime
+
+
+@attrs.frozen
+class Completion:
+    """What :func:`complete` did: the closed reminder and the next occurrence, if any."""
+
+    done: Reminder
+    next: Reminder | None
+
+
+def _aware(value: Any, field: str, record_id: str | None = None) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            "Reminder",
+            field,
+            value,
+            "must be a timezone-aware datetime (add tzinfo=...)",
+            record_id=record_id,
+        )
+    return value.astimezone(UTC)
+
+
+def _owner_zone(store: Store, owner_id: str | None, fallback: str) -> str:
+    if owner_id:
+        rep = store.reps.find(owner_id)
+        if rep is not None:
+            return rep.timezone
+    return fallback
+
+
+def _owner_zones(store: Store) -> dict[str, str]:
+    cols = store.reps.columns(["id", "timezone"])
+    return dict(zip(cols["id"].tolist(), cols["timezone"].tolist(), strict=True))
+
+
+def effective_due(reminder: Reminder) -> datetime:
+    """``snoozed_until`` if set, else ``due_at``."""
+    return reminder.snoozed_until or reminder.due_at
+
+
+def alert_at(reminder: Reminder) -> datetime:
+    """When to alert: ``snoozed_until`` if set, else ``due_at - remind_before``."""
+    if reminder.snoozed_until is not None:
+        return reminder.snoozed_until
+    return reminder.due_at - timedelta(minutes=reminder.remind_before_minutes)
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _bump_max_before(store: Store, minutes: int) -> None:
+    doc = store.load_state(STATE_DOC) or {}
+    if minutes > int(doc.get("max_before_minutes", 0)):
+        store.save_state(STATE_DOC, {**doc, "max_before_minutes": minutes})
+
+
+def _prepare(store: Store, reminder: Reminder) -> Reminder:
+    """A recurring reminder with its series fields (non-recurring ones pass through)."""
+    if reminder.rrule is None:
+        return reminder
+    custom = dict(reminder.custom)
+    wall = reminder.due_at.astimezone(ZoneInfo(reminder.timezone)).replace(tzinfo=None)
+    custom.setdefault(_WALL, wall.isoformat())
+    custom.setdefault(_START, custom[_WALL])
+    custom.setdefault(_SERIES, reminder.id)
+    custom.setdefault(_N, 0)
+    parse_rule(reminder.rrule, datetime.fromisoformat(str(custom[_START])), record_id=reminder.id)
+    return attrs.evolve(reminder, custom=custom)
+
+
+def schedule(
+    store: Store,
+    *,
+    id: str,
+    title: str,
+    due_at: datetime,
+    owner_id: str | None = None,
+    timezone: str | None = None,
+    rrule: str | None = None,
+    remind_before_minutes: int = 0,
+    **fields: Any,
+) -> Reminder:
+    """Store a new open reminder and return it.
+
+    ``due_at`` is aware, or naive meaning a wall-clock time in ``timezone`` (default: the
+    owner's zone if the owner is a rep in the store, else UTC) read with the gap/fold policy
+    of :func:`~crmkit.reminders.localize`. ``rrule`` (e.g. ``"FREQ=WEEKLY;BYDAY=MO"``) is
+    expanded in wall-clock time from the first due time. ``fields`` are other Reminder
+    fields (``account_id``, ``lead_id`` ...).
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> r = schedule(MemoryStore(), id="r1", title="Call back", due_at=datetime(2026, 3, 8, 2, 30),
+    ...              timezone="America/New_York")
+    >>> r.due_at.isoformat()   # 02:30 does not exist that night: shifted to 03:30 EDT
+    '2026-03-08T07:30:00+00:00'
+    """
+    zone = timezone or _owner_zone(store, owner_id, "UTC")
+    if isinstance(due_at, datetime) and due_at.tzinfo is None:
+        due_at = localize(due_at, zone)
+    reminder = Reminder(
+        id=id,
+        title=title,
+        due_at=due_at,
+        owner_id=owner_id,
+        timezone=zone,
+        rrule=rrule,
+        remind_before_minutes=remind_before_minutes,
+        **fields,
+    )
+    reminder = _prepare(store, reminder)
+    with store.transaction():
+        stored = store.reminders.add(reminder)
+        _bump_max_before(store, reminder.remind_before_minutes)
+    return stored
+
+
+def schedule_many(store: Store, reminders: Iterable[Reminder]) -> list[Reminder]:
+    """Store many reminders at once (all or none); recurring ones get their series fields."""
+    batch = [_prepare(store, r) for r in reminders]
+    with store.transaction():
+        stored = store.reminders.add_many(batch)
+        if batch:
+            _bump_max_before(store, max(r.remind_before_minutes for r in batch))
+    return stored
+
+
+def _get_open(store: Store, reminder_id: str) -> Reminder:
+    reminder = store.reminders.get(reminder_id)
+    if reminder.status != ReminderStatus.OPEN:
+        raise ValidationError(
+            "Reminder",
+            "status",
+            reminder.status.value,
+            "is not open; only open reminders can be snoozed, completed or cancelled",
+            record_id=reminder_id,
+        )
+    return reminder
+
+
+def snooze(store: Store, reminder_id: str, until: datetime) -> Reminder:
+    """Push an open reminder to ``until`` (its alert and effective due time)."""
+    until = _aware(until, "snoozed_until", reminder_id)
+    reminder = _get_open(store, reminder_id)
+    return store.reminders.update(attrs.evolve(reminder, snoozed_until=until))
+
+
+def cancel(store: Store, reminder_id: str) -> Reminder:
+    """Cancel an open reminder (a recurring one stops: no next occurrence)."""
+    reminder = _get_open(store, reminder_id)
+    return store.reminders.update(attrs.evolve(reminder, status=ReminderStatus.CANCELLED))
+
+
+def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
+    """Mark an open reminder done at ``now``; a recurring one spawns its next occurrence
+    (id ``<series>.<n>``) in the same transaction.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = schedule(store, id="weekly", title="Pipeline review", rrule="FREQ=WEEKLY",
+    ...              due_at=datetime(2026, 3, 2, 9, 0), timezone="Europe/Paris")
+    >>> c = complete(store, "weekly", datetime(2026, 3, 2, 9, 5, tzinfo=UTC))
+    >>> c.done.status.value, c.next.id, c.next.due_at.isoformat()
+    ('done', 'weekly.1', '2026-03-09T08:00:00+00:00')
+    """
+    now = _aware(now, "completed_at", reminder_id)
+    reminder = _get_open(store, reminder_id)
+    with store.transaction():
+        done = store.reminders.update(
+            attrs.evolve(reminder, status=ReminderStatus.DONE, completed_at=now)
+        )
+        spawned = None
+        if reminder.rrule is not None:
+            follow = _next_occurrence(reminder)
+            if follow is not None:
+                spawned = store.reminders.add(follow)
+    return Completion(done=done, next=spawned)
+
+
+def _next_occurrence(reminder: Reminder) -> Reminder | None:
+    assert reminder.rrule is not None
+    custom = dict(reminder.custom)
+    zone = reminder.timezone
+    wall = custom.get(_WALL)
+    current = (
+        datetime.fromisoformat(str(wall))
+        if wall is not None
+        else reminder.due_at.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    )
+    start = datetime.fromisoformat(str(custom.get(_START, current.isoformat())))
+    following = next_wall(reminder.rrule, start, current)
+    if following is None:
+        return None
+    n = int(str(custom.get(_N, 0))) + 1
+    series = str(custom.get(_SERIES, reminder.id))
+    for key in (ALERTED, ESCALATED):
+        custom.pop(key, None)
+    custom.update(
+        {_WALL: following.isoformat(), _START: start.isoformat(), _N: n, _SERIES: series}
+    )
+    return attrs.evolve(
+        reminder,
+        id=f"{series}.{n}",
+        due_at=localize(following, zone),
+        status=ReminderStatus.OPEN,
+        snoozed_until=None,
+        completed_at=None,
+        custom=custom,
+        version=1,
+    )
+
+
+def follow_up(
+    store: Store,
+    reminder_id: str,
+    *,
+    days: int,
+    basis: str = "completed",
+    title: str | None = None,
+    id: str | None = None,
+) -> Reminder:
+    """Schedule the next activity ``days`` calendar days (same wall-clock time in the
+    reminder's zone) after the reminder's completion (``basis="completed"``) or after its
+    deadline (``basis="due"``)."""
+    source = store.reminders.get(reminder_id)
+    if basis == "completed":
+        if source.completed_at is None:
+            raise ValidationError(
+                "Reminder", "completed_at", None, "is not completed yet", record_id=reminder_id
+            )
+        anchor = source.completed_at
+    elif basis == "due":
+        anchor = source.due_at
+    else:
+        raise ValidationError("Reminder", "basis", basis, "must be 'completed' or 'due'")
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ValidationError("Reminder", "days", days, "must be a whole number >= 0")
+    wall = anchor.astimezone(ZoneInfo(source.timezone)).replace(tzinfo=None)
+    return schedule(
+        store,
+        id=id or f"{reminder_id}.followup",
+        title=title or f"Follow up: {source.title}",
+        due_at=wall + timedelta(days=days),
+        owner_id=source.owner_id,
+        timezone=source.timezone,
+        account_id=source.account_id,
+        contact_id=source.contact_id,
+        lead_id=source.lead_id,
+        opportunity_id=source.opportunity_id,
+    )
+
+
+def plan(
+    store: Store,
+    anchor: date,
+    steps: Sequence[tuple[int, str]],
+    *,
+    id_prefix: str,
+    owner_id: str | None = None,
+    timezone: str | None = None,
+    at: time = time(9, 0),
+    **fields: Any,
+) -> list[Reminder]:
+    """Reminders at ``anchor`` + ``days`` for each ``(days, title)`` step (negative days:
+    before, e.g. ``(-14, "Renewal prep")`` two weeks before a renewal), at wall time ``at``.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> steps = [(-14, "Prepare renewal"), (-1, "Confirm signature")]
+    >>> rs = plan(MemoryStore(), date(2026, 6, 30), steps, id_prefix="renew-acme",
+    ...           timezone="Europe/Paris")
+    >>> [(r.id, r.due_at.isoformat()) for r in rs]
+    [('renew-acme.0', '2026-06-16T07:00:00+00:00'), ('renew-acme.1', '2026-06-29T07:00:00+00:00')]
+    """
+    zone = timezone or _owner_zone(store, owner_id, "UTC")
+    batch = [
+        Reminder(
+            id=f"{id_prefix}.{i}",
+            title=title,
+            due_at=localize(datetime.combine(anchor + timedelta(days=days), at), zone),
+            owner_id=owner_id,
+            timezone=zone,
+            **fields,
+        )
+        for i, (days, title) in enumerate(steps)
+    ]
+    return schedule_many(store, batch)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def state_of(store: Store, reminder: Reminder, now: datetime) -> ReminderState:
+    """The reminder's state on its owner's local calendar at ``now``.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.reps.add(Rep(id="ana", name="Ana", timezone="America/Sao_Paulo"))
+    >>> r = schedule(store, id="r", title="Send quote", owner_id="ana",
+    ...              due_at=datetime(2026, 1, 5, 20, 0))   # 20:00 in Sao Paulo = 23:00 UTC
+    >>> state_of(store, r, datetime(2026, 1, 6, 1, 0, tzinfo=UTC)).value  # 22:00 local
+    'due_today'
+    """
+    now = _aware(now, "now")
+    if reminder.status == ReminderStatus.DONE:
+        return ReminderState.DONE
+    if reminder.status == ReminderStatus.CANCELLED:
+        return ReminderState.CANCELLED
+    zone = ZoneInfo(_owner_zone(store, reminder.owner_id, reminder.timezone))
+    due_day = effective_due(reminder).astimezone(zone).date()
+    today = now.astimezone(zone).date()
+    if due_day < today:
+        return ReminderState.OVERDUE
+    if due_day == today:
+        return ReminderState.DUE_TODAY
+    return ReminderState.PLANNED
+
+
+def _open_due_before(limit: datetime, snoozed_limit: datetime | None = None) -> Criteria:
+    snoozed_limit = limit if snoozed_limit is None else snoozed_limit
+    return (F.status == ReminderStatus.OPEN.value) & (
+        (F.snoozed_until.isnull() & (F.due_at <= limit)) | (F.snoozed_until <= snoozed_limit)
+    )
+
+
+def due(store: Store, now: datetime) -> list[Reminder]:
+    """Open reminders whose alert time has come (``<= now``), by alert time then id.
+
+    The store query is bounded by ``due_at <= now + the largest remind_before`` recorded by
+    :func:`schedule` (state document :data:`STATE_DOC`).
+    """
+    now = _aware(now, "now")
+    doc = store.load_state(STATE_DOC) or {}
+    ahead = timedelta(minutes=int(doc.get("max_before_minutes", 0)))
+    found = store.reminders.query(_open_due_before(now + ahead, now))
+    hits = [r for r in found if alert_at(r) <= now]
+    return sorted(hits, key=lambda r: (alert_at(r), r.id))
+
+
+def overdue(store: Store, now: datetime) -> list[Reminder]:
+    """Open reminders in the ``overdue`` state (due before today in the owner's zone)."""
+    now = _aware(now, "now")
+    found = store.reminders.query(_open_due_before(now), order_by=["due_at"])
+    zones = _owner_zones(store)
+    result = []
+    for r in found:
+        zone = ZoneInfo(zones.get(r.owner_id or "", r.timezone))
+        if effective_due(r).astimezone(zone).date() < now.astimezone(zone).date():
+            result.append(r)
+    return sorted(result, key=lambda r: (effective_due(r), r.id))
+
+
+def next_due(store: Store) -> Reminder | None:
+    """The open reminder with the earliest effective due time (ties by id), or ``None``."""
+    is_open = F.status == ReminderStatus.OPEN.value
+    plain = store.reminders.query(is_open & F.snoozed_until.isnull(), order_by=["due_at"], limit=1)
+    snoozed = store.reminders.query(
+        is_open & F.snoozed_until.notnull(), order_by=["snoozed_until"], limit=1
+    )
+    both = plain + snoozed
+    return min(both, key=lambda r: (effective_due(r), r.id)) if both else None
+
+
+def upcoming(store: Store, owner_id: str, window: timedelta, *, now: datetime) -> list[Reminder]:
+    """The owner's open reminders effectively due in ``[now, now + window)``, soonest first."""
+    now = _aware(now, "now")
+    end = now + window
+    mine = (F.status == ReminderStatus.OPEN.value) & (F.owner_id == owner_id)
+    found = store.reminders.query(
+        mine
+        & (
+            (F.snoozed_until.isnull() & (F.due_at >= now) & (F.due_at < end))
+            | ((F.snoozed_until >= now) & (F.snoozed_until < end))
+        )
+    )
+    return sorted(found, key=lambda r: (effective_due(r), r.id))
+
+
+def tick(
+    store: Store,
+    now: datetime,
+    *,
+    escalate_after_hours: float | None = None,
+    holidays: Iterable[date] = (),
+) -> list[ReminderEvent]:
+    """The events to act on at ``now``: ``due`` alerts, then ``escalated`` reminders.
+
+    A reminder is escalated once it has been overdue (past its effective due time) for
+    ``escalate_after_hours`` business hours of its owner's calendar
+    (:meth:`BusinessCalendar.from_rep`; an owner who is not a rep: round the clock in the
+    reminder's zone). What was emitted is written to the reminders, so calling ``tick``
+    again at the same ``now`` returns nothing new.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = schedule(store, id="r", title="Call", due_at=t, remind_before_minutes=15)
+    >>> [e.kind for e in tick(store, t - timedelta(minutes=15))], tick(store, t)
+    (['due'], [])
+    """
+    now = _aware(now, "now")
+    events: list[ReminderEvent] = []
+    changed: dict[str, Reminder] = {}
+    for r in due(store, now):
+        mark = micros(alert_at(r))
+        if r.custom.get(ALERTED) != mark:
+            events.append(ReminderEvent("due", r.id, r.owner_id, r.title, alert_at(r)))
+            changed[r.id] = attrs.evolve(r, custom={**r.custom, ALERTED: mark})
+    if escalate_after_hours is not None:
+        need = timedelta(hours=escalate_after_hours)
+        reps = {rep.id: rep for rep in store.reps.query(F.id.isin(_owners(store, now - need)))}
+        for r in store.reminders.query(_open_due_before(now - need)):
+            r = changed.get(r.id, r)
+            mark = micros(effective_due(r))
+            if r.custom.get(ESCALATED) == mark:
+                continue
+            calendar = _calendar_for(reps.get(r.owner_id or ""), r.timezone, holidays)
+            if calendar.business_time_between(effective_due(r), now) >= need:
+                events.append(
+                    ReminderEvent("escalated", r.id, r.owner_id, r.title, effective_due(r))
+                )
+                changed[r.id] = attrs.evolve(r, custom={**r.custom, ESCALATED: mark})
+    if changed:
+        with store.transaction():
+            store.reminders.put_many(changed.values())
+    return events
+
+
+def _owners(store: Store, limit: datetime) -> list[str]:
+    cols = store.reminders.columns(["owner_id"], _open_due_before(limit))
+    return sorted(set(cols["owner_id"].tolist()) - {""})
+
+
+def _calendar_for(rep: Rep | None, zone: str, holidays: Iterable[date]) -> BusinessCalendar:
+    if rep is not None and rep.work_days and rep.work_start < rep.work_end:
+        return BusinessCalendar.from_rep(rep, holidays)
+    return BusinessCalendar(zone, {d: (time(0), time.max) for d in range(7)}, holidays)

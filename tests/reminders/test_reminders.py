@@ -1,0 +1,268 @@
+"""Reminders in both stores: DST gap/fold policy, owner-zone states, recurrence, tick.
+
+UTC expectations are worked out by hand from the zones' offsets (noted beside each one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crmkit import MemoryStore, NotFound, Reminder, Rep, SQLiteStore, ValidationError
+from crmkit.reminders import (
+    ReminderState,
+    alert_at,
+    cancel,
+    complete,
+    due,
+    follow_up,
+    next_due,
+    occurrences,
+    overdue,
+    plan,
+    schedule,
+    schedule_many,
+    snooze,
+    state_of,
+    tick,
+    upcoming,
+)
+
+AnyStore = MemoryStore | SQLiteStore
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
+    s: AnyStore = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "r.db")
+    s.reps.add_many(
+        [
+            Rep(id="ana", name="Ana", timezone="America/Sao_Paulo"),  # UTC-3, no DST
+            Rep(id="ned", name="Ned", timezone="America/New_York"),
+        ]
+    )
+    yield s
+    s.close()
+
+
+# -- DST gap and fold ----------------------------------------------------------------------
+
+
+def test_gap_wall_time_shifts_forward_by_the_gap(store: AnyStore) -> None:
+    # 2026-03-08 02:30 does not exist in New York; +1h gap -> 03:30 EDT = 07:30 UTC
+    r = schedule(store, id="g", title="t", due_at=datetime(2026, 3, 8, 2, 30), owner_id="ned")
+    assert r.timezone == "America/New_York"
+    assert r.due_at == utc(2026, 3, 8, 7, 30)
+
+
+def test_fold_wall_time_takes_first_occurrence(store: AnyStore) -> None:
+    # 2026-11-01 01:30 happens at 05:30 UTC (EDT) and 06:30 UTC (EST): the first one
+    r = schedule(store, id="f", title="t", due_at=datetime(2026, 11, 1, 1, 30), owner_id="ned")
+    assert r.due_at == utc(2026, 11, 1, 5, 30)
+
+
+def test_daily_recurrence_keeps_wall_time_through_gap(store: AnyStore) -> None:
+    schedule(
+        store,
+        id="d",
+        title="standup",
+        due_at=datetime(2026, 3, 7, 2, 30),
+        owner_id="ned",
+        rrule="FREQ=DAILY;COUNT=3",
+    )
+    first = complete(store, "d", utc(2026, 3, 7, 8))
+    assert first.next is not None
+    assert first.next.due_at == utc(2026, 3, 8, 7, 30)  # gap day: 03:30 EDT
+    second = complete(store, first.next.id, utc(2026, 3, 8, 8))
+    assert second.next is not None
+    # back to 02:30, now EDT (UTC-4): the shifted occurrence did not drag the series
+    assert second.next.due_at == utc(2026, 3, 9, 6, 30)
+    third = complete(store, second.next.id, utc(2026, 3, 9, 8))
+    assert third.next is None  # COUNT=3 exhausted
+    assert [r.id for r in store.reminders.query(order_by="due_at")] == ["d", "d.1", "d.2"]
+
+
+def test_daily_recurrence_in_fold_uses_first_occurrence() -> None:
+    got = occurrences("FREQ=DAILY", datetime(2026, 10, 31, 1, 30), "America/New_York", count=3)
+    # EDT (-4), first 01:30 of the fold (-4), then EST (-5)
+    assert got == [utc(2026, 10, 31, 5, 30), utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]
+
+
+def test_bad_rrule_is_a_validation_error(store: AnyStore) -> None:
+    with pytest.raises(ValidationError, match="rrule"):
+        schedule(store, id="x", title="t", due_at=utc(2026, 1, 5), rrule="FREQ=SOMETIMES")
+    with pytest.raises(ValidationError, match="DTSTART"):
+        schedule(
+            store, id="y", title="t", due_at=utc(2026, 1, 5), rrule="DTSTART:20260101\nFREQ=DAILY"
+        )
+    assert len(store.reminders) == 0
+
+
+# -- owner's zone vs UTC -------------------------------------------------------------------
+
+
+def test_owner_zone_day_boundary(store: AnyStore) -> None:
+    # due 20:00 in Sao Paulo (23:00 UTC, Jan 5); the reminder's own zone says UTC
+    r = schedule(
+        store, id="q", title="quote", due_at=utc(2026, 1, 5, 23), owner_id="ana", timezone="UTC"
+    )
+    late_evening = utc(2026, 1, 6, 1)  # 22:00 in Sao Paulo, already Jan 6 in UTC
+    assert state_of(store, r, late_evening) == ReminderState.DUE_TODAY
+    assert overdue(store, late_evening) == []
+    after_midnight = utc(2026, 1, 6, 3)  # 00:00 Jan 6 in Sao Paulo
+    assert state_of(store, r, after_midnight) == ReminderState.OVERDUE
+    assert [x.id for x in overdue(store, after_midnight)] == ["q"]
+    assert state_of(store, r, utc(2026, 1, 4, 23)) == ReminderState.PLANNED  # 20:00 Jan 4
+
+
+def test_non_rep_owner_uses_reminder_zone(store: AnyStore) -> None:
+    r = schedule(
+        store,
+        id="z",
+        title="t",
+        due_at=utc(2026, 1, 5, 23),
+        owner_id="nobody",
+        timezone="Asia/Tokyo",
+    )  # 08:00 Jan 6 in Tokyo
+    assert state_of(store, r, utc(2026, 1, 5, 16)) == ReminderState.DUE_TODAY  # 01:00 Jan 6
+
+
+# -- queries -------------------------------------------------------------------------------
+
+
+def test_due_respects_remind_before_and_snooze(store: AnyStore) -> None:
+    schedule(store, id="a", title="a", due_at=utc(2026, 1, 5, 10), remind_before_minutes=30)
+    schedule(store, id="b", title="b", due_at=utc(2026, 1, 5, 9, 45))
+    schedule(store, id="c", title="c", due_at=utc(2026, 1, 5, 12))
+    assert [r.id for r in due(store, utc(2026, 1, 5, 9, 30))] == ["a"]
+    assert [r.id for r in due(store, utc(2026, 1, 5, 9, 45))] == ["a", "b"]
+    snooze(store, "a", utc(2026, 1, 5, 11))
+    assert [r.id for r in due(store, utc(2026, 1, 5, 10))] == ["b"]
+    assert [r.id for r in due(store, utc(2026, 1, 5, 11))] == ["b", "a"]
+    nd = next_due(store)
+    assert nd is not None
+    assert nd.id == "b"
+    cancel(store, "b")
+    nd = next_due(store)
+    assert nd is not None
+    assert nd.id == "a"
+
+
+def test_upcoming_window(store: AnyStore) -> None:
+    schedule(store, id="1", title="t", due_at=utc(2026, 1, 5, 10), owner_id="ana")
+    schedule(store, id="2", title="t", due_at=utc(2026, 1, 5, 14), owner_id="ana")
+    schedule(store, id="3", title="t", due_at=utc(2026, 1, 5, 11), owner_id="ned")
+    schedule(store, id="4", title="t", due_at=utc(2026, 1, 5, 8), owner_id="ana")
+    got = upcoming(store, "ana", timedelta(hours=6), now=utc(2026, 1, 5, 9))
+    assert [r.id for r in got] == ["1", "2"]
+    snooze(store, "4", utc(2026, 1, 5, 9, 30))
+    got = upcoming(store, "ana", timedelta(hours=2), now=utc(2026, 1, 5, 9))
+    assert [r.id for r in got] == ["4", "1"]
+
+
+def test_state_transitions_are_checked(store: AnyStore) -> None:
+    schedule(store, id="s", title="t", due_at=utc(2026, 1, 5))
+    done = complete(store, "s", utc(2026, 1, 5, 1))
+    assert done.next is None
+    assert done.done.completed_at == utc(2026, 1, 5, 1)
+    with pytest.raises(ValidationError, match="not open"):
+        snooze(store, "s", utc(2026, 1, 6))
+    with pytest.raises(NotFound):
+        cancel(store, "missing")
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        due(store, datetime(2026, 1, 5))
+
+
+# -- follow-ups and plans ------------------------------------------------------------------
+
+
+def test_follow_up_after_completion_or_deadline(store: AnyStore) -> None:
+    schedule(store, id="call", title="Call", due_at=datetime(2026, 3, 27, 10), owner_id="ned")
+    complete(store, "call", utc(2026, 3, 27, 18))  # 14:00 EDT
+    after_done = follow_up(store, "call", days=3)
+    assert after_done.due_at == utc(2026, 3, 30, 18)  # 14:00 EDT three days later
+    after_due = follow_up(store, "call", days=3, basis="due", id="call.f2")
+    assert after_due.due_at == utc(2026, 3, 30, 14)  # 10:00 EDT
+    with pytest.raises(ValidationError, match="basis"):
+        follow_up(store, "call", days=1, basis="later")
+
+
+def test_plan_relative_to_renewal_across_dst(store: AnyStore) -> None:
+    steps = [(-14, "prep"), (0, "renew")]
+    rs = plan(store, date(2026, 4, 2), steps, id_prefix="ren", timezone="Europe/Paris", at=time(9))
+    # 19 March: CET (+1) -> 08:00 UTC; 2 April: CEST (+2) -> 07:00 UTC
+    assert [r.due_at for r in rs] == [utc(2026, 3, 19, 8), utc(2026, 4, 2, 7)]
+
+
+# -- tick ----------------------------------------------------------------------------------
+
+
+def test_tick_escalates_after_business_hours(store: AnyStore) -> None:
+    # Ned works 09-17 Mon-Fri New York (EST, UTC-5 in January); due Fri 9 Jan 16:00 EST
+    schedule(store, id="e", title="t", due_at=utc(2026, 1, 9, 21), owner_id="ned")
+    first = tick(store, utc(2026, 1, 9, 21), escalate_after_hours=2)
+    assert [(e.kind, e.reminder_id) for e in first] == [("due", "e")]
+    assert tick(store, utc(2026, 1, 10, 21), escalate_after_hours=2) == []  # Saturday: 1h
+    assert tick(store, utc(2026, 1, 12, 14, 59), escalate_after_hours=2) == []  # 1h59
+    got = tick(store, utc(2026, 1, 12, 15), escalate_after_hours=2)  # Mon 10:00 EST
+    assert [(e.kind, e.reminder_id) for e in got] == [("escalated", "e")]
+    assert tick(store, utc(2026, 1, 12, 15), escalate_after_hours=2) == []
+
+
+def test_snooze_rearms_tick(store: AnyStore) -> None:
+    schedule(store, id="s", title="t", due_at=utc(2026, 1, 5, 9))
+    assert len(tick(store, utc(2026, 1, 5, 9))) == 1
+    snooze(store, "s", utc(2026, 1, 5, 10))
+    assert tick(store, utc(2026, 1, 5, 9, 30)) == []
+    again = tick(store, utc(2026, 1, 5, 10))
+    assert [(e.kind, e.at) for e in again] == [("due", utc(2026, 1, 5, 10))]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 48), st.integers(0, 120), st.one_of(st.none(), st.integers(0, 48))
+        ),
+        max_size=12,
+    ),
+    st.lists(st.integers(0, 60), min_size=1, max_size=6),
+)
+def test_tick_is_idempotent_and_emits_each_alert_once(
+    specs: list[tuple[int, int, int | None]], now_hours: list[int]
+) -> None:
+    store = MemoryStore()
+    base = utc(2026, 1, 5)
+    batch = [
+        Reminder(
+            id=f"r{i:02d}",
+            title="t",
+            due_at=base + timedelta(hours=h),
+            remind_before_minutes=before,
+            snoozed_until=None if s is None else base + timedelta(hours=s),
+        )
+        for i, (h, before, s) in enumerate(specs)
+    ]
+    schedule_many(store, batch)
+    emitted: list[tuple[str, str]] = []
+    for hours in sorted(now_hours):
+        now = base + timedelta(hours=hours)
+        events = tick(store, now, escalate_after_hours=4)
+        assert tick(store, now, escalate_after_hours=4) == []
+        emitted += [(e.kind, e.reminder_id) for e in events]
+    assert len(emitted) == len(set(emitted))
+    last = base + timedelta(hours=max(now_hours))
+    expected_due = {r.id for r in batch if alert_at(r) <= last}
+    assert {rid for kind, rid in emitted if kind == "due"} == expected_due
+    expected_esc = {
+        r.id for r in batch if (r.snoozed_until or r.due_at) + timedelta(hours=4) <= last
+    }
+    assert {rid for kind, rid in emitted if kind == "escalated"} == expected_esc
