@@ -110,6 +110,11 @@ _INDEXED = (
     "email",
     "domain",
     "sender_domain",
+    "snoozed_until",
+    "next_due_at",
+    "campaign_id",
+    "partner_id",
+    "cadence_id",
 )
 #: composite indexes for the queries a record type is known for
 _EXTRA_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
