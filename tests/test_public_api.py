@@ -63,6 +63,15 @@ PUBLIC = {
     "crmkit.datasets": ["AS_OF", "SIZES", "STAGES", "Dataset", "SizeSpec", "generate", "load"],
     "crmkit.cli": ["main"],
     # the engines
+    "crmkit.campaigns": [
+        "AddResult", "MODELS", "SyncResult", "account_engagement", "add_members", "attribution",
+        "attribution_from_columns", "coverage", "credits", "performance", "plot_performance",
+        "section", "set_status", "sync_targets", "touch_credits",
+    ],
+    "crmkit.partners": [
+        "Conflict", "Registered", "approve", "conflicts", "expire", "performance", "register",
+        "reject", "route_leads",
+    ],
     "crmkit.activities": [
         "REF_KINDS", "activity_counts", "last_touch", "log", "log_many", "timeline",
     ],

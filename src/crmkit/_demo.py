@@ -42,6 +42,7 @@ SECTIONS: tuple[str, ...] = (
     "crmkit.routing._demo",
     "crmkit.pipeline._demo",
     "crmkit.reminders._demo",
+    "crmkit.campaigns",
 )
 """Modules whose ``section(store, out)`` runs after the foundation summary, in order."""
 

@@ -1,0 +1,889 @@
+"""Campaigns: members, status history, attribution, ROI and account-based marketing.
+
+A :class:`~crmkit.records.Campaign` targets *members* (contacts, leads or accounts, one
+:class:`~crmkit.records.CampaignMember` each). Members move forward through
+``targeted -> sent -> opened -> responded -> converted`` (each step stamps its own
+timestamp, which is the member's status history); ``unsubscribed`` can be reached from any
+status. Contacts who opted out are never added.
+
+Attribution credits each opportunity's amount to the campaigns that *touched* it: a touch
+is a member whose ``responded_at`` is before the opportunity's ``created_at`` and whose
+contact, lead or account is the opportunity's contact, lead or account. Models:
+
+=================  ==========================================================
+``first_touch``    all the credit to the earliest touch
+``last_touch``     all the credit to the latest touch
+``linear``         equal shares
+``u_shaped``       40% first, 40% last, 20% shared by the touches between
+                   (one touch: 100%; two touches: 50/50)
+=================  ==========================================================
+
+Touches are ordered by ``responded_at``, ties by member id. The credits of an opportunity
+with at least one touch always add up to its amount.
+
+Examples
+--------
+>>> from datetime import datetime, timezone
+>>> from crmkit import Campaign, Contact, MemoryStore, Opportunity
+>>> from crmkit import campaigns
+>>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+>>> store = MemoryStore()
+>>> _ = store.campaigns.add(Campaign(id="c1", name="Webinar", actual_cost=500))
+>>> _ = store.contacts.add_many([Contact(id="k1"), Contact(id="k2", opted_out=True)])
+>>> result = campaigns.add_members(store, "c1", ids=["k1", "k2"], at=at)
+>>> [m.contact_id for m in result.added], dict(result.skipped)
+(['k1'], {'k2': 'contact opted out'})
+>>> _ = campaigns.set_status(store, result.added[0].id, "responded", at=at)
+>>> _ = store.opportunities.add(Opportunity(id="o1", name="Deal", contact_id="k1",
+...     amount=2000, status="won", created_at=datetime(2026, 2, 1, tzinfo=timezone.utc)))
+>>> campaigns.performance(store).row("c1")["roi"]
+3.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TextIO
+
+import attrs
+import numpy as np
+
+from crmkit.errors import NotFound, ValidationError
+from crmkit.pipeline import Table
+from crmkit.records import (
+    Account,
+    Activity,
+    ActivityKind,
+    Campaign,
+    CampaignMember,
+    CampaignStatus,
+    Contact,
+    Lead,
+    MemberStatus,
+    Opportunity,
+    OpportunityStatus,
+)
+from crmkit.store._base import CriteriaLike, Store
+
+__all__ = [
+    "AddResult",
+    "MODELS",
+    "SyncResult",
+    "account_engagement",
+    "add_members",
+    "attribution",
+    "attribution_from_columns",
+    "coverage",
+    "credits",
+    "performance",
+    "plot_performance",
+    "section",
+    "set_status",
+    "sync_targets",
+    "touch_credits",
+]
+
+MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear", "u_shaped")
+"""The attribution models :func:`credits` and :func:`attribution` accept."""
+
+_ORDER = ("targeted", "sent", "opened", "responded", "converted")
+_STAMP = {
+    "targeted": "added_at",
+    "sent": "sent_at",
+    "opened": "opened_at",
+    "responded": "responded_at",
+    "converted": "converted_at",
+    "unsubscribed": "unsubscribed_at",
+}
+_FIELD = {Contact: "contact_id", Lead: "lead_id", Account: "account_id"}
+_KEYS = ("contact_id", "lead_id", "account_id")
+_Array = np.ndarray[Any, Any]
+
+
+@attrs.frozen(kw_only=True)
+class AddResult:
+    """What :func:`add_members` did: members ``added``, record ids that were
+    ``already_members`` and record ids ``skipped`` with the reason."""
+
+    added: tuple[CampaignMember, ...]
+    already_members: tuple[str, ...]
+    skipped: Mapping[str, str]
+
+
+@attrs.frozen(kw_only=True)
+class SyncResult:
+    """What :func:`sync_targets` did: accounts that ``entered`` the list (now members),
+    that ``left`` it (their members removed, or ``kept`` when they have history beyond
+    ``targeted``) and how many stayed."""
+
+    entered: tuple[str, ...]
+    left: tuple[str, ...]
+    kept: tuple[str, ...]
+    unchanged: int
+
+
+def _aware(value: Any, record: str, field: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(record, field, value, "must be a timezone-aware datetime")
+    return value
+
+
+def _campaign(store: Store, campaign_id: str) -> Campaign:
+    campaign = store.campaigns.find(campaign_id)
+    if campaign is None:
+        raise NotFound("Campaign", campaign_id)
+    return campaign
+
+
+def _ids_of(ids: Any) -> _Array:
+    """Ids from a sequence, a ScoreResult / Segments-like object (``.ids``) or an array."""
+    source = ids.ids if hasattr(ids, "ids") else ids
+    if isinstance(source, str):
+        source = [source]
+    return np.asarray(list(np.asarray(source).tolist()), dtype=str)
+
+
+def add_members(
+    store: Store,
+    campaign_id: str,
+    *,
+    criteria: CriteriaLike = None,
+    record_type: type[Any] = Contact,
+    ids: Any = None,
+    at: datetime,
+) -> AddResult:
+    """Add the records matching ``criteria`` and/or listed in ``ids`` as members.
+
+    ``ids`` may be a list of record ids or a scoring result (anything with ``.ids``, e.g.
+    ``priority_scores(...).top(50)`` for an ABM target list). With both, the members are
+    the listed ids that match the criteria. Records already in the campaign are reported in
+    ``already_members``; contacts that opted out are reported in ``skipped`` and never
+    added. An id that does not exist raises :class:`~crmkit.errors.ValidationError` and
+    nothing is written.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, Campaign, F, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.campaigns.add(Campaign(id="abm", name="ABM"))
+    >>> _ = store.accounts.add_many([Account(id=f"a{i}", name=f"A{i}", employees=100 * i)
+    ...                              for i in range(4)])
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> r = add_members(store, "abm", criteria=F.employees >= 200, record_type=Account, at=at)
+    >>> [m.account_id for m in r.added]
+    ['a2', 'a3']
+    >>> add_members(store, "abm", ids=["a1", "a3"], record_type=Account, at=at).already_members
+    ('a3',)
+    """
+    _campaign(store, campaign_id)
+    at = _aware(at, "CampaignMember", "added_at")
+    if record_type not in _FIELD:
+        raise ValidationError(
+            "CampaignMember", "record_type", record_type, "must be Contact, Lead or Account"
+        )
+    if criteria is None and ids is None:
+        raise ValidationError(
+            "CampaignMember", "criteria", None, "give criteria, ids, or both to pick members"
+        )
+    field = _FIELD[record_type]
+    repo = store.repository(record_type)
+    extra = ["opted_out"] if record_type is Contact else []
+    cols = repo.columns(["id", *extra], criteria)
+    if ids is not None:
+        wanted = np.unique(_ids_of(ids))
+        if criteria is None:
+            known = repo.columns(["id"])["id"]
+            unknown = wanted[~np.isin(wanted, known)]
+            if len(unknown):
+                raise ValidationError(
+                    record_type.__name__,
+                    "id",
+                    unknown.tolist()[:20],
+                    f"not found; cannot add to campaign {campaign_id!r}",
+                )
+        keep = np.isin(cols["id"], wanted)
+        cols = {name: col[keep] for name, col in cols.items()}
+    candidates = cols["id"]
+    existing = store.campaign_members.columns(
+        [field], {"field": "campaign_id", "op": "==", "value": campaign_id}
+    )[field]
+    already = np.isin(candidates, existing)
+    opted = cols["opted_out"] if record_type is Contact else np.zeros(len(candidates), bool)
+    skip = opted & ~already
+    fresh = candidates[~already & ~opted]
+    members = [
+        CampaignMember(
+            id=f"{campaign_id}:{field.removesuffix('_id')}:{record_id}",
+            campaign_id=campaign_id,
+            added_at=at,
+            **{field: record_id},
+        )
+        for record_id in fresh.tolist()
+    ]
+    with store.transaction():
+        added = store.campaign_members.add_many(members)
+    return AddResult(
+        added=tuple(added),
+        already_members=tuple(candidates[already].tolist()),
+        skipped={str(i): "contact opted out" for i in candidates[skip].tolist()},
+    )
+
+
+def set_status(store: Store, member_id: str, status: Any, *, at: datetime) -> CampaignMember:
+    """Move a member to ``status`` at ``at``, stamping that status's timestamp.
+
+    Statuses only move forward (``targeted, sent, opened, responded, converted``);
+    ``unsubscribed`` is reachable from any status and is final. Setting the current status
+    again changes nothing. ``at`` may not be earlier than the member's latest timestamp.
+
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Campaign, CampaignMember, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.campaigns.add(Campaign(id="c", name="C"))
+    >>> _ = store.campaign_members.add(CampaignMember(id="m", campaign_id="c", lead_id="l"))
+    >>> m = set_status(store, "m", "opened", at=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    >>> m.status.value, m.opened_at.day, m.sent_at
+    ('opened', 5, None)
+    >>> set_status(store, "m", "sent", at=datetime(2026, 1, 6, tzinfo=timezone.utc))
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: CampaignMember 'm' field 'status' = 'sent': ...
+    """
+    member = store.campaign_members.find(member_id)
+    if member is None:
+        raise NotFound("CampaignMember", member_id)
+    try:
+        new = MemberStatus(status)
+    except ValueError:
+        raise ValidationError(
+            "CampaignMember",
+            "status",
+            status,
+            f"must be one of {', '.join(s.value for s in MemberStatus)}",
+            record_id=member_id,
+        ) from None
+    at = _aware(at, "CampaignMember", _STAMP[new.value])
+    old = member.status
+    if new == old:
+        return member
+    if old == MemberStatus.UNSUBSCRIBED or (
+        new != MemberStatus.UNSUBSCRIBED and _ORDER.index(new.value) < _ORDER.index(old.value)
+    ):
+        raise ValidationError(
+            "CampaignMember",
+            "status",
+            new.value,
+            f"cannot go back from {old.value!r} (only forward, or to 'unsubscribed')",
+            record_id=member_id,
+        )
+    stamps = [getattr(member, name) for name in _STAMP.values()]
+    latest = max((s for s in stamps if s is not None), default=None)
+    if latest is not None and at < latest:
+        raise ValidationError(
+            "CampaignMember",
+            _STAMP[new.value],
+            at,
+            f"is before the member's latest status change at {latest.isoformat()}",
+            record_id=member_id,
+        )
+    changes: dict[str, Any] = {"status": new, _STAMP[new.value]: at}
+    changed = attrs.evolve(member, **changes)
+    return store.campaign_members.update(changed)
+
+
+# -- attribution ---------------------------------------------------------------------------
+
+
+def _codes(member_keys: _Array, opp_keys: _Array) -> tuple[_Array, _Array]:
+    """Integer codes for the keys (``-1`` for empty text, or a member key no opportunity
+    has). Only the opportunity side is sorted; members are looked up by binary search."""
+    opp_keys = np.asarray(opp_keys, dtype=str)
+    member_keys = np.asarray(member_keys, dtype=str)
+    known = np.unique(opp_keys[opp_keys != ""])
+    if len(known) == 0 or len(member_keys) == 0:
+        return np.full(len(member_keys), -1), np.full(len(opp_keys), -1)
+
+    def lookup(keys: _Array) -> _Array:
+        codes = np.full(len(keys), -1, dtype=np.int64)
+        where = np.flatnonzero(keys != "")
+        present = keys[where]
+        pos = np.minimum(np.searchsorted(known, present), len(known) - 1)
+        codes[where] = np.where(known[pos] == present, pos, -1)
+        return codes
+
+    return lookup(member_keys), lookup(opp_keys)
+
+
+def _join(member_key: _Array, opp_key: _Array) -> tuple[_Array, _Array]:
+    """(opportunity row, member row) pairs with equal non-negative keys (a sort join)."""
+    live = np.flatnonzero(member_key >= 0)
+    order = live[np.argsort(member_key[live], kind="stable")]
+    sorted_keys = member_key[order]
+    lo = np.searchsorted(sorted_keys, opp_key, side="left")
+    hi = np.searchsorted(sorted_keys, opp_key, side="right")
+    counts = np.where(opp_key >= 0, hi - lo, 0)
+    opp_rows = np.repeat(np.arange(len(opp_key)), counts)
+    starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
+    member_rows = order[np.arange(len(opp_rows)) + starts]
+    return opp_rows, member_rows
+
+
+def touch_credits(
+    members: Mapping[str, _Array], opportunities: Mapping[str, _Array], model: str = "linear"
+) -> dict[str, _Array]:
+    """The credit each touch earns under ``model``, from columns (the numpy core).
+
+    ``members`` needs ``contact_id``, ``lead_id``, ``account_id`` (text, ``""`` when
+    missing) and ``responded_at`` (``datetime64``); ``opportunities`` needs the three ids,
+    ``created_at`` and ``amount`` (float, NaN when missing). Returns columns ``opportunity``
+    and ``member`` (row positions), ``weight`` (adds up to 1 per touched opportunity) and
+    ``credit`` (``weight * amount``), sorted by opportunity, then touch time.
+
+    >>> import numpy as np
+    >>> t = np.array(["2026-01-01", "2026-01-02", "2026-01-03"], dtype="datetime64[us]")
+    >>> members = {"contact_id": np.array(["k", "k", "k"]), "lead_id": np.array(["", "", ""]),
+    ...            "account_id": np.array(["", "", ""]), "responded_at": t}
+    >>> opps = {"contact_id": np.array(["k"]), "lead_id": np.array([""]),
+    ...         "account_id": np.array([""]), "amount": np.array([1000.0]),
+    ...         "created_at": np.array(["2026-02-01"], dtype="datetime64[us]")}
+    >>> touch_credits(members, opps, "u_shaped")["credit"].tolist()
+    [400.0, 200.0, 400.0]
+    """
+    if model not in MODELS:
+        raise ValidationError("attribution", "model", model, f"must be one of {', '.join(MODELS)}")
+    for what, cols, need in (
+        ("members", members, (*_KEYS, "responded_at")),
+        ("opportunities", opportunities, (*_KEYS, "created_at", "amount")),
+    ):
+        lacking = [name for name in need if name not in cols]
+        if lacking:
+            raise ValidationError(
+                "attribution", what, sorted(cols), f"missing column(s): {', '.join(lacking)}"
+            )
+    pairs_o: list[_Array] = []
+    pairs_m: list[_Array] = []
+    alive = np.flatnonzero(~np.isnat(np.asarray(members["responded_at"], dtype="datetime64[us]")))
+    for key in _KEYS:
+        member_key, opp_key = _codes(np.asarray(members[key])[alive], opportunities[key])
+        o, m = _join(member_key, opp_key)
+        pairs_o.append(o)
+        pairs_m.append(alive[m])
+    opp_rows = np.concatenate(pairs_o)
+    member_rows = np.concatenate(pairs_m)
+    responded = np.asarray(members["responded_at"], dtype="datetime64[us]")[member_rows]
+    created = np.asarray(opportunities["created_at"], dtype="datetime64[us]")[opp_rows]
+    keep = ~np.isnat(responded) & ~np.isnat(created) & (responded < created)
+    opp_rows, member_rows = opp_rows[keep], member_rows[keep]
+    when = np.asarray(members["responded_at"], dtype="datetime64[us]")[member_rows]
+    order = np.lexsort((member_rows, when.view(np.int64), opp_rows))
+    opp_rows, member_rows = opp_rows[order], member_rows[order]
+    # a member matching twice (contact and account) counts once: duplicates are adjacent
+    repeat = np.r_[False, (opp_rows[1:] == opp_rows[:-1]) & (member_rows[1:] == member_rows[:-1])]
+    if repeat.any():
+        opp_rows, member_rows = opp_rows[~repeat], member_rows[~repeat]
+    n = len(opp_rows)
+    starts = np.flatnonzero(np.r_[True, opp_rows[1:] != opp_rows[:-1]]) if n else np.array([], int)
+    sizes = np.diff(np.r_[starts, n])
+    k = np.repeat(sizes, sizes).astype(np.float64)
+    rank = np.arange(n) - np.repeat(starts, sizes)
+    first = rank == 0
+    last = rank == k - 1
+    if model == "first_touch":
+        weight = first.astype(np.float64)
+    elif model == "last_touch":
+        weight = last.astype(np.float64)
+    elif model == "linear":
+        weight = 1.0 / k if n else np.zeros(0)
+    else:
+        middle = np.where(k > 2, 0.2 / np.maximum(k - 2, 1), 0.0)
+        ends = np.where(k == 1, 1.0, np.where(k == 2, 0.5, 0.4))
+        weight = np.where(first | last, ends, middle)
+    amount = np.asarray(opportunities["amount"], dtype=np.float64)[opp_rows]
+    return {
+        "opportunity": opp_rows,
+        "member": member_rows,
+        "weight": weight,
+        "credit": weight * np.nan_to_num(amount),
+    }
+
+
+_MEMBER_FIELDS = [
+    "id",
+    "campaign_id",
+    "contact_id",
+    "lead_id",
+    "account_id",
+    "status",
+    "responded_at",
+    "converted_at",
+]
+_OPP_FIELDS = ["id", "contact_id", "lead_id", "account_id", "amount", "status", "created_at"]
+
+
+def credits(store: Store, model: str = "linear") -> Table:
+    """Every touch's credit under ``model``: one row per (opportunity, member).
+
+    Columns: ``opportunity_id``, ``campaign_id``, ``member_id``, ``weight``, ``credit``.
+    ``missing["no_amount"]`` counts touched opportunities without an amount (credit 0).
+    """
+    members = store.campaign_members.columns(_MEMBER_FIELDS)
+    opps = store.opportunities.columns(_OPP_FIELDS)
+    touches = touch_credits(members, opps, model)
+    o, m = touches["opportunity"], touches["member"]
+    touched = np.unique(o)
+    return Table(
+        columns={
+            "opportunity_id": opps["id"][o],
+            "campaign_id": members["campaign_id"][m],
+            "member_id": members["id"][m],
+            "weight": touches["weight"],
+            "credit": touches["credit"],
+        },
+        missing={"no_amount": int(np.isnan(opps["amount"][touched]).sum())},
+        title=f"credits ({model})",
+    )
+
+
+def _by_campaign(ids: _Array, keys: _Array, weights: _Array | None = None) -> _Array:
+    """Sum ``weights`` (or count) per campaign; ``ids`` sorted; unknown keys are skipped."""
+    if len(ids) == 0:
+        return np.zeros(0)
+    position = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
+    known = ids[position] == keys
+    return np.bincount(
+        position[known], weights=None if weights is None else weights[known], minlength=len(ids)
+    ).astype(np.float64)
+
+
+def attribution_from_columns(
+    members: Mapping[str, _Array],
+    opportunities: Mapping[str, _Array],
+    model: str = "linear",
+    campaign_ids: Any = None,
+) -> Table:
+    """:func:`attribution` over columns you already hold (as the stores return them).
+
+    ``members`` needs ``campaign_id`` besides what :func:`touch_credits` needs, and
+    ``opportunities`` needs ``status``. ``campaign_ids`` defaults to every campaign named
+    by a member.
+
+    >>> import numpy as np
+    >>> members = {"campaign_id": np.array(["a", "b"]), "contact_id": np.array(["k", "k"]),
+    ...            "lead_id": np.array(["", ""]), "account_id": np.array(["", ""]),
+    ...            "responded_at": np.array(["2026-01-01", "2026-01-02"], dtype="M8[us]")}
+    >>> opps = {"contact_id": np.array(["k"]), "lead_id": np.array([""]),
+    ...         "account_id": np.array([""]), "amount": np.array([900.0]),
+    ...         "status": np.array(["won"]), "created_at": np.array(["2026-02-01"], "M8[us]")}
+    >>> attribution_from_columns(members, opps, "first_touch")["won_revenue"].tolist()
+    [900.0, 0.0]
+    """
+    ids = (
+        np.unique(np.asarray(members["campaign_id"], dtype=str))
+        if campaign_ids is None
+        else np.unique(np.asarray(campaign_ids, dtype=str))
+    )
+    touches = touch_credits(members, opportunities, model)
+    keys = np.asarray(members["campaign_id"])[touches["member"]]
+    status = np.asarray(opportunities["status"])[touches["opportunity"]]
+    credit, weight = touches["credit"], touches["weight"]
+    return Table(
+        columns={
+            "campaign_id": ids,
+            "opportunities": _by_campaign(ids, keys, weight),
+            "amount": _by_campaign(ids, keys, credit),
+            "pipeline": _by_campaign(ids, keys, credit * (status == "open")),
+            "won_revenue": _by_campaign(ids, keys, credit * (status == "won")),
+        },
+        keys=("campaign_id",),
+        title=f"attribution ({model})",
+    )
+
+
+def attribution(store: Store, model: str = "linear") -> Table:
+    """Opportunities and revenue credited to each campaign under ``model``.
+
+    Columns: ``campaign_id``, ``opportunities`` (sum of weights), ``amount`` (all credited
+    amount), ``pipeline`` (credit from open opportunities) and ``won_revenue`` (from won
+    ones). Every campaign is listed, in id order.
+
+    >>> from crmkit import MemoryStore
+    >>> len(attribution(MemoryStore(), "first_touch"))
+    0
+    """
+    return attribution_from_columns(
+        store.campaign_members.columns(_MEMBER_FIELDS),
+        store.opportunities.columns(_OPP_FIELDS),
+        model,
+        campaign_ids=store.campaigns.columns(["id"])["id"],
+    )
+
+
+def performance(store: Store, model: str = "linear") -> Table:
+    """Members, responses, conversions, cost and return per campaign.
+
+    Columns: ``campaign_id``, ``name``, ``members``, one ``status_<s>`` count per current
+    member status, ``responses`` and ``conversions`` (members that ever responded /
+    converted), ``response_rate``, ``cost`` (actual cost), ``cost_per_lead`` (cost per
+    response), ``opportunities``, ``cost_per_opportunity``, ``pipeline``, ``won_revenue``
+    (from :func:`attribution` under ``model``) and ``roi`` (``(won - cost) / cost``). Ratios
+    with a zero or missing denominator are NaN.
+    """
+    camp = store.campaigns.columns(["id", "name", "actual_cost"])
+    order = np.argsort(camp["id"])
+    ids, names, cost = camp["id"][order], camp["name"][order], camp["actual_cost"][order]
+    members = store.campaign_members.columns(_MEMBER_FIELDS)
+    keys = members["campaign_id"]
+    known = np.ones(len(keys), dtype=bool)
+    counts = _by_campaign(ids, keys)
+    columns: dict[str, Any] = {"campaign_id": ids, "name": names, "members": counts.astype(int)}
+    for status in MemberStatus:
+        hit = known & (members["status"] == status.value)
+        columns[f"status_{status.value}"] = _by_campaign(ids, keys[hit]).astype(int)
+    responses = _by_campaign(ids, keys[known & ~np.isnat(members["responded_at"])])
+    conversions = _by_campaign(ids, keys[known & ~np.isnat(members["converted_at"])])
+    credited = attribution(store, model)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns.update(
+            responses=responses.astype(int),
+            conversions=conversions.astype(int),
+            response_rate=np.where(counts > 0, responses / counts, np.nan),
+            cost=cost,
+            cost_per_lead=np.where(responses > 0, cost / responses, np.nan),
+            opportunities=credited["opportunities"],
+            cost_per_opportunity=np.where(
+                credited["opportunities"] > 0, cost / credited["opportunities"], np.nan
+            ),
+            pipeline=credited["pipeline"],
+            won_revenue=credited["won_revenue"],
+            roi=np.where(cost > 0, (credited["won_revenue"] - cost) / cost, np.nan),
+        )
+    return Table(
+        columns=columns,
+        keys=("campaign_id",),
+        missing={"no_cost": int(np.isnan(cost).sum())},
+        title=f"campaign performance ({model})",
+    )
+
+
+def plot_performance(source: Store | Table, *, model: str = "linear", ax: Any = None) -> Any:
+    """Cost, pipeline and won revenue per campaign as grouped bars; returns the Axes.
+
+    ``source`` is a store (``performance(store, model)`` is computed) or a table from
+    :func:`performance`. Needs matplotlib.
+
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from crmkit import Campaign, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.campaigns.add(Campaign(id="c", name="C", actual_cost=10))
+    >>> plot_performance(store).get_title()
+    'Campaign cost and return (linear)'
+    """
+    from crmkit._optional import require
+
+    table = source if isinstance(source, Table) else performance(source, model)
+    if ax is None:
+        plt = require("matplotlib.pyplot", extra="plot", feature="drawing (or pass ax=...)")
+        _, ax = plt.subplots()
+    x = np.arange(len(table))
+    for i, name in enumerate(("cost", "pipeline", "won_revenue")):
+        ax.bar(x + (i - 1) * 0.27, np.nan_to_num(table[name]), width=0.27, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(table["campaign_id"].tolist())
+    ax.set_ylabel("amount")
+    ax.legend()
+    ax.set_title(f"Campaign cost and return ({model})")
+    return ax
+
+
+# -- account-based marketing -------------------------------------------------------------
+
+
+def sync_targets(
+    store: Store,
+    campaign_id: str,
+    *,
+    criteria: CriteriaLike = None,
+    ids: Any = None,
+    at: datetime,
+) -> SyncResult:
+    """Make the campaign's account members equal the accounts picked by ``criteria`` /
+    ``ids`` (as in :func:`add_members`).
+
+    Accounts that entered become members; members whose account left are deleted when
+    still ``targeted``, and ``kept`` (but reported as left) when they have history.
+
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, Campaign, F, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.campaigns.add(Campaign(id="abm", name="ABM"))
+    >>> _ = store.accounts.add_many([Account(id="a", name="A", employees=900),
+    ...                              Account(id="b", name="B", employees=50)])
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> sync_targets(store, "abm", criteria=F.employees >= 500, at=at).entered
+    ('a',)
+    >>> _ = store.accounts.update(store.accounts.get("a").__class__(id="a", name="A",
+    ...     employees=10, version=1))
+    >>> _ = store.accounts.update(store.accounts.get("b").__class__(id="b", name="B",
+    ...     employees=700, version=1))
+    >>> r = sync_targets(store, "abm", criteria=F.employees >= 500, at=at)
+    >>> r.entered, r.left
+    (('b',), ('a',))
+    """
+    with store.transaction():
+        added = add_members(
+            store, campaign_id, criteria=criteria, record_type=Account, ids=ids, at=at
+        )
+        wanted = np.array(
+            [m.account_id for m in added.added] + list(added.already_members), dtype=str
+        )
+        current = store.campaign_members.columns(
+            ["id", "account_id", "status"],
+            {"field": "campaign_id", "op": "==", "value": campaign_id},
+        )
+        is_account = current["account_id"] != ""
+        leaving = is_account & ~np.isin(current["account_id"], wanted)
+        removable = leaving & (current["status"] == MemberStatus.TARGETED.value)
+        for member_id in current["id"][removable].tolist():
+            store.campaign_members.delete(member_id)
+    return SyncResult(
+        entered=tuple(m.account_id or "" for m in added.added),
+        left=tuple(sorted(current["account_id"][leaving].tolist())),
+        kept=tuple(sorted(current["account_id"][leaving & ~removable].tolist())),
+        unchanged=len(added.already_members),
+    )
+
+
+def _member_accounts(store: Store, campaign_id: str | None) -> dict[str, _Array]:
+    """Each member's account (its own, its contact's, or its converted lead's)."""
+    where = (
+        None if campaign_id is None else {"field": "campaign_id", "op": "==", "value": campaign_id}
+    )
+    members = store.campaign_members.columns(_MEMBER_FIELDS, where)
+    contacts = store.contacts.columns(["id", "account_id"])
+    leads = store.leads.columns(["id", "converted_account_id"])
+    account = members["account_id"].astype(object)
+    for key, table, field in (
+        ("contact_id", contacts, "account_id"),
+        ("lead_id", leads, "converted_account_id"),
+    ):
+        order = np.argsort(table["id"])
+        sorted_ids = table["id"][order]
+        pos = np.searchsorted(sorted_ids, members[key])
+        pos = np.minimum(pos, max(len(sorted_ids) - 1, 0))
+        found = (members[key] != "") & (len(sorted_ids) > 0)
+        if len(sorted_ids):
+            found &= sorted_ids[pos] == members[key]
+        fill = found & (members["account_id"] == "")
+        if fill.any():
+            account[fill] = table[field][order][pos[fill]]
+    return {**members, "member_account": np.asarray(account.astype(str))}
+
+
+def account_engagement(store: Store, campaign_id: str | None = None) -> Table:
+    """Campaign engagement per account, and rolled up over each account's family.
+
+    Columns: ``account_id``, ``members``, ``engaged`` (members that responded), and
+    ``members_family`` / ``engaged_family``: the same summed over the account and every
+    account below it (:func:`crmkit.hierarchy.rollup`); ``ultimate_parent_id``. A member
+    counts at its own account, its contact's account or its converted lead's account.
+    """
+    from crmkit.hierarchy import AccountHierarchy, rollup
+
+    h = AccountHierarchy.from_store(store)
+    members = _member_accounts(store, campaign_id)
+    ids = np.asarray(h.ids, dtype=str)
+    order = np.argsort(ids)
+    sorted_ids = ids[order]
+    where = members["member_account"]
+    pos = np.minimum(np.searchsorted(sorted_ids, where), max(len(ids) - 1, 0))
+    hit = (where != "") & (len(ids) > 0)
+    if len(ids):
+        hit &= sorted_ids[pos] == where
+    rows = order[pos[hit]]
+    engaged = ~np.isnat(members["responded_at"][hit])
+    count = np.bincount(rows, minlength=len(ids)).astype(np.float64)
+    active = np.bincount(rows, weights=engaged.astype(np.float64), minlength=len(ids))
+    family_count = rollup(h, count, how="sum")
+    family_engaged = rollup(h, active, how="sum")
+    return Table(
+        columns={
+            "account_id": ids,
+            "members": count.astype(int),
+            "engaged": active.astype(int),
+            "members_family": np.asarray(family_count.values).astype(int),
+            "engaged_family": np.asarray(family_engaged.values).astype(int),
+            "ultimate_parent_id": np.asarray(h.ids, dtype=str)[h.tops],
+        },
+        keys=("account_id",),
+        missing={"member_without_account": int((~hit).sum())},
+        title="account engagement",
+    )
+
+
+def coverage(store: Store, campaign_id: str, *, since: datetime | None = None) -> Table:
+    """Which target accounts (the campaign's account members) are covered.
+
+    Columns: ``account_id``, ``engaged_contact`` (a contact at the account responded to
+    any campaign), ``meeting`` (a meeting activity at the account, since ``since`` if
+    given), ``open_opportunity``. The title counts each.
+    """
+    _campaign(store, campaign_id)
+    targets = np.unique(
+        store.campaign_members.columns(
+            ["account_id"], {"field": "campaign_id", "op": "==", "value": campaign_id}
+        )["account_id"]
+    )
+    targets = targets[targets != ""]
+    all_members = _member_accounts(store, None)
+    engaged_at = all_members["member_account"][
+        (all_members["contact_id"] != "") & ~np.isnat(all_members["responded_at"])
+    ]
+    activities = store.activities.columns(["account_id", "kind", "at"])
+    met = activities["kind"] == "meeting"
+    if since is not None:
+        met &= activities["at"] >= np.datetime64(
+            _aware(since, "coverage", "since").astimezone(UTC).replace(tzinfo=None), "us"
+        )
+    opps = store.opportunities.columns(["account_id", "status"])
+    columns = {
+        "account_id": targets,
+        "engaged_contact": np.isin(targets, engaged_at),
+        "meeting": np.isin(targets, activities["account_id"][met]),
+        "open_opportunity": np.isin(targets, opps["account_id"][opps["status"] == "open"]),
+    }
+    counts = ", ".join(f"{k}={int(v.sum())}" for k, v in columns.items() if k != "account_id")
+    return Table(
+        columns=columns, keys=("account_id",), title=f"coverage of {len(targets)}: {counts}"
+    )
+
+
+# -- demo --------------------------------------------------------------------------------
+
+
+def _demo_store() -> tuple[Any, dict[str, str]]:
+    from crmkit import MemoryStore
+
+    store = MemoryStore()
+    day = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    store.accounts.add_many(
+        [
+            Account(id="acme", name="Acme", employees=5000),
+            Account(id="acme-eu", name="Acme EU", parent_id="acme", employees=800),
+            Account(id="globex", name="Globex", employees=1200),
+            Account(id="initech", name="Initech", employees=90),
+        ]
+    )
+    store.contacts.add_many(
+        [
+            Contact(id="ann", account_id="acme"),
+            Contact(id="bob", account_id="acme-eu"),
+            Contact(id="cy", account_id="globex"),
+            Contact(id="dee", account_id="initech", opted_out=True),
+        ]
+    )
+    store.campaigns.add_many(
+        [
+            Campaign(
+                id="webinar",
+                name="Spring webinar",
+                channel="webinar",
+                status=CampaignStatus.ACTIVE,
+                budget=Decimal(6000),
+                actual_cost=Decimal(5000),
+            ),
+            Campaign(id="mail", name="Direct mail", channel="mail", actual_cost=Decimal(2000)),
+        ]
+    )
+    skipped: dict[str, str] = {}
+    touches = {"webinar": ["ann", "bob", "cy", "dee"], "mail": ["ann", "cy"]}
+    for k, (campaign_id, who) in enumerate(touches.items()):
+        added = add_members(store, campaign_id, ids=who, at=day)
+        skipped.update(added.skipped)
+        for i, member in enumerate(added.added):
+            set_status(store, member.id, "responded", at=day + timedelta(days=3 * k + i + 1))
+    store.opportunities.add_many(
+        [
+            Opportunity(
+                id="o1",
+                name="Acme platform",
+                contact_id="ann",
+                account_id="acme",
+                amount=Decimal(30000),
+                status=OpportunityStatus.WON,
+                created_at=day + timedelta(days=20),
+            ),
+            Opportunity(
+                id="o2",
+                name="Globex pilot",
+                contact_id="cy",
+                account_id="globex",
+                amount=Decimal(12000),
+                created_at=day + timedelta(days=20),
+            ),
+        ]
+    )
+    store.activities.add(Activity(id="m1", kind=ActivityKind.MEETING, at=day, account_id="globex"))
+    return store, skipped
+
+
+def section(store: Store, out: TextIO) -> None:
+    """Campaigns, ABM and partner deal registration, on demo data of its own.
+
+    The given store is not read or changed (the section builds a scratch store), so it
+    prints the same every run.
+
+    >>> import io
+    >>> from crmkit import MemoryStore
+    >>> buffer = io.StringIO()
+    >>> section(MemoryStore(), buffer)
+    >>> "== Campaigns ==" in buffer.getvalue()
+    True
+    """
+    scratch, skipped = _demo_store()
+    out.write("== Campaigns ==\n")
+    webinar = scratch.campaign_members.count(
+        {"field": "campaign_id", "op": "==", "value": "webinar"}
+    )
+    out.write(
+        f"'Spring webinar' has {webinar} member(s); "
+        f"never added: {', '.join(f'{k} ({v})' for k, v in skipped.items())}\n"
+    )
+    perf = performance(scratch, "u_shaped")
+    for row in perf.rows():
+        out.write(
+            f"{row['name']:<15} members {row['members']}  responses {row['responses']}  "
+            f"cost {row['cost']:,.0f}  pipeline {row['pipeline']:,.0f}  "
+            f"won {row['won_revenue']:,.0f}  ROI {row['roi']:.2f}\n"
+        )
+    out.write("credit to each campaign by model:\n")
+    for model in MODELS:
+        table = attribution(scratch, model)
+        cells = "  ".join(
+            f"{cid} {amount:,.0f}"
+            for cid, amount in zip(table["campaign_id"], table["amount"], strict=True)
+        )
+        out.write(f"  {model:<12} {cells}\n")
+    out.write("\n== Account-based marketing ==\n")
+    scratch.campaigns.add(Campaign(id="abm", name="Enterprise ABM"))
+    from crmkit.criteria import F
+
+    synced = sync_targets(
+        scratch, "abm", criteria=F.employees >= 1000, at=datetime(2026, 2, 1, tzinfo=UTC)
+    )
+    out.write(f"target accounts (employees >= 1000): {', '.join(synced.entered)}\n")
+    cover = coverage(scratch, "abm")
+    out.write(f"{cover.title}\n")
+    engaged = account_engagement(scratch)
+    row = engaged.row("acme")
+    out.write(
+        f"acme: {row['engaged']} engaged member(s), {row['engaged_family']} with its family\n"
+    )
+    from crmkit.partners import _demo_lines
+
+    out.write("\n== Partners ==\n")
+    for line in _demo_lines():
+        out.write(line + "\n")
