@@ -173,7 +173,9 @@ def _check_scalar(field: str, op: str, value: Any) -> None:
         raise CriteriaError(
             f"field {field!r} {op} '': empty text is a missing value; use 'is null'"
         )
-    if isinstance(value, float) and not math.isfinite(value):
+    if (isinstance(value, float) and not math.isfinite(value)) or (
+        isinstance(value, Decimal) and not value.is_finite()
+    ):
         raise CriteriaError(f"field {field!r} {op} {value!r}: numbers must be finite")
     if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
         raise CriteriaError(
