@@ -365,7 +365,7 @@ class _Row:
     bad_cells: bool = False
 
 
-def import_rows(
+def import_csv(
     store: Any,
     record_type: type[Any] | str,
     source: Source,
@@ -384,6 +384,48 @@ def import_rows(
     upsert: bool = False,
     dry_run: bool = False,
 ) -> ImportReport:
+    """Read records of ``record_type`` from a CSV into ``store``.
+
+    ``record_type`` is a record class or its plural name (``"accounts"``); ``source`` a
+    path or a text file object (open it with ``newline=""``).
+
+    - ``mapping`` maps a column header to a field (``"custom.<key>"`` for a custom field,
+      ``None`` to ignore the column). Columns named like a field (case-insensitive) or
+      ``custom.<key>`` feed it without a mapping; other columns are ignored and listed in
+      the report.
+    - ``refs`` gives reference fields by another field of the record they point to, e.g.
+      ``{"parent_id": "name"}``: looked up in the store and, for references to the type
+      being imported, in the file itself. Missing or ambiguous names are row errors.
+    - ``defaults`` fills blank cells and missing columns (values are used as given).
+    - ``id_column`` is a shortcut for ``mapping={column: "id"}``. Without an id column,
+      ids are ``<type>-<16 hex digits>`` from a SHA-1 of the row's mapped cells, so a
+      second import of the same file finds the same ids and reports them.
+    - ``tz`` is the zone of datetimes written without an offset; ``date_format`` and
+      ``datetime_format`` are :meth:`~datetime.datetime.strptime` formats used instead
+      of ISO 8601.
+    - ``custom_types`` maps a custom key to ``int``, ``float``, ``bool``, ``str`` or
+      ``"json"``; custom values are text unless said otherwise.
+    - ``upsert=True`` replaces stored records with the same id instead of reporting them.
+    - ``dry_run=True`` checks everything and writes nothing.
+
+    With any bad row and ``skip_bad_rows=False`` nothing is written and
+    :class:`ImportFailed` (a :class:`~crmkit.errors.ValidationError`) is raised; its
+    ``report`` lists every error. With ``skip_bad_rows=True`` the good rows are written
+    in one transaction and the report lists the bad ones.
+
+    Examples
+    --------
+    >>> import io
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> import_csv(store, "reps", io.StringIO("id,name\\nr-1,Ada\\n")).ids
+    ('r-1',)
+    >>> import_csv(store, "reps", io.StringIO("id,name\\nr-1,Ada\\n"))
+    Traceback (most recent call last):
+    ...
+    crmkit.io._csv.ImportFailed: Rep: 1 error(s) in 1 row(s) of the CSV, nothing written ...
+      row 2, column 'id' = 'r-1': Rep 'r-1' is already in the store; ...
+    """
     rtype = _resolve_type(record_type)
     name = rtype.__name__
     try:
@@ -887,8 +929,8 @@ def _cascade(
 # -- export -------------------------------------------------------------------------------
 
 
-def export_rows(
-    source: Any,
+def export_csv(
+    store_or_records: Any,
     record_type: type[Any] | str,
     dest: Source,
     *,
@@ -898,16 +940,36 @@ def export_rows(
     delimiter: str = ",",
     encoding: str = "utf-8",
 ) -> int:
+    """Write records to a CSV that :func:`import_csv` reads back to equal records.
+
+    ``store_or_records`` is a store (records in id order) or an iterable of records.
+    ``fields`` picks and orders the columns (default: every field in schema order except
+    ``version``, then one ``custom.<key>`` column per custom key in sorted order);
+    ``criteria`` filters; ``mapping`` renames columns (field -> header). A custom column
+    whose values are all numbers or all flags gets a type suffix (``custom.nps:int``) so
+    the import gives the same types back. Returns the number of rows written.
+
+    Examples
+    --------
+    >>> import io
+    >>> from crmkit import Account
+    >>> out = io.StringIO()
+    >>> export_csv([Account(id="a", name="A", custom={"nps": 9})], "accounts", out,
+    ...            fields=["id", "custom.nps"])
+    1
+    >>> out.getvalue()
+    'id,custom.nps:int\\r\\na,9\\r\\n'
+    """
     from crmkit.store._base import bound
 
     rtype = _resolve_type(record_type)
     name = rtype.__name__
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValidationError(name, "delimiter", delimiter, "must be a single character")
-    if hasattr(source, "repository"):
-        records = source.repository(rtype).query(criteria)
+    if hasattr(store_or_records, "repository"):
+        records = store_or_records.repository(rtype).query(criteria)
     else:
-        records = list(source)
+        records = list(store_or_records)
         for record in records:
             if not isinstance(record, rtype):
                 raise ValidationError(
