@@ -290,6 +290,12 @@ class _Codec:
         )
 
     def _compile(self) -> None:
+        """Generate this type's row encoder, decoder and version copier.
+
+        The generated source is built only from the record class's own attrs field names
+        and kinds (never from data or user input), the same technique attrs uses for
+        ``__init__``; it removes a per-field Python loop from every row read and written.
+        """
         ns: dict[str, Any] = {
             "_cls": self.record_type,
             "_new": object.__new__,
