@@ -133,7 +133,19 @@ def _check_at(at: object, account_id: str) -> None:
 
 
 def history(store: Store, account_id: str) -> list[LifecycleChange]:
-    """The lifecycle changes of one account, oldest first."""
+    """The lifecycle changes of one account, oldest first.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add(Account(id="acme", name="Acme"))
+    >>> _ = move(store, "acme", "onboarding", at=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    >>> _ = move(store, "acme", "active", at=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    >>> [(c.from_stage, c.to_stage) for c in history(store, "acme")]
+    [('prospect', 'onboarding'), ('onboarding', 'active')]
+    """
     return store.lifecycle_changes.query(
         {"field": "account_id", "op": "==", "value": account_id}, order_by="at"
     )
@@ -154,6 +166,22 @@ def move(
 
     Refused (:class:`~crmkit.errors.ValidationError`) when the model does not allow the
     move or when ``at`` is earlier than the account's last lifecycle change.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add(Account(id="acme", name="Acme"))
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> move(store, "acme", "onboarding", at=at, reason="signed").to_stage
+    'onboarding'
+    >>> store.accounts.get("acme").lifecycle_stage
+    'onboarding'
+    >>> move(store, "acme", "renewal", at=at)
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: Account 'acme' field 'lifecycle_stage' = 'renewal': ...
     """
     _check_at(at, account_id)
     with store.transaction():
@@ -213,6 +241,17 @@ def time_in_stage(store: Store, account_id: str, *, now: datetime) -> dict[str, 
 
     The first stage counts from ``Account.created_at`` (left out when unknown); the
     current stage counts until ``now``. A stage visited twice adds up.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore
+    >>> store = MemoryStore()
+    >>> day = lambda d: datetime(2026, 1, d, tzinfo=timezone.utc)
+    >>> _ = store.accounts.add(Account(id="acme", name="Acme", created_at=day(1)))
+    >>> _ = move(store, "acme", "onboarding", at=day(11))
+    >>> {stage: spent.days for stage, spent in time_in_stage(store, "acme", now=day(31)).items()}
+    {'prospect': 10, 'onboarding': 20}
     """
     _check_at(now, account_id)
     account = store.accounts.get(account_id)

@@ -140,6 +140,24 @@ def reassign(
     an :class:`~crmkit.records.OwnershipChange` in one transaction and returns the change;
     returns ``None`` and writes nothing when the record already has that owner. Unknown
     or inactive reps raise :class:`~crmkit.errors.ValidationError`.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore, Rep
+    >>> store = MemoryStore()
+    >>> _ = store.reps.add_many([Rep(id="ana", name="Ana"), Rep(id="bo", name="Bo", active=False)])
+    >>> _ = store.accounts.add(Account(id="acme", name="Acme"))
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> change = reassign(store, "Account", "acme", "ana", reason="territory", at=at)
+    >>> (change.from_owner_id, change.to_owner_id, store.accounts.get("acme").owner_id)
+    (None, 'ana', 'ana')
+    >>> reassign(store, "Account", "acme", "ana", reason="again", at=at) is None
+    True
+    >>> reassign(store, "Account", "acme", "bo", reason="x", at=at)
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: Account 'acme' field 'owner_id' = 'bo': ...
     """
     record_type = _record_type(record)
     name = record_type.__name__
@@ -167,7 +185,21 @@ def reassign(
 def ownership_history(
     store: Store, record: type[Any] | str, record_id: str
 ) -> list[OwnershipChange]:
-    """Every owner change of one record, oldest first (ties by change id)."""
+    """Every owner change of one record, oldest first (ties by change id).
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Lead, MemoryStore, Rep
+    >>> store = MemoryStore()
+    >>> _ = store.reps.add_many([Rep(id="ana", name="Ana"), Rep(id="cy", name="Cy")])
+    >>> _ = store.leads.add(Lead(id="l1"))
+    >>> for day, rep in ((5, "ana"), (6, "cy")):
+    ...     _ = reassign(store, "Lead", "l1", rep, reason="rebalance",
+    ...                  at=datetime(2026, 1, day, tzinfo=timezone.utc))
+    >>> [(c.from_owner_id, c.to_owner_id) for c in ownership_history(store, "Lead", "l1")]
+    [(None, 'ana'), ('ana', 'cy')]
+    """
     record_type = _record_type(record)
     return store.ownership_changes.query(
         {

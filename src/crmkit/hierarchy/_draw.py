@@ -221,7 +221,15 @@ class FamilyView:
 
 
 def view(h: AccountHierarchy, root: str, values: Any = None, *, max_nodes: int = 50) -> FamilyView:
-    """A :class:`FamilyView` of ``root``'s subtree (use the ultimate parent for a family)."""
+    """A :class:`FamilyView` of ``root``'s subtree (use the ultimate parent for a family).
+
+    The view renders itself in notebooks (``_repr_html_``) and as Mermaid text.
+
+    >>> h = AccountHierarchy.from_arrays(["hq", "eu"], [None, "hq"], names=["HQ", "EU"])
+    >>> family_view = view(h, "hq", values={"hq": 30.0, "eu": 10.0})
+    >>> family_view.root, "EU" in family_view._repr_html_()
+    ('hq', True)
+    """
     h.index(root)
     return FamilyView(hierarchy=h, root=root, values=values, max_nodes=max_nodes)
 
@@ -280,6 +288,13 @@ def draw(
     """Draw ``root``'s subtree as a tree with matplotlib (needs the ``plot`` extra).
 
     Returns the matplotlib ``Axes``; a truncated picture says so in its title.
+
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> h = AccountHierarchy.from_arrays(["hq", "eu", "us"], [None, "hq", "hq"])
+    >>> ax = draw(h, "hq")
+    >>> sorted(t.get_text() for t in ax.texts)
+    ['eu', 'hq', 'us']
     """
     Figure = require("matplotlib.figure", extra="plot", feature="draw()").Figure
     picture = _picture(h, root, values, max_nodes)

@@ -314,7 +314,20 @@ def open_pipeline(store: Store, h: AccountHierarchy) -> RollupResult:
 
 
 def won_revenue(store: Store, h: AccountHierarchy) -> RollupResult:
-    """Sum of won opportunity amounts, rolled up."""
+    """Sum of won opportunity amounts, rolled up.
+
+    >>> from crmkit import Account, MemoryStore, Opportunity
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="hq", name="HQ"),
+    ...                              Account(id="eu", name="EU", parent_id="hq")])
+    >>> _ = store.opportunities.add_many([
+    ...     Opportunity(id="o1", name="A", account_id="eu", amount=20, status="won"),
+    ...     Opportunity(id="o2", name="B", account_id="hq", amount=5, status="won"),
+    ...     Opportunity(id="o3", name="C", account_id="eu", amount=99, status="lost")])
+    >>> won = won_revenue(store, AccountHierarchy.from_store(store))
+    >>> won.get("hq"), won.get("eu")
+    (25.0, 20.0)
+    """
     return rollup(h, _opportunity_totals(store, h, "won"), "sum")
 
 
