@@ -428,6 +428,22 @@ def credits(store: Store, model: str = "linear") -> Table:
 
     Columns: ``opportunity_id``, ``campaign_id``, ``member_id``, ``weight``, ``credit``.
     ``missing["no_amount"]`` counts touched opportunities without an amount (credit 0).
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Campaign, CampaignMember, MemoryStore, Opportunity
+    >>> store = MemoryStore()
+    >>> _ = store.campaigns.add_many([Campaign(id="a", name="A"), Campaign(id="b", name="B")])
+    >>> _ = store.campaign_members.add_many([
+    ...     CampaignMember(id=f"{c}:contact:k", campaign_id=c, contact_id="k", status="responded",
+    ...                    responded_at=datetime(2026, 1, day, tzinfo=timezone.utc))
+    ...     for c, day in [("a", 1), ("b", 2)]])
+    >>> _ = store.opportunities.add(Opportunity(id="o1", name="Deal", contact_id="k", amount=900,
+    ...     created_at=datetime(2026, 2, 1, tzinfo=timezone.utc)))
+    >>> t = credits(store, "u_shaped")  # two touches: 50/50
+    >>> t["member_id"].tolist(), t["credit"].tolist()
+    (['a:contact:k', 'b:contact:k'], [450.0, 450.0])
     """
     members = store.campaign_members.columns(_MEMBER_FIELDS)
     opps = store.opportunities.columns(_OPP_FIELDS)
@@ -530,6 +546,25 @@ def performance(store: Store, model: str = "linear") -> Table:
     response), ``opportunities``, ``cost_per_opportunity``, ``pipeline``, ``won_revenue``
     (from :func:`attribution` under ``model``) and ``roi`` (``(won - cost) / cost``). Ratios
     with a zero or missing denominator are NaN.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Campaign, CampaignMember, MemoryStore, Opportunity
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> store = MemoryStore()
+    >>> _ = store.campaigns.add(Campaign(id="c", name="Webinar", actual_cost=400))
+    >>> _ = store.campaign_members.add_many([
+    ...     CampaignMember(id="m1", campaign_id="c", contact_id="k1", status="responded",
+    ...                    responded_at=at),
+    ...     CampaignMember(id="m2", campaign_id="c", contact_id="k2")])
+    >>> _ = store.opportunities.add(Opportunity(id="o1", name="Deal", contact_id="k1",
+    ...     amount=1000, status="won", created_at=datetime(2026, 2, 1, tzinfo=timezone.utc)))
+    >>> row = performance(store).row("c")
+    >>> row["members"], row["responses"], row["response_rate"], row["cost_per_lead"]
+    (2, 1, 0.5, 400.0)
+    >>> row["won_revenue"], row["roi"]  # (1000 - 400) / 400
+    (1000.0, 1.5)
     """
     camp = store.campaigns.columns(["id", "name", "actual_cost"])
     order = np.argsort(camp["id"])
@@ -690,6 +725,24 @@ def account_engagement(store: Store, campaign_id: str | None = None) -> Table:
     ``members_family`` / ``engaged_family``: the same summed over the account and every
     account below it (:func:`crmkit.hierarchy.rollup`); ``ultimate_parent_id``. A member
     counts at its own account, its contact's account or its converted lead's account.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, Campaign, CampaignMember, Contact, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="acme", name="Acme"),
+    ...                              Account(id="acme-eu", name="Acme EU", parent_id="acme")])
+    >>> _ = store.contacts.add_many([Contact(id="ann", account_id="acme"),
+    ...                              Contact(id="bob", account_id="acme-eu")])
+    >>> _ = store.campaigns.add(Campaign(id="web", name="Webinar"))
+    >>> _ = store.campaign_members.add_many([
+    ...     CampaignMember(id="m1", campaign_id="web", contact_id="ann", status="responded",
+    ...                    responded_at=datetime(2026, 1, 5, tzinfo=timezone.utc)),
+    ...     CampaignMember(id="m2", campaign_id="web", contact_id="bob")])
+    >>> row = account_engagement(store, "web").row("acme")
+    >>> row["members"], row["engaged"], row["members_family"], row["engaged_family"]
+    (1, 1, 2, 1)
     """
     from crmkit.hierarchy import AccountHierarchy, rollup
 
@@ -730,6 +783,26 @@ def coverage(store: Store, campaign_id: str, *, since: datetime | None = None) -
     Columns: ``account_id``, ``engaged_contact`` (a contact at the account responded to
     any campaign), ``meeting`` (a meeting activity at the account, since ``since`` if
     given), ``open_opportunity``. The title counts each.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, Activity, Campaign, CampaignMember, Contact, MemoryStore
+    >>> from crmkit import Opportunity
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="a", name="A"), Account(id="b", name="B")])
+    >>> _ = store.contacts.add(Contact(id="ann", account_id="a"))
+    >>> _ = store.campaigns.add_many([Campaign(id="abm", name="ABM"), Campaign(id="w", name="W")])
+    >>> _ = store.campaign_members.add_many(
+    ...     [CampaignMember(id=f"abm:{x}", campaign_id="abm", account_id=x) for x in "ab"]
+    ...     + [CampaignMember(id="w:ann", campaign_id="w", contact_id="ann", status="responded",
+    ...                       responded_at=at)])
+    >>> _ = store.activities.add(Activity(id="m", kind="meeting", at=at, account_id="b"))
+    >>> _ = store.opportunities.add(Opportunity(id="o", name="Pilot", account_id="b"))
+    >>> coverage(store, "abm").rows()
+    [{'account_id': 'a', 'engaged_contact': True, 'meeting': False, 'open_opportunity': False},
+     {'account_id': 'b', 'engaged_contact': False, 'meeting': True, 'open_opportunity': True}]
     """
     _campaign(store, campaign_id)
     targets = np.unique(

@@ -108,7 +108,23 @@ def _partner(store: Store, partner_id: str) -> Partner:
 
 
 def conflicts(store: Store, registration: DealRegistration, today: date) -> tuple[Conflict, ...]:
-    """The conflicts of ``registration`` with the store's records as of ``today``."""
+    """The conflicts of ``registration`` with the store's records as of ``today``.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore, Opportunity, Partner
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="p", name="Reseller"), Account(id="a", name="A")])
+    >>> _ = store.partners.add(Partner(id="p1", account_id="p"))
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> reg = register(store, "p1", account_id="a", at=at).registration
+    >>> conflicts(store, reg, at.date())
+    ()
+    >>> _ = store.opportunities.add(Opportunity(id="o1", name="Direct", account_id="a"))
+    >>> [(c.kind, c.record_id) for c in conflicts(store, reg, at.date())]
+    [('open_opportunity', 'o1')]
+    """
     found: list[Conflict] = []
     account_id = registration.account_id
     if account_id is None:
@@ -179,6 +195,24 @@ def register(
     The registration expires ``valid_days`` after ``at``. Its id defaults to
     ``reg-<partner>-<account or company>-<YYYYMMDD>``. An inactive or unknown partner, or an
     unknown account or opportunity, raises and stores nothing.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore, Partner
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="p", name="Reseller"), Account(id="a", name="A")])
+    >>> _ = store.partners.add_many([Partner(id="p1", account_id="p"),
+    ...                              Partner(id="p2", account_id="p")])
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> first = register(store, "p1", account_id="a", amount=5000, at=at)
+    >>> reg = first.registration
+    >>> reg.id, reg.status.value, str(reg.expires_on), first.conflicts  # 90 days later
+    ('reg-p1-a-20260105', 'submitted', '2026-04-05', ())
+    >>> later = datetime(2026, 1, 6, tzinfo=timezone.utc)
+    >>> second = register(store, "p2", account_id="a", at=later)
+    >>> [(c.kind, c.record_id) for c in second.conflicts]
+    [('other_partner', 'reg-p1-a-20260105')]
     """
     partner = _partner(store, partner_id)
     at = _aware(at, "submitted_at")
@@ -251,7 +285,26 @@ def approve(
     override: bool = False,
 ) -> DealRegistration:
     """Approve a submitted registration. Conflicts (checked again now) refuse it unless
-    ``override=True``, which should come with a ``reason``."""
+    ``override=True``, which should come with a ``reason``.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore, Opportunity, Partner
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="p", name="Reseller"), Account(id="a", name="A")])
+    >>> _ = store.partners.add(Partner(id="p1", account_id="p"))
+    >>> _ = store.opportunities.add(Opportunity(id="o1", name="Renewal", account_id="a"))
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> reg_id = register(store, "p1", account_id="a", at=at).registration.id
+    >>> approve(store, reg_id, by="mgr", at=at)
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: DealRegistration 'reg-p1-a-20260105' field 'status' = ...
+    >>> reg = approve(store, reg_id, by="mgr", at=at, override=True, reason="o1 is a renewal")
+    >>> reg.status.value, reg.decided_by, reg.decision_reason
+    ('approved', 'mgr', 'o1 is a renewal')
+    """
     reg = store.deal_registrations.find(registration_id)
     if reg is None:
         raise NotFound("DealRegistration", registration_id)
@@ -272,13 +325,42 @@ def approve(
 def reject(
     store: Store, registration_id: str, *, by: str, at: datetime, reason: str
 ) -> DealRegistration:
-    """Reject a submitted registration, with the reason."""
+    """Reject a submitted registration, with the reason.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, MemoryStore, Partner
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="p", name="Reseller"), Account(id="a", name="A")])
+    >>> _ = store.partners.add(Partner(id="p1", account_id="p"))
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> reg_id = register(store, "p1", account_id="a", at=at).registration.id
+    >>> reg = reject(store, reg_id, by="mgr", at=at, reason="customer buys direct")
+    >>> reg.status.value, reg.decided_by, reg.decision_reason
+    ('rejected', 'mgr', 'customer buys direct')
+    """
     return _decide(store, registration_id, RegistrationStatus.REJECTED, by, at, reason)
 
 
 def expire(store: Store, today: date) -> list[DealRegistration]:
     """Mark every submitted or approved registration whose ``expires_on`` is before
-    ``today`` as expired (in one transaction); returns them."""
+    ``today`` as expired (in one transaction); returns them.
+
+    Examples
+    --------
+    >>> from datetime import date, datetime, timezone
+    >>> from crmkit import Account, MemoryStore, Partner
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([Account(id="p", name="Reseller"), Account(id="a", name="A")])
+    >>> _ = store.partners.add(Partner(id="p1", account_id="p"))
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> reg = register(store, "p1", account_id="a", at=at, valid_days=30).registration
+    >>> str(reg.expires_on), expire(store, date(2026, 2, 4))  # expires_on is not before today
+    ('2026-02-04', [])
+    >>> [(r.id, r.status.value, r.decision_reason) for r in expire(store, date(2026, 2, 5))]
+    [('reg-p1-a-20260105', 'expired', 'expired 2026-02-05')]
+    """
     cols = store.deal_registrations.columns(
         ["id", "expires_on"], {"field": "status", "op": "in", "value": list(_LIVE)}
     )
