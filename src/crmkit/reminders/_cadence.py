@@ -79,7 +79,16 @@ class CadenceEvent:
 
 
 def check_steps(cadence: Cadence) -> None:
-    """Raise a ``ValidationError`` naming the cadence, step and key if a step is malformed."""
+    """Raise a ``ValidationError`` naming the cadence, step and key if a step is malformed.
+
+    Examples
+    --------
+    >>> check_steps(Cadence(id="c", name="Intro", steps=({"kind": "email"},)))  # fine: None
+    >>> check_steps(Cadence(id="c", name="Intro", steps=({"kind": "call", "wait_days": -1},)))
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: Cadence 'c' field 'steps[0].wait_days' = -1: must be ...
+    """
     for index, step in enumerate(cadence.steps):
         kind = step.get("kind")
         if kind not in STEP_KINDS:
@@ -190,7 +199,20 @@ def enroll(
 
 
 def pause(store: Store, enrollment_id: str, now: datetime) -> Enrollment:
-    """Pause an active enrolment; nothing is handed out until :func:`resume`."""
+    """Pause an active enrolment; nothing is handed out until :func:`resume`.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.cadences.add(Cadence(id="c", name="Intro", steps=({"kind": "email"},)))
+    >>> now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = enroll(store, "c", id="e1", contact_id="ada", now=now)
+    >>> pause(store, "e1", now).status.value
+    'paused'
+    >>> cadence_tick(store, now)  # the due email step waits
+    []
+    """
     e = _in(store, enrollment_id, EnrollmentStatus.ACTIVE)
     return store.enrollments.update(
         attrs.evolve(e, status=EnrollmentStatus.PAUSED, paused_at=_aware(now, "paused_at"))
@@ -199,7 +221,20 @@ def pause(store: Store, enrollment_id: str, now: datetime) -> Enrollment:
 
 def resume(store: Store, enrollment_id: str, now: datetime) -> Enrollment:
     """Resume a paused enrolment: the pending step keeps its time, or becomes due ``now``
-    if that time passed while paused (moved to Monday under ``weekdays_only``)."""
+    if that time passed while paused (moved to Monday under ``weekdays_only``).
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.cadences.add(Cadence(id="c", name="Intro", steps=({"kind": "email"},)))
+    >>> thursday = datetime(2026, 1, 8, 9, 0, tzinfo=UTC)
+    >>> _ = enroll(store, "c", id="e1", contact_id="ada", now=thursday)
+    >>> _ = pause(store, "e1", thursday)
+    >>> e = resume(store, "e1", datetime(2026, 1, 10, 11, 0, tzinfo=UTC))  # a Saturday
+    >>> e.status.value, e.next_due_at.isoformat()  # missed step: Monday at 11:00
+    ('active', '2026-01-12T11:00:00+00:00')
+    """
     now = _aware(now, "now")
     e = _in(store, enrollment_id, EnrollmentStatus.PAUSED)
     nxt = e.next_due_at
@@ -214,7 +249,19 @@ def resume(store: Store, enrollment_id: str, now: datetime) -> Enrollment:
 def unenroll(
     store: Store, enrollment_id: str, now: datetime, reason: str = "unenrolled"
 ) -> Enrollment:
-    """End an active or paused enrolment (status ``exited``)."""
+    """End an active or paused enrolment (status ``exited``).
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.cadences.add(Cadence(id="c", name="Intro", steps=({"kind": "email"},)))
+    >>> now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = enroll(store, "c", id="e1", contact_id="ada", now=now)
+    >>> e = unenroll(store, "e1", now, reason="asked to stop")
+    >>> e.status.value, e.exit_reason, e.next_due_at
+    ('exited', 'asked to stop', None)
+    """
     e = store.enrollments.get(enrollment_id)
     if e.status not in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
         raise ValidationError(
@@ -243,7 +290,23 @@ def _ended(
 
 
 def cadence_tick(store: Store, now: datetime) -> list[CadenceEvent]:
-    """Exit replied/booked enrolments, resume those whose task is done, hand out due steps."""
+    """Exit replied/booked enrolments, resume those whose task is done, hand out due steps.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.cadences.add(Cadence(id="c", name="Intro", steps=(
+    ...     {"kind": "email"}, {"kind": "task", "wait_days": 1, "title": "Call Ada"})))
+    >>> monday = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = enroll(store, "c", id="e1", contact_id="ada", now=monday)
+    >>> [(ev.kind, ev.step_index) for ev in cadence_tick(store, monday)]
+    [('email', 0)]
+    >>> cadence_tick(store, monday)  # already handed out
+    []
+    >>> [(ev.kind, ev.reminder_id) for ev in cadence_tick(store, monday + timedelta(days=1))]
+    [('task', 'e1.step1')]
+    """
     now = _aware(now, "now")
     events: list[CadenceEvent] = []
     live = F.status.isin([EnrollmentStatus.ACTIVE.value, EnrollmentStatus.PAUSED.value])

@@ -118,12 +118,32 @@ def _owner_zones(store: Store) -> dict[str, str]:
 
 
 def effective_due(reminder: Reminder) -> datetime:
-    """``snoozed_until`` if set, else ``due_at``."""
+    """``snoozed_until`` if set, else ``due_at``.
+
+    Examples
+    --------
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> effective_due(Reminder(id="r", title="Call", due_at=t)).isoformat()
+    '2026-01-05T09:00:00+00:00'
+    >>> snoozed = Reminder(id="r", title="Call", due_at=t, snoozed_until=t + timedelta(hours=2))
+    >>> effective_due(snoozed).isoformat()
+    '2026-01-05T11:00:00+00:00'
+    """
     return reminder.snoozed_until or reminder.due_at
 
 
 def alert_at(reminder: Reminder) -> datetime:
-    """When to alert: ``snoozed_until`` if set, else ``due_at - remind_before``."""
+    """When to alert: ``snoozed_until`` if set, else ``due_at - remind_before``.
+
+    Examples
+    --------
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> r = Reminder(id="r", title="Call", due_at=t, remind_before_minutes=15)
+    >>> alert_at(r).isoformat()
+    '2026-01-05T08:45:00+00:00'
+    >>> alert_at(attrs.evolve(r, snoozed_until=t + timedelta(hours=2))).isoformat()  # no lead
+    '2026-01-05T11:00:00+00:00'
+    """
     if reminder.snoozed_until is not None:
         return reminder.snoozed_until
     return reminder.due_at - timedelta(minutes=reminder.remind_before_minutes)
@@ -201,7 +221,19 @@ def schedule(
 
 
 def schedule_many(store: Store, reminders: Iterable[Reminder]) -> list[Reminder]:
-    """Store many reminders at once (all or none); recurring ones get their series fields."""
+    """Store many reminders at once (all or none); recurring ones get their series fields.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> rs = schedule_many(store, [Reminder(id="a", title="Call", due_at=t),
+    ...                            Reminder(id="b", title="Email", due_at=t,
+    ...                                     remind_before_minutes=30)])
+    >>> [r.id for r in rs], store.load_state(STATE_DOC)  # largest lead time is recorded
+    (['a', 'b'], {'max_before_minutes': 30})
+    """
     batch = [_prepare(store, r) for r in reminders]
     with store.transaction():
         stored = store.reminders.add_many(batch)
@@ -224,14 +256,40 @@ def _get_open(store: Store, reminder_id: str) -> Reminder:
 
 
 def snooze(store: Store, reminder_id: str, until: datetime) -> Reminder:
-    """Push an open reminder to ``until`` (its alert and effective due time)."""
+    """Push an open reminder to ``until`` (its alert and effective due time).
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = schedule(store, id="r", title="Call", due_at=t)
+    >>> r = snooze(store, "r", t + timedelta(days=1))
+    >>> r.due_at.isoformat(), r.snoozed_until.isoformat()  # due_at is kept
+    ('2026-01-05T09:00:00+00:00', '2026-01-06T09:00:00+00:00')
+    >>> due(store, t)  # no longer alerting at 09:00
+    []
+    """
     until = _aware(until, "snoozed_until", reminder_id)
     reminder = _get_open(store, reminder_id)
     return store.reminders.update(attrs.evolve(reminder, snoozed_until=until))
 
 
 def cancel(store: Store, reminder_id: str) -> Reminder:
-    """Cancel an open reminder (a recurring one stops: no next occurrence)."""
+    """Cancel an open reminder (a recurring one stops: no next occurrence).
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = schedule(store, id="r", title="Call", due_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    >>> cancel(store, "r").status.value, next_due(store)
+    ('cancelled', None)
+    >>> cancel(store, "r")
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: Reminder 'r' field 'status' = 'cancelled': is not open; ...
+    """
     reminder = _get_open(store, reminder_id)
     return store.reminders.update(attrs.evolve(reminder, status=ReminderStatus.CANCELLED))
 
@@ -308,7 +366,21 @@ def follow_up(
 ) -> Reminder:
     """Schedule the next activity ``days`` calendar days (same wall-clock time in the
     reminder's zone) after the reminder's completion (``basis="completed"``) or after its
-    deadline (``basis="due"``)."""
+    deadline (``basis="due"``).
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = schedule(store, id="demo", title="Demo", due_at=datetime(2026, 3, 5, 10, 0),
+    ...              timezone="Europe/Paris")  # 10:00 CET = 09:00 UTC
+    >>> _ = complete(store, "demo", datetime(2026, 3, 27, 15, 0, tzinfo=UTC))  # 16:00 CET
+    >>> r = follow_up(store, "demo", days=3)  # 16:00 in Paris, CEST after March 29
+    >>> r.id, r.title, r.due_at.isoformat()
+    ('demo.followup', 'Follow up: Demo', '2026-03-30T14:00:00+00:00')
+    >>> follow_up(store, "demo", days=7, basis="due", id="d2").due_at.isoformat()
+    '2026-03-12T09:00:00+00:00'
+    """
     source = store.reminders.get(reminder_id)
     if basis == "completed":
         if source.completed_at is None:
@@ -418,6 +490,18 @@ def due(store: Store, now: datetime) -> list[Reminder]:
 
     The store query is bounded by ``due_at <= now + the largest remind_before`` recorded by
     :func:`schedule` (state document :data:`STATE_DOC`).
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = schedule(store, id="call", title="Call", due_at=t, remind_before_minutes=30)
+    >>> _ = schedule(store, id="mail", title="Email", due_at=t + timedelta(minutes=10))
+    >>> [r.id for r in due(store, t - timedelta(minutes=30))]  # 08:30: the call's alert
+    ['call']
+    >>> [r.id for r in due(store, t + timedelta(minutes=10))]  # by alert time
+    ['call', 'mail']
     """
     now = _aware(now, "now")
     doc = store.load_state(STATE_DOC) or {}
@@ -428,7 +512,17 @@ def due(store: Store, now: datetime) -> list[Reminder]:
 
 
 def overdue(store: Store, now: datetime) -> list[Reminder]:
-    """Open reminders in the ``overdue`` state (due before today in the owner's zone)."""
+    """Open reminders in the ``overdue`` state (due before today in the owner's zone).
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = schedule(store, id="a", title="Call", due_at=datetime(2026, 1, 5, 23, 0, tzinfo=UTC))
+    >>> _ = schedule(store, id="b", title="Email", due_at=datetime(2026, 1, 6, 8, 0, tzinfo=UTC))
+    >>> [r.id for r in overdue(store, datetime(2026, 1, 6, 9, 0, tzinfo=UTC))]  # b: due today
+    ['a']
+    """
     now = _aware(now, "now")
     found = store.reminders.query(_open_due_before(now), order_by=["due_at"])
     zones = _owner_zones(store)
@@ -441,7 +535,21 @@ def overdue(store: Store, now: datetime) -> list[Reminder]:
 
 
 def next_due(store: Store) -> Reminder | None:
-    """The open reminder with the earliest effective due time (ties by id), or ``None``."""
+    """The open reminder with the earliest effective due time (ties by id), or ``None``.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = schedule(store, id="a", title="Call", due_at=t)
+    >>> _ = schedule(store, id="b", title="Email", due_at=t + timedelta(hours=1))
+    >>> next_due(store).id
+    'a'
+    >>> _ = snooze(store, "a", t + timedelta(hours=2))  # a now at 11:00, b at 10:00
+    >>> next_due(store).id
+    'b'
+    """
     is_open = F.status == ReminderStatus.OPEN.value
     plain = store.reminders.query(is_open & F.snoozed_until.isnull(), order_by=["due_at"], limit=1)
     snoozed = store.reminders.query(
@@ -452,7 +560,20 @@ def next_due(store: Store) -> Reminder | None:
 
 
 def upcoming(store: Store, owner_id: str, window: timedelta, *, now: datetime) -> list[Reminder]:
-    """The owner's open reminders effectively due in ``[now, now + window)``, soonest first."""
+    """The owner's open reminders effectively due in ``[now, now + window)``, soonest first.
+
+    Examples
+    --------
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> for rid, owner, hours in [("a", "ana", 3), ("b", "ana", 1), ("c", "ana", 25),
+    ...                           ("d", "bo", 1)]:
+    ...     _ = schedule(store, id=rid, title="Call", owner_id=owner,
+    ...                  due_at=t + timedelta(hours=hours))
+    >>> [r.id for r in upcoming(store, "ana", timedelta(days=1), now=t)]  # c: after the window
+    ['b', 'a']
+    """
     now = _aware(now, "now")
     end = now + window
     mine = (F.status == ReminderStatus.OPEN.value) & (F.owner_id == owner_id)
