@@ -121,6 +121,29 @@ def import_sales_export(
     Any bad row (an unknown stage, an agent or account name not found ...) raises
     :class:`crmkit.io.ImportFailed` listing every error, and nothing is written (all
     files are imported in one transaction).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from crmkit import MemoryStore
+    >>> store = MemoryStore()
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = Path(folder, "sales_teams.csv").write_text(
+    ...         "sales_agent,manager,regional_office\\nAnna Lee,Bo Chen,West\\n")
+    ...     _ = Path(folder, "sales_pipeline.csv").write_text(
+    ...         "opportunity_id,sales_agent,product,account,deal_stage,engage_date,"
+    ...         "close_date,close_value\\n"
+    ...         "D1,Anna Lee,GTX,,Won,2026-01-05,2026-02-01,1200\\n"
+    ...         "D2,Anna Lee,GTX,,Engaging,2026-01-10,,\\n")
+    ...     reports = import_sales_export(store, folder)
+    >>> {name: report.written for name, report in sorted(reports.items())}
+    {'opportunities': 2, 'reps': 2, 'teams': 2}
+    >>> won, engaged = store.opportunities.get("D1"), store.opportunities.get("D2")
+    >>> won.stage, str(won.status), str(won.amount), won.owner_id
+    ('closed_won', 'won', '1200', 'rep-anna-lee')
+    >>> engaged.stage, str(engaged.status)
+    ('qualification', 'open')
     """
     from crmkit.io import import_csv
 

@@ -29,6 +29,20 @@ def training_data(
     Leads: converted = 1, disqualified = 0; opportunities: won = 1, lost = 0. Open
     records are left out. ``at`` is ``created_at`` (when the record could first be
     scored); ``columns`` hold ``id`` and ``fields``.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Lead, MemoryStore
+    >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> store = MemoryStore()
+    >>> _ = store.leads.add_many([
+    ...     Lead(id="l1", source="web", status="converted", created_at=t0),
+    ...     Lead(id="l2", source="ads", status="disqualified", created_at=t0),
+    ...     Lead(id="l3", source="web", created_at=t0)])  # still open: left out
+    >>> cols, y, at = training_data(store, ["source"])
+    >>> cols["id"].tolist(), cols["source"].tolist(), y.tolist()
+    (['l1', 'l2'], ['web', 'ads'], [1.0, 0.0])
     """
     if record_type not in _OUTCOMES:
         raise ValidationError(
@@ -81,6 +95,18 @@ def backtest(
 
     ``model`` is any lead scorer of this package (its parameters are copied, it is not
     changed). Returns the ROC AUC, Brier score, lift table and calibration bins.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta, timezone
+    >>> import numpy as np
+    >>> from crmkit.scoring import NaiveBayesLeadScorer
+    >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> at = [t0 + timedelta(days=d) for d in range(8)]
+    >>> X = {"source": np.array(["web", "ads"] * 4)}  # web leads win, ads leads lose
+    >>> r = backtest(NaiveBayesLeadScorer(["source"]), X, [1, 0] * 4, at, t0 + timedelta(days=4))
+    >>> r.n_train, r.n_test, r.auc, r.base_rate
+    (4, 4, 1.0, 0.5)
     """
     cols = as_columns(X, "backtest")
     yy = np.asarray(y, dtype=np.float64)

@@ -134,6 +134,23 @@ def fit_scores(source: Any, model: FitModel, *, ids: Any = None) -> ScoreResult:
 
     Given a store, the columns are read from the repository of ``model.record_type``.
     Contributions (one per rule) always come with the result.
+
+    Examples
+    --------
+    >>> from crmkit import Account, F, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([
+    ...     Account(id="a", name="A", employees=5000, country="US"),
+    ...     Account(id="b", name="B", employees=50, country="FR"),
+    ...     Account(id="c", name="C", employees=2000, country="FR")])
+    >>> model = FitModel(rules=(
+    ...     PointsRule(name="enterprise", criteria=F.employees >= 1000, points=30),
+    ...     PointsRule(name="US", criteria=F.country == "US", points=10)))
+    >>> r = fit_scores(store, model)
+    >>> r.ids.tolist(), r.values.tolist()
+    (['a', 'b', 'c'], [40.0, 0.0, 30.0])
+    >>> r.factors("a")
+    ['enterprise +30', 'US +10']
     """
     record_type = record_type_named(model.record_type)
     if hasattr(source, "repository") and hasattr(source, "transaction"):

@@ -55,7 +55,13 @@ def normalise(values: Any, method: str = "minmax") -> FloatArray:
 
 
 def average_ranks(values: Any) -> FloatArray:
-    """1-based ranks, ascending; ties get the average of their ranks."""
+    """1-based ranks, ascending; ties get the average of their ranks.
+
+    Examples
+    --------
+    >>> average_ranks([30.0, 10.0, 20.0, 10.0]).tolist()  # the two 10s share ranks 1 and 2
+    [4.0, 1.5, 3.0, 1.5]
+    """
     x = np.asarray(values, dtype=np.float64)
     order = np.argsort(x, kind="mergesort")
     ordered = x[order]
