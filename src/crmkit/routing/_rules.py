@@ -28,6 +28,20 @@ def load_rules(path: str | Path, *, rule_set: str | None = None) -> list[Routing
     bare list in JSON); each entry has the fields of :class:`~crmkit.records.RoutingRule`.
     A missing ``position`` is the entry's place in the file (times 10) and ``rule_set``
     overrides the set every rule belongs to.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> rules = [{"id": "de", "target_kind": "team", "target_id": "dach",
+    ...           "criteria": {"field": "country", "op": "==", "value": "DE"}},
+    ...          {"id": "rest", "target_id": "unrouted"}]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "rules.json"
+    ...     _ = path.write_text(json.dumps({"rules": rules}))
+    ...     loaded = load_rules(path, rule_set="web")
+    >>> [(r.id, r.rule_set, r.position, str(r.target_kind), r.target_id) for r in loaded]
+    [('de', 'web', 0, 'team', 'dach'), ('rest', 'web', 10, 'queue', 'unrouted')]
     """
     file = Path(path)
     try:
@@ -51,7 +65,18 @@ def load_rules(path: str | Path, *, rule_set: str | None = None) -> list[Routing
 
 
 def rules_from_data(data: Any, *, rule_set: str | None = None) -> list[RoutingRule]:
-    """Rules from already-parsed TOML/JSON data (see :func:`load_rules`)."""
+    """Rules from already-parsed TOML/JSON data (see :func:`load_rules`).
+
+    Examples
+    --------
+    >>> data = [{"id": "big", "target_id": "enterprise", "position": 5,
+    ...          "criteria": {"field": "employees", "op": ">=", "value": 1000}},
+    ...         {"id": "rest", "target_id": "unrouted"}]
+    >>> [(r.id, r.position, r.rule_set) for r in rules_from_data(data)]
+    [('big', 5, 'default'), ('rest', 10, 'default')]
+    >>> rules_from_data({"rules": data}, rule_set="web")[1].rule_set
+    'web'
+    """
     entries = data.get("rules") if isinstance(data, Mapping) else data
     if not isinstance(entries, list):
         raise ValidationError(

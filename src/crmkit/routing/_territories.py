@@ -36,7 +36,20 @@ PRIMARY, TIE, NO_MATCH, LOCKED = "primary", "tie", "no_match", "locked"
 
 
 def active_model(store: Any) -> TerritoryModel | None:
-    """The active territory model, if any."""
+    """The active territory model, if any.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import MemoryStore, TerritoryModel
+    >>> store = MemoryStore()
+    >>> _ = store.territory_models.add(TerritoryModel(id="fy26", name="FY26"))
+    >>> active_model(store) is None  # a new model is in planning
+    True
+    >>> _ = activate_model(store, "fy26", now=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    >>> active_model(store).id
+    'fy26'
+    """
     found = store.territory_models.query({"field": "state", "op": "==", "value": "active"})
     return found[0] if found else None
 
@@ -388,7 +401,26 @@ def assign_columns(
     territories: Sequence[Territory], columns: Mapping[str, Array]
 ) -> TerritoryAssignment:
     """Assign accounts given as columns (``id``, optional ``territory_id`` and
-    ``realignment_locked``, and the fields the territories read)."""
+    ``realignment_locked``, and the fields the territories read).
+
+    Examples
+    --------
+    >>> from crmkit import F, Territory
+    >>> territories = [
+    ...     Territory(id="de", name="DE", priority=10, criteria=(F.country == "DE").to_dict()),
+    ...     Territory(id="eu", name="EU", priority=50,
+    ...               criteria=F.country.isin(["DE", "FR"]).to_dict()),
+    ... ]
+    >>> columns = {"id": np.array(["a1", "a2", "a3", "a4"]),
+    ...            "country": np.array(["DE", "FR", "US", "DE"]),
+    ...            "territory_id": np.array(["", "", "", "old"]),
+    ...            "realignment_locked": np.array([False, False, False, True])}
+    >>> result = assign_columns(territories, columns)
+    >>> result.primary.tolist(), result.reason.tolist()
+    (['de', 'eu', '', 'old'], ['primary', 'primary', 'no_match', 'locked'])
+    >>> result.matches("a1")
+    ['de', 'eu']
+    """
     terr = list(territories)
     ids = np.asarray(columns["id"])
     acc, ter, depth = match_territories(terr, columns)
@@ -433,7 +465,26 @@ def assign_columns(
 
 def assign_territories(store: Any, model_id: str | None = None) -> TerritoryAssignment:
     """Match every stored account against a model's territories (the active model by
-    default). Nothing is written; see :func:`realignment_diff` to apply."""
+    default). Nothing is written; see :func:`realignment_diff` to apply.
+
+    Examples
+    --------
+    >>> from crmkit import Account, F, MemoryStore, Territory, TerritoryModel
+    >>> store = MemoryStore()
+    >>> _ = store.territory_models.add(TerritoryModel(id="fy26", name="FY26"))
+    >>> _ = store.territories.add_many([
+    ...     Territory(id="de", name="DE", model_id="fy26", criteria=(F.country == "DE").to_dict()),
+    ...     Territory(id="fr", name="FR", model_id="fy26", criteria=(F.country == "FR").to_dict()),
+    ... ])
+    >>> _ = store.accounts.add_many([Account(id="a1", name="A1", country="DE"),
+    ...                              Account(id="a2", name="A2", country="DE"),
+    ...                              Account(id="a3", name="A3", country="US")])
+    >>> result = assign_territories(store, "fy26")  # a planning model, named explicitly
+    >>> result.counts(), result.primary_of("a3")
+    ({'de': 2, 'fr': 0}, (None, 'no_match'))
+    >>> store.accounts.get("a1").territory_id is None  # nothing is written
+    True
+    """
     if model_id is None:
         model = active_model(store)
         if model is None:
@@ -531,7 +582,36 @@ def realignment_diff(
 ) -> RealignmentDiff:
     """Compare the accounts' current territories (``from_model``: the active model) with
     where ``to_model`` would put them. Owners follow the new territory's ``owner_id``
-    (unchanged when the territory has none)."""
+    (unchanged when the territory has none).
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, F, MemoryStore, Opportunity, Territory, TerritoryModel
+    >>> store = MemoryStore()
+    >>> _ = store.territory_models.add_many([TerritoryModel(id=m, name=m) for m in ("y1", "y2")])
+    >>> _ = activate_model(store, "y1", now=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    >>> _ = store.territories.add_many([
+    ...     Territory(id="dach", name="DACH", model_id="y2", owner_id="ben",
+    ...               criteria=(F.country == "DE").to_dict()),
+    ...     Territory(id="fr", name="France", model_id="y2",
+    ...               criteria=(F.country == "FR").to_dict()),
+    ... ])
+    >>> _ = store.accounts.add_many([
+    ...     Account(id=a, name=a, country=c, owner_id="ana", territory_id="eu")
+    ...     for a, c in [("a1", "DE"), ("a2", "FR"), ("a3", "US")]])
+    >>> _ = store.opportunities.add(
+    ...     Opportunity(id="o1", name="Deal", account_id="a1", amount=500, owner_id="ana"))
+    >>> diff = realignment_diff(store, "y2")
+    >>> diff.from_model
+    'y1'
+    >>> print(diff.summary())
+    2 account(s) move territory, 1 change owner, 500 open pipeline moves, 1 unplaced, 0 locked
+    >>> [(m.account_id, m.to_territory, m.to_owner) for m in diff.moves], diff.unplaced
+    ([('a1', 'dach', 'ben'), ('a2', 'fr', 'ana')], (('a3', 'no_match'),))
+    >>> diff.workload["ben"]["accounts"], diff.workload["ben"]["pipeline"]
+    ((0.0, 1.0), (0.0, 500.0))
+    """
     if from_model is None:
         current = active_model(store)
         from_model = current.id if current is not None else None
@@ -592,7 +672,29 @@ def apply_realignment(
     """Apply a diff in one transaction: accounts get their new territory and owner, open
     opportunities the account owner held follow the account, every owner change is
     recorded as an ``OwnershipChange``, and ``to_model`` becomes the active model.
-    Returns the number of accounts changed."""
+    Returns the number of accounts changed.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit import Account, F, MemoryStore, Opportunity, Territory, TerritoryModel
+    >>> store = MemoryStore()
+    >>> _ = store.territory_models.add(TerritoryModel(id="fy27", name="FY27"))
+    >>> _ = store.territories.add(Territory(id="dach", name="DACH", model_id="fy27",
+    ...     owner_id="ben", criteria=(F.country == "DE").to_dict()))
+    >>> _ = store.accounts.add(Account(id="a1", name="A1", country="DE", owner_id="ana"))
+    >>> _ = store.opportunities.add(
+    ...     Opportunity(id="o1", name="Deal", account_id="a1", owner_id="ana"))
+    >>> diff = realignment_diff(store, "fy27")
+    >>> apply_realignment(store, diff, now=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    1
+    >>> store.accounts.get("a1").territory_id, store.accounts.get("a1").owner_id
+    ('dach', 'ben')
+    >>> store.opportunities.get("o1").owner_id, active_model(store).id
+    ('ben', 'fy27')
+    >>> sorted(c.record_type for c in store.ownership_changes)
+    ['Account', 'Opportunity']
+    """
     with store.transaction():
         accounts = []
         changes = []
@@ -706,6 +808,22 @@ def suggest_balance(
 
     Each step moves, from the busiest rep to the least busy, the account whose value is
     closest to half their gap; it stops when no move helps or after ``max_moves``.
+
+    Examples
+    --------
+    >>> from crmkit import Account, MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.accounts.add_many([
+    ...     Account(id="a1", name="A1", owner_id="ana", annual_revenue=100,
+    ...             realignment_locked=True),
+    ...     Account(id="a2", name="A2", owner_id="ana", annual_revenue=60),
+    ...     Account(id="a3", name="A3", owner_id="ana", annual_revenue=40),
+    ... ])
+    >>> plan = suggest_balance(store, measure="revenue", reps=["ana", "ben"])
+    >>> plan.moves  # a1 is locked; 60 is closest to half the 200 gap, then 40 to half of 80
+    (('a2', 'ana', 'ben', 60.0), ('a3', 'ana', 'ben', 40.0))
+    >>> plan.before, plan.after, plan.imbalance_before, plan.imbalance_after
+    ({'ana': 200.0, 'ben': 0.0}, {'ana': 100.0, 'ben': 100.0}, 1.0, 0.0)
     """
     if measure not in MEASURES:
         raise ValidationError("BalancePlan", "measure", measure, f"must be one of {MEASURES}")
