@@ -38,6 +38,7 @@ Semantics, the same in all three forms:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -611,17 +612,70 @@ def _predicate(node: _Leaf | _Node) -> Callable[[Any], bool]:
     if isinstance(node, _Node):
         tests = [_predicate(item) for item in node.items]
         if node.kind == "all":
-            return lambda r: all(t(r) for t in tests)
+
+            def all_of(r: Any) -> bool:
+                for t in tests:  # noqa: SIM110 - no generator per record on the hot path
+                    if not t(r):
+                        return False
+                return True
+
+            return all_of
         if node.kind == "any":
-            return lambda r: any(t(r) for t in tests)
+
+            def any_of(r: Any) -> bool:
+                for t in tests:  # noqa: SIM110 - no generator per record on the hot path
+                    if t(r):
+                        return True
+                return False
+
+            return any_of
         (test,) = tests
         return lambda r: not test(r)
     leaf = node
+    fast = _attribute_test(leaf)
+    if fast is not None:
+        return (lambda r: not fast(r)) if leaf.negate else fast
     getter = _getter(leaf)
     positive = _leaf_test(leaf)
     if leaf.negate:
         return lambda r: not positive(getter(r))
     return lambda r: positive(getter(r))
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _attribute_test(leaf: _Leaf) -> Callable[[Any], bool] | None:
+    """A quicker positive test for a comparison on a record attribute, or ``None``.
+
+    A record's validators guarantee its attribute holds the field's type or ``None``
+    (empty text is stored as ``None``), so the value needs no domain check: only
+    numbers are turned into floats, as the criteria semantics say.
+    """
+    if leaf.attr is None or leaf.op not in (*_COMPARE, "in", "between"):
+        return None
+    get = operator.attrgetter(leaf.attr)
+    number = leaf.domain == "number"
+    target = leaf.value
+    if leaf.op == "in":
+        if number:
+            return lambda r: (v := get(r)) is not None and float(v) in target
+        return lambda r: (v := get(r)) is not None and v in target
+    if leaf.op == "between":
+        low, high = target
+        if number:
+            return lambda r: (v := get(r)) is not None and low <= float(v) <= high
+        return lambda r: (v := get(r)) is not None and low <= v <= high
+    compare = _COMPARE[leaf.op]
+    if number:
+        return lambda r: (v := get(r)) is not None and bool(compare(float(v), target))
+    return lambda r: (v := get(r)) is not None and bool(compare(v, target))
 
 
 def _getter(leaf: _Leaf) -> Callable[[Any], Any]:

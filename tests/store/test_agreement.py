@@ -4,7 +4,8 @@ A hypothesis state machine applies the same random operations to both stores (ad
 puts, updates with right and stale versions, deletes, batches with bad rows,
 transactions that commit or fail midway, queries with random criteria, order and
 paging) and checks after every step that both returned the same thing or raised the
-same kind of error, and that both hold the same records.
+same kind of error, and that both hold the same records. A third store, a MemoryStore
+that answers from its ordered indexes from the first record, must agree as well.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _outcome(call: Callable[[Any], Any], store: Any) -> tuple[str, Any]:
 class StoresAgree(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.memory = MemoryStore()
+        self.memory = MemoryStore(index_from=None)
+        self.indexed = MemoryStore(index_from=0)
         self.sqlite = sqlite.SQLiteStore(":memory:")
 
     def teardown(self) -> None:
@@ -65,6 +67,8 @@ class StoresAgree(RuleBasedStateMachine):
         expected = _outcome(call, self.memory)
         got = _outcome(call, self.sqlite)
         assert got == expected, f"MemoryStore: {expected!r}\nSQLiteStore: {got!r}"
+        indexed = _outcome(call, self.indexed)
+        assert indexed == expected, f"MemoryStore: {expected!r}\nindexed: {indexed!r}"
         return expected
 
     def record(self, data: st.DataObject, record_type: type[Any]) -> Any:
@@ -210,6 +214,7 @@ class StoresAgree(RuleBasedStateMachine):
             mem = list(self.memory.repository(record_type))
             sql = list(self.sqlite.repository(record_type))
             assert sql == mem, record_type.__name__
+            assert list(self.indexed.repository(record_type)) == mem, record_type.__name__
             assert len(self.sqlite.repository(record_type)) == len(mem)
         for name in ("pool", "other"):
             assert self.sqlite.load_state(name) == self.memory.load_state(name)

@@ -25,6 +25,14 @@ class TestMemoryStore(StoreContract):
         return MemoryStore()
 
 
+class TestMemoryStoreIndexed(StoreContract):
+    """Queries answered from ordered indexes from the first record must keep the contract."""
+
+    @pytest.fixture
+    def store(self) -> MemoryStore:
+        return MemoryStore(index_from=0)
+
+
 class TestSQLiteStoreFile(StoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Any]:

@@ -507,8 +507,10 @@ def due(store: Store, now: datetime) -> list[Reminder]:
     doc = store.load_state(STATE_DOC) or {}
     ahead = timedelta(minutes=int(doc.get("max_before_minutes", 0)))
     found = store.reminders.query(_open_due_before(now + ahead, now))
-    hits = [r for r in found if alert_at(r) <= now]
-    return sorted(hits, key=lambda r: (alert_at(r), r.id))
+    if not ahead:  # alert time is the effective due time, which the query bounded
+        return sorted(found, key=lambda r: (effective_due(r), r.id))
+    alerts = [(alert_at(r), r.id, r) for r in found]
+    return [r for at, _, r in sorted(alerts, key=lambda a: a[:2]) if at <= now]
 
 
 def overdue(store: Store, now: datetime) -> list[Reminder]:

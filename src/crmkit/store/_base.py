@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
+import attrs
 import numpy as np
 
 from crmkit._schema import QUERYABLE_KINDS, schema_of
@@ -355,6 +356,42 @@ def sort_records(
     for name, descending in reversed(order_fields(record_type, order_by)):
         records.sort(key=sort_key(name), reverse=descending)
     return records
+
+
+_COPIERS: dict[type[Any], Callable[[Any, int], Any]] = {}
+
+
+def version_copier(record_type: type[T]) -> Callable[[T, int], T]:
+    """``copy(record, version)``: the record with a new ``version`` and nothing re-checked.
+
+    Stores stamp every record they write with a version. ``attrs.evolve`` would run the
+    record's converters and validators again, though a frozen record was checked when it
+    was built; the copier only copies its slots, several times faster.
+
+    The copier is generated from the class's own attrs field names (never from data),
+    the technique attrs itself uses for ``__init__``.
+
+    >>> from crmkit.records import Account
+    >>> copy = version_copier(Account)
+    >>> copy(Account(id="a1", name="Acme"), 3).version
+    3
+    """
+    known = _COPIERS.get(record_type)
+    if known is not None:
+        return known
+    names = [field.name for field in attrs.fields(cast(Any, record_type))]
+    if "version" not in names or not all(n.isidentifier() for n in names):
+        raise TypeError(f"{record_type.__name__} is not a versioned record type")
+    ns: dict[str, Any] = {"_cls": record_type, "_new": object.__new__}
+    lines = []
+    for n in names:
+        ns[f"_s_{n}"] = record_type.__dict__[n].__set__
+        lines.append(f"    _s_{n}(o, {'version' if n == 'version' else 'r.' + n})")
+    source = "def copy(r, version):\n    o = _new(_cls)\n" + "\n".join(lines) + "\n    return o\n"
+    exec(compile(source, f"<crmkit version copier {record_type.__name__}>", "exec"), ns)
+    copier: Callable[[T, int], T] = ns["copy"]
+    _COPIERS[record_type] = copier
+    return copier
 
 
 def check_page(limit: int | None, offset: int) -> None:

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-import attrs
 import numpy as np
 
 from crmkit._columns import columns_of, field_kind
 from crmkit._schema import plural
+from crmkit.criteria import BoundCriteria
 from crmkit.errors import AlreadyExists, ConflictError, NotFound, ValidationError
 from crmkit.records import (
     RECORD_TYPES,
@@ -41,8 +42,11 @@ from crmkit.store._base import (
     check_batch,
     check_page,
     check_type,
+    order_fields,
     sort_records,
+    version_copier,
 )
+from crmkit.store._index import Access, FieldIndex, ids_of, ordered_scan, plan
 
 __all__ = ["MemoryRepository", "MemoryStore"]
 
@@ -50,6 +54,7 @@ T = TypeVar("T")
 
 _MISSING = object()
 _STATE = "<state>"  # journal key prefix for state documents (not a record type name)
+_SCAN_FRACTION = 4  # read candidates from an index only when they are at most 1/4 of all
 
 
 class _Journal:
@@ -67,6 +72,8 @@ class MemoryRepository(Generic[T]):
         self._type = record_type
         self._name = record_type.__name__
         self._rows: dict[str, T] = {}
+        self._indexes: dict[tuple[str, str | None], FieldIndex] = {}
+        self._copy: Callable[[Any, int], Any] = version_copier(record_type)
 
     def __repr__(self) -> str:
         return f"<MemoryRepository {plural(self._type)}: {len(self._rows)} records>"
@@ -108,11 +115,22 @@ class MemoryRepository(Generic[T]):
         """Matching records, ordered (see the store contract), paged by ``limit``/``offset``."""
         test = bound(criteria, self._type)
         check_page(limit, offset)
+        order = order_fields(self._type, order_by)
+        end = None if limit is None else offset + limit
         with self._store._lock:
-            rows = list(self._rows.values())
+            planned = self._plan(test)
+            if (
+                end is not None
+                and len(order) == 1
+                and self._uses_indexes()
+                and (planned is None or planned[1] > 4 * end + 256)
+            ):  # many candidates: walk an index in order and stop after `end` matches
+                found = self._ordered(test, order[0], end)
+                if found is not None:
+                    return found[offset:end]
+            rows = self._candidates(planned)
         found = rows if test.matches_everything else test.filter(rows)
         sort_records(found, self._type, order_by)
-        end = None if limit is None else offset + limit
         return found[offset:end]
 
     def count(self, criteria: CriteriaLike = None) -> int:
@@ -120,7 +138,63 @@ class MemoryRepository(Generic[T]):
         with self._store._lock:
             if test.matches_everything:
                 return len(self._rows)
-            return len(test.filter(list(self._rows.values())))
+            return len(test.filter(self._candidates(self._plan(test))))
+
+    # -- indexes --
+
+    def _uses_indexes(self) -> bool:
+        threshold = self._store.index_from
+        return threshold is not None and len(self._rows) >= threshold
+
+    def _index(self, field: str, partition: str | None) -> FieldIndex:
+        index = self._indexes.get((field, partition))
+        if index is None:
+            index = FieldIndex(self._type, field, partition, self._rows)
+            self._indexes[(field, partition)] = index
+        return index
+
+    def _plan(self, test: BoundCriteria) -> tuple[list[Access], int] | None:
+        if test.matches_everything or not self._uses_indexes():
+            return None
+        return plan(test, self._index)
+
+    def _candidates(self, planned: tuple[list[Access], int] | None) -> list[T]:
+        """Every record that may match: from the indexes when they narrow the search."""
+        rows = self._rows
+        if planned is not None and planned[1] <= len(rows) // _SCAN_FRACTION:
+            return [rows[i] for i in ids_of(planned[0], self._index)]
+        return list(rows.values())
+
+    def _ordered(self, test: BoundCriteria, order: tuple[str, bool], end: int) -> list[T] | None:
+        """The first ``end`` matches in ``order``, read from the index on that field."""
+        walk = ordered_scan(test, order[0], order[1], self._index)
+        if walk is None:
+            return None
+        rows, matches = self._rows, test.matches
+        found: list[T] = []
+        for record_id in walk:
+            record = rows[record_id]
+            if matches(record):
+                found.append(record)
+                if len(found) == end:
+                    break
+        return found
+
+    def _reindex(self, record_id: str, old: Any, new: Any) -> None:
+        for index in self._indexes.values():
+            before = None if old is _MISSING else index.keys_of(old)
+            after = None if new is _MISSING else index.keys_of(new)
+            if before == after:
+                continue
+            if before is not None:
+                index.remove(record_id, before)
+            if after is not None:
+                index.add(record_id, after)
+
+    def _drop_indexes_for(self, changes: int) -> None:
+        """Drop the indexes before a large batch; the next query rebuilds them in one sort."""
+        if changes > max(256, len(self._rows) // 8):
+            self._indexes.clear()
 
     def columns(
         self, fields: Sequence[str], criteria: CriteriaLike = None
@@ -139,7 +213,7 @@ class MemoryRepository(Generic[T]):
         with self._store._lock:
             if new.id in self._rows:
                 raise AlreadyExists(self._name, new.id)
-            stored: T = attrs.evolve(new, version=1)
+            stored: T = self._copy(new, 1)
             self._write(new.id, stored)
             return stored
 
@@ -147,7 +221,7 @@ class MemoryRepository(Generic[T]):
         check_type(self._type, record)
         new: Any = record
         with self._store._lock:
-            stored: T = attrs.evolve(new, version=self._next_version(new.id))
+            stored: T = self._copy(new, self._next_version(new.id))
             self._write(new.id, stored)
             return stored
 
@@ -161,7 +235,7 @@ class MemoryRepository(Generic[T]):
                 raise NotFound(self._name, new.id)
             if old.version != expected:
                 raise ConflictError(self._name, new.id, expected, old.version)
-            stored: T = attrs.evolve(new, version=expected + 1)
+            stored: T = self._copy(new, expected + 1)
             self._write(new.id, stored)
             return stored
 
@@ -178,7 +252,8 @@ class MemoryRepository(Generic[T]):
         """Add every record or none: a bad one raises ``BatchError`` listing them all."""
         with self._store._lock:
             batch = check_batch(self._type, records, self._rows.__contains__)
-            stored = [attrs.evolve(r, version=1) for r in batch]
+            self._drop_indexes_for(len(batch))
+            stored = [self._copy(r, 1) for r in batch]
             for record in stored:
                 self._write(record.id, record)
             return stored
@@ -187,7 +262,8 @@ class MemoryRepository(Generic[T]):
         """Insert or replace every record or none (no version check)."""
         with self._store._lock:
             batch = check_batch(self._type, records, None)
-            stored = [attrs.evolve(r, version=self._next_version(r.id)) for r in batch]
+            self._drop_indexes_for(len(batch))
+            stored = [self._copy(r, self._next_version(r.id)) for r in batch]
             for record in stored:
                 self._write(record.id, record)
             return stored
@@ -197,17 +273,20 @@ class MemoryRepository(Generic[T]):
         return 1 if old is None else int(old.version) + 1
 
     def _write(self, record_id: str, value: Any) -> None:
+        old = self._rows.get(record_id, _MISSING)
         journal = self._store._journal()
         if journal is not None:
-            key = (self._name, record_id)
-            if key not in journal.entries:
-                journal.entries[key] = self._rows.get(record_id, _MISSING)
+            journal.entries.setdefault((self._name, record_id), old)
+        if self._indexes:
+            self._reindex(record_id, old, value)
         if value is _MISSING:
             del self._rows[record_id]
         else:
             self._rows[record_id] = value
 
     def _restore(self, record_id: str, value: Any) -> None:
+        if self._indexes:
+            self._reindex(record_id, self._rows.get(record_id, _MISSING), value)
         if value is _MISSING:
             self._rows.pop(record_id, None)
         else:
@@ -219,9 +298,26 @@ class MemoryStore(RepositoryAccess):
 
     A transaction holds the store's lock for its whole duration, so other threads wait
     rather than see half of it.
+
+    Once a repository holds ``index_from`` records, queries use ordered indexes: the first
+    query that filters or sorts on a field builds that field's index (one sort), and
+    writes keep it current. A field compared together with an equality on an enum, like
+    ``status == "open"``, gets an index per status, as SQLite's ``(status, due_at)``
+    index would. ``index_from=None`` turns indexes off; ``0`` uses them from the first
+    record. Results never depend on it. Each index costs about 60 bytes per record.
+
+    >>> MemoryStore(index_from=0).index_from
+    0
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, index_from: int | None = 1_000) -> None:
+        if index_from is not None and (
+            isinstance(index_from, bool) or not isinstance(index_from, int) or index_from < 0
+        ):
+            raise ValidationError(
+                "MemoryStore", "index_from", index_from, "must be a whole number >= 0 or None"
+            )
+        self.index_from = index_from
         self._lock = threading.RLock()
         self._journals: list[_Journal] = []
         self._owner: int | None = None
@@ -258,6 +354,10 @@ class MemoryStore(RepositoryAccess):
             except BaseException:
                 self._journals.pop()
                 by_name = {t.__name__: r for t, r in self._repos.items()}
+                undone = Counter(name for name, _ in journal.entries)
+                for name, changes in undone.items():
+                    if name != _STATE:
+                        by_name[name]._drop_indexes_for(changes)
                 for (name, key), old in journal.entries.items():
                     if name == _STATE:
                         self._restore_state(key, old)

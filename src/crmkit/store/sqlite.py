@@ -76,6 +76,7 @@ from crmkit.store._base import (
     check_page,
     check_type,
     order_fields,
+    version_copier,
 )
 
 __all__ = ["SQLiteRepository", "SQLiteStore"]
@@ -256,7 +257,7 @@ class _Codec:
         self.column_names = [c.name for c in self.columns]
         self.encode: Callable[[Any, int], tuple[Any, ...]]
         self.decode: Callable[[Sequence[Any]], Any]
-        self.with_version: Callable[[Any, int], Any]
+        self.with_version = version_copier(record_type)
         self._compile()
         # SQL, built once so sqlite3's statement cache reuses the prepared statements
         t = _q(self.table)
@@ -290,7 +291,7 @@ class _Codec:
         )
 
     def _compile(self) -> None:
-        """Generate this type's row encoder, decoder and version copier.
+        """Generate this type's row encoder and decoder.
 
         The generated source is built only from the record class's own attrs field names
         and kinds (never from data or user input), the same technique attrs uses for
@@ -315,27 +316,22 @@ class _Codec:
         }
         enc: list[str] = []
         dec: list[str] = []
-        copy: list[str] = []
         for i, info in enumerate(self.fields):
             n = info.name
             setter = f"_s_{n}"
             ns[setter] = self.record_type.__dict__[n].__set__
             enc.extend(_encode_exprs(info, f"r.{n}"))
             dec.append(f"    {setter}(o, {_decode_expr(info, f'row[{i}]', ns)})")
-            copy.append(f"    {setter}(o, {'version' if n == 'version' else 'r.' + n})")
         enc[-1] = "version"  # the version column is written by the store
         source = (
             "def encode(r, version):\n"
             f"    return ({', '.join(enc)},)\n"
             "def decode(row):\n"
             "    o = _new(_cls)\n" + "\n".join(dec) + "\n    return o\n"
-            "def with_version(r, version):\n"
-            "    o = _new(_cls)\n" + "\n".join(copy) + "\n    return o\n"
         )
         exec(compile(source, f"<crmkit sqlite codec {self.name}>", "exec"), ns)
         self.encode = ns["encode"]
         self.decode = ns["decode"]
-        self.with_version = ns["with_version"]
 
     def encoding_problems(self, record: Any) -> list[tuple[str, Any, str]]:
         """Why a record cannot be written (only called after sqlite3 refused it)."""
