@@ -497,11 +497,11 @@ def test_money_keeps_exact_decimals_and_orders_as_numbers(store: SQLiteStore) ->
 def test_files_use_wal_and_record_their_layout_version(path: Path) -> None:
     with SQLiteStore(path) as store:
         store.accounts.add(Account(id="a", name="A"))
-        assert store.user_version == 1
+        assert store.user_version == 2
     raw = sqlite3.connect(path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {plural(t) for t in RECORD_TYPES} <= tables
         indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -530,14 +530,35 @@ def test_reopening_migrates_nothing_and_keeps_data(path: Path) -> None:
     before = schema()
     for _ in range(2):
         with SQLiteStore(path) as store:
-            assert store.user_version == 1
+            assert store.user_version == 2
             assert [a.id for a in store.accounts] == ["a"]
     assert schema() == before
 
 
+def test_a_version_1_file_gains_the_reminder_index(path: Path) -> None:
+    """Migration 2 upgrades a file written before it, keeping its records."""
+    with SQLiteStore(path) as store:
+        store.reminders.add(
+            Reminder(id="r", title="Call", due_at=datetime(2026, 1, 5, tzinfo=UTC))
+        )
+    raw = sqlite3.connect(path)
+    raw.execute("DROP INDEX ix_reminders_status_snoozed_until_due_at")
+    raw.execute("PRAGMA user_version = 1")
+    raw.close()
+    with SQLiteStore(path) as store:
+        assert store.user_version == 2
+        assert [r.id for r in store.reminders] == ["r"]
+    raw = sqlite3.connect(path)
+    try:
+        names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "ix_reminders_status_snoozed_until_due_at" in names
+    finally:
+        raw.close()
+
+
 def test_in_memory_store_is_migrated_too() -> None:
     with SQLiteStore(":memory:") as store:
-        assert store.user_version == 1
+        assert store.user_version == 2
         store.leads.add(Lead(id="l"))
         assert len(store.leads) == 1
 

@@ -16,6 +16,7 @@ Conventions (documented in docs/reminders.md):
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from crmkit._time import micros
-from crmkit.criteria import Criteria, F
+from crmkit.criteria import BoundCriteria, Criteria, F, bind
 from crmkit.errors import ValidationError
 from crmkit.records import Reminder, ReminderStatus, Rep
 from crmkit.reminders._calendar import BusinessCalendar, localize
@@ -536,6 +537,16 @@ def overdue(store: Store, now: datetime) -> list[Reminder]:
     return sorted(result, key=lambda r: (effective_due(r), r.id))
 
 
+@functools.cache
+def _next_due_criteria() -> tuple[BoundCriteria, BoundCriteria]:
+    """Open and not snoozed, open and snoozed: bound once, they never change."""
+    is_open = F.status == ReminderStatus.OPEN.value
+    return (
+        bind(is_open & F.snoozed_until.isnull(), Reminder),
+        bind(is_open & F.snoozed_until.notnull(), Reminder),
+    )
+
+
 def next_due(store: Store) -> Reminder | None:
     """The open reminder with the earliest effective due time (ties by id), or ``None``.
 
@@ -552,11 +563,9 @@ def next_due(store: Store) -> Reminder | None:
     >>> next_due(store).id
     'b'
     """
-    is_open = F.status == ReminderStatus.OPEN.value
-    plain = store.reminders.query(is_open & F.snoozed_until.isnull(), order_by=["due_at"], limit=1)
-    snoozed = store.reminders.query(
-        is_open & F.snoozed_until.notnull(), order_by=["snoozed_until"], limit=1
-    )
+    plain_open, snoozed_open = _next_due_criteria()
+    plain = store.reminders.query(plain_open, order_by=["due_at"], limit=1)
+    snoozed = store.reminders.query(snoozed_open, order_by=["snoozed_until"], limit=1)
     both = plain + snoozed
     return min(both, key=lambda r: (effective_due(r), r.id)) if both else None
 

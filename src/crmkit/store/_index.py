@@ -103,8 +103,8 @@ class SortedRun:
         load = self.LOAD
         self._keys = [[k for k, _ in ordered[i : i + load]] for i in range(0, len(ordered), load)]
         self._ids = [[r for _, r in ordered[i : i + load]] for i in range(0, len(ordered), load)]
-        self._max_keys = [chunk[-1] for chunk in self._keys]
-        self._max_ids = [chunk[-1] for chunk in self._ids]
+        self._max_keys = [chunk[-1] for chunk in self._keys]  # for key-only bounds
+        self._maxes = [(k[-1], r[-1]) for k, r in zip(self._keys, self._ids, strict=True)]
         self._len = len(ordered)
 
     def __len__(self) -> int:
@@ -112,18 +112,14 @@ class SortedRun:
 
     def _chunk_for(self, key: Any, record_id: str) -> int:
         """The first chunk whose last pair is >= ``(key, record_id)``."""
-        i = bisect_left(self._max_keys, key)
-        maxes, max_ids = self._max_keys, self._max_ids
-        while i < len(maxes) and maxes[i] == key and max_ids[i] < record_id:
-            i += 1
-        return i
+        return bisect_left(self._maxes, (key, record_id))
 
     def add(self, key: Any, record_id: str) -> None:
         if not self._keys:
             self._keys.append([key])
             self._ids.append([record_id])
             self._max_keys.append(key)
-            self._max_ids.append(record_id)
+            self._maxes.append((key, record_id))
             self._len = 1
             return
         i = min(self._chunk_for(key, record_id), len(self._keys) - 1)
@@ -133,14 +129,14 @@ class SortedRun:
         j = bisect_left(ids, record_id, lo, hi)
         keys.insert(j, key)
         ids.insert(j, record_id)
-        self._max_keys[i], self._max_ids[i] = keys[-1], ids[-1]
+        self._max_keys[i], self._maxes[i] = keys[-1], (keys[-1], ids[-1])
         self._len += 1
         if len(keys) > 2 * self.LOAD:
             half = len(keys) // 2
             self._keys[i : i + 1] = [keys[:half], keys[half:]]
             self._ids[i : i + 1] = [ids[:half], ids[half:]]
             self._max_keys[i : i + 1] = [keys[half - 1], keys[-1]]
-            self._max_ids[i : i + 1] = [ids[half - 1], ids[-1]]
+            self._maxes[i : i + 1] = [(keys[half - 1], ids[half - 1]), (keys[-1], ids[-1])]
 
     def remove(self, key: Any, record_id: str) -> None:
         i = self._chunk_for(key, record_id)
@@ -155,9 +151,9 @@ class SortedRun:
         del keys[j], ids[j]
         self._len -= 1
         if keys:
-            self._max_keys[i], self._max_ids[i] = keys[-1], ids[-1]
+            self._max_keys[i], self._maxes[i] = keys[-1], (keys[-1], ids[-1])
         else:
-            del self._keys[i], self._ids[i], self._max_keys[i], self._max_ids[i]
+            del self._keys[i], self._ids[i], self._max_keys[i], self._maxes[i]
 
     def _start(self, interval: Interval) -> tuple[int, int]:
         if interval.low is None:
@@ -387,10 +383,16 @@ def _leaf_options(
     bounds: dict[str, Interval] = {}
     options: list[Access] = []
     for leaf in leaves:
-        if leaf.attr is None or leaf.negate or leaf.domain not in _INDEXABLE:
+        if leaf.attr is None or leaf.domain not in _INDEXABLE:
             continue
         partition = _partition_for(leaf.attr, eqs, record_type)
         values = eqs[partition] if partition else None
+        if leaf.negate:  # only "is not null" reads an index: every key, no nulls
+            if leaf.op == "is null":
+                options.append(
+                    Access(leaf.attr, partition, values, (Interval.everything(),), False)
+                )
+            continue
         if leaf.op == "is null":
             options.append(Access(leaf.attr, partition, values, (), True))
         elif leaf.op == "in":
