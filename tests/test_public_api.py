@@ -77,10 +77,10 @@ PUBLIC = {
     ],
     "crmkit.reminders": [
         "BusinessCalendar", "CadenceEvent", "Completion", "ReminderEvent", "ReminderState",
-        "STATE_DOC", "alert_at", "cadence_tick", "cancel", "check_steps", "complete", "due",
-        "effective_due", "enroll", "follow_up", "localize", "next_due", "occurrences",
-        "overdue", "pause", "plan", "resume", "schedule", "schedule_many", "snooze",
-        "stale_work", "state_of", "tick", "unenroll", "upcoming",
+        "STATE_DOC", "alert_at", "cadence_tick", "cancel", "check_steps", "complete",
+        "country_holidays", "due", "effective_due", "enroll", "follow_up", "localize",
+        "next_due", "occurrences", "overdue", "pause", "plan", "resume", "schedule",
+        "schedule_many", "snooze", "stale_work", "state_of", "tick", "unenroll", "upcoming",
     ],
     "crmkit.hierarchy": [
         "AccountHierarchy", "FamilySummary", "FamilyView", "HOWS", "IntegrityReport", "Merged",

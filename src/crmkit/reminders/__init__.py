@@ -1,7 +1,9 @@
 """Reminders that are exact instants, correct across time zones and DST.
 
 - :class:`BusinessCalendar`: working hours per weekday in a zone, minus holidays;
-  ``is_open``, ``next_open``, ``add_business_time``, ``business_time_between``.
+  ``is_open``, ``next_open``, ``add_business_time``, ``business_time_between``;
+  :func:`country_holidays` reads a country's public holidays from the optional
+  ``holidays`` package.
 - Reminders in the store: :func:`schedule` (aware or wall-clock due times, RRULE
   recurrence), :func:`snooze`, :func:`complete` (spawns the next occurrence),
   :func:`cancel`, :func:`follow_up`, :func:`plan`; queries :func:`due`, :func:`overdue`,
@@ -34,7 +36,7 @@ from crmkit.reminders._cadence import (
     resume,
     unenroll,
 )
-from crmkit.reminders._calendar import BusinessCalendar, localize
+from crmkit.reminders._calendar import BusinessCalendar, country_holidays, localize
 from crmkit.reminders._recurrence import occurrences
 from crmkit.reminders._scheduler import (
     STATE_DOC,
@@ -71,6 +73,7 @@ __all__ = [
     "cancel",
     "check_steps",
     "complete",
+    "country_holidays",
     "due",
     "effective_due",
     "enroll",

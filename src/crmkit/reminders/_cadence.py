@@ -30,6 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
+import numpy as np
 
 from crmkit.criteria import F
 from crmkit.errors import ValidationError
@@ -54,6 +55,7 @@ __all__ = [
     "unenroll",
 ]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STEP_KINDS = ("email", "call", "task", "wait")
 _TASK = "cadence_task"
 EXIT_KINDS = {
@@ -317,34 +319,106 @@ def cadence_tick(store: Store, now: datetime) -> list[CadenceEvent]:
 
 
 def _exits(store: Store, now: datetime, live: Any) -> list[CadenceEvent]:
-    enrolled = store.enrollments.query(live)
-    if not enrolled:
+    """End every live enrolment whose contact (or, without a contact, lead) has an exit
+    activity at or after ``enrolled_at`` (and at or before ``now``); the first such activity
+    (by ``at``, ties by id) gives the exit time and reason."""
+    ids, times, kinds = _find_exits(store, now, live)
+    if not ids:
         return []
-    since = min(e.enrolled_at for e in enrolled)
-    contacts = sorted({e.contact_id for e in enrolled if e.contact_id})
-    leads = sorted({e.lead_id for e in enrolled if e.lead_id})
-    who = F.contact_id.isin(contacts) | F.lead_id.isin(leads)
-    acts = store.activities.query(
-        who & F.kind.isin(list(EXIT_KINDS)) & (F.at >= since) & (F.at <= now), order_by="at"
-    )
+    records = {e.id: e for e in store.enrollments.query(F.id.isin(ids))}
     events = []
-    for e in enrolled:
-        key = ("c", e.contact_id) if e.contact_id else ("l", e.lead_id or "")
-        hit = next(
-            (
-                a
-                for a in acts
-                if a.at >= e.enrolled_at
-                and (a.contact_id if key[0] == "c" else a.lead_id) == key[1]
-            ),
-            None,
-        )
-        if hit is None:
-            continue
-        reason = EXIT_KINDS[hit.kind.value]
-        store.enrollments.update(_ended(e, EnrollmentStatus.EXITED, hit.at, reason))
-        events.append(_event("exited", e, hit.at, title=reason))
+    for eid, at_us, kind in zip(ids, times, kinds, strict=True):
+        e, at, reason = records[eid], _from_micros(at_us), EXIT_KINDS[kind]
+        store.enrollments.update(_ended(e, EnrollmentStatus.EXITED, at, reason))
+        events.append(_event("exited", e, at, title=reason))
     return events
+
+
+def _find_exits(store: Store, now: datetime, live: Any) -> tuple[list[str], list[int], list[str]]:
+    """The exits :func:`_exits` writes: enrolment ids (in id order), exit times in UTC
+    microseconds and the exit activities' kinds. Store columns and one sorted search, so
+    the work is O((enrolments + activities) log) rather than enrolments x activities."""
+    ecols = store.enrollments.columns(["id", "contact_id", "lead_id", "enrolled_at"], live)
+    if not len(ecols["id"]):
+        return [], [], []
+    e_contact, e_lead = ecols["contact_id"], ecols["lead_id"]
+    e_at = ecols["enrolled_at"].astype(np.int64)
+    by_contact = e_contact != ""
+    by_lead = ~by_contact & (e_lead != "")
+    contacts = np.unique(e_contact[by_contact]).tolist()
+    leads = np.unique(e_lead[by_lead]).tolist()
+    if not contacts and not leads:
+        return [], [], []
+    since = _from_micros(int(e_at.min()))
+    who = F.contact_id.isin(contacts) | F.lead_id.isin(leads)
+    acols = store.activities.columns(
+        ["id", "contact_id", "lead_id", "kind", "at"],
+        who & F.kind.isin(list(EXIT_KINDS)) & (F.at >= since) & (F.at <= now),
+    )
+    if not len(acols["id"]):
+        return [], [], []
+    a_contact, a_lead = acols["contact_id"], acols["lead_id"]
+    # One key space for both passes: contact keys first, then lead keys after an offset.
+    c_uniq, c_codes = np.unique(
+        np.concatenate([e_contact[by_contact], a_contact[a_contact != ""]]), return_inverse=True
+    )
+    l_codes = np.unique(
+        np.concatenate([e_lead[by_lead], a_lead[a_lead != ""]]), return_inverse=True
+    )[1]
+    n_ec, n_el = int(by_contact.sum()), int(by_lead.sum())
+    e_rows = np.concatenate([np.flatnonzero(by_contact), np.flatnonzero(by_lead)])
+    e_keys = np.concatenate([c_codes[:n_ec], l_codes[:n_el] + len(c_uniq)])
+    a_rows = np.concatenate([np.flatnonzero(a_contact != ""), np.flatnonzero(a_lead != "")])
+    a_keys = np.concatenate([c_codes[n_ec:], l_codes[n_el:] + len(c_uniq)])
+    hits = _first_at_or_after(
+        e_keys, e_at[e_rows], a_keys, acols["at"].astype(np.int64)[a_rows], acols["id"][a_rows]
+    )
+    found = hits >= 0
+    exiting = e_rows[found]
+    order = np.argsort(exiting, kind="stable")  # back to id order, as the columns came
+    exiting, chosen = exiting[order], a_rows[hits[found][order]]
+    return (
+        ecols["id"][exiting].tolist(),
+        acols["at"][chosen].astype(np.int64).tolist(),
+        acols["kind"][chosen].tolist(),
+    )
+
+
+def _first_at_or_after(
+    e_keys: np.ndarray[Any, Any],
+    e_at: np.ndarray[Any, Any],
+    a_keys: np.ndarray[Any, Any],
+    a_at: np.ndarray[Any, Any],
+    a_ids: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any]:
+    """For each (key, time) query, the index of the first item with the same key and a time
+    at or after it (ties by id), or -1.
+
+    Times are replaced by their dense rank among all times, so ``key * ranks + rank`` is one
+    int64 that sorts by key then time; a single ``searchsorted`` answers every query.
+
+    >>> _first_at_or_after(np.array([0, 0, 1, 2]), np.array([5, 9, 0, 0]),
+    ...                    np.array([0, 0, 1, 0]), np.array([7, 7, 3, 1]),
+    ...                    np.array(["b", "a", "c", "d"]))
+    array([ 1, -1,  2, -1])
+    """
+    if not len(a_keys):
+        return np.full(len(e_keys), -1, dtype=np.int64)
+    ranks = np.unique(np.concatenate([a_at, e_at]), return_inverse=True)[1].astype(np.int64)
+    width = int(ranks.max()) + 1
+    a_comb = a_keys.astype(np.int64) * width + ranks[: len(a_at)]
+    e_comb = e_keys.astype(np.int64) * width + ranks[len(a_at) :]
+    order = np.lexsort((a_ids, a_comb))
+    sorted_comb = a_comb[order]
+    pos = np.searchsorted(sorted_comb, e_comb, side="left")
+    inside = pos < len(order)
+    pos = np.minimum(pos, len(order) - 1)
+    same_key = inside & (a_keys[order][pos] == e_keys)
+    return np.where(same_key, order[pos], -1)
+
+
+def _from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
 
 
 def _event(kind: str, e: Enrollment, at: datetime, **more: Any) -> CadenceEvent:

@@ -5,6 +5,10 @@ is read with ``fold=0`` and normalised through UTC. In a DST *gap* (02:30 on the
 clocks jump from 02:00 to 03:00) that shifts the time forward by the gap (02:30 becomes
 03:30); in a *fold* (01:30 happens twice when the clocks go back) it picks the first
 occurrence. Business time is real elapsed time inside the working windows.
+
+Public holidays can come from the optional ``holidays`` package through
+:func:`country_holidays` (extra ``crmkit[holidays]``); the calendar itself only ever sees a
+set of dates.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from crmkit._optional import require
 from crmkit.errors import ValidationError
 from crmkit.records import Rep
 
-__all__ = ["BusinessCalendar", "localize"]
+__all__ = ["BusinessCalendar", "country_holidays", "localize"]
 
 Window = tuple[time, time]
 _SCAN_DAYS = 3 * 366  # how far next_open looks before giving up
@@ -108,6 +113,83 @@ def _to_holidays(value: Iterable[date]) -> frozenset[date]:
     return result
 
 
+def _to_years(years: Any) -> list[int]:
+    values = [years] if isinstance(years, int) else years
+    try:
+        if isinstance(values, (str, bytes)):
+            raise TypeError
+        values = list(values)
+    except TypeError:
+        raise ValidationError(
+            "BusinessCalendar", "years", years, "must be a year or an iterable of years"
+        ) from None
+    for year in values:
+        if isinstance(year, bool) or not isinstance(year, int) or not 1 <= year <= 9999:
+            raise ValidationError(
+                "BusinessCalendar", "years", year, "years are whole numbers from 1 to 9999"
+            )
+    if not values:
+        raise ValidationError("BusinessCalendar", "years", years, "give at least one year")
+    return sorted(set(values))
+
+
+def country_holidays(
+    country: str, years: int | Iterable[int], *, subdiv: str | None = None
+) -> frozenset[date]:
+    """The public holidays of ``country`` (and ``subdiv``) in ``years``, from the optional
+    ``holidays`` package, as the set of dates :class:`BusinessCalendar` takes.
+
+    ``country`` is an ISO 3166-1 alpha-2 code (``"US"``, ``"FR"``; case-insensitive),
+    ``subdiv`` a subdivision code the package knows (``"CA"`` for California). The dates
+    are the package's defaults for that country, which include "observed" days off (a US
+    holiday on a Saturday is also observed on the Friday). An unknown country or
+    subdivision raises :class:`~crmkit.errors.ValidationError`; without the package,
+    :class:`~crmkit.errors.MissingDependencyError` says to ``pip install 'crmkit[holidays]'``.
+
+    Examples
+    --------
+    >>> from crmkit.errors import MissingDependencyError
+    >>> try:
+    ...     days = country_holidays("US", 2026)
+    ... except MissingDependencyError:  # the holidays extra is not installed
+    ...     days = frozenset({date(2026, 12, 25)})
+    >>> date(2026, 12, 25) in days, date(2026, 12, 24) in days
+    (True, False)
+    """
+    if not isinstance(country, str) or not country.strip():
+        raise ValidationError(
+            "BusinessCalendar", "country", country, "must be a country code like 'US' or 'FR'"
+        )
+    if subdiv is not None and (not isinstance(subdiv, str) or not subdiv.strip()):
+        raise ValidationError(
+            "BusinessCalendar", "subdiv", subdiv, "must be a subdivision code like 'CA' or None"
+        )
+    code = country.strip().upper()
+    wanted = _to_years(years)
+    pkg = require("holidays", extra="holidays", feature="country_holidays()")
+    try:
+        found = pkg.country_holidays(code, subdiv=subdiv, years=wanted)
+    except NotImplementedError:
+        known = pkg.list_supported_countries()
+        if code not in known:
+            raise ValidationError(
+                "BusinessCalendar",
+                "country",
+                country,
+                "is not a country code the holidays package knows (ISO 3166-1 alpha-2, "
+                "like 'US' or 'FR')",
+            ) from None
+        subdivs = list(known[code])
+        hint = ", ".join(subdivs[:8]) + (", ..." if len(subdivs) > 8 else "")
+        raise ValidationError(
+            "BusinessCalendar",
+            "subdiv",
+            subdiv,
+            f"is not a subdivision of {code} the holidays package knows ({hint or 'none'})",
+        ) from None
+    return frozenset(found)
+
+
 @functools.lru_cache(maxsize=4096)
 def _windows(
     zone: str, hours: tuple[Window, ...], day: date
@@ -126,7 +208,8 @@ def _windows(
 
 @attrs.frozen
 class BusinessCalendar:
-    """Working hours per weekday in ``timezone``, minus ``holidays`` (local dates).
+    """Working hours per weekday in ``timezone``, minus ``holidays`` (local dates; see
+    :func:`country_holidays` for a country's public holidays).
 
     ``hours`` maps a weekday (0 = Monday) to a ``(start, end)`` window or a list of them;
     an end of ``time.max`` means midnight (``{d: (time(0), time.max) for d in range(7)}``
