@@ -664,9 +664,10 @@ def _attribute_test(leaf: _Leaf) -> Callable[[Any], bool] | None:
     number = leaf.domain == "number"
     target = leaf.value
     if leaf.op == "in":
+        members = frozenset(target)  # values are hashable scalars; a set is O(1) per test
         if number:
-            return lambda r: (v := get(r)) is not None and float(v) in target
-        return lambda r: (v := get(r)) is not None and v in target
+            return lambda r: (v := get(r)) is not None and float(v) in members
+        return lambda r: (v := get(r)) is not None and v in members
     if leaf.op == "between":
         low, high = target
         if number:
@@ -719,7 +720,8 @@ def _leaf_test(leaf: _Leaf) -> Callable[[Any], bool]:
     if op == "==":
         return lambda v: (x := typed(v)) is not None and x == target
     if op == "in":
-        return lambda v: (x := typed(v)) is not None and x in target
+        members = frozenset(target)
+        return lambda v: (x := typed(v)) is not None and x in members
     if op == "<":
         return lambda v: (x := typed(v)) is not None and x < target
     if op == "<=":

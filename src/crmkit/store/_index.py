@@ -29,7 +29,6 @@ from typing import Any
 import attrs
 
 from crmkit._schema import schema_of
-from crmkit._time import micros
 from crmkit.criteria import BoundCriteria, _in_domain, _Leaf, _Node
 
 __all__ = ["Access", "FieldIndex", "Interval", "SortedRun", "ordered_scan", "plan"]
@@ -43,22 +42,22 @@ _RANGE_OPS = frozenset({"==", "<", "<=", ">", ">=", "between"})
 def index_key(domain: str, value: Any) -> Any:
     """``value`` as the index orders it (None when criteria treat it as missing).
 
-    >>> from datetime import UTC, datetime
-    >>> index_key("datetime", datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC))
-    1000000
-    >>> index_key("text", ""), index_key("number", 3)
-    (None, 3.0)
+    Numbers become floats, as criteria compare them; datetimes, dates, booleans and text
+    order as themselves.
+
+    >>> index_key("text", ""), index_key("number", 3), index_key("bool", "yes")
+    (None, 3.0, None)
     """
     typed = _in_domain(domain, value)
-    if typed is None:
-        return None
-    if domain == "datetime":
-        return micros(typed)
-    if domain == "date":
-        return typed.toordinal()
-    if domain == "bool":
-        return int(typed)
-    return typed
+    return float(typed) if domain == "number" and typed is not None else typed
+
+
+def _attribute_key(domain: str) -> Callable[[Any], Any]:
+    """:func:`index_key` for a record attribute, whose validators already guarantee the
+    field's type or ``None`` (empty text is stored as ``None``)."""
+    if domain == "number":
+        return lambda v: None if v is None or v != v else float(v)
+    return lambda v: v
 
 
 @attrs.frozen
@@ -219,10 +218,13 @@ class FieldIndex:
         self.field, self.partition = field, partition
         self.domain = _domain(schema.field(field).kind)
         self._part_domain = _domain(schema.field(partition).kind) if partition else None
+        self._key = _attribute_key(self.domain)
+        self._part_key = _attribute_key(self._part_domain or "text")
         grouped: dict[Any, list[tuple[Any, str]]] = {}
         self.nulls: dict[Any, set[str]] = {}
+        keys_of = self.keys_of
         for record_id, record in rows.items():
-            part, key = self.keys_of(record)
+            part, key = keys_of(record)
             if key is None:
                 self.nulls.setdefault(part, set()).add(record_id)
             else:
@@ -231,11 +233,10 @@ class FieldIndex:
 
     def keys_of(self, record: Any) -> tuple[Any, Any]:
         """``(partition key, index key)`` of one record."""
-        key = index_key(self.domain, getattr(record, self.field))
+        key = self._key(getattr(record, self.field))
         if self.partition is None:
             return _ALL, key
-        assert self._part_domain is not None
-        return index_key(self._part_domain, getattr(record, self.partition)), key
+        return self._part_key(getattr(record, self.partition)), key
 
     def add(self, record_id: str, keys: tuple[Any, Any]) -> None:
         part, key = keys
