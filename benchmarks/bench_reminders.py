@@ -12,8 +12,9 @@ work is done in practice) and m snoozes (random open reminders, by a day).
   transaction log, or validate batches.
 - SQLiteStore: the same calls beside raw ``sqlite3`` on the *same table and indexes*
   (replayed from the store's ``sqlite_master`` into a second file): ``executemany`` of
-  ready-made tuples, one ``INSERT`` / ``UPDATE`` per call in its own transaction, the
-  same ``WHERE`` the store runs for ``due``, and ``ORDER BY due_at LIMIT 1``.
+  ready-made tuples, one ``INSERT`` / ``UPDATE`` per call in its own transaction, and
+  for ``due`` and ``next_due`` the very SQL ``WHERE`` clauses the store runs (next due:
+  the first unsnoozed and the first snoozed open reminder, ``ORDER BY ... LIMIT 1``).
 
 Targets (issue 6): memory-store operations within 2x of the best of heapq/sortedcontainers;
 SQLite batch operations within 2x of raw sqlite3.
@@ -38,8 +39,10 @@ from sortedcontainers import SortedList
 from _common import Table, bench_args, best_of, timed
 from crmkit import MemoryStore, Reminder, SQLiteStore
 from crmkit._time import micros
+from crmkit.criteria import bind
 from crmkit.records import ReminderStatus
 from crmkit.reminders import complete, due, next_due, schedule, schedule_many, snooze
+from crmkit.reminders._scheduler import _next_due_criteria, _open_due_before
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -265,24 +268,27 @@ def main() -> None:
         t_raw, _ = timed(raw_insert)
         base = sq.add("bulk: raw executemany", t_raw, per=n)
         sq.add("bulk: schedule_many(SQLiteStore)", t_store, base=base, per=n, target=2)
-        sql = (
-            "SELECT * FROM reminders WHERE status = 'open' AND ((snoozed_until IS NULL AND "
-            "due_at <= ?) OR snoozed_until <= ?)"
-        )
+        where, params = bind(_open_due_before(now), Reminder).to_sql()
+        sql = f"SELECT * FROM reminders WHERE {where}"
 
         def raw_due() -> list[Any]:
-            return conn.execute(sql, (now_us, now_us)).fetchall()
+            return conn.execute(sql, params).fetchall()
 
         assert sorted(r[0] for r in raw_due()) == sorted(expected)
         assert [r.id for r in due(db, now)] == expected
         base = sq.add("due: raw SELECT", best_of(raw_due, repeat=args.repeat))
         sq.add("due: crmkit due()", best_of(lambda: due(db, now)), base=base, target=2)
 
+        plain, snoozed = (c.to_sql() for c in _next_due_criteria())
+        first_plain = f"SELECT * FROM reminders WHERE {plain[0]} ORDER BY due_at, id LIMIT 1"
+        first_snoozed = (
+            f"SELECT * FROM reminders WHERE {snoozed[0]} ORDER BY snoozed_until, id LIMIT 1"
+        )
+
         def raw_next() -> Any:
-            return conn.execute(
-                "SELECT * FROM reminders WHERE status = 'open' AND snoozed_until IS NULL "
-                "ORDER BY due_at, id LIMIT 1"
-            ).fetchone()
+            a = conn.execute(first_plain, plain[1]).fetchone()
+            b = conn.execute(first_snoozed, snoozed[1]).fetchone()
+            return min((r for r in (a, b) if r), key=lambda r: (r[8] or r[3], r[0]))
 
         base = sq.add("next: raw ORDER BY LIMIT 1", best_of(raw_next, repeat=args.repeat))
         sq.add(

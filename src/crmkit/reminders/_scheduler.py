@@ -539,11 +539,16 @@ def overdue(store: Store, now: datetime) -> list[Reminder]:
 
 @functools.cache
 def _next_due_criteria() -> tuple[BoundCriteria, BoundCriteria]:
-    """Open and not snoozed, open and snoozed: bound once, they never change."""
+    """Open and not snoozed, open and snoozed: bound once, they never change.
+
+    "Snoozed" is written as a range from the earliest datetime rather than "is not
+    null", so SQLite reads its ``(status, snoozed_until, due_at)`` index in order.
+    """
     is_open = F.status == ReminderStatus.OPEN.value
+    earliest = datetime.min.replace(tzinfo=UTC)
     return (
         bind(is_open & F.snoozed_until.isnull(), Reminder),
-        bind(is_open & F.snoozed_until.notnull(), Reminder),
+        bind(is_open & (F.snoozed_until >= earliest), Reminder),
     )
 
 
