@@ -168,8 +168,8 @@ class MemoryRepository(Generic[T]):
     def _ordered(self, test: BoundCriteria, order: tuple[str, bool], end: int) -> list[T] | None:
         """The first ``end`` matches in ``order``, read from the index on that field."""
         walk = ordered_scan(test, order[0], order[1], self._index)
-        if walk is None:
-            return None
+        if walk is None or end == 0:
+            return None if walk is None else []
         rows, matches = self._rows, test.matches
         found: list[T] = []
         for record_id in walk:
