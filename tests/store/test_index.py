@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit.criteria import Condition, Criteria, F, bind
 from crmkit.errors import ValidationError
 from crmkit.records import Account, Lead, Opportunity, Reminder
@@ -67,15 +68,7 @@ TYPES = (Account, Lead, Opportunity)
 
 
 def _orderable(record_type: type[Any]) -> list[str]:
-    from crmkit._schema import schema_of
-
-    skip = {"custom", "tags"}
-    return [
-        f.name
-        for f in schema_of(record_type).fields
-        if f.kind in ("text", "enum", "int", "float", "money", "datetime", "date", "bool")
-        and f.name not in skip
-    ]
+    return [f.name for f in schema_of(record_type).fields if f.kind in QUERYABLE_KINDS]
 
 
 @settings(max_examples=150, deadline=None)

@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 
 from crmkit._schema import schema_of
-from crmkit.criteria import BoundCriteria, _in_domain, _Leaf, _Node
+from crmkit.criteria import _DOMAIN_OF_KIND, BoundCriteria, _in_domain, _Leaf, _Node
 
 __all__ = ["Access", "FieldIndex", "Interval", "SortedRun", "ordered_scan", "plan"]
 
@@ -500,6 +500,4 @@ def _ties_by_id(pairs: Iterable[tuple[Any, str]]) -> Iterator[str]:
 
 
 def _domain(kind: str) -> str:
-    from crmkit.criteria import _DOMAIN_OF_KIND
-
     return _DOMAIN_OF_KIND.get(kind, "")
