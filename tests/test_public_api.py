@@ -25,7 +25,8 @@ PUBLIC = {
     "crmkit.errors": [
         "AlreadyExists", "BatchError", "ConflictError", "CriteriaError", "CrmError",
         "HierarchyCycleError", "MissingDependencyError", "NotFittedError", "NotFound",
-        "StorageError", "ValidationError",
+        "StatementTimeout", "StorageError", "StorageUnavailable", "TransactionConflict",
+        "ValidationError",
     ],
     "crmkit.records": [
         "Account", "AccountType", "Activity", "ActivityKind", "Cadence", "Campaign",
@@ -43,8 +44,8 @@ PUBLIC = {
     "crmkit.codec": ["from_dict", "from_json", "make_converter", "to_dict", "to_json"],
     "crmkit.clock": ["Clock", "FixedClock", "SystemClock"],
     "crmkit.store": [
-        "CriteriaLike", "MemoryRepository", "MemoryStore", "Repository", "RepositoryAccess",
-        "SQLiteStore", "Store",
+        "CriteriaLike", "MemoryRepository", "MemoryStore", "Repository",
+        "RepositoryAccess", "SQLiteStore", "Store", "run_transaction",
     ],
     "crmkit.store.memory": ["MemoryRepository", "MemoryStore"],
     "crmkit.store.sqlite": ["SQLiteRepository", "SQLiteStore"],

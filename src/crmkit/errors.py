@@ -27,7 +27,10 @@ __all__ = [
     "MissingDependencyError",
     "NotFittedError",
     "NotFound",
+    "StatementTimeout",
     "StorageError",
+    "StorageUnavailable",
+    "TransactionConflict",
     "ValidationError",
 ]
 
@@ -167,4 +170,34 @@ class MissingDependencyError(CrmError, ImportError):
 
 
 class StorageError(CrmError, RuntimeError):
-    """The storage backend failed (the original error is chained as ``__cause__``)."""
+    """The storage backend failed (the original error is chained as ``__cause__``).
+
+    ``retryable`` tells whether running the whole transaction again may succeed: the
+    store rolled it back and nothing of it was written.
+    """
+
+    retryable = False
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached: connection refused, lost, or the server restarted.
+
+    Whatever the open transaction held was rolled back by the server; retry later.
+    Refused credentials are a plain :class:`StorageError` (retrying cannot help).
+    """
+
+    retryable = True
+
+
+class TransactionConflict(StorageError):
+    """Another transaction got in the way (serialization failure, deadlock, or a lock
+    that did not come free in time). Nothing was written; running the whole transaction
+    again is safe when the operation is idempotent (see ``crmkit.store.run_transaction``).
+    """
+
+    retryable = True
+
+
+class StatementTimeout(StorageError):
+    """A statement ran longer than the store's ``statement_timeout``; the transaction was
+    rolled back. Narrow the query, add an index, or raise the timeout."""

@@ -1,11 +1,12 @@
 """Stores: where records live. ``MemoryStore`` for tests and notebooks, ``SQLiteStore``
-for an embedded, durable database; both follow the :class:`Store` protocol."""
+for an embedded, durable database, ``PostgresStore`` for apps that run many processes;
+all follow the :class:`Store` protocol."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crmkit.store._base import CriteriaLike, Repository, RepositoryAccess, Store
+from crmkit.store._base import CriteriaLike, Repository, RepositoryAccess, Store, run_transaction
 from crmkit.store.memory import MemoryRepository, MemoryStore
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ __all__ = [
     "RepositoryAccess",
     "SQLiteStore",
     "Store",
+    "run_transaction",
 ]
 
 

@@ -27,6 +27,8 @@ follows (``crmkit.testing.StoreContract`` checks each of them):
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
@@ -38,7 +40,7 @@ import numpy as np
 
 from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit.criteria import BoundCriteria, Criteria, bind
-from crmkit.errors import BatchError, CriteriaError, CrmError, ValidationError
+from crmkit.errors import BatchError, CriteriaError, CrmError, StorageError, ValidationError
 from crmkit.records import (
     Account,
     Activity,
@@ -64,7 +66,7 @@ from crmkit.records import (
     TerritoryModel,
 )
 
-__all__ = ["CriteriaLike", "Repository", "RepositoryAccess", "Store"]
+__all__ = ["CriteriaLike", "Repository", "RepositoryAccess", "Store", "run_transaction"]
 
 T = TypeVar("T")
 
@@ -273,6 +275,56 @@ class RepositoryAccess:
     @property
     def deal_registrations(self) -> Repository[DealRegistration]:
         return self.repository(DealRegistration)
+
+
+# -- running engine operations safely with many processes ---------------------------------
+
+
+def run_transaction(
+    store: Store,
+    operation: Callable[[], T],
+    *,
+    attempts: int = 5,
+    backoff: float = 0.01,
+) -> T:
+    """``operation()`` inside ``store.transaction()``, run again when the store says the
+    transaction lost a race (a retryable :class:`~crmkit.errors.StorageError`).
+
+    This is how every engine does a read-modify-write (``tick``, routing rotation,
+    registrations ...): the reads and the writes share one transaction, so no other
+    process can change what was read before it is written. SQLite serialises writers
+    (``BEGIN IMMEDIATE``); PostgreSQL runs the transaction ``SERIALIZABLE`` and may
+    answer :class:`~crmkit.errors.TransactionConflict`, after which everything was rolled
+    back and the operation runs again, up to ``attempts`` times with a growing, jittered
+    pause. Only pass idempotent operations: ones that read what they need inside the
+    transaction and decide afresh on each attempt.
+
+    Inside an outer transaction there is nothing to retry on its own: the operation runs
+    once and a conflict goes to the outer caller.
+
+    >>> from crmkit.store import MemoryStore
+    >>> from crmkit.records import Account
+    >>> store = MemoryStore()
+    >>> run_transaction(store, lambda: store.accounts.add(Account(id="a1", name="Acme"))).version
+    1
+    """
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValidationError(
+            "run_transaction", "attempts", attempts, "must be a whole number >= 1"
+        )
+    if getattr(store, "in_transaction", False):
+        return operation()
+    pause = backoff
+    for attempt in range(1, attempts + 1):
+        try:
+            with store.transaction():
+                return operation()
+        except StorageError as err:
+            if not err.retryable or attempt == attempts:
+                raise
+        time.sleep(pause * (0.5 + random.random()))  # jitter, so racers spread out
+        pause = min(pause * 2, 1.0)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # -- shared by the backends ----------------------------------------------------------------

@@ -320,7 +320,7 @@ class MemoryStore(RepositoryAccess):
         self.index_from = index_from
         self._lock = threading.RLock()
         self._journals: list[_Journal] = []
-        self._owner: int | None = None
+        self._owner: int | None = None  # the thread inside a transaction, if any
         self._repos: dict[type[Any], MemoryRepository[Any]] = {
             t: MemoryRepository(self, t) for t in RECORD_TYPES
         }
@@ -343,16 +343,24 @@ class MemoryStore(RepositoryAccess):
     def _journal(self) -> _Journal | None:
         return self._journals[-1] if self._journals else None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the calling thread is inside a :meth:`transaction` of this store."""
+        return self._owner == threading.get_ident()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything inside lands together or not at all; transactions nest."""
         with self._lock:
             journal = _Journal()
             self._journals.append(journal)
+            self._owner = threading.get_ident()
             try:
                 yield
             except BaseException:
                 self._journals.pop()
+                if not self._journals:
+                    self._owner = None
                 by_name = {t.__name__: r for t, r in self._repos.items()}
                 undone = Counter(name for name, _ in journal.entries)
                 for name, changes in undone.items():
@@ -366,6 +374,8 @@ class MemoryStore(RepositoryAccess):
                 raise
             else:
                 self._journals.pop()
+                if not self._journals:
+                    self._owner = None
                 outer = self._journal()
                 if outer is not None:  # the outer transaction may still roll this back
                     for entry, old in journal.entries.items():

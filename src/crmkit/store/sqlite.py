@@ -63,6 +63,7 @@ from crmkit.errors import (
     CrmError,
     NotFound,
     StorageError,
+    TransactionConflict,
     ValidationError,
 )
 from crmkit.records import (
@@ -899,6 +900,7 @@ class SQLiteStore(RepositoryAccess):
         self._label = ":memory:" if path == ":memory:" else repr(os.fspath(path))
         self._lock = threading.RLock()
         self._depth = 0
+        self._owner: int | None = None  # the thread inside a transaction, if any
         try:
             conn = sqlite3.connect(
                 path,
@@ -923,7 +925,9 @@ class SQLiteStore(RepositoryAccess):
     def _error(self, doing: str, err: BaseException) -> StorageError:
         hint = _hint(err)
         message = f"SQLite store {self._label}: {doing} failed: {err}"
-        return StorageError(message + (f" ({hint})" if hint else ""))
+        text = str(err).lower()
+        kind = TransactionConflict if "locked" in text or "busy" in text else StorageError
+        return kind(message + (f" ({hint})" if hint else ""))
 
     def _setup(self, *, in_memory: bool) -> None:
         conn = self._conn
@@ -999,6 +1003,11 @@ class SQLiteStore(RepositoryAccess):
                 "Store", None, record_type, "is not a crmkit record type"
             ) from None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the calling thread is inside a :meth:`transaction` of this store."""
+        return self._owner == threading.get_ident()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything inside lands together or not at all; transactions nest.
@@ -1014,11 +1023,13 @@ class SQLiteStore(RepositoryAccess):
                 "starting a transaction",
             )
             self._depth = depth + 1
+            self._owner = threading.get_ident()
             try:
                 yield
             except BaseException:
                 self._depth = depth
                 if depth == 0:
+                    self._owner = None
                     self._run("ROLLBACK", "rolling back a transaction")
                 else:
                     self._run(f"ROLLBACK TO {savepoint}", "rolling back a savepoint")
@@ -1026,6 +1037,7 @@ class SQLiteStore(RepositoryAccess):
                 raise
             self._depth = depth
             if depth == 0:
+                self._owner = None
                 try:
                     self._run("COMMIT", "committing a transaction")
                 except StorageError:
