@@ -773,18 +773,17 @@ def _sql_param(domain: str, value: Any) -> Any:
 
 def _leaf_sql(leaf: _Leaf, column: Callable[[str], str], params: list[Any]) -> str:
     if leaf.key is not None:
-        path = f'$."{leaf.key}"'
+        # the key is an identifier (checked when bound), so the path is written inline:
+        # an index on json_extract(custom, '$."key"') then matches the query's expression
+        path = f"'$.\"{leaf.key}\"'"
         custom = column("custom")
         if leaf.op == "is null":
-            params.append(path)
-            return f"(COALESCE(json_type({custom}, ?), 'null') = 'null')"
+            return f"(COALESCE(json_type({custom}, {path}), 'null') = 'null')"
         if leaf.domain not in _SQL_JSON_TYPES or (leaf.op == "in" and not leaf.value):
             # custom values are JSON scalars: a date or datetime never matches
             return "0"
-        params.append(path)
-        guard = f"COALESCE(json_type({custom}, ?), '') IN {_SQL_JSON_TYPES[leaf.domain]}"
-        params.append(path)
-        expr = f"json_extract({custom}, ?)"
+        guard = f"COALESCE(json_type({custom}, {path}), '') IN {_SQL_JSON_TYPES[leaf.domain]}"
+        expr = f"json_extract({custom}, {path})"
         if leaf.domain == "number":  # compare as float64, as the predicate and mask do
             expr = f"CAST({expr} AS REAL)"
         return f"({guard} AND {_compare_sql(leaf, expr, params)})"

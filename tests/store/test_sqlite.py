@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from crmkit._columns import columns_of
 from crmkit._schema import plural
-from crmkit.criteria import F
+from crmkit.criteria import F, bind
 from crmkit.errors import (
     AlreadyExists,
     BatchError,
@@ -71,7 +71,9 @@ from crmkit.records import (
     TerritoryModelState,
 )
 from crmkit.store import MemoryStore, Store
-from crmkit.store.sqlite import SQLiteStore
+from crmkit.store.sqlite import SCHEMA_VERSION, SQLiteStore
+
+from .._processes import run_processes
 
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2025, 3, 30, 1, 59, 59, 999_999, tzinfo=PARIS)  # just before a DST jump
@@ -1092,3 +1094,98 @@ def test_columns_of_every_kind_including_objects(store: SQLiteStore) -> None:
     _assert_same_columns(cols, columns_of(Opportunity, list(store.opportunities), opp_fields))
     assert cols["close_date"][0] == np.datetime64("0001-01-01")
     assert cols["custom.flag"].tolist() == [False]
+
+
+# -- files that are not crmkit's, and many processes opening one file ----------------------
+
+
+def _fingerprint(path: Path) -> tuple[bytes, str]:
+    raw = sqlite3.connect(path)
+    try:
+        mode = raw.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        raw.close()
+    return path.read_bytes(), mode
+
+
+def test_an_apps_own_database_is_refused_and_left_untouched(path: Path) -> None:
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, login TEXT)")
+    raw.execute("INSERT INTO accounts (login) VALUES ('ana')")
+    raw.commit()
+    raw.close()
+    before = _fingerprint(path)
+    with pytest.raises(StorageError, match="not a crmkit database") as info:
+        SQLiteStore(path)
+    assert "accounts" in str(info.value)
+    assert _fingerprint(path) == before
+    assert not path.with_name(path.name + "-wal").exists()
+
+
+def _open_and_write(index: int, path: str) -> int:
+    with SQLiteStore(path, timeout=30) as store:
+        store.leads.add(Lead(id=f"lead-{index}"))
+        return store.user_version
+
+
+@pytest.mark.parametrize("round_", range(6))
+def test_many_processes_open_one_new_file_at_once(tmp_path: Path, round_: int) -> None:
+    path = str(tmp_path / f"new-{round_}.db")
+    versions = run_processes(_open_and_write, 8, path)
+    assert set(versions) == {SCHEMA_VERSION}
+    with SQLiteStore(path) as store:
+        assert sorted(lead.id for lead in store.leads) == sorted(f"lead-{i}" for i in range(8))
+
+
+# -- declared indexes are used -------------------------------------------------------------
+
+
+def _plan(store: SQLiteStore, criteria: Any) -> str:
+    repo = store.accounts
+    where, params = repo._where(criteria)
+    rows = store._conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM accounts{where}", params)
+    return " | ".join(str(row[-1]) for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("fields", "criteria", "index"),
+    [
+        (("industry",), F.industry == "Retail", "cx_accounts(industry)"),
+        (("employees",), F.employees >= 5000, "cx_accounts(employees)"),
+        (("custom.tier",), F.custom["tier"] == "gold", "cx_accounts(custom.tier)"),
+        (("custom.arr",), F.custom["arr"] > 1000, "cx_accounts(custom.arr) number"),
+        (("country", "industry"), (F.country == "US") & (F.industry == "x"), "(country,industry)"),
+    ],
+)
+def test_a_declared_index_turns_the_query_into_an_index_lookup(
+    store: SQLiteStore, fields: tuple[str, ...], criteria: Any, index: str
+) -> None:
+    store.accounts.add_many(
+        Account(
+            id=f"a{i}",
+            name=f"Account {i}",
+            industry=f"industry {i % 50}",
+            country=["US", "FR", "DE"][i % 3],
+            employees=i,
+            custom={"tier": ["gold", "silver", "bronze"][i % 3], "arr": i * 10},
+        )
+        for i in range(2_000)
+    )
+    store._conn.execute("ANALYZE")
+    assert index not in _plan(store, criteria)
+    store.ensure_index(Account, *fields)
+    store._conn.execute("ANALYZE")
+    plan = _plan(store, criteria)
+    assert "USING INDEX" in plan, plan
+    assert index in plan, plan
+    expected = [a.id for a in store.accounts if bind(criteria, Account).matches(a)]
+    assert [a.id for a in store.accounts.query(criteria)] == expected
+
+
+def test_declared_indexes_survive_reopening_and_are_seen_by_other_connections(path: Path) -> None:
+    with SQLiteStore(path) as first:
+        first.ensure_index(Account, "custom.tier")
+        with SQLiteStore(path) as second:
+            assert second.indexes(Account) == [("custom.tier",)]
+    with SQLiteStore(path) as again:
+        assert again.indexes(Account) == [("custom.tier",)]

@@ -42,6 +42,7 @@ from crmkit.store._base import (
     check_batch,
     check_page,
     check_type,
+    index_fields,
     order_fields,
     sort_records,
     version_copier,
@@ -73,6 +74,7 @@ class MemoryRepository(Generic[T]):
         self._name = record_type.__name__
         self._rows: dict[str, T] = {}
         self._indexes: dict[tuple[str, str | None], FieldIndex] = {}
+        self._declared: list[tuple[str, ...]] = []
         self._copy: Callable[[Any, int], Any] = version_copier(record_type)
 
     def __repr__(self) -> str:
@@ -143,8 +145,19 @@ class MemoryRepository(Generic[T]):
     # -- indexes --
 
     def _uses_indexes(self) -> bool:
+        if self._declared:
+            return True
         threshold = self._store.index_from
         return threshold is not None and len(self._rows) >= threshold
+
+    def _declare(self, fields: tuple[str, ...]) -> None:
+        # the planner reads record attributes only: a custom field is recorded, then scanned
+        attributes = [f for f in fields if not f.startswith("custom.")]
+        with self._store._lock:
+            if fields not in self._declared:
+                self._declared.append(fields)
+            for field in attributes:
+                self._index(field, None)
 
     def _index(self, field: str, partition: str | None) -> FieldIndex:
         index = self._indexes.get((field, partition))
@@ -339,6 +352,28 @@ class MemoryStore(RepositoryAccess):
             raise ValidationError(
                 "Store", None, record_type, "is not a crmkit record type"
             ) from None
+
+    def ensure_index(self, record_type: type[Any], *fields: str) -> tuple[str, ...]:
+        """Declare an index on ``fields`` of ``record_type`` and build it now.
+
+        A MemoryStore builds the index of any field a query compares once a repository
+        holds ``index_from`` records; a declared index is used from the first record.
+        Returns the checked fields (the index's key).
+
+        >>> from crmkit.records import Account
+        >>> store = MemoryStore()
+        >>> store.ensure_index(Account, "industry")
+        ('industry',)
+        >>> store.indexes(Account)
+        [('industry',)]
+        """
+        key = index_fields(record_type, fields)
+        self.repository(record_type)._declare(key)
+        return key
+
+    def indexes(self, record_type: type[Any]) -> list[tuple[str, ...]]:
+        """The indexes declared with :meth:`ensure_index` on ``record_type``."""
+        return list(self.repository(record_type)._declared)
 
     def _journal(self) -> _Journal | None:
         return self._journals[-1] if self._journals else None

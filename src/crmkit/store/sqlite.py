@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import threading
 import weakref
@@ -49,6 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from time import monotonic, sleep
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -76,6 +78,7 @@ from crmkit.store._base import (
     check_batch,
     check_page,
     check_type,
+    index_fields,
     order_fields,
     version_copier,
 )
@@ -885,6 +888,15 @@ def _decode_one(info: FieldInfo, value: Any) -> Any:
 # -- the store ----------------------------------------------------------------------------
 
 
+class _Busy(Exception):
+    """Opening met a lock that SQLite will not wait for; opening tries again."""
+
+    def __init__(self, doing: str, err: sqlite3.OperationalError) -> None:
+        super().__init__(doing)
+        self.doing = doing
+        self.err = err
+
+
 class SQLiteStore(RepositoryAccess):
     """A complete store in one SQLite file (or ``":memory:"``); thread-safe.
 
@@ -914,7 +926,7 @@ class SQLiteStore(RepositoryAccess):
         self._conn = conn
         self._finalizer = weakref.finalize(self, conn.close)
         try:
-            self._setup(in_memory=path in (":memory:", ""))
+            self._setup(in_memory=path in (":memory:", ""), timeout=timeout)
         except BaseException:
             self.close()
             raise
@@ -929,11 +941,39 @@ class SQLiteStore(RepositoryAccess):
         kind = TransactionConflict if "locked" in text or "busy" in text else StorageError
         return kind(message + (f" ({hint})" if hint else ""))
 
-    def _setup(self, *, in_memory: bool) -> None:
+    def _setup(self, *, in_memory: bool, timeout: float) -> None:
+        """Check the file is crmkit's (or new), switch it to WAL, run the migrations.
+
+        Several processes may open one new file at once: the WAL switch and the first
+        migration each need the file to themselves, and SQLite answers "locked" at once
+        rather than waiting on them, so opening retries until ``timeout`` has passed.
+        """
+        deadline = monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                self._setup_once(in_memory=in_memory)
+                return
+            except _Busy as busy:
+                if monotonic() >= deadline:
+                    raise self._error(busy.doing, busy.err) from busy.err
+            sleep(pause * (0.5 + random.random()))  # jitter, so openers spread out
+            pause = min(pause * 2, 0.05)
+
+    def _setup_once(self, *, in_memory: bool) -> None:
         conn = self._conn
         doing = "opening the database"
         try:
+            doing = "reading the database layout"
+            current = self.user_version
+            if current > SCHEMA_VERSION:
+                raise StorageError(
+                    f"SQLite store {self._label}: the file has layout version {current}, "
+                    f"newer than this crmkit knows ({SCHEMA_VERSION}); upgrade crmkit"
+                )
+            self._refuse_foreign_file()
             if not in_memory:
+                doing = "switching to WAL journal mode"
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     raise StorageError(
@@ -942,17 +982,13 @@ class SQLiteStore(RepositoryAccess):
                     )
                 conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
-            doing = "upgrading the database layout"
-            current = self.user_version
-            if current > SCHEMA_VERSION:
-                raise StorageError(
-                    f"SQLite store {self._label}: the file has layout version {current}, "
-                    f"newer than this crmkit knows ({SCHEMA_VERSION}); upgrade crmkit"
-                )
             if current < SCHEMA_VERSION:
+                doing = "upgrading the database layout"
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     current = self.user_version  # another process may have just migrated
+                    if current == 0:
+                        self._refuse_foreign_file()
                     for number in range(current + 1, SCHEMA_VERSION + 1):
                         _MIGRATIONS[number - 1](conn)
                         conn.execute(f"PRAGMA user_version = {int(number)}")
@@ -962,8 +998,33 @@ class SQLiteStore(RepositoryAccess):
                     raise
             doing = "checking the database layout"
             self._check_layout()
+        except sqlite3.OperationalError as err:
+            text = str(err).lower()
+            if "locked" in text or "busy" in text:
+                raise _Busy(doing, err) from err
+            raise self._error(doing, err) from err
         except sqlite3.Error as err:
             raise self._error(doing, err) from err
+
+    def _refuse_foreign_file(self) -> None:
+        """Raise, before anything is written, when the file holds tables but not crmkit's.
+
+        crmkit keeps its records in a file of its own; an application's own database
+        (say one with an ``accounts`` table of its own) is left exactly as it was.
+        """
+        names = {
+            row[0]
+            for row in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if names and _STATE_TABLE not in names:
+            shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+            raise StorageError(
+                f"SQLite store {self._label}: the file is not a crmkit database (it has "
+                f"table(s) {shown} and no {_STATE_TABLE}); nothing was changed. Give "
+                "crmkit a file of its own"
+            )
 
     def _check_layout(self) -> None:
         for record_type in RECORD_TYPES:
@@ -1052,6 +1113,62 @@ class SQLiteStore(RepositoryAccess):
             self._conn.execute(sql)
         except sqlite3.Error as err:
             raise self._error(doing, err) from err
+
+    def ensure_index(self, record_type: type[Any], *fields: str) -> tuple[str, ...]:
+        """Create (if missing) an index on ``fields`` of ``record_type``; returns its key.
+
+        Any field criteria compare may be indexed, custom fields included: the index is
+        on the same expression the compiled criteria use (``json_extract(custom, ...)``
+        for ``custom.<key>``; a single custom field gets a second index for numeric
+        comparisons), so ``query(F.custom["tier"] == "gold")`` becomes an index lookup.
+        The index is part of the file: declare it once, at start-up, in any process.
+
+        >>> from crmkit.records import Account
+        >>> store = SQLiteStore(":memory:")
+        >>> store.ensure_index(Account, "custom.tier")
+        ('custom.tier',)
+        >>> store.indexes(Account)
+        [('custom.tier',)]
+        """
+        key = index_fields(record_type, fields)
+        codec = self.repository(record_type)._codec
+        table = codec.table
+
+        def expression(field: str, numeric: bool = False) -> str:
+            if field.startswith("custom."):
+                path = "'$.\"" + field.removeprefix("custom.") + "\"'"
+                expr = f"json_extract(custom, {path})"
+                return f"CAST({expr} AS REAL)" if numeric else expr
+            return f"CAST({_q(field)} AS REAL)" if codec.kinds[field] == "int" else _q(field)
+
+        statements = [(f"cx_{table}({','.join(key)})", [expression(f) for f in key])]
+        if len(key) == 1 and key[0].startswith("custom."):
+            statements.append((f"cx_{table}({key[0]}) number", [expression(key[0], True)]))
+        with self.transaction():
+            for name, exprs in statements:
+                self._run(
+                    f"CREATE INDEX IF NOT EXISTS {_q(name)} ON {_q(table)} ({', '.join(exprs)})",
+                    f"creating index {name}",
+                )
+        return key
+
+    def indexes(self, record_type: type[Any]) -> list[tuple[str, ...]]:
+        """The indexes declared with :meth:`ensure_index` on ``record_type`` (by any
+        process), in name order."""
+        table = self.repository(record_type)._codec.table
+        prefix = f"cx_{table}("
+        rows = self._query_master(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", table
+        )
+        found = sorted(r[0] for r in rows if r[0].startswith(prefix) and r[0].endswith(")"))
+        return [tuple(name[len(prefix) : -1].split(",")) for name in found]
+
+    def _query_master(self, sql: str, table: str) -> list[Any]:
+        try:
+            with self._lock:
+                return self._conn.execute(sql, (table,)).fetchall()
+        except sqlite3.Error as err:
+            raise self._error("reading the database layout", err) from err
 
     def load_state(self, name: str) -> dict[str, Any] | None:
         """A small JSON document saved with :meth:`save_state`, or ``None``."""

@@ -51,6 +51,7 @@ from crmkit.records import (
     AccountType,
     Activity,
     ActivityKind,
+    Contact,
     Lead,
     Opportunity,
     OpportunityStatus,
@@ -744,6 +745,47 @@ class StoreContract:
             work()
         assert len(store.accounts) == 0
         assert store.load_state("pool") is None
+
+    # -- declared indexes ------------------------------------------------------------------
+
+    def test_declared_indexes_are_listed_and_idempotent(self, store: Store) -> None:
+        assert store.indexes(Account) == []
+        assert store.ensure_index(Account, "industry") == ("industry",)
+        assert store.ensure_index(Account, "industry") == ("industry",)
+        assert store.ensure_index(Account, "country", "custom.tier") == ("country", "custom.tier")
+        assert sorted(store.indexes(Account)) == [("country", "custom.tier"), ("industry",)]
+        assert store.indexes(Contact) == []
+
+    @pytest.mark.parametrize(
+        "fields",
+        [(), ("nope",), ("custom.not a name",), ("country", "country"), ("custom",), (3,)],
+        ids=["none", "unknown", "bad custom", "twice", "custom mapping", "not text"],
+    )
+    def test_bad_index_fields_raise_validation_error(self, store: Store, fields: Any) -> None:
+        with pytest.raises(ValidationError, match="Account"):
+            store.ensure_index(Account, *fields)
+        assert store.indexes(Account) == []
+
+    @pytest.mark.parametrize(
+        ("criteria", "expected"),
+        [(c, e) for _, c, e in _ACCOUNT_QUERIES],
+        ids=[name for name, _, _ in _ACCOUNT_QUERIES],
+    )
+    def test_declared_indexes_change_no_answer(
+        self, store: Store, sample_accounts: list[Account], criteria: Any, expected: list[str]
+    ) -> None:
+        for fields in [
+            ("country",),
+            ("employees",),
+            ("annual_revenue",),
+            ("created_at",),
+            ("custom.tier",),
+            ("custom.score",),
+            ("account_type", "employees"),
+        ]:
+            store.ensure_index(Account, *fields)
+        assert _ids(store.accounts.query(criteria)) == expected
+        assert store.accounts.count(criteria) == len(expected)
 
     # -- state documents -------------------------------------------------------------------
 
