@@ -41,9 +41,12 @@ from crmkit.store._base import (
     bound,
     check_batch,
     check_page,
+    check_patches,
     check_type,
     index_fields,
     order_fields,
+    patch_fields,
+    patch_record,
     sort_records,
     version_copier,
 )
@@ -250,6 +253,35 @@ class MemoryRepository(Generic[T]):
                 raise ConflictError(self._name, new.id, expected, old.version)
             stored: T = self._copy(new, expected + 1)
             self._write(new.id, stored)
+            return stored
+
+    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> T:
+        """Change only ``fields`` of a stored record (checked like the record itself)."""
+        changes = patch_fields(self._type, record_id, fields)
+        with self._store._lock:
+            old: Any = self.get(record_id)
+            if expected_version is not None and old.version != expected_version:
+                raise ConflictError(self._name, record_id, expected_version, old.version)
+            stored: T = self._copy(patch_record(old, changes), old.version + 1)
+            self._write(record_id, stored)
+            return stored
+
+    def patch_many(
+        self,
+        changes: Mapping[str, Mapping[str, Any]],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+    ) -> list[T]:
+        """Patch every record or none: a bad entry raises ``BatchError`` listing them all."""
+        with self._store._lock:
+            pairs = check_patches(self._type, changes, expected_versions, self.get)
+            self._drop_indexes_for(len(pairs))
+            stored: list[T] = []
+            copy = self._copy
+            for old, new in pairs:
+                record = copy(new, old.version + 1)
+                self._write(old.id, record)
+                stored.append(record)
             return stored
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:

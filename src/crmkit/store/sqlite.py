@@ -77,9 +77,13 @@ from crmkit.store._base import (
     bound,
     check_batch,
     check_page,
+    check_patches,
     check_type,
+    convert_patch,
     index_fields,
     order_fields,
+    patch_fields,
+    patch_record,
     version_copier,
 )
 
@@ -261,6 +265,9 @@ class _Codec:
         self.column_names = [c.name for c in self.columns]
         self.encode: Callable[[Any, int], tuple[Any, ...]]
         self.decode: Callable[[Sequence[Any]], Any]
+        #: field name -> (its columns, an encoder of its value to those columns)
+        self.field_codecs: dict[str, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]]
+        self._patch_sql: dict[tuple[tuple[str, ...], bool, bool], str] = {}
         self.with_version = version_copier(record_type)
         self._compile()
         # SQL, built once so sqlite3's statement cache reuses the prepared statements
@@ -333,9 +340,39 @@ class _Codec:
             "def decode(row):\n"
             "    o = _new(_cls)\n" + "\n".join(dec) + "\n    return o\n"
         )
+        for info in self.fields[1:-1]:
+            exprs = _encode_exprs(info, "value")
+            source += f"def enc_{info.name}(value):\n    return ({', '.join(exprs)},)\n"
         exec(compile(source, f"<crmkit sqlite codec {self.name}>", "exec"), ns)
         self.encode = ns["encode"]
         self.decode = ns["decode"]
+        self.field_codecs = {
+            info.name: (
+                (info.name, info.name + _DECIMAL_SUFFIX) if info.kind == "money" else (info.name,),
+                ns[f"enc_{info.name}"],
+            )
+            for info in self.fields[1:-1]
+        }
+
+    def patch_sql(self, fields: tuple[str, ...], *, checked: bool, returning: bool) -> str:
+        """``UPDATE`` of only the columns of ``fields`` (and the version), built once."""
+        key = (fields, checked, returning)
+        sql = self._patch_sql.get(key)
+        if sql is None:
+            columns = [c for f in fields for c in self.field_codecs[f][0]]
+            sets = ", ".join(f"{_q(c)} = ?" for c in columns)
+            sql = f"UPDATE {_q(self.table)} SET {sets}, version = version + 1 WHERE id = ?"
+            sql += " AND version = ?" if checked else ""
+            sql += f" RETURNING {self.select_list}" if returning else ""
+            self._patch_sql[key] = sql
+        return sql
+
+    def encode_patch(self, probe: Any, fields: tuple[str, ...]) -> list[Any]:
+        """The column values of ``fields`` taken from ``probe``, in :meth:`patch_sql` order."""
+        values: list[Any] = []
+        for name in fields:
+            values.extend(self.field_codecs[name][1](getattr(probe, name)))
+        return values
 
     def encoding_problems(self, record: Any) -> list[tuple[str, Any, str]]:
         """Why a record cannot be written (only called after sqlite3 refused it)."""
@@ -781,6 +818,94 @@ class SQLiteRepository(Generic[T]):
                 raise store._error(doing, err) from err
         stored: T = codec.with_version(new, expected + 1)
         return stored
+
+    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> T:
+        """Change only ``fields`` of a stored record: one ``UPDATE`` of those columns.
+
+        The new values are converted and checked like the record's own fields; the
+        record is not read first unless a changed field's check needs the rest of it.
+        """
+        changes = patch_fields(self._type, record_id, fields)
+        probe = convert_patch(self._type, record_id, changes)
+        if probe is None:
+            with self._store.transaction():
+                old: Any = self.get(record_id)
+                if expected_version is not None and old.version != expected_version:
+                    raise ConflictError(self._name, record_id, expected_version, old.version)
+                probe = patch_record(old, changes)
+                expected_version = old.version
+        codec, store = self._codec, self._store
+        names = tuple(changes)
+        checked = expected_version is not None
+        sql = codec.patch_sql(names, checked=checked, returning=True)
+        params = codec.encode_patch(probe, names)
+        params.append(record_id)
+        if checked:
+            params.append(expected_version)
+        doing = f"patching {self._name} {record_id!r}"
+        with store._lock:
+            try:
+                rows = store._conn.execute(sql, params).fetchall()
+                if not rows:
+                    found = store._conn.execute(codec.sql_version, (record_id,)).fetchall()
+                    if not found:
+                        raise NotFound(self._name, record_id)
+                    assert expected_version is not None
+                    raise ConflictError(self._name, record_id, expected_version, found[0][0])
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                raise store._error(doing, err) from err
+            except sqlite3.Error as err:
+                raise store._error(doing, err) from err
+        return self._decode(rows[0])
+
+    def _get_many(self, ids: Iterable[Any]) -> dict[str, T]:
+        """The stored records among ``ids``, read in one query."""
+        wanted = [i for i in ids if isinstance(i, str)]
+        sql = f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)} "
+        sql += "WHERE id IN (SELECT value FROM json_each(?))"
+        rows = self._rows(sql, [json.dumps(wanted)], f"reading {plural(self._type)}")
+        found: dict[str, T] = {}
+        for row in rows:
+            found[row[0]] = self._decode(row)
+        return found
+
+    def patch_many(
+        self,
+        changes: Mapping[str, Mapping[str, Any]],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+    ) -> list[T]:
+        """Patch every record or none (one ``UPDATE`` per set of changed fields); a bad
+        entry raises ``BatchError`` listing them all and nothing is written."""
+        store, codec = self._store, self._codec
+        with store.transaction():
+            stored = self._get_many(changes) if isinstance(changes, Mapping) else {}
+
+            def current(record_id: str) -> Any:
+                record = stored.get(record_id)
+                if record is None:
+                    raise NotFound(self._name, record_id)
+                return record
+
+            pairs = check_patches(self._type, changes, expected_versions, current)
+            groups: dict[tuple[str, ...], list[list[Any]]] = {}
+            for old, new in pairs:
+                names = tuple(changes[old.id])
+                params = codec.encode_patch(new, names)
+                params.extend((old.id, old.version))
+                groups.setdefault(names, []).append(params)
+            doing = f"patching {len(pairs)} {plural(self._type)}"
+            try:
+                with store._lock:
+                    for names, rows in groups.items():
+                        sql = codec.patch_sql(names, checked=True, returning=False)
+                        store._conn.executemany(sql, rows)
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                raise store._error(doing, err) from err
+            except sqlite3.Error as err:
+                raise store._error(doing, err) from err
+        copy = codec.with_version
+        return [copy(new, old.version + 1) for old, new in pairs]
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
         codec = self._codec

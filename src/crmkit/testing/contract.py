@@ -56,6 +56,7 @@ from crmkit.records import (
     Opportunity,
     OpportunityStatus,
     Rep,
+    RoutingRule,
     Territory,
 )
 from crmkit.store import Store
@@ -745,6 +746,75 @@ class StoreContract:
             work()
         assert len(store.accounts) == 0
         assert store.load_state("pool") is None
+
+    # -- partial updates -------------------------------------------------------------------
+
+    def test_patch_changes_only_the_named_fields(
+        self, store: Store, sample_accounts: list[Account]
+    ) -> None:
+        before = store.accounts.get("a2")
+        patched = store.accounts.patch("a2", employees=321, annual_revenue="12.50")
+        assert patched == attrs.evolve(
+            before, employees=321, annual_revenue=Decimal("12.50"), version=before.version + 1
+        )
+        assert store.accounts.get("a2") == patched
+        assert store.accounts.query(F.employees == 321) == [patched]
+
+    def test_patch_checks_the_version_and_the_values(
+        self, store: Store, sample_accounts: list[Account]
+    ) -> None:
+        store.accounts.patch("a1", expected_version=1, name="Acme Corp")
+        with pytest.raises(ConflictError):
+            store.accounts.patch("a1", expected_version=1, name="Stale")
+        with pytest.raises(ValidationError, match="employees"):
+            store.accounts.patch("a1", employees=-1)
+        with pytest.raises(ValidationError, match="nope"):
+            store.accounts.patch("a1", nope=1)
+        with pytest.raises(ValidationError, match="version"):
+            store.accounts.patch("a1", version=7)
+        with pytest.raises(ValidationError, match="id"):
+            store.accounts.patch("a1", id="a9")
+        with pytest.raises(NotFound):
+            store.accounts.patch("missing", name="x")
+        assert store.accounts.get("a1").name == "Acme Corp"
+        assert store.accounts.get("a1").version == 2
+
+    def test_patch_rechecks_criteria_when_the_record_type_they_read_changes(
+        self, store: Store
+    ) -> None:
+        rule = store.routing_rules.add(
+            build(RoutingRule, id="r1", criteria=(F.country == "US").to_dict())
+        )
+        with pytest.raises(ValidationError, match="criteria"):
+            store.routing_rules.patch("r1", applies_to="Activity")
+        assert store.routing_rules.get("r1") == rule
+
+    def test_patch_many_is_atomic_and_reports_every_bad_entry(
+        self, store: Store, sample_accounts: list[Account]
+    ) -> None:
+        before = list(store.accounts)
+        with pytest.raises(BatchError) as info:
+            store.accounts.patch_many(
+                {
+                    "a1": {"employees": 5},
+                    "missing": {"employees": 6},
+                    "a3": {"employees": -7},
+                    "a4": {"nope": 1},
+                    "a5": {"name": "Late"},
+                },
+                expected_versions={"a5": 9},
+            )
+        assert [index for index, _ in info.value.errors] == [1, 2, 3, 4]
+        assert list(store.accounts) == before
+        done = store.accounts.patch_many(
+            {"a1": {"employees": 5}, "a3": {"country": "DE", "employees": 8}},
+            expected_versions={"a1": 1},
+        )
+        assert [(a.id, a.employees, a.version) for a in done] == [("a1", 5, 2), ("a3", 8, 2)]
+        assert store.accounts.get("a3").country == "DE"
+        assert [a for a in store.accounts if a.id not in ("a1", "a3")] == [
+            a for a in before if a.id not in ("a1", "a3")
+        ]
 
     # -- declared indexes ------------------------------------------------------------------
 
