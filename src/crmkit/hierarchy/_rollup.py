@@ -55,9 +55,13 @@ def _layout(h: AccountHierarchy) -> _Layout:
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     n = len(h)
-    depth = h.depths
-    small = depth.astype(np.uint16) if n and int(depth.max()) < 65535 else depth
-    order = np.argsort(small, kind="stable").astype(np.int64)  # radix sort for uint16
+    depth = h._depth
+    if depth.dtype == np.uint8:  # from a chase: already small
+        small = depth
+    else:
+        depth = h.depths
+        small = depth.astype(np.uint16) if n and int(depth.max()) < 65535 else depth
+    order = np.argsort(small, kind="stable").astype(np.int64)  # radix sort for small ints
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n, dtype=np.int64)
     up = h.parents[order]
@@ -81,8 +85,21 @@ class RollupResult:
     hierarchy: AccountHierarchy
     how: str
     values: FloatArray
-    counts: IntArray
     has_value: np.ndarray[Any, np.dtype[np.bool_]]
+    _counts: IntArray | None = attrs.field(default=None, alias="counts")
+
+    @property
+    def counts(self) -> IntArray:
+        """How many accounts of each subtree had a value (worked out when first read)."""
+        if self._counts is None:
+            layout = _layout(self.hierarchy)
+            counts = np.empty(len(self.hierarchy), dtype=np.int64)
+            summed = _sum_levels(layout, self.has_value[layout.order].astype(np.float64))
+            counts[layout.order] = np.rint(summed).astype(np.int64)
+            counts.setflags(write=False)
+            object.__setattr__(self, "_counts", counts)
+        assert self._counts is not None
+        return self._counts
 
     @property
     def ids(self) -> np.ndarray[Any, Any]:
@@ -191,27 +208,24 @@ def rollup(h: AccountHierarchy, values: Any = None, how: str = "sum") -> RollupR
     layout = _layout(h)
     n = len(h)
     has = ~np.isnan(raw)
+    has.setflags(write=False)
+    out = np.empty(n, dtype=np.float64)
+    if how == "sum" and bool(has.all()):  # the common case: one pass, counts when asked
+        out[layout.order] = _sum_levels(layout, raw[layout.order])
+        out.setflags(write=False)
+        return RollupResult(hierarchy=h, how=how, values=out, has_value=has)
     x = raw[layout.order]
     present = has[layout.order]
-    counts = present.astype(np.float64)
+    counts = _sum_levels(layout, present.astype(np.float64))
     if how in ("sum", "mean", "count"):
-        acc = np.where(present, x, 0.0)
-    elif how == "min":
-        acc = np.where(present, x, np.inf)
+        acc = _sum_levels(layout, np.where(present, x, 0.0))
     else:
-        acc = np.where(present, x, -np.inf)
-    bounds = layout.bounds
-    for level in range(bounds.size - 2, 0, -1):
-        lo, hi = int(bounds[level]), int(bounds[level + 1])
-        plo, phi = int(bounds[level - 1]), lo
-        target = layout.parent_pos[lo:hi] - plo
-        counts[plo:phi] += np.bincount(target, weights=counts[lo:hi], minlength=phi - plo)
-        if how in ("sum", "mean"):
-            acc[plo:phi] += np.bincount(target, weights=acc[lo:hi], minlength=phi - plo)
-        elif how == "min":
-            np.minimum.at(acc[plo:phi], target, acc[lo:hi])
-        elif how == "max":
-            np.maximum.at(acc[plo:phi], target, acc[lo:hi])
+        acc = np.where(present, x, np.inf if how == "min" else -np.inf)
+        combine = np.minimum if how == "min" else np.maximum
+        bounds = layout.bounds
+        for level in range(bounds.size - 2, 0, -1):
+            lo, hi, plo = int(bounds[level]), int(bounds[level + 1]), int(bounds[level - 1])
+            combine.at(acc[plo:lo], layout.parent_pos[lo:hi] - plo, acc[lo:hi])
     if how == "count":
         acc = counts.copy()
     elif how == "mean":
@@ -219,13 +233,23 @@ def rollup(h: AccountHierarchy, values: Any = None, how: str = "sum") -> RollupR
             acc = np.where(counts > 0, acc / np.maximum(counts, 1), np.nan)
     elif how in ("min", "max"):
         acc = np.where(counts > 0, acc, np.nan)
-    out = np.empty(n, dtype=np.float64)
     out[layout.order] = acc
     out_counts = np.empty(n, dtype=np.int64)
     out_counts[layout.order] = np.rint(counts).astype(np.int64)
-    for array in (out, out_counts, has):
+    for array in (out, out_counts):
         array.setflags(write=False)
     return RollupResult(hierarchy=h, how=how, values=out, counts=out_counts, has_value=has)
+
+
+def _sum_levels(layout: _Layout, acc: FloatArray) -> FloatArray:
+    """Add each level-order value into its parent's, deepest level first (in place)."""
+    bounds = layout.bounds
+    for level in range(bounds.size - 2, 0, -1):
+        lo, hi, plo = int(bounds[level]), int(bounds[level + 1]), int(bounds[level - 1])
+        acc[plo:lo] += np.bincount(
+            layout.parent_pos[lo:hi] - plo, weights=acc[lo:hi], minlength=lo - plo
+        )
+    return acc
 
 
 def members(h: AccountHierarchy, account_id: str, values: Any = None) -> list[str]:
