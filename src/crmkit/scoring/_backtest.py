@@ -73,6 +73,7 @@ class BacktestResult:
     calibration: dict[str, Any]
     scores: ScoreResult
     y: Array
+    n_unscoreable: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -94,7 +95,9 @@ def backtest(
     """Fit a fresh copy of ``model`` on rows with ``at < cutoff``, evaluate on the rest.
 
     ``model`` is any lead scorer of this package (its parameters are copied, it is not
-    changed). Returns the ROC AUC, Brier score, lift table and calibration bins.
+    changed). Returns the ROC AUC, Brier score, lift table and calibration bins, computed
+    over the test rows the model could score: rows it marks unscoreable (a naive Bayes
+    team with no won history) are counted in ``n_unscoreable`` and left out of the metrics.
 
     Examples
     --------
@@ -130,15 +133,26 @@ def backtest(
     test_ids = None if ids is None else np.asarray(ids)[after]
     scores = fresh.score(test_cols, ids=test_ids)
     truth = yy[after]
+    ok = scores.scoreable
+    if len(np.unique(truth[ok])) < 2:
+        raise ValidationError(
+            "backtest",
+            "cutoff",
+            str(edge),
+            f"leaves no wins or no losses among the {int(ok.sum())} test rows the model "
+            "could score; pick another date",
+        )
+    scored, seen = scores.values[ok], truth[ok]
     return BacktestResult(
         cutoff=edge,
         n_train=int(before.sum()),
         n_test=int(after.sum()),
-        auc=roc_auc(truth, scores.values),
-        brier=brier_score(truth, scores.values),
+        auc=roc_auc(seen, scored),
+        brier=brier_score(seen, scored),
         base_rate=float(truth.mean()),
-        lift=lift_table(truth, scores.values, bins=bins),
-        calibration=calibration_bins(truth, scores.values, bins=bins),
+        lift=lift_table(seen, scored, bins=bins),
+        calibration=calibration_bins(seen, scored, bins=bins),
         scores=scores,
         y=truth,
+        n_unscoreable=int((~ok).sum()),
     )
