@@ -504,11 +504,12 @@ class NaiveBayesLeadScorer(_Params):
                 key = slot[present] * len(cats) + code.reshape(-1)
                 size = n_teams * len(cats)
                 w = won[present]
-                table_won = np.bincount(key[w], minlength=size).reshape(n_teams, len(cats))
-                table_lost = np.bincount(key[~w], minlength=size).reshape(n_teams, len(cats))
+                shape = (n_teams, len(cats))
+                table_won = np.bincount(key[w], minlength=size).reshape(shape).astype(np.float64)
+                table_lost = np.bincount(key[~w], minlength=size).reshape(shape).astype(np.float64)
             categories[name] = [str(c) for c in cats]
-            won_counts[name] = table_won.astype(np.float64).tolist()
-            lost_counts[name] = table_lost.astype(np.float64).tolist()
+            won_counts[name] = table_won.tolist()
+            lost_counts[name] = table_lost.tolist()
         self.teams_ = [str(t) for t in teams]
         self.categories_ = categories
         self.won_ = won_counts
@@ -542,9 +543,9 @@ class NaiveBayesLeadScorer(_Params):
             )
         n_teams = len(team_won)
         lost = ~won
-        at_stage = np.bincount(slot[lost] * k + reached[lost], minlength=n_teams * k)
-        at_stage = at_stage.reshape(n_teams, k).astype(np.float64)
-        table_lost = np.cumsum(at_stage[:, ::-1], axis=1)[:, ::-1]
+        counts = np.bincount(slot[lost] * k + reached[lost], minlength=n_teams * k)
+        at_stage: FloatArray = counts.reshape(n_teams, k).astype(np.float64)
+        table_lost: FloatArray = np.cumsum(at_stage[:, ::-1], axis=1)[:, ::-1]
         table_won = np.repeat(team_won[:, None], k, axis=1)
         return order, table_won, table_lost
 

@@ -138,6 +138,10 @@ class ScoreResult:
     def __getitem__(self, record_id: Any) -> float:
         return float(self.values[self.position(record_id)])
 
+    def reason(self, record_id: Any) -> str:
+        """Why ``record_id`` has no score (``""`` when it has one)."""
+        return str(self.reasons[self.position(record_id)])
+
     def order(self, descending: bool = True) -> Array:
         """Row positions sorted by score (ties keep their original order)."""
         values = np.nan_to_num(self.values, nan=-np.inf)
