@@ -353,3 +353,60 @@ def test_round_trip_keeps_stage_order():
     assert back.stages == ("S0", "S1", "S2")
     lead = {"stage": np.array(["S1", "S1"]), "team": np.array(["T1", "T2"])}
     np.testing.assert_array_equal(back.predict_proba(lead), nb.predict_proba(lead))
+
+
+# --- from a store: the stage a closed deal reached comes from its stage history ------------
+
+
+def deals_in(store):
+    from crmkit.pipeline import close_lost, close_won, move
+    from crmkit.records import Opportunity
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    store.opportunities.add_many(
+        [Opportunity(id=f"o{i}", name=f"Deal {i}", created_at=t0) for i in range(5)]
+    )
+    path = {"o0": ["qualification", "proposal"], "o1": ["qualification"], "o2": []}
+    for deal, stages in path.items():
+        for day, stage in enumerate(stages, start=1):
+            move(store, deal, stage, at=t0 + timedelta(days=day))
+        close_lost(store, deal, at=t0 + timedelta(days=9))
+    move(store, "o3", "negotiation", at=t0 + timedelta(days=1))
+    close_won(store, "o3", at=t0 + timedelta(days=2))
+    close_won(store, "o4", at=t0 + timedelta(days=2))
+    return store
+
+
+def check_stage_history_training(store):
+    from crmkit.records import Opportunity
+    from crmkit.scoring import training_data
+
+    cols, y, _ = training_data(deals_in(store), ["stage"], record_type=Opportunity)
+    got = dict(zip(cols["id"].tolist(), zip(cols["stage"].tolist(), y.tolist(), strict=True)))
+    assert got == {
+        "o0": ("proposal", 0.0),  # lost from proposal, not "closed_lost"
+        "o1": ("qualification", 0.0),
+        "o2": ("prospecting", 0.0),
+        "o3": ("negotiation", 1.0),
+        "o4": ("prospecting", 1.0),
+    }
+    nb = NaiveBayesLeadScorer(["stage"]).fit(cols, y)  # the default pipeline's order
+    # won 2 in every stage; lost: prospecting 3, qualification 2, proposal 1, negotiation 0
+    assert nb.won_["stage"] == [[2.0, 2.0, 2.0, 2.0]]
+    assert nb.lost_["stage"] == [[3.0, 2.0, 1.0, 0.0]]
+    p = nb.predict_proba({"stage": np.array(["negotiation"])})[0, 1]
+    assert p == pytest.approx(p_won(2 + D, 3 + D, [(2 + D, 2 + D, D, 3 + D)]), rel=1e-12)
+
+
+def test_training_data_reads_the_stage_reached_memory():
+    from crmkit.store import MemoryStore
+
+    check_stage_history_training(MemoryStore())
+
+
+def test_training_data_reads_the_stage_reached_durable(store_factory):
+    store = store_factory()
+    try:
+        check_stage_history_training(store)
+    finally:
+        store.close()
