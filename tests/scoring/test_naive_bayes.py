@@ -209,6 +209,10 @@ def test_team_without_losses_is_unscoreable_too():
     s = nb.score({"team": np.array(["T2", "T1"]), "source": np.array(["web", "web"])})
     assert s.scoreable.tolist() == [False, True]
     assert s.reasons[0] == "team 'T2' has no lost leads in the training data"
+    X = {"team": np.array(["T1", "T1", ""]), "source": np.array(["web", "ads", "web"])}
+    nb = NaiveBayesLeadScorer(["source"], team="team").fit(X, [1, 0, 1])
+    s = nb.score({"team": np.array([""]), "source": np.array(["web"])})
+    assert s.reason(0) == "leads with no team have no lost leads in the training data"
 
 
 def test_explanations_keep_the_team_prior_out_of_the_factors():
@@ -382,7 +386,8 @@ def check_stage_history_training(store):
     from crmkit.scoring import training_data
 
     cols, y, _ = training_data(deals_in(store), ["stage"], record_type=Opportunity)
-    got = dict(zip(cols["id"].tolist(), zip(cols["stage"].tolist(), y.tolist(), strict=True)))
+    pairs = zip(cols["stage"].tolist(), y.tolist(), strict=True)
+    got = dict(zip(cols["id"].tolist(), pairs, strict=True))
     assert got == {
         "o0": ("proposal", 0.0),  # lost from proposal, not "closed_lost"
         "o1": ("qualification", 0.0),
@@ -410,3 +415,11 @@ def test_training_data_reads_the_stage_reached_durable(store_factory):
         check_stage_history_training(store)
     finally:
         store.close()
+
+
+def test_tables_of_another_layout_are_refused():
+    nb = nb_fit()
+    nb.won_["source"] = [[0.0, 0.0], *nb.won_["source"]]  # an all-teams row up front (0.1)
+    nb.lost_["source"] = [[0.0, 0.0], *nb.lost_["source"]]
+    with pytest.raises(ValidationError, match="one row per team"):
+        nb.predict_proba({"team": np.array(["T1"]), "source": np.array(["web"])})

@@ -584,6 +584,13 @@ class NaiveBayesLeadScorer(_Params):
                 continue
             raw_won = np.asarray(self.won_[name], dtype=np.float64).reshape(-1, len(cats))
             raw_lost = np.asarray(self.lost_[name], dtype=np.float64).reshape(-1, len(cats))
+            if raw_won.shape != raw_lost.shape or len(raw_won) != len(teams):
+                raise ValidationError(
+                    "NaiveBayesLeadScorer",
+                    "won_",
+                    raw_won.shape,
+                    f"does not have one row per team ({len(teams)}); fit the model again",
+                )
             in_team = (raw_won + raw_lost) > 0
             team_rows_won = np.where(in_team, raw_won + SMOOTHING, 0.0)
             team_rows_lost = np.where(in_team, raw_lost + SMOOTHING, 0.0)
@@ -599,19 +606,16 @@ class NaiveBayesLeadScorer(_Params):
                 ratio = np.where(in_table, np.log((won / won_total) / (lost / lost_total)), 0.0)
             at, seen = locate(values, cats)
             parts[seen, j] = ratio[slot[seen], at[seen]]
-        reasons = np.full(n, "", dtype=object)
-        blocked = ~table_ok[slot]
-        if blocked.any():
-            raw_won = np.asarray(self.team_won_)[slot[blocked] - 1]
-            names = teams[slot[blocked] - 1]
-            missing = np.where(raw_won == 0, "won", "lost")
-            reasons[blocked] = [
-                f"team {t!r} has no {m} leads in the training data"
-                if t
-                else f"leads with no team have no {m} leads in the training data"
-                for t, m in zip(names.tolist(), missing.tolist(), strict=True)
-            ]
-        return cols, prior, parts, np.asarray(reasons, dtype=str)
+        return cols, prior, parts, self._reasons(table_ok)[slot]
+
+    def _reasons(self, table_ok: Array) -> Array:
+        """Why each table (all-teams first) cannot score: ``""`` when it can."""
+        texts = [""]
+        for team, won, ok in zip(self.teams_, self.team_won_, table_ok[1:], strict=True):
+            missing = "won" if won == 0 else "lost"
+            who = f"team {team!r} has" if team else "leads with no team have"
+            texts.append("" if ok else f"{who} no {missing} leads in the training data")
+        return np.asarray(texts, dtype=str)
 
     def predict_proba(self, X: Any) -> FloatArray:
         """``[P(lost), P(won)]`` per row, clamped to [0.0001, 0.9999]; NaN if unscoreable."""
