@@ -16,6 +16,7 @@ from crmkit.scoring import (
     FitModel,
     PointsRule,
     RuleGroup,
+    ScoreResult,
     fit_engagement_matrix,
     fit_scores,
     model_from_json,
@@ -218,3 +219,90 @@ def test_segments_from_criteria_and_quantiles(crm):
     q = segment_by_quantiles(np.arange(10.0), [0.5, 0.8], labels=["top", "middle", "rest"])
     assert q.sizes() == {"top": 2, "middle": 3, "rest": 5}
     assert q.to_pandas().loc[9] == "top"
+
+
+# --- priority_scores lines ScoreResults up by id (issue 13, item 4) ----------------------
+
+
+def test_priority_aligns_score_results_by_id():
+    engagement = ScoreResult(ids=["b", "a", "c"], values=[10.0, 0.0, 5.0], name="engagement")
+    fit = ScoreResult(ids=["c", "b", "a"], values=[40.0, 0.0, 20.0], name="fit")
+    idle = np.array([0.0, 2.0, 4.0])  # a plain array follows ids= by position
+    r = priority_scores(
+        {"engagement": engagement, "fit": fit, "idle": idle},
+        {"engagement": 2, "fit": 1, "idle": 1},
+        ids=["a", "b", "c"],
+        lower_is_better=["idle"],
+    )
+    # a: engagement 0 -> 0, fit 20 -> 0.5, idle 0 -> 1;  b: 1, 0, 0.5;  c: 0.5, 1, 0
+    # weights 2, 1, 1 of 4 -> 100 * (2 * e + f + i) / 4
+    assert r.ids.tolist() == ["a", "b", "c"]
+    assert r.values.tolist() == pytest.approx([37.5, 62.5, 50.0])
+    assert r["a"] == pytest.approx(100 * (2 * 0 + 0.5 + 1) / 4)
+
+
+def test_priority_scores_a_subset_of_a_score_result():
+    engagement = ScoreResult(ids=["x", "a", "b"], values=[99.0, 1.0, 3.0])
+    r = priority_scores({"e": engagement}, {"e": 1}, ids=["b", "a"])
+    assert r.values.tolist() == [100.0, 0.0]  # min-max over a and b only
+
+
+def test_priority_refuses_unknown_and_duplicate_ids():
+    engagement = ScoreResult(ids=["a", "b"], values=[1.0, 2.0])
+    with pytest.raises(ValidationError, match="no score for id 'zz'") as err:
+        priority_scores({"e": engagement}, {"e": 1}, ids=["a", "zz"])
+    assert err.value.record_id == "zz"
+    with pytest.raises(ValidationError, match="no score for id '0'"):
+        priority_scores({"e": engagement}, {"e": 1}, ids=[0, 1])
+    with pytest.raises(ValidationError, match="twice"):
+        priority_scores({"e": engagement}, {"e": 1}, ids=["a", "a"])
+    doubled = ScoreResult(ids=["a", "a", "b"], values=[1.0, 5.0, 2.0])
+    with pytest.raises(ValidationError, match="twice"):
+        priority_scores({"e": doubled}, {"e": 1}, ids=["a", "b"])
+    with pytest.raises(ValidationError, match="3 values for 2 ids"):
+        priority_scores({"e": [1.0, 2.0, 3.0]}, {"e": 1}, ids=["a", "b"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 20), st.just(3)),
+        elements=st.floats(-1e3, 1e3) | st.just(np.nan),
+    ),
+    seeds=st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    method=st.sampled_from(["minmax", "rank", "zscore"]),
+)
+def test_priority_per_id_ignores_the_order_of_inputs(values, seeds, method):
+    n = len(values)
+    ids = np.array([f"acc-{i}" for i in range(n)])
+    weights = {"engagement": 2.0, "fit": 1.0, "idle": 1.0}
+
+    def run(order_ids, order_e, order_f):
+        features = {
+            "engagement": ScoreResult(ids=ids[order_e], values=values[order_e, 0]),
+            "fit": ScoreResult(ids=ids[order_f], values=values[order_f, 1]),
+            "idle": values[order_ids, 2],  # an array follows ids= by position
+        }
+        r = priority_scores(
+            features, weights, ids=ids[order_ids], normalisation=method, lower_is_better=["idle"]
+        )
+        return dict(zip(r.ids.tolist(), r.values.tolist(), strict=True))
+
+    plain = run(np.arange(n), np.arange(n), np.arange(n))
+    rng = np.random.default_rng(seeds)
+    shuffled = run(rng.permutation(n), rng.permutation(n), rng.permutation(n))
+    assert shuffled.keys() == plain.keys()
+    for record_id, score in plain.items():
+        assert shuffled[record_id] == pytest.approx(score, abs=1e-9)
+
+
+def test_fit_engagement_matrix_aligns_by_id():
+    fit = ScoreResult(ids=["a", "b", "c"], values=[80.0, 10.0, 80.0])
+    engaged = ScoreResult(ids=["c", "a", "b"], values=[9.0, 0.0, 9.0])
+    m = fit_engagement_matrix(fit, engaged, fit_cuts=[30, 60], engagement_cuts=[3, 6])
+    assert dict(zip(m.ids.tolist(), m.labels.tolist(), strict=True)) == {
+        "a": "A3",
+        "b": "C1",
+        "c": "A1",
+    }

@@ -1,9 +1,8 @@
-"""Predictive lead scoring: naive Bayes by hand, logistic regression, metrics, backtests."""
+"""Predictive lead scoring: logistic regression, metrics, backtests (naive Bayes: its own file)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -26,116 +25,6 @@ from crmkit.scoring import (
     roc_auc,
     training_data,
 )
-
-# team, source, outcome
-HISTORY = [
-    ("T1", "web", 1),
-    ("T1", "web", 0),
-    ("T1", "ads", 0),
-    ("T2", "web", 1),
-    ("T2", "ads", 1),
-    ("T2", "ads", 0),
-    ("T3", "web", 0),  # T3 has no wins
-    ("", "ads", 1),  # no team: counts only in the all-teams table
-    ("", "web", 0),
-]
-
-
-def nb_fit():
-    X = {
-        "team": np.array([t for t, _, _ in HISTORY]),
-        "source": np.array([s for _, s, _ in HISTORY]),
-    }
-    return NaiveBayesLeadScorer(["source"], team="team").fit(X, [y for _, _, y in HISTORY])
-
-
-def p_won(prior_won, prior_lost, factors):
-    """Odoo: P = Pw / (Pw + Pl), Pw = prior_won * prod(won / won_total) ..."""
-    pw, pl = Fraction(prior_won), Fraction(prior_lost)
-    for won, won_total, lost, lost_total in factors:
-        pw *= Fraction(won) / Fraction(won_total)
-        pl *= Fraction(lost) / Fraction(lost_total)
-    return float(pw / (pw + pl))
-
-
-def test_naive_bayes_hand_computed():
-    nb = nb_fit()
-    X = {
-        "team": np.array(["T1", "T1", "T3", "T3", "T9", "", "T2"]),
-        "source": np.array(["web", "ads", "web", "ads", "ads", "web", ""]),
-    }
-    got = nb.predict_proba(X)[:, 1]
-    d = Fraction(1, 10)  # every count starts at 0.1
-    # T1: won 1, lost 2. web: won 1, lost 1; ads: won 0, lost 1 (in the table: it was seen)
-    t1_web = p_won(1 + d, 2 + d, [(1 + d, 1 + d + d, 1 + d, 1 + d + 1 + d)])
-    t1_ads = p_won(1 + d, 2 + d, [(d, 1 + d + d, 1 + d, 1 + d + 1 + d)])
-    # T3: no wins; it keeps its own smoothed prior, and ads is not in its table (skipped)
-    t3_web = p_won(d, 1 + d, [(d, d, 1 + d, 1 + d)])
-    t3_ads = p_won(d, 1 + d, [])
-    # unknown team or no team: the all-teams table. won 4 (web 2, ads 2), lost 5 (web 3, ads 2)
-    all_ads = p_won(4 + d, 5 + d, [(2 + d, 4 + 2 * d, 2 + d, 5 + 2 * d)])
-    all_web = p_won(4 + d, 5 + d, [(2 + d, 4 + 2 * d, 3 + d, 5 + 2 * d)])
-    # T2 with a missing source: only the prior (won 2, lost 1)
-    t2_blank = p_won(2 + d, 1 + d, [])
-    expected = [t1_web, t1_ads, t3_web, t3_ads, all_ads, all_web, t2_blank]
-    np.testing.assert_allclose(got, expected, rtol=1e-12)
-    assert t3_web == pytest.approx(0.1 / 1.2)
-
-
-def test_naive_bayes_never_borrows_and_ignores_order():
-    nb = nb_fit()
-    X = {"team": np.array(["T1", "T3", "T2", "T3"]), "source": np.array(["web"] * 4)}
-    p = nb.predict_proba(X)[:, 1]
-    alone = nb.predict_proba({"team": np.array(["T3"]), "source": np.array(["web"])})[:, 1]
-    assert p[1] == p[3] == alone[0]
-    order = np.array([3, 1, 0, 2])
-    reordered = nb.predict_proba({k: v[order] for k, v in X.items()})[:, 1]
-    np.testing.assert_array_equal(reordered, p[order])
-
-
-def test_naive_bayes_clamps():
-    n = 1000
-    X = {"a": np.array(["x"] * n + ["y"]), "b": np.array(["u"] * n + ["v"])}
-    y = np.array([1] * n + [0])
-    nb = NaiveBayesLeadScorer(["a", "b"]).fit(X, y)
-    p = nb.predict_proba({"a": np.array(["x", "y"]), "b": np.array(["u", "v"])})[:, 1]
-    assert p[0] == 0.9999
-    assert 0.0001 <= p[1] < 0.5
-    low = NaiveBayesLeadScorer(["a", "b"]).fit(X, 1 - y)
-    assert low.predict_proba({"a": np.array(["x"]), "b": np.array(["u"])})[0, 1] == 0.0001
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    rows=st.lists(
-        st.tuples(
-            st.sampled_from(["T1", "T2", ""]),
-            st.sampled_from(["a", "b", "c", ""]),
-            st.sampled_from(["x", "y"]),
-            st.integers(0, 1),
-        ),
-        min_size=2,
-        max_size=40,
-    ).filter(lambda r: len({y for *_, y in r}) == 2)
-)
-def test_naive_bayes_explanations_add_up(rows):
-    X = {
-        "team": np.array([r[0] for r in rows]),
-        "f": np.array([r[1] for r in rows]),
-        "g": np.array([r[2] for r in rows]),
-    }
-    y = np.array([r[3] for r in rows])
-    nb = NaiveBayesLeadScorer(["f", "g"], team="team").fit(X, y)
-    s = nb.score(X)
-    assert np.isfinite(s.values).all()
-    assert ((s.values >= 1e-4) & (s.values <= 0.9999)).all()
-    np.testing.assert_allclose(s.contributions.sum(axis=1) + s.baseline, s.raw, atol=1e-12)
-    np.testing.assert_allclose(s.values, nb.predict_proba(X)[:, 1], atol=1e-15)
-    np.testing.assert_array_equal(nb_fit_again(X, y).predict_proba(X), nb.predict_proba(X))
-
-
-def nb_fit_again(X, y):
-    return NaiveBayesLeadScorer(["f", "g"], team="team").fit(X, y)
 
 
 def synthetic(n=3000, seed=3):

@@ -55,6 +55,51 @@ def test_shape_checks():
         ScoreResult(ids=["a"], values=[1.0], contributions=[[1.0, 2.0]], feature_names=("x",))
 
 
+def unscored():
+    return ScoreResult(
+        ids=["a", "b", "c"],
+        values=[0.7, np.nan, 0.2],
+        contributions=[[0.5], [np.nan], [-0.4]],
+        feature_names=("source",),
+        baseline=[0.3, np.nan, -1.0],
+        raw=[0.8, np.nan, -1.4],
+        name="lead",
+        scoreable=[True, False, True],
+        reasons=["", "team 'T3' has no won leads in the training data", ""],
+    )
+
+
+def test_scoreable_defaults_and_per_row_baseline():
+    bare = ScoreResult(ids=["x", "y"], values=[1.0, 2.0])
+    assert bare.scoreable.tolist() == [True, True]
+    assert bare.reasons.tolist() == ["", ""]
+    assert bare.baseline == 0.0
+    r = unscored()
+    assert r.reason("b") == "team 'T3' has no won leads in the training data"
+    assert r.reason("a") == ""
+    assert r.explain("b") == []
+    assert r.factors("c") == ["source -0.4"]
+    top = r.top(3)  # per-row fields travel with their rows
+    assert top.ids.tolist() == ["a", "c", "b"]
+    assert top.baseline.tolist()[:2] == [0.3, -1.0]
+    assert top.scoreable.tolist() == [True, True, False]
+    assert top.reason("b").startswith("team 'T3'")
+    with pytest.raises(ValidationError, match="baseline"):
+        ScoreResult(ids=["a", "b"], values=[1.0, 2.0], baseline=[0.0, 1.0, 2.0])
+    with pytest.raises(ValidationError, match="scoreable"):
+        ScoreResult(ids=["a", "b"], values=[1.0, 2.0], scoreable=[True])
+
+
+def test_unscoreable_rows_in_pandas_and_html():
+    pytest.importorskip("pandas")
+    frame = unscored().to_pandas()
+    assert list(frame.columns) == [
+        "lead", "lead_raw", "lead_baseline", "scoreable", "reason", "source"
+    ]  # fmt: skip
+    assert frame.loc["b", "reason"].startswith("team 'T3'")
+    assert "has no won leads" in unscored()._repr_html_()
+
+
 def test_pandas_and_html():
     pytest.importorskip("pandas")
     frame = result().to_pandas()

@@ -11,7 +11,7 @@ import numpy as np
 
 from crmkit.errors import ValidationError
 from crmkit.records import Lead, Opportunity
-from crmkit.scoring._inputs import Array, FloatArray, as_columns, datetimes, instant
+from crmkit.scoring._inputs import Array, FloatArray, as_columns, datetimes, instant, locate, text
 from crmkit.scoring._metrics import brier_score, calibration_bins, lift_table, roc_auc
 from crmkit.scoring._result import ScoreResult
 
@@ -28,7 +28,10 @@ def training_data(
 
     Leads: converted = 1, disqualified = 0; opportunities: won = 1, lost = 0. Open
     records are left out. ``at`` is ``created_at`` (when the record could first be
-    scored); ``columns`` hold ``id`` and ``fields``.
+    scored); ``columns`` hold ``id`` and ``fields``. An opportunity's ``stage`` is the
+    stage it was in when it closed, read from its stage history (``""`` without one):
+    the won or lost end stage would give the outcome away, and naive Bayes counts a
+    lost deal up to the stage it reached.
 
     Examples
     --------
@@ -56,7 +59,22 @@ def training_data(
     for value, label in labels.items():
         y[cols[status][keep] == value] = label
     out = {name: cols[name][keep] for name in ["id", *fields]}
+    if record_type is Opportunity and "stage" in out:
+        out["stage"] = _stage_when_closed(store, text(out["id"]), text(out["stage"]))
     return out, y, cols["created_at"][keep]
+
+
+def _stage_when_closed(store: Any, ids: Array, end_stage: Array) -> Array:
+    """The ``from_stage`` of each deal's latest move, when that move closed it."""
+    changes = store.stage_changes.columns(["opportunity_id", "from_stage", "to_stage", "at"])
+    deal = text(changes["opportunity_id"])
+    if len(deal) == 0:
+        return np.full(len(ids), "", dtype=str)
+    order = np.lexsort((changes["at"], deal))
+    last = order[np.append(deal[order][1:] != deal[order][:-1], True)]
+    at, found = locate(ids, deal[last])
+    into_end = found & (text(changes["to_stage"])[last][at] == end_stage)
+    return np.where(into_end, text(changes["from_stage"])[last][at], "")
 
 
 @attrs.frozen(eq=False)
@@ -73,6 +91,7 @@ class BacktestResult:
     calibration: dict[str, Any]
     scores: ScoreResult
     y: Array
+    n_unscoreable: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -94,7 +113,9 @@ def backtest(
     """Fit a fresh copy of ``model`` on rows with ``at < cutoff``, evaluate on the rest.
 
     ``model`` is any lead scorer of this package (its parameters are copied, it is not
-    changed). Returns the ROC AUC, Brier score, lift table and calibration bins.
+    changed). Returns the ROC AUC, Brier score, lift table and calibration bins, computed
+    over the test rows the model could score: rows it marks unscoreable (a naive Bayes
+    team with no won history) are counted in ``n_unscoreable`` and left out of the metrics.
 
     Examples
     --------
@@ -130,15 +151,26 @@ def backtest(
     test_ids = None if ids is None else np.asarray(ids)[after]
     scores = fresh.score(test_cols, ids=test_ids)
     truth = yy[after]
+    ok = scores.scoreable
+    if len(np.unique(truth[ok])) < 2:
+        raise ValidationError(
+            "backtest",
+            "cutoff",
+            str(edge),
+            f"leaves no wins or no losses among the {int(ok.sum())} test rows the model "
+            "could score; pick another date",
+        )
+    scored, seen = scores.values[ok], truth[ok]
     return BacktestResult(
         cutoff=edge,
         n_train=int(before.sum()),
         n_test=int(after.sum()),
-        auc=roc_auc(truth, scores.values),
-        brier=brier_score(truth, scores.values),
+        auc=roc_auc(seen, scored),
+        brier=brier_score(seen, scored),
         base_rate=float(truth.mean()),
-        lift=lift_table(truth, scores.values, bins=bins),
-        calibration=calibration_bins(truth, scores.values, bins=bins),
+        lift=lift_table(seen, scored, bins=bins),
+        calibration=calibration_bins(seen, scored, bins=bins),
         scores=scores,
         y=truth,
+        n_unscoreable=int((~ok).sum()),
     )

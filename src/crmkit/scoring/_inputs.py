@@ -200,3 +200,25 @@ def index_of(keys: Array, universe: Array, what: str, field: str) -> IntArray:
     out = order[pos].astype(np.int64)
     out[blank] = -1
     return out
+
+
+def locate(keys: Array, universe: Array) -> tuple[IntArray, Array]:
+    """Position of each key in ``universe`` and whether it is there at all (vectorised).
+
+    >>> pos, found = locate(np.array(["b", "x", "a"]), np.array(["a", "c", "b"]))
+    >>> pos[found].tolist(), found.tolist()
+    ([2, 0], [True, False, True])
+    """
+    keys = np.asarray(keys)
+    universe = np.asarray(universe)
+    if "O" in (keys.dtype.kind, universe.dtype.kind):
+        keys, universe = text(keys), text(universe)
+    if len(universe) == 0 or len(keys) == 0:
+        return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
+    if (keys.dtype.kind in "iuf") != (universe.dtype.kind in "iuf"):
+        return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
+    order = np.argsort(universe, kind="stable")
+    ordered = universe[order]
+    at = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
+    found = np.asarray(ordered[at] == keys, dtype=bool)
+    return order[at].astype(np.int64), found

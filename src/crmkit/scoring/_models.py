@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from crmkit.errors import NotFittedError, ValidationError
-from crmkit.scoring._inputs import Array, FloatArray, as_columns, numbers, text
+from crmkit.scoring._inputs import Array, FloatArray, as_columns, locate, numbers, text
 from crmkit.scoring._result import ScoreResult
 
 CLAMP = (0.0001, 0.9999)
@@ -392,79 +392,124 @@ class LogisticLeadScorer(_Params):
         )
 
 
+def _default_stages() -> tuple[str, ...]:
+    from crmkit.pipeline import DEFAULT_PIPELINE  # lazy: scoring alone stays light
+
+    return tuple(stage.name for stage in DEFAULT_PIPELINE.open_stages)
+
+
+def _row_name(cols: Mapping[str, Array], row: int) -> str | None:
+    return str(text(cols["id"])[row]) if "id" in cols else None
+
+
 class NaiveBayesLeadScorer(_Params):
     """Frequency naive Bayes with the semantics of Odoo's predictive lead scoring.
 
-    For each ``team`` (a column; ``None``: one table for everybody) and each feature value
-    it counts won and lost leads, every count starting at 0.1. A lead's probability is
-    ``Pw / (Pw + Pl)`` with ``Pw = team_won / team_total * prod(won[v] / won_total)`` over
-    its feature values (and ``Pl`` likewise), where ``team_won`` is the team's won count
-    (+0.1), ``won_total`` sums the won counts of all values of that feature in the team's
-    table, and values missing from the table (or from the lead) are skipped. Leads of a
-    team with no table (a team unseen in training, or no team) use the table of all teams.
-    A team with no wins (or no losses) keeps its own 0.1-smoothed prior: it never borrows
-    another team's. Probabilities are clamped to ``[0.0001, 0.9999]``.
+    **Counting.** For each team (the ``team`` column; leads with no team form a group of
+    their own, as in Odoo) and each value of each feature, the model counts won and lost
+    leads; every count in a team's table starts at 0.1. The ``stage`` feature (the column
+    named by ``stage``, when it is one of ``features``) follows the pipeline: a won lead
+    counts in *every* stage of ``stages`` and a lost lead in every stage up to and including
+    the one it reached, so a stage never reached in history still has counts. ``stages`` is
+    the pipeline order; when not given it is the open stages of crmkit's default pipeline
+    (prospecting, qualification, proposal, negotiation). A lost lead whose stage is not in
+    the order, or missing, is refused; a won lead's stage is not read.
 
-    :meth:`score` explains in log-odds, with ``baseline = 0``: the first column,
-    ``"team prior"``, is ``log(team_won / team_lost)`` of the lead's table and each
-    feature's column is ``log((won[v] / won_total) / (lost[v] / lost_total))`` (0 when
-    skipped), so ``raw = contributions.sum(axis=1)`` is the log-odds and ``values`` the
-    clamped ``1 / (1 + exp(-raw))``. Scores are meant for open leads; pass them only.
+    **Probability.** ``P = Pw / (Pw + Pl)`` with ``Pw = team_won / team_total *
+    prod(won[v] / won_total)`` over the lead's values (``Pl`` likewise). ``team_won`` is
+    the team's won count + 0.1. For an ordinary feature ``won_total`` sums the won counts
+    of that feature's values in the team's table; for the stage it is ``team_won`` (Odoo
+    divides the stage factor by the team's totals). Values missing from the lead or from
+    the team's table are skipped. Probabilities are clamped to ``[0.0001, 0.9999]``.
+
+    **Tables.** A lead uses its team's table; a lead of a team not seen in training uses
+    the all-teams table, built as Odoo builds it: the sum of every team's smoothed rows
+    (so each team adds its own 0.1 to each value it has). A team with no won (or no lost)
+    lead in training cannot be scored: its leads get ``scoreable=False`` and a reason
+    (NaN in :meth:`predict_proba`) instead of a number from the 0.1 prior; they never
+    borrow another team's table.
+
+    :meth:`score` explains in log-odds: ``baseline`` (one per row) is the team prior
+    ``log(team_won / team_lost)`` of the lead's table, and each feature's column is
+    ``log((won[v] / won_total) / (lost[v] / lost_total))`` (0 when skipped), so the
+    factors of a lead are its own values only and ``raw = baseline +
+    contributions.sum(axis=1)``. Scores are meant for open leads; pass them only.
 
     >>> import numpy as np
     >>> X = {"source": np.array(["web", "web", "ads", "ads"])}
     >>> nb = NaiveBayesLeadScorer(["source"]).fit(X, [1, 0, 0, 0])
     >>> nb.predict_proba({"source": np.array(["web"])})[:, 1].round(4).tolist()
     [0.4862]
+    >>> stage = {"stage": np.array(["S0", "S0", "S0", "S0", "S2"])}
+    >>> nb = NaiveBayesLeadScorer(["stage"], stages=["S0", "S1", "S2"])
+    >>> nb.fit(stage, ["won", "won", "lost", "lost", "lost"]).predict_proba(
+    ...     {"stage": np.array(["S1"])})[:, 1].tolist()  # 2.1 / (2.1 + 1.1)
+    [0.65625]
     """
 
-    _param_names = ("features", "team")
+    _param_names = ("features", "team", "stage", "stages")
     _learned_names = ("teams_", "categories_", "won_", "lost_", "team_won_", "team_lost_")
 
-    def __init__(self, features: Sequence[str] = (), *, team: str | None = None) -> None:
+    def __init__(
+        self,
+        features: Sequence[str] = (),
+        *,
+        team: str | None = None,
+        stage: str | None = "stage",
+        stages: Sequence[str] | None = None,
+    ) -> None:
         self.features = tuple(features)
         self.team = team
+        self.stage = stage
+        self.stages = None if stages is None else tuple(stages)
+
+    @property
+    def _stage_feature(self) -> str | None:
+        return self.stage if self.stage is not None and self.stage in self.features else None
+
+    def _stage_order(self) -> Array:
+        order = _default_stages() if self.stages is None else self.stages
+        names = np.asarray([str(s) for s in order], dtype=str)
+        if len(names) == 0 or (names == "").any() or len(np.unique(names)) != len(names):
+            raise ValidationError(
+                "NaiveBayesLeadScorer",
+                "stages",
+                list(order),
+                "must name each pipeline stage once, in order",
+            )
+        return names
 
     def fit(self, X: Any, y: Any) -> NaiveBayesLeadScorer:
+        """Count won and lost leads per team, feature value and stage; returns self."""
         if not self.features:
             raise ValidationError("NaiveBayesLeadScorer", "features", (), "name features")
         cols = as_columns(X, "NaiveBayesLeadScorer")
         n = _rows(cols)
-        yy = _labels(y, "NaiveBayesLeadScorer", n)
-        team_text = self._team_text(cols, n)
-        teams = np.unique(team_text[team_text != ""])
-        slot = np.searchsorted(teams, team_text) + 1
-        slot[team_text == ""] = 0  # 0: the all-teams table; leads with no team only count there
-        n_slots = len(teams) + 1
-        won = yy == 1
+        won = _labels(y, "NaiveBayesLeadScorer", n) == 1
+        teams, slot = np.unique(self._team_text(cols, n), return_inverse=True)
+        slot = slot.reshape(-1)
+        n_teams = len(teams)
+        team_won = np.bincount(slot[won], minlength=n_teams).astype(np.float64)
+        team_lost = np.bincount(slot[~won], minlength=n_teams).astype(np.float64)
         categories: dict[str, list[str]] = {}
         won_counts: dict[str, list[list[float]]] = {}
         lost_counts: dict[str, list[list[float]]] = {}
         for name in self.features:
             values = text(_column(cols, name, "NaiveBayesLeadScorer"))
-            present = values != ""
-            cats, code = np.unique(values[present], return_inverse=True)
-            k = len(cats)
-            code = code.reshape(-1)
-            table_won = np.zeros((n_slots, k))
-            table_lost = np.zeros((n_slots, k))
-            s = slot[present]
-            w = won[present]
-            team_key = s * k + code
-            table_won += np.bincount(team_key[w & (s > 0)], minlength=n_slots * k).reshape(
-                n_slots, k
-            )
-            table_lost += np.bincount(team_key[~w & (s > 0)], minlength=n_slots * k).reshape(
-                n_slots, k
-            )
-            table_won[0] = np.bincount(code[w], minlength=k)
-            table_lost[0] = np.bincount(code[~w], minlength=k)
+            if name == self._stage_feature:
+                cats, table_won, table_lost = self._stage_counts(cols, values, won, slot, team_won)
+            else:
+                present = values != ""
+                cats, code = np.unique(values[present], return_inverse=True)
+                key = slot[present] * len(cats) + code.reshape(-1)
+                size = n_teams * len(cats)
+                w = won[present]
+                shape = (n_teams, len(cats))
+                table_won = np.bincount(key[w], minlength=size).reshape(shape).astype(np.float64)
+                table_lost = np.bincount(key[~w], minlength=size).reshape(shape).astype(np.float64)
             categories[name] = [str(c) for c in cats]
             won_counts[name] = table_won.tolist()
             lost_counts[name] = table_lost.tolist()
-        team_won = np.bincount(slot[won], minlength=n_slots).astype(np.float64)
-        team_lost = np.bincount(slot[~won], minlength=n_slots).astype(np.float64)
-        team_won[0], team_lost[0] = float(won.sum()), float((~won).sum())
         self.teams_ = [str(t) for t in teams]
         self.categories_ = categories
         self.won_ = won_counts
@@ -473,66 +518,128 @@ class NaiveBayesLeadScorer(_Params):
         self.team_lost_ = team_lost.tolist()
         return self
 
+    def _stage_counts(
+        self,
+        cols: Mapping[str, Array],
+        values: Array,
+        won: Array,
+        slot: Array,
+        team_won: FloatArray,
+    ) -> tuple[Array, FloatArray, FloatArray]:
+        """Won leads in every stage; lost leads in every stage up to the one reached."""
+        order = self._stage_order()
+        k = len(order)
+        reached, known = locate(values, order)
+        bad = ~won & ~known
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValidationError(
+                "NaiveBayesLeadScorer",
+                self._stage_feature,
+                str(values[row]),
+                f"a lost lead needs the stage it reached, one of {order.tolist()} "
+                "(pass the pipeline order as stages=[...])",
+                record_id=_row_name(cols, row),
+            )
+        n_teams = len(team_won)
+        lost = ~won
+        counts = np.bincount(slot[lost] * k + reached[lost], minlength=n_teams * k)
+        at_stage: FloatArray = counts.reshape(n_teams, k).astype(np.float64)
+        table_lost: FloatArray = np.cumsum(at_stage[:, ::-1], axis=1)[:, ::-1]
+        table_won = np.repeat(team_won[:, None], k, axis=1)
+        return order, table_won, table_lost
+
     def _team_text(self, cols: Mapping[str, Array], n: int) -> Array:
         if self.team is None:
             return np.full(n, "", dtype=str)
         return text(_column(cols, self.team, "NaiveBayesLeadScorer"))
 
-    def _log_odds(self, X: Any) -> tuple[Mapping[str, Array], FloatArray]:
+    def _tables(self) -> tuple[FloatArray, FloatArray, Array]:
+        """Smoothed team totals, all-teams first (row 0), and which tables can score."""
+        raw_won = np.asarray(self.team_won_, dtype=np.float64)
+        raw_lost = np.asarray(self.team_lost_, dtype=np.float64)
+        won = raw_won + SMOOTHING  # every team in training has rows: each adds its 0.1
+        lost = raw_lost + SMOOTHING
+        team_won = np.concatenate([[won.sum()], won])
+        team_lost = np.concatenate([[lost.sum()], lost])
+        scoreable = np.concatenate([[True], (raw_won > 0) & (raw_lost > 0)])
+        return team_won, team_lost, scoreable
+
+    def _explained(self, X: Any) -> tuple[Mapping[str, Array], FloatArray, FloatArray, Array]:
+        """Columns, per-row team prior, per-feature log-odds, and why rows are unscoreable."""
         _check_fitted(self, "won_")
         cols = as_columns(X, "NaiveBayesLeadScorer")
         n = _rows(cols)
         team_text = self._team_text(cols, n)
         teams = np.asarray(self.teams_, dtype=str)
-        slot = np.zeros(n, dtype=np.int64)
-        if len(teams):
-            pos = np.minimum(np.searchsorted(teams, team_text), len(teams) - 1)
-            known = teams[pos] == team_text
-            slot[known] = pos[known] + 1
-        parts = np.zeros((n, len(self.features) + 1))
-        team_won = np.asarray(self.team_won_) + SMOOTHING
-        team_lost = np.asarray(self.team_lost_) + SMOOTHING
-        parts[:, 0] = np.log(team_won / team_lost)[slot]
-        for j, name in enumerate(self.features, start=1):
+        pos, known = locate(team_text, teams)
+        slot = np.where(known, pos + 1, 0)  # 0: the all-teams table
+        team_won, team_lost, table_ok = self._tables()
+        prior = np.log(team_won / team_lost)[slot]
+        parts = np.zeros((n, len(self.features)))
+        for j, name in enumerate(self.features):
             values = text(_column(cols, name, "NaiveBayesLeadScorer"))
             cats = np.asarray(self.categories_[name], dtype=str)
             if len(cats) == 0:
                 continue
             raw_won = np.asarray(self.won_[name], dtype=np.float64).reshape(-1, len(cats))
             raw_lost = np.asarray(self.lost_[name], dtype=np.float64).reshape(-1, len(cats))
-            in_table = (raw_won + raw_lost) > 0
-            won = np.where(in_table, raw_won + SMOOTHING, 0.0)
-            lost = np.where(in_table, raw_lost + SMOOTHING, 0.0)
-            won_total = won.sum(axis=1, keepdims=True)
-            lost_total = lost.sum(axis=1, keepdims=True)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(
-                    in_table & (won_total > 0) & (lost_total > 0),
-                    np.log((won / won_total) / (lost / lost_total)),
-                    0.0,
+            if raw_won.shape != raw_lost.shape or len(raw_won) != len(teams):
+                raise ValidationError(
+                    "NaiveBayesLeadScorer",
+                    "won_",
+                    raw_won.shape,
+                    f"does not have one row per team ({len(teams)}); fit the model again",
                 )
-            pos = np.minimum(np.searchsorted(cats, values), len(cats) - 1)
-            seen = cats[pos] == values
-            parts[seen, j] = ratio[slot[seen], pos[seen]]
-        return cols, parts
+            in_team = (raw_won + raw_lost) > 0
+            team_rows_won = np.where(in_team, raw_won + SMOOTHING, 0.0)
+            team_rows_lost = np.where(in_team, raw_lost + SMOOTHING, 0.0)
+            won = np.vstack([team_rows_won.sum(axis=0), team_rows_won])
+            lost = np.vstack([team_rows_lost.sum(axis=0), team_rows_lost])
+            in_table = np.vstack([in_team.any(axis=0), in_team])
+            if name == self._stage_feature:
+                won_total, lost_total = team_won[:, None], team_lost[:, None]
+            else:
+                won_total = won.sum(axis=1, keepdims=True)
+                lost_total = lost.sum(axis=1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(in_table, np.log((won / won_total) / (lost / lost_total)), 0.0)
+            at, seen = locate(values, cats)
+            parts[seen, j] = ratio[slot[seen], at[seen]]
+        return cols, prior, parts, self._reasons(table_ok)[slot]
+
+    def _reasons(self, table_ok: Array) -> Array:
+        """Why each table (all-teams first) cannot score: ``""`` when it can."""
+        texts = [""]
+        for team, won, ok in zip(self.teams_, self.team_won_, table_ok[1:], strict=True):
+            missing = "won" if won == 0 else "lost"
+            who = f"team {team!r} has" if team else "leads with no team have"
+            texts.append("" if ok else f"{who} no {missing} leads in the training data")
+        return np.asarray(texts, dtype=str)
 
     def predict_proba(self, X: Any) -> FloatArray:
-        """``[P(lost), P(won)]`` per row, clamped to [0.0001, 0.9999]."""
-        _, parts = self._log_odds(X)
-        p = np.clip(0.5 * (1.0 + np.tanh(0.5 * parts.sum(axis=1))), *CLAMP)
+        """``[P(lost), P(won)]`` per row, clamped to [0.0001, 0.9999]; NaN if unscoreable."""
+        _, prior, parts, reasons = self._explained(X)
+        p = np.clip(0.5 * (1.0 + np.tanh(0.5 * (prior + parts.sum(axis=1)))), *CLAMP)
+        p[reasons != ""] = np.nan
         return np.column_stack([1.0 - p, p])
 
     def score(self, X: Any, ids: Any = None) -> ScoreResult:
-        """Win probabilities with log-odds contributions (the prior is ``team prior``)."""
-        cols, parts = self._log_odds(X)
-        raw = parts.sum(axis=1)
+        """Win probabilities explained in log-odds from the team prior (``baseline``)."""
+        cols, prior, parts, reasons = self._explained(X)
+        blocked = reasons != ""
+        prior[blocked] = np.nan
+        parts[blocked] = np.nan
+        raw = prior + parts.sum(axis=1)
         return ScoreResult(
             ids=_ids(cols, ids, len(parts)),
             values=np.clip(0.5 * (1.0 + np.tanh(0.5 * raw)), *CLAMP),
             contributions=parts,
-            feature_names=("team prior", *self.features),
-            baseline=0.0,
+            feature_names=self.features,
+            baseline=prior,
             raw=raw,
             name="lead_probability",
             units="log-odds",
+            scoreable=~blocked,
+            reasons=reasons,
         )

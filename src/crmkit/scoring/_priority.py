@@ -10,7 +10,7 @@ import numpy as np
 from crmkit.criteria import bind
 from crmkit.errors import ValidationError
 from crmkit.records import Account
-from crmkit.scoring._inputs import Array, FloatArray, as_columns, numbers, text
+from crmkit.scoring._inputs import Array, FloatArray, as_columns, locate, numbers, text
 from crmkit.scoring._result import ScoreResult, Segments
 
 NORMALISATIONS = ("minmax", "rank", "zscore")
@@ -20,6 +20,33 @@ def _values(feature: Any, what: str, field: str) -> FloatArray:
     if isinstance(feature, ScoreResult):
         return np.asarray(feature.values, dtype=np.float64)
     return numbers(feature, what, field)
+
+
+def _aligned(feature: Any, ids: Array, what: str, field: str) -> FloatArray:
+    """A feature's values in the order of ``ids``: a ScoreResult by its own ids."""
+    if not isinstance(feature, ScoreResult):
+        x = numbers(feature, what, field)
+        if len(x) != len(ids):
+            raise ValidationError(what, field, len(x), f"has {len(x)} values for {len(ids)} ids")
+        return x
+    at, found = locate(ids, feature.ids)
+    if not found.all():
+        missing = ids[np.argmax(~found)]
+        raise ValidationError(
+            what,
+            field,
+            str(missing),
+            f"has no score for id {str(missing)!r} (the ScoreResult {feature.name!r} "
+            f"holds {len(feature)} ids); score every id you prioritise",
+            record_id=str(missing),
+        )
+    ordered = np.sort(feature.ids)
+    twice = ordered[1:] == ordered[:-1]
+    if twice.any():
+        raise ValidationError(
+            what, field, str(ordered[1:][twice][0]), "the ScoreResult has this id twice"
+        )
+    return np.asarray(feature.values, dtype=np.float64)[at]
 
 
 def normalise(values: Any, method: str = "minmax") -> FloatArray:
@@ -83,8 +110,12 @@ def priority_scores(
 ) -> ScoreResult:
     """Weighted features (each normalised to [0, 1]) as a 0-100 priority score.
 
-    ``features`` maps a name to an array or a :class:`ScoreResult` (engagement, fit, open
-    pipeline, days since last touch, any user column), all aligned with ``ids``.
+    ``features`` maps a name to an array aligned with ``ids`` (position ``i`` is
+    ``ids[i]``) or to a :class:`ScoreResult` (engagement, fit, a lead score), which is
+    lined up by its own ids: its rows may come in any order and it may hold more ids
+    than asked for (normalisation then runs over the ``ids`` given only), but an id of
+    ``ids`` it has no score for, or an id it holds twice, is a ``ValidationError``.
+    ``ids`` must be unique.
     ``weights`` are >= 0 and are used relative to their sum. Features in
     ``lower_is_better`` are flipped (``1 - normalised``), e.g. days since last touch.
     The contribution of a feature is ``100 * weight * normalised / sum(weights)``; they
@@ -99,6 +130,14 @@ def priority_scores(
     (['b'], ['fit +75'])
     """
     record_ids = np.asarray(ids)
+    if record_ids.ndim != 1:
+        raise ValidationError("priority_scores", "ids", record_ids.shape, "must be one id per row")
+    ordered = np.sort(record_ids)
+    twice = ordered[1:] == ordered[:-1]
+    if twice.any():
+        raise ValidationError(
+            "priority_scores", "ids", str(ordered[1:][twice][0]), "appears twice in ids"
+        )
     if not weights:
         raise ValidationError("priority_scores", "weights", weights, "give at least one weight")
     total = 0.0
@@ -127,11 +166,7 @@ def priority_scores(
     names = list(weights)
     contributions = np.zeros((len(record_ids), len(names)))
     for j, name in enumerate(names):
-        x = _values(features[name], "priority_scores", name)
-        if len(x) != len(record_ids):
-            raise ValidationError(
-                "priority_scores", name, len(x), f"has {len(x)} values for {len(record_ids)} ids"
-            )
+        x = _aligned(features[name], record_ids, "priority_scores", name)
         method = (
             normalisation.get(name, "minmax")
             if isinstance(normalisation, Mapping)
@@ -228,20 +263,20 @@ def fit_engagement_matrix(
     """The 3 x 3 fit x engagement matrix: ``A1`` (best fit, most engaged) .. ``C3``.
 
     The letter is the fit tier (A high), the digit the engagement tier (1 high). Cuts are
-    two ascending thresholds each; by default the terciles of each score.
+    two ascending thresholds each; by default the terciles of each score. Scores given as
+    :class:`ScoreResult` are lined up by id (``ids``: by default the fit's ids), as in
+    :func:`priority_scores`.
 
     >>> m = fit_engagement_matrix([90.0, 10.0, 50.0], [1.0, 30.0, 12.0], ids=["a", "b", "c"])
     >>> m.labels.tolist()
     ['A3', 'C1', 'B2']
     """
-    f = _values(fit, "fit_engagement_matrix", "fit")
-    e = _values(engagement, "fit_engagement_matrix", "engagement")
-    if len(f) != len(e):
-        raise ValidationError(
-            "fit_engagement_matrix", "engagement", len(e), f"need {len(f)} values"
-        )
     if ids is None:
-        ids = fit.ids if isinstance(fit, ScoreResult) else np.arange(len(f))
+        n = len(_values(fit, "fit_engagement_matrix", "fit"))
+        ids = fit.ids if isinstance(fit, ScoreResult) else np.arange(n)
+    ids = np.asarray(ids)
+    f = _aligned(fit, ids, "fit_engagement_matrix", "fit")
+    e = _aligned(engagement, ids, "fit_engagement_matrix", "engagement")
     letter = _tier(f, fit_cuts, ["A", "B", "C"])
     digit = _tier(e, engagement_cuts, ["1", "2", "3"])
     names = tuple(a + b for a in "ABC" for b in "123")

@@ -27,6 +27,26 @@ def _optional_array(value: Any) -> Array | None:
     return None if value is None else np.asarray(value, dtype=np.float64)
 
 
+def _baseline(value: Any) -> float | Array:
+    return float(value) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+
+
+def _flags(value: Any) -> Array:
+    return np.asarray(value, dtype=bool)
+
+
+def _texts(value: Any) -> Array:
+    return np.asarray(value, dtype=str)
+
+
+def _all_scoreable(result: Any) -> Array:
+    return np.ones(len(result.ids), dtype=bool)
+
+
+def _no_reasons(result: Any) -> Array:
+    return np.full(len(result.ids), "", dtype=str)
+
+
 def _require_matplotlib() -> Any:
     return require("matplotlib.pyplot", extra="plot", feature="plotting")
 
@@ -38,7 +58,13 @@ class ScoreResult:
     ``values[i]`` is the score of ``ids[i]``. When ``contributions`` is present,
     ``raw == baseline + contributions.sum(axis=1)`` holds for every row (up to float
     rounding); ``raw`` is the score itself for engagement, fit and priority, and the
-    log-odds for lead scores (whose ``values`` are probabilities).
+    log-odds for lead scores (whose ``values`` are probabilities). ``baseline`` is one
+    number, or one per row when rows start from different places (the team prior of a
+    naive Bayes lead score).
+
+    ``scoreable[i]`` is False when no score could be given to ``ids[i]``; its value,
+    ``raw`` and contributions are then NaN, ``reasons[i]`` says why and
+    :meth:`explain` returns no factors for it.
 
     >>> import numpy as np
     >>> r = ScoreResult(ids=np.array(["a", "b", "c"]), values=np.array([1.0, 3.0, 2.0]),
@@ -56,10 +82,16 @@ class ScoreResult:
     values: Array = attrs.field(converter=_array)
     contributions: Array | None = attrs.field(default=None, converter=_optional_array)
     feature_names: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    baseline: float = 0.0
+    baseline: float | Array = attrs.field(default=0.0, converter=_baseline)
     raw: Array | None = attrs.field(default=None, converter=_optional_array)
     name: str = "score"
     units: str = "points"
+    scoreable: Array = attrs.field(
+        default=attrs.Factory(_all_scoreable, takes_self=True), converter=_flags
+    )
+    reasons: Array = attrs.field(
+        default=attrs.Factory(_no_reasons, takes_self=True), converter=_texts
+    )
 
     def __attrs_post_init__(self) -> None:
         n = len(self.ids)
@@ -77,8 +109,10 @@ class ScoreResult:
                 self.contributions.shape,
                 f"must be (ids, features) = ({n}, {len(self.feature_names)})",
             )
-        if self.raw is not None and self.raw.shape != (n,):
-            raise ValidationError("ScoreResult", "raw", self.raw.shape, "must match ids")
+        for field in ("raw", "baseline", "scoreable", "reasons"):
+            value = getattr(self, field)
+            if isinstance(value, np.ndarray) and value.shape != (n,):
+                raise ValidationError("ScoreResult", field, value.shape, "must match ids")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -104,6 +138,10 @@ class ScoreResult:
     def __getitem__(self, record_id: Any) -> float:
         return float(self.values[self.position(record_id)])
 
+    def reason(self, record_id: Any) -> str:
+        """Why ``record_id`` has no score (``""`` when it has one)."""
+        return str(self.reasons[self.position(record_id)])
+
     def order(self, descending: bool = True) -> Array:
         """Row positions sorted by score (ties keep their original order)."""
         values = np.nan_to_num(self.values, nan=-np.inf)
@@ -117,7 +155,12 @@ class ScoreResult:
             ids=self.ids[rows],
             values=self.values[rows],
             contributions=None if self.contributions is None else self.contributions[rows],
+            baseline=self.baseline[rows]
+            if isinstance(self.baseline, np.ndarray)
+            else self.baseline,
             raw=None if self.raw is None else self.raw[rows],
+            scoreable=self.scoreable[rows],
+            reasons=self.reasons[rows],
         )
 
     def top(self, n: int = 10) -> ScoreResult:
@@ -125,12 +168,18 @@ class ScoreResult:
         return self.take(self.order()[: max(int(n), 0)])
 
     def explain(self, record_id: Any) -> list[tuple[str, float]]:
-        """``(feature, contribution)`` of one record, largest effect first."""
+        """``(feature, contribution)`` of one record, largest effect first.
+
+        An unscoreable record (see ``reasons``) has no factors: the list is empty.
+        """
         if self.contributions is None:
             raise CrmError(
                 f"score {self.name!r} was computed without contributions; pass explain=True"
             )
-        row = self.contributions[self.position(record_id)]
+        at = self.position(record_id)
+        if not self.scoreable[at]:
+            return []
+        row = self.contributions[at]
         order = np.argsort(-np.abs(row), kind="stable")
         return [(self.feature_names[j], float(row[j])) for j in order]
 
@@ -159,6 +208,11 @@ class ScoreResult:
         data: dict[str, Any] = {self.name: self.values}
         if self.raw is not None:
             data[f"{self.name}_raw"] = self.raw
+        if isinstance(self.baseline, np.ndarray):
+            data[f"{self.name}_baseline"] = self.baseline
+        if not self.scoreable.all():
+            data["scoreable"] = self.scoreable
+            data["reason"] = self.reasons
         if self.contributions is not None:
             for j, feature in enumerate(self.feature_names):
                 data[feature] = self.contributions[:, j]
@@ -173,7 +227,8 @@ class ScoreResult:
         for i, record_id in enumerate(head.ids):
             row = [f"<td>{html.escape(str(record_id))}</td>", f"<td>{head.values[i]:.4g}</td>"]
             if head.contributions is not None:
-                row.append(f"<td>{html.escape(', '.join(head.factors(record_id)))}</td>")
+                words = head.factors(record_id) if head.scoreable[i] else [head.reasons[i]]
+                row.append(f"<td>{html.escape(', '.join(words))}</td>")
             rows.append("<tr>" + "".join(row) + "</tr>")
         caption = html.escape(repr(self))
         return f"<table><caption>{caption}</caption>{''.join(rows)}</table>"
