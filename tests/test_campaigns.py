@@ -195,13 +195,16 @@ def test_member_converted_straight_is_a_response_and_a_touch(how):
         member = store.campaign_members.get("m")
         store.campaign_members.update(
             CampaignMember(
-                id="m", campaign_id="c", contact_id="k", status="converted",
-                converted_at=day(2), version=member.version,
+                id="m",
+                campaign_id="c",
+                contact_id="k",
+                status="converted",
+                converted_at=day(2),
+                version=member.version,
             )
         )
     store.opportunities.add(
-        Opportunity(id="o", name="O", contact_id="k", amount=300, status="won",
-                    created_at=day(5))
+        Opportunity(id="o", name="O", contact_id="k", amount=300, status="won", created_at=day(5))
     )
     row = campaigns.performance(store).row("c")
     assert (row["responses"], row["conversions"], row["won_revenue"]) == (1, 1, Decimal(300))
@@ -383,13 +386,17 @@ def test_unknown_model_raises():
         campaigns.attribution(MemoryStore(), "w_shaped")
 
 
+def _u_shaped(r, k):
+    if k <= 2:
+        return Fraction(1, k)
+    return Fraction(2, 5) if r in (0, k - 1) else Fraction(1, 5 * (k - 2))
+
+
 _SHARES = {
     "first_touch": lambda r, k: Fraction(int(r == 0)),
     "last_touch": lambda r, k: Fraction(int(r == k - 1)),
     "linear": lambda r, k: Fraction(1, k),
-    "u_shaped": lambda r, k: (
-        Fraction(1, k) if k <= 2 else Fraction(2, 5) if r in (0, k - 1) else Fraction(1, 5 * (k - 2))
-    ),
+    "u_shaped": _u_shaped,
 }
 
 
@@ -571,9 +578,7 @@ def test_sync_targets_reports_entering_and_leaving():
     assert (third.entered, third.left, third.kept, third.unchanged) == ((), (), (), 1)
     # when it comes back it enters again, and the mark is cleared
     acc = store.accounts.get("c")
-    store.accounts.update(
-        acc.__class__(id="c", name="c", employees=5000, version=acc.version)
-    )
+    store.accounts.update(acc.__class__(id="c", name="c", employees=5000, version=acc.version))
     fourth = campaigns.sync_targets(store, "abm", criteria=F.employees >= 500, at=day(4))
     assert (fourth.entered, fourth.left, fourth.kept, fourth.unchanged) == (("c",), (), (), 1)
     assert store.campaign_members.get("abm:account:c").custom == {}
@@ -592,9 +597,7 @@ def test_sync_targets_with_segments_targets_the_union_of_the_named_ones():
     store = MemoryStore()
     store.campaigns.add(Campaign(id="abm", name="ABM"))
     store.accounts.add_many([Account(id=n, name=n) for n in "abcd"])
-    synced = campaigns.sync_targets(
-        store, "abm", ids=_segments(), segments=["hot", "warm"], at=T0
-    )
+    synced = campaigns.sync_targets(store, "abm", ids=_segments(), segments=["hot", "warm"], at=T0)
     assert synced.entered == ("a", "b", "d")
     again = campaigns.sync_targets(store, "abm", ids=_segments(), segments="hot", at=day(1))
     assert (again.entered, again.left, again.unchanged) == ((), ("b",), 2)
@@ -609,7 +612,8 @@ def test_sync_targets_with_segments_refuses_an_unnamed_or_unknown_choice(segment
     store.accounts.add_many([Account(id=n, name=n) for n in "abcd"])
     with pytest.raises(ValidationError) as info:
         campaigns.sync_targets(store, "abm", ids=_segments(), segments=segments, at=T0)
-    assert ("segments" in str(info.value)) and store.campaign_members.count() == 0
+    assert "segments" in str(info.value)
+    assert store.campaign_members.count() == 0
 
 
 def test_segments_keyword_needs_a_segments_object():

@@ -100,7 +100,8 @@ def test_account_is_derived_from_the_opportunity(store):
     assert (reg.account_id, reg.opportunity_id) == ("acme", "deal")
     with pytest.raises(ValidationError) as info:
         partners.register(store, "b", opportunity_id="deal", account_id="globex", at=T0)
-    assert "acme" in str(info.value) and info.value.field == "account_id"
+    assert "acme" in str(info.value)
+    assert info.value.field == "account_id"
     assert store.deal_registrations.count() == 1
 
 

@@ -527,9 +527,7 @@ def touch_credits(
     numerator, denominator = _weights(model, rank, k)
     n_opps = len(np.asarray(opportunities["amount"]))
     currency = opportunities.get("currency")
-    digits_of_opp = (
-        np.full(n_opps, 2, np.int64) if currency is None else minor_digits(currency)
-    )
+    digits_of_opp = np.full(n_opps, 2, np.int64) if currency is None else minor_digits(currency)
     amount = np.nan_to_num(np.asarray(opportunities["amount"], dtype=np.float64))
     minor_of_opp = np.rint(amount * 10.0**digits_of_opp).astype(np.int64)
     # floor(amount * numerator / denominator) without overflow, and its remainder
@@ -552,8 +550,25 @@ def touch_credits(
 
 _MINOR_DIGITS: Mapping[str, int] = {
     **dict.fromkeys(
-        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
-         "VND", "VUV", "XAF", "XOF", "XPF"),
+        (
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ),
         0,
     ),
     **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
@@ -605,8 +620,10 @@ def credits(store: Store, model: str = "linear") -> Table:
     >>> _ = store.opportunities.add(Opportunity(id="o1", name="Deal", contact_id="k",
     ...     amount="1000.01", created_at=datetime(2026, 2, 1, tzinfo=timezone.utc)))
     >>> t = credits(store, "linear")  # the cent left over goes to the first touch
-    >>> t["member_id"].tolist(), t["credit"].tolist()
-    (['a:contact:k', 'b:contact:k', 'c:contact:k'], [Decimal('333.34'), Decimal('333.34'), Decimal('333.33')])
+    >>> t["member_id"].tolist()
+    ['a:contact:k', 'b:contact:k', 'c:contact:k']
+    >>> t["credit"].tolist()
+    [Decimal('333.34'), Decimal('333.34'), Decimal('333.33')]
     >>> sum(t["credit"])
     Decimal('1000.01')
     """
@@ -725,8 +742,8 @@ def performance(store: Store, model: str = "linear") -> Table:
     member status, ``responses`` and ``conversions`` (members that ever responded /
     converted), ``response_rate``, ``cost`` (actual cost), ``cost_per_lead`` (cost per
     response), ``opportunities``, ``cost_per_opportunity``, ``pipeline``, ``won_revenue``
-    (``Decimal``, from :func:`attribution` under ``model``) and ``roi`` (``(won - cost) / cost``). Ratios
-    with a zero or missing denominator are NaN.
+    (``Decimal``, from :func:`attribution` under ``model``) and ``roi``
+    (``(won - cost) / cost``). Ratios with a zero or missing denominator are NaN.
 
     Examples
     --------
@@ -874,9 +891,7 @@ def sync_targets(
             "CampaignMember", "criteria", None, "give criteria, ids, or both to pick targets"
         )
     wanted = None if ids is None else np.unique(_ids_of(ids, segments))
-    return run_transaction(
-        store, lambda: _sync_targets(store, campaign_id, criteria, wanted, at)
-    )
+    return run_transaction(store, lambda: _sync_targets(store, campaign_id, criteria, wanted, at))
 
 
 def _sync_targets(

@@ -47,7 +47,6 @@ from typing import Any
 import attrs
 import numpy as np
 
-from crmkit._time import micros
 from crmkit.errors import NotFound, ValidationError
 from crmkit.pipeline import Table
 from crmkit.records import (
@@ -197,9 +196,7 @@ def conflicts(store: Store, registration: DealRegistration, today: date) -> tupl
         approved = other.status == RegistrationStatus.APPROVED
         if on_record and not approved and other.id not in ahead:
             continue  # recorded after this one: it queues behind, not the other way
-        what = (
-            f"opportunity {opportunity_id!r}" if same_opportunity else f"account {account_id!r}"
-        )
+        what = f"opportunity {opportunity_id!r}" if same_opportunity else f"account {account_id!r}"
         kind = "duplicate" if other.partner_id == registration.partner_id else "other_partner"
         found.append(
             Conflict(
