@@ -89,6 +89,31 @@ def test_unknown_ids_raise_and_write_nothing():
     assert store.campaign_members.count() == 0
 
 
+def test_members_of_an_unknown_campaign_are_refused_by_name():
+    store = MemoryStore()
+    store.contacts.add_many([Contact(id="k1"), Contact(id="k2")])
+    with pytest.raises(ValidationError) as info:
+        campaigns.add_members(store, "spring", ids=["k2", "k1"], at=T0)
+    error = info.value
+    assert (error.field, error.value, error.record_id) == (
+        "campaign_id",
+        "spring",
+        "spring:contact:k1",
+    )
+    assert "'k1', 'k2'" in str(error)
+    assert store.campaign_members.count() == 0
+
+
+def test_a_contact_already_member_under_another_id_is_not_added_again(store):
+    store.campaigns.add(Campaign(id="c", name="C"))
+    store.contacts.add_many([Contact(id="k1"), Contact(id="k2")])
+    store.campaign_members.add(CampaignMember(id="imported-7", campaign_id="c", contact_id="k1"))
+    result = campaigns.add_members(store, "c", ids=["k1", "k2"], at=T0)
+    assert [m.id for m in result.added] == ["c:contact:k2"]
+    assert result.already_members == ("k1",)
+    assert sorted(m.contact_id for m in store.campaign_members) == ["k1", "k2"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [

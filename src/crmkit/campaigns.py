@@ -245,6 +245,7 @@ def _add_members(
             "campaign_id",
             campaign_id,
             f"no such campaign; add the Campaign before its members ({field} {who})",
+            record_id=f"{campaign_id}:{field.removesuffix('_id')}:{who[0]}" if who else None,
         )
     repo = store.repository(record_type)
     extra = ["opted_out"] if record_type is Contact else []
