@@ -524,6 +524,37 @@ def test_credits_are_exact_and_add_up_to_each_amount(data, model):
     assert sum(table["amount"]) == sum((amounts[o] for o in touched), Decimal(0))
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    cents=st.lists(st.integers(0, 10**13), min_size=1, max_size=4),
+    touches=st.integers(1, 7),
+    model=st.sampled_from(campaigns.MODELS),
+)
+def test_stored_decimal_amounts_are_credited_to_the_cent(cents, touches, model):
+    """Amounts like 0.29 that float cannot hold exactly still add up to the cent."""
+    store = MemoryStore()
+    store.campaigns.add_many([Campaign(id=f"c{i}", name=f"C{i}") for i in range(touches)])
+    store.campaign_members.add_many(
+        [
+            CampaignMember(id=f"m{i}", campaign_id=f"c{i}", contact_id="k", responded_at=day(i))
+            for i in range(touches)
+        ]
+    )
+    amounts = [Decimal(c).scaleb(-2) for c in cents]
+    store.opportunities.add_many(
+        [
+            Opportunity(id=f"o{j}", name="O", contact_id="k", amount=a, created_at=day(30))
+            for j, a in enumerate(amounts)
+        ]
+    )
+    table = campaigns.credits(store, model)
+    for j, amount in enumerate(amounts):
+        mine = table["credit"][table["opportunity_id"] == f"o{j}"]
+        assert len(mine) == touches
+        assert sum(mine) == amount
+        assert all(c == c.quantize(Decimal("0.01")) for c in mine)
+
+
 # -- performance -------------------------------------------------------------------------
 
 
