@@ -20,10 +20,12 @@ from crmkit.records import (
     Campaign,
     Contact,
     DealRegistration,
+    Lead,
     Opportunity,
     Partner,
     Rep,
 )
+from crmkit.store import MemoryStore
 
 from ._processes import run_processes
 from ._stores import StoreFactory
@@ -147,6 +149,52 @@ def test_approving_rival_registrations_at_once_approves_one_per_deal(
         if registration.status.value == "approved":
             per_deal[registration.account_id] = per_deal.get(registration.account_id, 0) + 1
     assert per_deal == {f"acct{d}": 1 for d in range(DEALS)}
+    store.close()
+
+
+# -- lead routing to partners ---------------------------------------------------------------
+
+LEADS_EACH = 6
+
+
+def _partner_routing_store(store) -> None:
+    store.accounts.add(Account(id="pa", name="Partners"))
+    store.partners.add_many(
+        [
+            Partner(id="gold", account_id="pa", grade=3.0),
+            Partner(id="silver", account_id="pa", grade=1.0),
+            Partner(id="gone", account_id="pa", active=False),
+        ]
+    )
+    store.leads.add_many(
+        [Lead(id=f"w{w}-l{i}") for w in range(WORKERS) for i in range(LEADS_EACH)]
+    )
+
+
+def _route_mine(index: int, factory: StoreFactory) -> list[str | None]:
+    store = factory()
+    try:
+        mine = [store.leads.get(f"w{index}-l{i}") for i in range(LEADS_EACH)]
+        return [d.owner_id for d in partners.route_leads(store, mine, at=T0)]
+    finally:
+        store.close()
+
+
+def test_routing_leads_to_partners_at_once_keeps_the_rotation(
+    store_factory: StoreFactory,
+) -> None:
+    store = store_factory()
+    _partner_routing_store(store)
+    store.close()
+    owners = [o for got in run_processes(_route_mine, WORKERS, store_factory) for o in got]
+    # one process routing every lead in one call is the reference: 3 to gold per 1 to silver
+    reference = MemoryStore()
+    _partner_routing_store(reference)
+    alone = [d.owner_id for d in partners.route_leads(reference, list(reference.leads), at=T0)]
+    assert sorted(owners, key=str) == sorted(alone, key=str)
+    store = store_factory()
+    held = [lead.custom.get("partner_id") for lead in store.leads]
+    assert sorted(held, key=str) == sorted(alone, key=str)
     store.close()
 
 
