@@ -65,7 +65,7 @@ def generate(n: int, seed: int = 7) -> tuple[dict[str, Array], dict[str, Array]]
 
 def crmkit_by_campaign(members: dict[str, Array], opps: dict[str, Array]) -> dict[str, float]:
     table = attribution_from_columns(members, opps, "u_shaped")
-    return dict(zip(table["campaign_id"].tolist(), table["amount"].tolist(), strict=True))
+    return {str(k): float(v) for k, v in zip(table["campaign_id"], table["amount"], strict=True)}
 
 
 def pandas_by_campaign(members: dict[str, Array], opps: dict[str, Array]) -> dict[str, float]:
@@ -108,7 +108,7 @@ def main() -> None:
         assert abs(value - theirs.get(name, 0.0)) <= 1e-6 * max(1.0, abs(value)), name
     table = Table(
         f"U-shaped attribution: {args.n:,} members, {len(opps['id']):,} opportunities, "
-        f"{len(touched['credit']):,} touches"
+        f"{len(touched['credit_minor']):,} touches"
     )
     base = table.add(
         "pandas merge + groupby",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from crmkit.records import (
     Lead,
     Opportunity,
 )
-from crmkit.scoring import priority_scores
+from crmkit.scoring import Segments, priority_scores
 from crmkit.store import MemoryStore, SQLiteStore
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
@@ -88,10 +89,35 @@ def test_unknown_ids_raise_and_write_nothing():
     assert store.campaign_members.count() == 0
 
 
+def test_members_of_an_unknown_campaign_are_refused_by_name():
+    store = MemoryStore()
+    store.contacts.add_many([Contact(id="k1"), Contact(id="k2")])
+    with pytest.raises(ValidationError) as info:
+        campaigns.add_members(store, "spring", ids=["k2", "k1"], at=T0)
+    error = info.value
+    assert (error.field, error.value, error.record_id) == (
+        "campaign_id",
+        "spring",
+        "spring:contact:k1",
+    )
+    assert "'k1', 'k2'" in str(error)
+    assert store.campaign_members.count() == 0
+
+
+def test_a_contact_already_member_under_another_id_is_not_added_again(store):
+    store.campaigns.add(Campaign(id="c", name="C"))
+    store.contacts.add_many([Contact(id="k1"), Contact(id="k2")])
+    store.campaign_members.add(CampaignMember(id="imported-7", campaign_id="c", contact_id="k1"))
+    result = campaigns.add_members(store, "c", ids=["k1", "k2"], at=T0)
+    assert [m.id for m in result.added] == ["c:contact:k2"]
+    assert result.already_members == ("k1",)
+    assert sorted(m.contact_id for m in store.campaign_members) == ["k1", "k2"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"campaign_id": "nope", "ids": ["k1"]}, NotFound),
+        ({"campaign_id": "nope", "ids": ["k1"]}, ValidationError),
         ({"campaign_id": "c"}, ValidationError),
         ({"campaign_id": "c", "ids": ["k1"], "record_type": Opportunity}, ValidationError),
         ({"campaign_id": "c", "criteria": F.nonsense == 1}, CrmError),
@@ -167,13 +193,47 @@ def test_status_moves_forward_and_keeps_history():
     campaigns.set_status(store, "m", "opened", at=day(2))
     m = campaigns.set_status(store, "m", "converted", at=day(4))
     assert m.status.value == "converted"
+    # a conversion is a response too: responded_at is stamped with the conversion
     assert (m.sent_at, m.opened_at, m.responded_at, m.converted_at) == (
         day(1),
         day(2),
-        None,
+        day(4),
         day(4),
     )
     assert campaigns.set_status(store, "m", "converted", at=day(5)).version == m.version
+
+
+def test_converted_after_responded_keeps_the_response_time():
+    store = _member_store()
+    campaigns.set_status(store, "m", "responded", at=day(1))
+    m = campaigns.set_status(store, "m", "converted", at=day(3))
+    assert (m.responded_at, m.converted_at) == (day(1), day(3))
+
+
+@pytest.mark.parametrize("how", ["set_status", "stored"])
+def test_member_converted_straight_is_a_response_and_a_touch(how):
+    store = _member_store()
+    store.campaigns.put(Campaign(id="c", name="C", actual_cost=Decimal(100)))
+    if how == "set_status":
+        campaigns.set_status(store, "m", "converted", at=day(2))
+    else:  # written straight to the store without responded_at: read as responded then
+        member = store.campaign_members.get("m")
+        store.campaign_members.update(
+            CampaignMember(
+                id="m",
+                campaign_id="c",
+                contact_id="k",
+                status="converted",
+                converted_at=day(2),
+                version=member.version,
+            )
+        )
+    store.opportunities.add(
+        Opportunity(id="o", name="O", contact_id="k", amount=300, status="won", created_at=day(5))
+    )
+    row = campaigns.performance(store).row("c")
+    assert (row["responses"], row["conversions"], row["won_revenue"]) == (1, 1, Decimal(300))
+    assert campaigns.credits(store)["member_id"].tolist() == ["m"]
 
 
 @pytest.mark.parametrize("back", ["targeted", "sent", "opened"])
@@ -231,11 +291,12 @@ def _attribution_store(touch_days, amount=1000, created=10):
 
 
 # Hand-computed credits for a 1000 deal: touches at days 1, 2, 3 (campaigns c0, c1, c2).
+# Linear: 333.33 each and one cent left, which goes to the earliest touch (equal remainders).
 THREE = {
-    "first_touch": [1000, 0, 0],
-    "last_touch": [0, 0, 1000],
-    "linear": [1000 / 3, 1000 / 3, 1000 / 3],
-    "u_shaped": [400, 200, 400],
+    "first_touch": ["1000.00", "0.00", "0.00"],
+    "last_touch": ["0.00", "0.00", "1000.00"],
+    "linear": ["333.34", "333.33", "333.33"],
+    "u_shaped": ["400.00", "200.00", "400.00"],
 }
 
 
@@ -244,19 +305,60 @@ def test_three_touch_worked_example(model):
     store = _attribution_store([1, 2, 3])
     table = campaigns.attribution(store, model)
     assert table["campaign_id"].tolist() == ["c0", "c1", "c2"]
-    np.testing.assert_allclose(table["amount"], THREE[model])
-    np.testing.assert_allclose(table["pipeline"], THREE[model])
-    assert table["amount"].sum() == pytest.approx(1000)
+    assert table["amount"].tolist() == [Decimal(x) for x in THREE[model]]
+    assert table["pipeline"].tolist() == [Decimal(x) for x in THREE[model]]
+    assert sum(table["amount"]) == Decimal(1000)
+    credit = campaigns.credits(store, model)["credit"]
+    assert all(isinstance(c, Decimal) for c in credit)
+    assert sum(credit) == Decimal(1000)
 
 
 def test_u_shaped_five_and_two_and_one_touches():
     five = campaigns.attribution(_attribution_store([5, 1, 3, 2, 4]), "u_shaped")
-    # touch order by day: c1 (1), c3 (2), c2 (3), c4 (4), c0 (5)
-    np.testing.assert_allclose(five["amount"], [400, 400, 200 / 3, 200 / 3, 200 / 3])
-    two = campaigns.attribution(_attribution_store([2, 1]), "u_shaped")
-    np.testing.assert_allclose(two["amount"], [500, 500])
+    # touch order by day: c1 (1), c3 (2), c2 (3), c4 (4), c0 (5); the middle three share
+    # 200.00 as 66.66 each plus two cents, to the two earliest of them (c3, c2)
+    assert five["amount"].tolist() == [
+        Decimal("400.00"),
+        Decimal("400.00"),
+        Decimal("66.67"),
+        Decimal("66.67"),
+        Decimal("66.66"),
+    ]
+    two = campaigns.attribution(_attribution_store([2, 1], amount="0.03"), "u_shaped")
+    assert two["amount"].tolist() == [Decimal("0.01"), Decimal("0.02")]  # c1 touched first
     one = campaigns.attribution(_attribution_store([1]), "u_shaped")
-    np.testing.assert_allclose(one["amount"], [1000])
+    assert one["amount"].tolist() == [Decimal("1000.00")]
+
+
+def test_credits_use_the_minor_unit_of_each_currency():
+    store = _attribution_store([1, 2, 3], amount=1000)
+    store.opportunities.add(
+        Opportunity(
+            id="yen", name="Y", contact_id="k", amount=1000, currency="JPY", created_at=day(10)
+        )
+    )
+    store.opportunities.add(
+        Opportunity(
+            id="dinar", name="D", contact_id="k", amount=1, currency="KWD", created_at=day(10)
+        )
+    )
+    table = campaigns.credits(store, "linear")
+    by_deal: dict[str, list[Decimal]] = {}
+    for deal, credit in zip(table["opportunity_id"], table["credit"], strict=True):
+        by_deal.setdefault(str(deal), []).append(credit)
+    assert by_deal["yen"] == [Decimal(334), Decimal(333), Decimal(333)]
+    assert by_deal["dinar"] == [Decimal("0.334"), Decimal("0.333"), Decimal("0.333")]
+    assert by_deal["o"] == [Decimal("333.34"), Decimal("333.33"), Decimal("333.33")]
+    assert table["currency"].tolist().count("JPY") == 3
+
+
+def test_minor_digits_and_to_decimal():
+    assert campaigns.minor_digits(["USD", "JPY", "BHD", "CLF", "zzz"]).tolist() == [2, 0, 3, 4, 2]
+    assert campaigns.minor_digits([]).tolist() == []
+    assert campaigns.to_decimal([-5, 123], [2, 3]).tolist() == [
+        Decimal("-0.05"),
+        Decimal("0.123"),
+    ]
 
 
 def test_touches_after_creation_or_without_response_do_not_count():
@@ -265,9 +367,9 @@ def test_touches_after_creation_or_without_response_do_not_count():
     store.campaign_members.add(CampaignMember(id="m9", campaign_id="c9", contact_id="k"))
     table = campaigns.attribution(store, "linear")
     assert dict(zip(table["campaign_id"].tolist(), table["amount"].tolist(), strict=True)) == {
-        "c0": 1000.0,
-        "c1": 0.0,
-        "c9": 0.0,
+        "c0": Decimal(1000),
+        "c1": Decimal(0),
+        "c9": Decimal(0),
     }
 
 
@@ -298,10 +400,10 @@ def test_touches_match_by_lead_and_account_once():
     )
     table = campaigns.credits(store, "linear")
     assert sorted(table["member_id"].tolist()) == ["m1", "m2"]
-    np.testing.assert_allclose(table["credit"], [450, 450])
+    assert table["credit"].tolist() == [Decimal(450), Decimal(450)]
     attributed = campaigns.attribution(store, "linear")
-    np.testing.assert_allclose(attributed["won_revenue"], [450, 450])
-    np.testing.assert_allclose(attributed["pipeline"], [0, 0])
+    assert attributed["won_revenue"].tolist() == [Decimal(450), Decimal(450)]
+    assert attributed["pipeline"].tolist() == [Decimal(0), Decimal(0)]
 
 
 def test_unknown_model_raises():
@@ -309,36 +411,53 @@ def test_unknown_model_raises():
         campaigns.attribution(MemoryStore(), "w_shaped")
 
 
+def _u_shaped(r, k):
+    if k <= 2:
+        return Fraction(1, k)
+    return Fraction(2, 5) if r in (0, k - 1) else Fraction(1, 5 * (k - 2))
+
+
+_SHARES = {
+    "first_touch": lambda r, k: Fraction(int(r == 0)),
+    "last_touch": lambda r, k: Fraction(int(r == k - 1)),
+    "linear": lambda r, k: Fraction(1, k),
+    "u_shaped": _u_shaped,
+}
+
+
 def _reference(members, opps, model):
-    """Per-opportunity credits by campaign, written as a plain Python loop."""
+    """Per-opportunity credits in minor units by touch, written as a plain Python loop:
+    exact shares as fractions, whole units first, the rest to the largest remainders
+    (ties to the earlier touch)."""
     out = {}
-    for o, (oc, ol, oa, amount, created) in enumerate(opps):
+    for o, (oc, ol, oa, minor, created) in enumerate(opps):
         touches = []
-        for m, (mc, ml, ma, responded, campaign) in enumerate(members):
+        for m, (mc, ml, ma, responded, _campaign) in enumerate(members):
             same = (mc and mc == oc) or (ml and ml == ol) or (ma and ma == oa)
             if same and responded is not None and responded < created:
-                touches.append((responded, m, campaign))
+                touches.append((responded, m))
         touches.sort()
         k = len(touches)
-        for r, (_, _, campaign) in enumerate(touches):
-            if model == "first_touch":
-                w = 1.0 if r == 0 else 0.0
-            elif model == "last_touch":
-                w = 1.0 if r == k - 1 else 0.0
-            elif model == "linear" or k <= 2:
-                w = 1 / k
-            else:
-                w = 0.4 if r in (0, k - 1) else 0.2 / (k - 2)
-            out[(o, campaign)] = out.get((o, campaign), 0.0) + w * amount
+        quotas = [minor * _SHARES[model](r, k) for r in range(k)]
+        whole = [q.numerator // q.denominator for q in quotas]
+        left = minor - sum(whole)
+        by_remainder = sorted(range(k), key=lambda r: (-(quotas[r] - whole[r]), r))
+        for r in by_remainder[:left]:
+            whole[r] += 1
+        for r, (_, m) in enumerate(touches):
+            out[(o, m)] = whole[r]
     return out
 
 
-@settings(max_examples=60, deadline=None)
+_DIGITS = {"USD": 2, "JPY": 0, "KWD": 3}
+
+
+@settings(max_examples=80, deadline=None)
 @given(
     data=st.data(),
     model=st.sampled_from(campaigns.MODELS),
 )
-def test_credits_match_reference_and_add_up(data, model):
+def test_credits_are_exact_and_add_up_to_each_amount(data, model):
     keys = st.sampled_from(["", "x", "y", "z"])
     members = data.draw(
         st.lists(
@@ -354,7 +473,14 @@ def test_credits_match_reference_and_add_up(data, model):
     )
     opps = data.draw(
         st.lists(
-            st.tuples(keys, keys, keys, st.integers(1, 10_000), st.integers(0, 20)),
+            st.tuples(
+                keys,
+                keys,
+                keys,
+                st.integers(0, 10**11),
+                st.integers(0, 20),
+                st.sampled_from(sorted(_DIGITS)),
+            ),
             min_size=1,
             max_size=6,
         )
@@ -368,25 +494,65 @@ def test_credits_match_reference_and_add_up(data, model):
             dtype="datetime64[us]",
         ),
     }
+    amounts = [Decimal(o[3]).scaleb(-_DIGITS[o[5]]) for o in opps]
     opp_cols = {
         "contact_id": np.array([o[0] for o in opps], dtype=str),
         "lead_id": np.array([o[1] for o in opps], dtype=str),
         "account_id": np.array([o[2] for o in opps], dtype=str),
-        "amount": np.array([o[3] for o in opps], dtype=float),
+        "amount": np.array([float(a) for a in amounts], dtype=float),
+        "currency": np.array([o[5] for o in opps], dtype=str),
         "created_at": np.array([np.datetime64(o[4], "D") for o in opps], dtype="datetime64[us]"),
     }
     got = campaigns.touch_credits(member_cols, opp_cols, model)
-    summed: dict[tuple[int, str], float] = {}
-    for o, m, c in zip(got["opportunity"], got["member"], got["credit"], strict=True):
-        key = (int(o), members[int(m)][4])
-        summed[key] = summed.get(key, 0.0) + float(c)
-    expected = _reference(members, opps, model)
-    assert set(summed) == set(expected)
-    for key, value in expected.items():
-        assert summed[key] == pytest.approx(value)
-    for o in np.unique(got["opportunity"]):  # credits add up to the amount
-        assert got["credit"][got["opportunity"] == o].sum() == pytest.approx(opps[o][3])
+    assert got["credit_minor"].dtype == np.int64
+    found = {
+        (int(o), int(m)): int(c)
+        for o, m, c in zip(got["opportunity"], got["member"], got["credit_minor"], strict=True)
+    }
+    reference = [(o[0], o[1], o[2], o[3], o[4]) for o in opps]
+    assert found == _reference(members, reference, model)
+    credit = campaigns.to_decimal(got["credit_minor"], got["digits"])
+    for o in np.unique(got["opportunity"]):  # Decimal credits add up exactly to the amount
+        assert sum(credit[got["opportunity"] == o]) == amounts[o]
         assert got["weight"][got["opportunity"] == o].sum() == pytest.approx(1.0)
+    table = campaigns.attribution_from_columns(
+        {**member_cols, "campaign_id": np.array([m[4] for m in members], dtype=str)},
+        {**opp_cols, "status": np.full(len(opps), "open")},
+        model,
+    )
+    touched = np.unique(got["opportunity"]).tolist()
+    assert sum(table["amount"]) == sum((amounts[o] for o in touched), Decimal(0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cents=st.lists(st.integers(0, 10**13), min_size=1, max_size=4),
+    touches=st.integers(1, 7),
+    model=st.sampled_from(campaigns.MODELS),
+)
+def test_stored_decimal_amounts_are_credited_to_the_cent(cents, touches, model):
+    """Amounts like 0.29 that float cannot hold exactly still add up to the cent."""
+    store = MemoryStore()
+    store.campaigns.add_many([Campaign(id=f"c{i}", name=f"C{i}") for i in range(touches)])
+    store.campaign_members.add_many(
+        [
+            CampaignMember(id=f"m{i}", campaign_id=f"c{i}", contact_id="k", responded_at=day(i))
+            for i in range(touches)
+        ]
+    )
+    amounts = [Decimal(c).scaleb(-2) for c in cents]
+    store.opportunities.add_many(
+        [
+            Opportunity(id=f"o{j}", name="O", contact_id="k", amount=a, created_at=day(30))
+            for j, a in enumerate(amounts)
+        ]
+    )
+    table = campaigns.credits(store, model)
+    for j, amount in enumerate(amounts):
+        mine = table["credit"][table["opportunity_id"] == f"o{j}"]
+        assert len(mine) == touches
+        assert sum(mine) == amount
+        assert all(c == c.quantize(Decimal("0.01")) for c in mine)
 
 
 # -- performance -------------------------------------------------------------------------
@@ -423,7 +589,7 @@ def test_performance_costs_and_roi(store):
     assert a["cost_per_lead"] == pytest.approx(500)  # 1000 / 2 responses
     assert a["opportunities"] == pytest.approx(2)
     assert a["cost_per_opportunity"] == pytest.approx(500)
-    assert (a["pipeline"], a["won_revenue"]) == (2000, 3000)
+    assert (a["pipeline"], a["won_revenue"]) == (Decimal(2000), Decimal(3000))
     assert a["roi"] == pytest.approx((3000 - 1000) / 1000)
     b = perf.row("b")
     assert b["members"] == 0
@@ -454,11 +620,66 @@ def test_sync_targets_reports_entering_and_leaving():
         )
     second = campaigns.sync_targets(store, "abm", criteria=F.employees >= 500, at=day(2))
     assert second.entered == ("b",)
-    assert second.left == ("a", "c")
-    assert second.kept == ("c",)  # has history: kept, but reported as left
+    assert second.left == ("a",)  # still targeted: its member is deleted
+    assert second.kept == ("c",)  # has history: the member stays, reported as kept
     assert second.unchanged == 0
     remaining = sorted(m.account_id for m in store.campaign_members)
     assert remaining == ["b", "c"]
+    assert store.campaign_members.get("abm:account:c").custom == {
+        "left_targets_at": day(2).isoformat()
+    }
+    assert [r["account_id"] for r in campaigns.coverage(store, "abm").rows()] == ["b"]
+    # a kept account is reported once: later syncs leave it alone while it stays out
+    third = campaigns.sync_targets(store, "abm", criteria=F.employees >= 500, at=day(3))
+    assert (third.entered, third.left, third.kept, third.unchanged) == ((), (), (), 1)
+    # when it comes back it enters again, and the mark is cleared
+    acc = store.accounts.get("c")
+    store.accounts.update(acc.__class__(id="c", name="c", employees=5000, version=acc.version))
+    fourth = campaigns.sync_targets(store, "abm", criteria=F.employees >= 500, at=day(4))
+    assert (fourth.entered, fourth.left, fourth.kept, fourth.unchanged) == (("c",), (), (), 1)
+    assert store.campaign_members.get("abm:account:c").custom == {}
+    assert store.campaign_members.count() == 2
+
+
+def _segments():
+    return Segments(
+        ids=np.array(["a", "b", "c", "d"]),
+        labels=np.array(["hot", "warm", "cold", "hot"]),
+        names=("hot", "warm", "cold"),
+    )
+
+
+def test_sync_targets_with_segments_targets_the_union_of_the_named_ones():
+    store = MemoryStore()
+    store.campaigns.add(Campaign(id="abm", name="ABM"))
+    store.accounts.add_many([Account(id=n, name=n) for n in "abcd"])
+    synced = campaigns.sync_targets(store, "abm", ids=_segments(), segments=["hot", "warm"], at=T0)
+    assert synced.entered == ("a", "b", "d")
+    again = campaigns.sync_targets(store, "abm", ids=_segments(), segments="hot", at=day(1))
+    assert (again.entered, again.left, again.unchanged) == ((), ("b",), 2)
+
+
+@pytest.mark.parametrize(
+    "segments", [None, ["lukewarm"], ["hot", "nope"]], ids=["unnamed", "unknown", "one-unknown"]
+)
+def test_sync_targets_with_segments_refuses_an_unnamed_or_unknown_choice(segments):
+    store = MemoryStore()
+    store.campaigns.add(Campaign(id="abm", name="ABM"))
+    store.accounts.add_many([Account(id=n, name=n) for n in "abcd"])
+    with pytest.raises(ValidationError) as info:
+        campaigns.sync_targets(store, "abm", ids=_segments(), segments=segments, at=T0)
+    assert "segments" in str(info.value)
+    assert store.campaign_members.count() == 0
+
+
+def test_segments_keyword_needs_a_segments_object():
+    store = MemoryStore()
+    store.campaigns.add(Campaign(id="abm", name="ABM"))
+    store.accounts.add(Account(id="a", name="a"))
+    with pytest.raises(ValidationError, match="segments"):
+        campaigns.add_members(
+            store, "abm", ids=["a"], segments=["hot"], record_type=Account, at=T0
+        )
 
 
 def test_engagement_rolls_up_to_family_and_coverage():

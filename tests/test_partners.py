@@ -94,6 +94,90 @@ def test_other_partner_registration_conflict_first_come_first_served(store):
     assert partners.register(store, "a", account_id="globex", at=day(4)).conflicts == ()
 
 
+def test_account_is_derived_from_the_opportunity(store):
+    store.opportunities.add(Opportunity(id="deal", name="D", account_id="acme"))
+    reg = partners.register(store, "a", opportunity_id="deal", at=T0).registration
+    assert (reg.account_id, reg.opportunity_id) == ("acme", "deal")
+    with pytest.raises(ValidationError) as info:
+        partners.register(store, "b", opportunity_id="deal", account_id="globex", at=T0)
+    assert "acme" in str(info.value)
+    assert info.value.field == "account_id"
+    assert store.deal_registrations.count() == 1
+
+
+def test_two_partners_naming_only_the_opportunity_conflict(store):
+    store.opportunities.add(Opportunity(id="deal", name="D", account_id="acme"))
+    first = partners.register(store, "a", opportunity_id="deal", at=T0)
+    second = partners.register(store, "b", opportunity_id="deal", at=T0)
+    assert first.conflicts == ()
+    assert [(c.kind, c.record_id) for c in second.conflicts] == [
+        ("other_partner", first.registration.id)
+    ]
+    assert "opportunity 'deal'" in second.conflicts[0].detail
+    with pytest.raises(ValidationError):
+        partners.approve(store, second.registration.id, by="mgr", at=day(1))
+    assert partners.approve(store, first.registration.id, by="mgr", at=day(1)).status == (
+        "approved"
+    )
+
+
+def test_an_opportunity_without_account_conflicts_by_opportunity(store):
+    store.opportunities.add(Opportunity(id="loose", name="L"))
+    first = partners.register(store, "a", opportunity_id="loose", company="Initech", at=T0)
+    second = partners.register(store, "b", opportunity_id="loose", at=T0)
+    assert first.registration.account_id is None
+    assert [c.record_id for c in second.conflicts] == [first.registration.id]
+
+
+def test_conflict_by_account_with_another_opportunity(store):
+    store.opportunities.add_many(
+        [
+            Opportunity(id="o1", name="1", account_id="globex", status="won"),
+            Opportunity(id="o2", name="2", account_id="globex", status="lost"),
+        ]
+    )
+    first = partners.register(store, "a", opportunity_id="o1", at=T0)
+    second = partners.register(store, "b", opportunity_id="o2", at=T0)
+    assert [(c.kind, c.record_id) for c in second.conflicts] == [
+        ("other_partner", first.registration.id)
+    ]
+    assert "account 'globex'" in second.conflicts[0].detail
+
+
+def test_default_ids_are_unique_for_two_deals_at_one_account_on_one_day(store):
+    one = partners.register(store, "a", account_id="acme", product="x", at=T0)
+    two = partners.register(store, "a", account_id="acme", product="y", at=T0 + timedelta(hours=1))
+    three = partners.register(store, "a", account_id="acme", product="z", at=T0)
+    ids = [r.registration.id for r in (one, two, three)]
+    assert ids == ["reg-a-acme-20260302", "reg-a-acme-20260302-2", "reg-a-acme-20260302-3"]
+    assert (two.conflicts, three.conflicts) == ((), ())  # one partner, several deals
+
+
+def test_same_partner_registering_one_opportunity_twice_is_a_duplicate(store):
+    store.opportunities.add(Opportunity(id="deal", name="D", account_id="acme"))
+    first = partners.register(store, "a", opportunity_id="deal", at=T0)
+    again = partners.register(store, "a", opportunity_id="deal", at=day(1))
+    assert [(c.kind, c.record_id) for c in again.conflicts] == [
+        ("duplicate", first.registration.id)
+    ]
+
+
+def test_queued_registrations_are_approvable_in_the_order_recorded(store):
+    regs = [partners.register(store, p, account_id="hooli", at=T0) for p in ("b", "a")]
+    third = store.partners.add(Partner(id="d", account_id="pa"))
+    late = partners.register(store, third.id, account_id="hooli", at=T0 - timedelta(days=1))
+    # recorded last although its `at` is earliest: it queues behind both
+    assert [c.record_id for c in late.conflicts] == sorted(r.registration.id for r in regs)
+    assert regs[0].conflicts == ()
+    first, second = (r.registration.id for r in regs)
+    with pytest.raises(ValidationError):
+        partners.approve(store, second, by="mgr", at=day(1))
+    partners.reject(store, first, by="mgr", at=day(1), reason="lost the customer")
+    assert partners.approve(store, second, by="mgr", at=day(1)).status.value == "approved"
+    with pytest.raises(ValidationError):  # behind an approved registration
+        partners.approve(store, late.registration.id, by="mgr", at=day(1))
+
+
 def test_rejected_and_expired_registrations_do_not_conflict(store):
     old = partners.register(store, "a", account_id="hooli", at=T0, valid_days=10)
     assert [r.id for r in partners.expire(store, date(2026, 3, 20))] == [old.registration.id]
@@ -167,6 +251,30 @@ def test_performance_by_hand():
     assert (b["leads"], b["accepted"], b["converted"]) == (1, 1, 0)
     assert (b["pipeline"], b["won_revenue"]) == (4000, 0)
     assert np.isnan(b["hours_to_first_touch"])  # the only activity was before assignment
+    # closed deals: a won o1 only, b none (o4 is open)
+    assert (a["deals_won"], a["deals_lost"], a["win_rate"]) == (1, 0, 1.0)
+    assert (b["deals_won"], b["deals_lost"]) == (0, 0)
+    assert np.isnan(b["win_rate"])
+
+
+def test_win_rate_is_won_over_closed():
+    store = MemoryStore()
+    store.accounts.add(Account(id="pa", name="PA"))
+    store.partners.add(Partner(id="a", account_id="pa"))
+    store.leads.add_many(
+        [Lead(id=f"l{i}", status="converted", custom={"partner_id": "a"}) for i in range(6)]
+    )
+    # 2 won, 1 lost, 3 open: 2 / (2 + 1); open deals are left out
+    statuses = ["won", "won", "lost", "open", "open", "open"]
+    store.opportunities.add_many(
+        [
+            Opportunity(id=f"o{i}", name=str(i), lead_id=f"l{i}", amount=100, status=status)
+            for i, status in enumerate(statuses)
+        ]
+    )
+    row = partners.performance(store).row("a")
+    assert (row["deals_won"], row["deals_lost"]) == (2, 1)
+    assert row["win_rate"] == pytest.approx(2 / 3)
 
 
 # -- lead routing to partners ------------------------------------------------------------
@@ -223,6 +331,29 @@ def test_routing_state_persists_between_calls():
     split = [d.owner_id for d in partners.route_leads(two, leads[:3], at=T0)]
     split += [d.owner_id for d in partners.route_leads(two, leads[3:], at=T0)]
     assert split == together
+
+
+def test_inactive_partners_are_skipped_with_a_reason():
+    s = _routing_store()
+    leads = s.leads.add_many([Lead(id=f"e{i}", region="emea") for i in range(3)])
+    for decision in partners.route_leads(s, leads, at=T0):
+        assert decision.owner_id in ("gold", "silver")
+        skipped = {d.rep_id: (d.code.value, d.text) for d in decision.dropped}
+        assert skipped["gone"] == ("inactive", "partner 'gone' is inactive")
+        assert "skipped gone: inactive" in decision.explain()
+
+
+def test_region_with_only_inactive_partners_goes_to_all_and_says_why():
+    s = _routing_store()
+    for pid in ("gold", "silver"):
+        s.partners.update(attrs.evolve(s.partners.get(pid), active=False))
+    lead = s.leads.add(Lead(id="e", region="emea"))
+    [decision] = partners.route_leads(s, [lead], at=T0, apply=False)
+    # no active emea partner: the lead goes to the pool of all partners
+    assert (decision.owner_id, decision.rule_id) == ("tiny", "partners-all")
+    inactive = {d.rep_id for d in decision.dropped if d.code.value == "inactive"}
+    assert inactive == {"gold", "silver", "gone"}
+    assert "partner_id" not in s.leads.get("e").custom  # apply=False writes nothing
 
 
 def test_no_matching_rule_queues_on_the_default():

@@ -66,8 +66,9 @@ PUBLIC = {
     # the engines
     "crmkit.campaigns": [
         "AddResult", "MODELS", "SyncResult", "account_engagement", "add_members", "attribution",
-        "attribution_from_columns", "coverage", "credits", "performance", "plot_performance",
-        "section", "set_status", "sync_targets", "touch_credits",
+        "attribution_from_columns", "coverage", "credits", "minor_digits", "performance",
+        "plot_performance", "section", "set_status", "sync_targets", "to_decimal",
+        "touch_credits",
     ],
     "crmkit.partners": [
         "Conflict", "Registered", "approve", "conflicts", "expire", "performance", "register",

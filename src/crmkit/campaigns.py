@@ -65,7 +65,7 @@ from crmkit.records import (
     Opportunity,
     OpportunityStatus,
 )
-from crmkit.store._base import CriteriaLike, Store
+from crmkit.store._base import CriteriaLike, Store, run_transaction
 
 __all__ = [
     "AddResult",
@@ -77,11 +77,13 @@ __all__ = [
     "attribution_from_columns",
     "coverage",
     "credits",
+    "minor_digits",
     "performance",
     "plot_performance",
     "section",
     "set_status",
     "sync_targets",
+    "to_decimal",
     "touch_credits",
 ]
 
@@ -114,9 +116,10 @@ class AddResult:
 
 @attrs.frozen(kw_only=True)
 class SyncResult:
-    """What :func:`sync_targets` did: accounts that ``entered`` the list (now members),
-    that ``left`` it (their members removed, or ``kept`` when they have history beyond
-    ``targeted``) and how many stayed."""
+    """What :func:`sync_targets` did: accounts that ``entered`` the target list, that
+    ``left`` it (their still-``targeted`` members deleted), that left it but were
+    ``kept`` (members with history stay, reported once), and how many stayed
+    ``unchanged``."""
 
     entered: tuple[str, ...]
     left: tuple[str, ...]
@@ -137,8 +140,33 @@ def _campaign(store: Store, campaign_id: str) -> Campaign:
     return campaign
 
 
-def _ids_of(ids: Any) -> _Array:
-    """Ids from a sequence, a ScoreResult / Segments-like object (``.ids``) or an array."""
+def _ids_of(ids: Any, segments: Any = None) -> _Array:
+    """Ids from a sequence, a ScoreResult (``.ids``), an array, or the members of the
+    named ``segments`` of a Segments object (``.labels``)."""
+    if hasattr(ids, "labels") and hasattr(ids, "ids"):
+        names = [segments] if isinstance(segments, str) else segments
+        if names is None:
+            raise ValidationError(
+                "CampaignMember",
+                "ids",
+                f"Segments {tuple(ids.names)}",
+                "a Segments object covers every record; name the segments to target with "
+                "segments=[...] (their union is targeted)",
+            )
+        names = list(names)
+        unknown = [name for name in names if name not in ids.names]
+        if unknown:
+            raise ValidationError(
+                "CampaignMember",
+                "segments",
+                unknown,
+                f"no such segment; segments: {', '.join(map(str, ids.names))}",
+            )
+        return np.asarray(ids.ids, dtype=str)[np.isin(ids.labels, names)]
+    if segments is not None:
+        raise ValidationError(
+            "CampaignMember", "segments", segments, "only applies when ids is a Segments object"
+        )
     source = ids.ids if hasattr(ids, "ids") else ids
     if isinstance(source, str):
         source = [source]
@@ -152,16 +180,24 @@ def add_members(
     criteria: CriteriaLike = None,
     record_type: type[Any] = Contact,
     ids: Any = None,
+    segments: Any = None,
     at: datetime,
 ) -> AddResult:
     """Add the records matching ``criteria`` and/or listed in ``ids`` as members.
 
-    ``ids`` may be a list of record ids or a scoring result (anything with ``.ids``, e.g.
-    ``priority_scores(...).top(50)`` for an ABM target list). With both, the members are
-    the listed ids that match the criteria. Records already in the campaign are reported in
-    ``already_members``; contacts that opted out are reported in ``skipped`` and never
-    added. An id that does not exist raises :class:`~crmkit.errors.ValidationError` and
-    nothing is written.
+    ``ids`` may be a list of record ids, a scoring result (anything with ``.ids``, e.g.
+    ``priority_scores(...).top(50)`` for an ABM target list) or a
+    :class:`~crmkit.scoring.Segments` together with ``segments=[names]`` (the members of
+    those segments, their union). With both criteria and ids, the members are the listed
+    ids that match the criteria. Records already in the campaign (under any member id)
+    are reported in ``already_members``; contacts that opted out are reported in
+    ``skipped`` and never added. An unknown campaign, or an id that does not exist,
+    raises :class:`~crmkit.errors.ValidationError` and nothing is written.
+
+    The reads that decide what to add and the writes share one transaction
+    (:func:`crmkit.store.run_transaction`), so processes adding the same records at once
+    add each one once; the operation is idempotent and retried on a transaction
+    conflict.
 
     Examples
     --------
@@ -178,7 +214,6 @@ def add_members(
     >>> add_members(store, "abm", ids=["a1", "a3"], record_type=Account, at=at).already_members
     ('a3',)
     """
-    _campaign(store, campaign_id)
     at = _aware(at, "CampaignMember", "added_at")
     if record_type not in _FIELD:
         raise ValidationError(
@@ -188,12 +223,34 @@ def add_members(
         raise ValidationError(
             "CampaignMember", "criteria", None, "give criteria, ids, or both to pick members"
         )
+    wanted = None if ids is None else np.unique(_ids_of(ids, segments))
+    return run_transaction(
+        store, lambda: _add_members(store, campaign_id, criteria, record_type, wanted, at)
+    )
+
+
+def _add_members(
+    store: Store,
+    campaign_id: str,
+    criteria: CriteriaLike,
+    record_type: type[Any],
+    wanted: _Array | None,
+    at: datetime,
+) -> AddResult:
     field = _FIELD[record_type]
+    if store.campaigns.find(campaign_id) is None:
+        who = [] if wanted is None else wanted.tolist()[:20]
+        raise ValidationError(
+            "CampaignMember",
+            "campaign_id",
+            campaign_id,
+            f"no such campaign; add the Campaign before its members ({field} {who})",
+            record_id=f"{campaign_id}:{field.removesuffix('_id')}:{who[0]}" if who else None,
+        )
     repo = store.repository(record_type)
     extra = ["opted_out"] if record_type is Contact else []
     cols = repo.columns(["id", *extra], criteria)
-    if ids is not None:
-        wanted = np.unique(_ids_of(ids))
+    if wanted is not None:
         if criteria is None:
             known = repo.columns(["id"])["id"]
             unknown = wanted[~np.isin(wanted, known)]
@@ -223,8 +280,7 @@ def add_members(
         )
         for record_id in fresh.tolist()
     ]
-    with store.transaction():
-        added = store.campaign_members.add_many(members)
+    added = store.campaign_members.add_many(members)
     return AddResult(
         added=tuple(added),
         already_members=tuple(candidates[already].tolist()),
@@ -239,6 +295,11 @@ def set_status(store: Store, member_id: str, status: Any, *, at: datetime) -> Ca
     ``unsubscribed`` is reachable from any status and is final. Setting the current status
     again changes nothing. ``at`` may not be earlier than the member's latest timestamp.
 
+    A conversion is a response too: a member moved straight to ``converted`` (without
+    ``responded``) gets ``responded_at = at`` as well, so it counts as a response and as
+    a touch in attribution. The read and the write share one transaction
+    (:func:`crmkit.store.run_transaction`; idempotent, so retried on a conflict).
+
     >>> from datetime import datetime, timezone
     >>> from crmkit import Campaign, CampaignMember, MemoryStore
     >>> store = MemoryStore()
@@ -251,7 +312,14 @@ def set_status(store: Store, member_id: str, status: Any, *, at: datetime) -> Ca
     Traceback (most recent call last):
     ...
     crmkit.errors.ValidationError: CampaignMember 'm' field 'status' = 'sent': ...
+    >>> m = set_status(store, "m", "converted", at=datetime(2026, 1, 7, tzinfo=timezone.utc))
+    >>> m.responded_at == m.converted_at
+    True
     """
+    return run_transaction(store, lambda: _set_status(store, member_id, status, at))
+
+
+def _set_status(store: Store, member_id: str, status: Any, at: datetime) -> CampaignMember:
     member = store.campaign_members.find(member_id)
     if member is None:
         raise NotFound("CampaignMember", member_id)
@@ -290,6 +358,8 @@ def set_status(store: Store, member_id: str, status: Any, *, at: datetime) -> Ca
             record_id=member_id,
         )
     changes: dict[str, Any] = {"status": new, _STAMP[new.value]: at}
+    if new == MemberStatus.CONVERTED and member.responded_at is None:
+        changes["responded_at"] = at
     changed = attrs.evolve(member, **changes)
     return store.campaign_members.update(changed)
 
@@ -331,26 +401,91 @@ def _join(member_key: _Array, opp_key: _Array) -> tuple[_Array, _Array]:
     return opp_rows, member_rows
 
 
+def _responded(members: Mapping[str, _Array]) -> _Array:
+    """When each member responded: ``responded_at``, else ``converted_at`` (a member that
+    converted without a response stamp, e.g. written straight to the store, responded
+    when it converted)."""
+    responded = np.asarray(members["responded_at"], dtype="datetime64[us]")
+    if "converted_at" not in members:
+        return responded
+    converted = np.asarray(members["converted_at"], dtype="datetime64[us]")
+    return np.where(np.isnat(responded), converted, responded)
+
+
+def minor_digits(currency: Any) -> _Array:
+    """Digits after the decimal point of each currency's minor unit (ISO 4217).
+
+    Unknown codes have 2 digits, like most currencies.
+
+    >>> minor_digits(["USD", "JPY", "KWD", "eur", "XYZ"]).tolist()
+    [2, 0, 3, 2, 2]
+    """
+    codes, inverse = np.unique(np.asarray(currency, dtype=str), return_inverse=True)
+    digits = np.array([_MINOR_DIGITS.get(code.upper(), 2) for code in codes.tolist()], np.int64)
+    return digits[inverse.reshape(-1)] if len(codes) else np.zeros(0, np.int64)
+
+
+def to_decimal(minor: Any, digits: Any) -> _Array:
+    """Integer minor units as ``Decimal`` amounts (an object array).
+
+    >>> to_decimal([40001, 7], [2, 0]).tolist()
+    [Decimal('400.01'), Decimal('7')]
+    """
+    pairs = zip(np.asarray(minor).tolist(), np.asarray(digits).tolist(), strict=True)
+    return np.array([Decimal(m).scaleb(-d) for m, d in pairs], dtype=object)
+
+
+def _weights(model: str, rank: _Array, k: _Array) -> tuple[_Array, _Array]:
+    """Each touch's weight as an exact fraction ``numerator / denominator``; the
+    denominator is the same for every touch of one opportunity."""
+    first, last = rank == 0, rank == k - 1
+    one = np.ones(len(rank), np.int64)
+    if model == "first_touch":
+        return first.astype(np.int64), one
+    if model == "last_touch":
+        return last.astype(np.int64), one
+    if model == "linear":
+        return one, k
+    # u_shaped: 40% to each end and 20% shared by the middle = 2(k-2) and 1 over 5(k-2)
+    middle = np.maximum(k - 2, 1)
+    numerator = np.where(k <= 2, 1, np.where(first | last, 2 * middle, 1))
+    denominator = np.where(k <= 2, k, 5 * middle)
+    return numerator.astype(np.int64), denominator.astype(np.int64)
+
+
 def touch_credits(
     members: Mapping[str, _Array], opportunities: Mapping[str, _Array], model: str = "linear"
 ) -> dict[str, _Array]:
     """The credit each touch earns under ``model``, from columns (the numpy core).
 
     ``members`` needs ``contact_id``, ``lead_id``, ``account_id`` (text, ``""`` when
-    missing) and ``responded_at`` (``datetime64``); ``opportunities`` needs the three ids,
-    ``created_at`` and ``amount`` (float, NaN when missing). Returns columns ``opportunity``
-    and ``member`` (row positions), ``weight`` (adds up to 1 per touched opportunity) and
-    ``credit`` (``weight * amount``), sorted by opportunity, then touch time.
+    missing) and ``responded_at`` (``datetime64``; ``converted_at`` fills it in where
+    given); ``opportunities`` needs the three ids, ``created_at`` and ``amount`` (float,
+    NaN when missing), and may give ``currency`` (2 minor digits when absent).
+
+    Returns columns ``opportunity`` and ``member`` (row positions), ``weight`` (the
+    model's share, adding up to 1 per touched opportunity), ``credit_minor`` (the credit
+    in the currency's minor unit, ``int64``) and ``digits`` (minor digits of the
+    currency), sorted by opportunity, then touch time. :func:`to_decimal` turns the last
+    two into ``Decimal`` amounts.
+
+    The amount is rounded to the minor unit and split by the largest remainder method:
+    each touch gets the whole minor units of its exact share, and the units left over go
+    one each to the touches with the largest fractional remainders; equal remainders go
+    to the earlier touch. So an opportunity's credits add up exactly to its amount.
 
     >>> import numpy as np
     >>> t = np.array(["2026-01-01", "2026-01-02", "2026-01-03"], dtype="datetime64[us]")
     >>> members = {"contact_id": np.array(["k", "k", "k"]), "lead_id": np.array(["", "", ""]),
     ...            "account_id": np.array(["", "", ""]), "responded_at": t}
     >>> opps = {"contact_id": np.array(["k"]), "lead_id": np.array([""]),
-    ...         "account_id": np.array([""]), "amount": np.array([1000.0]),
+    ...         "account_id": np.array([""]), "amount": np.array([100.0]),
     ...         "created_at": np.array(["2026-02-01"], dtype="datetime64[us]")}
-    >>> touch_credits(members, opps, "u_shaped")["credit"].tolist()
-    [400.0, 200.0, 400.0]
+    >>> touch_credits(members, opps, "linear")["credit_minor"].tolist()  # 33.34 + 2 x 33.33
+    [3334, 3333, 3333]
+    >>> c = touch_credits(members, opps, "u_shaped")
+    >>> to_decimal(c["credit_minor"], c["digits"]).tolist()
+    [Decimal('40.00'), Decimal('20.00'), Decimal('40.00')]
     """
     if model not in MODELS:
         raise ValidationError("attribution", "model", model, f"must be one of {', '.join(MODELS)}")
@@ -363,9 +498,10 @@ def touch_credits(
             raise ValidationError(
                 "attribution", what, sorted(cols), f"missing column(s): {', '.join(lacking)}"
             )
+    responded_at = _responded(members)
     pairs_o: list[_Array] = []
     pairs_m: list[_Array] = []
-    alive = np.flatnonzero(~np.isnat(np.asarray(members["responded_at"], dtype="datetime64[us]")))
+    alive = np.flatnonzero(~np.isnat(responded_at))
     for key in _KEYS:
         member_key, opp_key = _codes(np.asarray(members[key])[alive], opportunities[key])
         o, m = _join(member_key, opp_key)
@@ -373,11 +509,11 @@ def touch_credits(
         pairs_m.append(alive[m])
     opp_rows = np.concatenate(pairs_o)
     member_rows = np.concatenate(pairs_m)
-    responded = np.asarray(members["responded_at"], dtype="datetime64[us]")[member_rows]
+    responded = responded_at[member_rows]
     created = np.asarray(opportunities["created_at"], dtype="datetime64[us]")[opp_rows]
     keep = ~np.isnat(responded) & ~np.isnat(created) & (responded < created)
     opp_rows, member_rows = opp_rows[keep], member_rows[keep]
-    when = np.asarray(members["responded_at"], dtype="datetime64[us]")[member_rows]
+    when = responded_at[member_rows]
     order = np.lexsort((member_rows, when.view(np.int64), opp_rows))
     opp_rows, member_rows = opp_rows[order], member_rows[order]
     # a member matching twice (contact and account) counts once: duplicates are adjacent
@@ -387,28 +523,59 @@ def touch_credits(
     n = len(opp_rows)
     starts = np.flatnonzero(np.r_[True, opp_rows[1:] != opp_rows[:-1]]) if n else np.array([], int)
     sizes = np.diff(np.r_[starts, n])
-    k = np.repeat(sizes, sizes).astype(np.float64)
+    k = np.repeat(sizes, sizes).astype(np.int64)
     rank = np.arange(n) - np.repeat(starts, sizes)
-    first = rank == 0
-    last = rank == k - 1
-    if model == "first_touch":
-        weight = first.astype(np.float64)
-    elif model == "last_touch":
-        weight = last.astype(np.float64)
-    elif model == "linear":
-        weight = 1.0 / k if n else np.zeros(0)
-    else:
-        middle = np.where(k > 2, 0.2 / np.maximum(k - 2, 1), 0.0)
-        ends = np.where(k == 1, 1.0, np.where(k == 2, 0.5, 0.4))
-        weight = np.where(first | last, ends, middle)
-    amount = np.asarray(opportunities["amount"], dtype=np.float64)[opp_rows]
+    numerator, denominator = _weights(model, rank, k)
+    n_opps = len(np.asarray(opportunities["amount"]))
+    currency = opportunities.get("currency")
+    digits_of_opp = np.full(n_opps, 2, np.int64) if currency is None else minor_digits(currency)
+    amount = np.nan_to_num(np.asarray(opportunities["amount"], dtype=np.float64))
+    minor_of_opp = np.rint(amount * 10.0**digits_of_opp).astype(np.int64)
+    # floor(amount * numerator / denominator) without overflow, and its remainder
+    whole = minor_of_opp[opp_rows]
+    part = (whole % denominator) * numerator
+    credit = (whole // denominator) * numerator + part // denominator
+    remainder = part % denominator
+    left = whole[starts] - np.add.reduceat(credit, starts) if n else np.zeros(0, np.int64)
+    by_remainder = np.lexsort((rank, -remainder, opp_rows))
+    place = np.arange(n) - np.repeat(starts, sizes)
+    credit[by_remainder] += place < np.repeat(left, sizes)
     return {
         "opportunity": opp_rows,
         "member": member_rows,
-        "weight": weight,
-        "credit": weight * np.nan_to_num(amount),
+        "weight": numerator / denominator if n else np.zeros(0),
+        "credit_minor": credit,
+        "digits": digits_of_opp[opp_rows],
     }
 
+
+_MINOR_DIGITS: Mapping[str, int] = {
+    **dict.fromkeys(
+        (
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    "CLF": 4,
+    "UYW": 4,
+}
 
 _MEMBER_FIELDS = [
     "id",
@@ -420,30 +587,46 @@ _MEMBER_FIELDS = [
     "responded_at",
     "converted_at",
 ]
-_OPP_FIELDS = ["id", "contact_id", "lead_id", "account_id", "amount", "status", "created_at"]
+_OPP_FIELDS = [
+    "id",
+    "contact_id",
+    "lead_id",
+    "account_id",
+    "amount",
+    "currency",
+    "status",
+    "created_at",
+]
 
 
 def credits(store: Store, model: str = "linear") -> Table:
     """Every touch's credit under ``model``: one row per (opportunity, member).
 
-    Columns: ``opportunity_id``, ``campaign_id``, ``member_id``, ``weight``, ``credit``.
-    ``missing["no_amount"]`` counts touched opportunities without an amount (credit 0).
+    Columns: ``opportunity_id``, ``campaign_id``, ``member_id``, ``weight``, ``credit``
+    (a ``Decimal`` in the opportunity's currency, to its minor unit; see
+    :func:`touch_credits` for the rounding) and ``currency``. The credits of each touched
+    opportunity add up exactly to its amount. ``missing["no_amount"]`` counts touched
+    opportunities without an amount (credit 0).
 
     Examples
     --------
     >>> from datetime import datetime, timezone
     >>> from crmkit import Campaign, CampaignMember, MemoryStore, Opportunity
     >>> store = MemoryStore()
-    >>> _ = store.campaigns.add_many([Campaign(id="a", name="A"), Campaign(id="b", name="B")])
+    >>> _ = store.campaigns.add_many([Campaign(id=c, name=c) for c in "abc"])
     >>> _ = store.campaign_members.add_many([
     ...     CampaignMember(id=f"{c}:contact:k", campaign_id=c, contact_id="k", status="responded",
     ...                    responded_at=datetime(2026, 1, day, tzinfo=timezone.utc))
-    ...     for c, day in [("a", 1), ("b", 2)]])
-    >>> _ = store.opportunities.add(Opportunity(id="o1", name="Deal", contact_id="k", amount=900,
-    ...     created_at=datetime(2026, 2, 1, tzinfo=timezone.utc)))
-    >>> t = credits(store, "u_shaped")  # two touches: 50/50
-    >>> t["member_id"].tolist(), t["credit"].tolist()
-    (['a:contact:k', 'b:contact:k'], [450.0, 450.0])
+    ...     for c, day in [("a", 1), ("b", 2), ("c", 3)]])
+    >>> _ = store.opportunities.add(Opportunity(id="o1", name="Deal", contact_id="k",
+    ...     amount="1000.01", created_at=datetime(2026, 2, 1, tzinfo=timezone.utc)))
+    >>> t = credits(store, "linear")  # the cent left over goes to the first touch
+    >>> t["member_id"].tolist()
+    ['a:contact:k', 'b:contact:k', 'c:contact:k']
+    >>> t["credit"].tolist()
+    [Decimal('333.34'), Decimal('333.34'), Decimal('333.33')]
+    >>> sum(t["credit"])
+    Decimal('1000.01')
     """
     members = store.campaign_members.columns(_MEMBER_FIELDS)
     opps = store.opportunities.columns(_OPP_FIELDS)
@@ -456,7 +639,8 @@ def credits(store: Store, model: str = "linear") -> Table:
             "campaign_id": members["campaign_id"][m],
             "member_id": members["id"][m],
             "weight": touches["weight"],
-            "credit": touches["credit"],
+            "credit": to_decimal(touches["credit_minor"], touches["digits"]),
+            "currency": opps["currency"][o],
         },
         missing={"no_amount": int(np.isnan(opps["amount"][touched]).sum())},
         title=f"credits ({model})",
@@ -472,6 +656,19 @@ def _by_campaign(ids: _Array, keys: _Array, weights: _Array | None = None) -> _A
     return np.bincount(
         position[known], weights=None if weights is None else weights[known], minlength=len(ids)
     ).astype(np.float64)
+
+
+def _money_by_campaign(ids: _Array, keys: _Array, minor: _Array, digits: _Array) -> _Array:
+    """Exact ``Decimal`` sums per campaign of credits in minor units (all brought to the
+    most minor digits present, so 1 JPY and 0.5 USD add up to 1.500)."""
+    scale = int(digits.max()) if len(digits) else 2
+    total = np.zeros(len(ids), np.int64)
+    if len(ids) and len(keys):
+        position = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
+        known = ids[position] == keys
+        scaled = minor[known] * 10 ** (scale - digits[known])
+        np.add.at(total, position[known], scaled)
+    return to_decimal(total, np.full(len(ids), scale))
 
 
 def attribution_from_columns(
@@ -494,7 +691,7 @@ def attribution_from_columns(
     ...         "account_id": np.array([""]), "amount": np.array([900.0]),
     ...         "status": np.array(["won"]), "created_at": np.array(["2026-02-01"], "M8[us]")}
     >>> attribution_from_columns(members, opps, "first_touch")["won_revenue"].tolist()
-    [900.0, 0.0]
+    [Decimal('900.00'), Decimal('0.00')]
     """
     ids = (
         np.unique(np.asarray(members["campaign_id"], dtype=str))
@@ -504,14 +701,14 @@ def attribution_from_columns(
     touches = touch_credits(members, opportunities, model)
     keys = np.asarray(members["campaign_id"])[touches["member"]]
     status = np.asarray(opportunities["status"])[touches["opportunity"]]
-    credit, weight = touches["credit"], touches["weight"]
+    credit, digits = touches["credit_minor"], touches["digits"]
     return Table(
         columns={
             "campaign_id": ids,
-            "opportunities": _by_campaign(ids, keys, weight),
-            "amount": _by_campaign(ids, keys, credit),
-            "pipeline": _by_campaign(ids, keys, credit * (status == "open")),
-            "won_revenue": _by_campaign(ids, keys, credit * (status == "won")),
+            "opportunities": _by_campaign(ids, keys, touches["weight"]),
+            "amount": _money_by_campaign(ids, keys, credit, digits),
+            "pipeline": _money_by_campaign(ids, keys, credit * (status == "open"), digits),
+            "won_revenue": _money_by_campaign(ids, keys, credit * (status == "won"), digits),
         },
         keys=("campaign_id",),
         title=f"attribution ({model})",
@@ -523,7 +720,9 @@ def attribution(store: Store, model: str = "linear") -> Table:
 
     Columns: ``campaign_id``, ``opportunities`` (sum of weights), ``amount`` (all credited
     amount), ``pipeline`` (credit from open opportunities) and ``won_revenue`` (from won
-    ones). Every campaign is listed, in id order.
+    ones), the money columns as exact ``Decimal`` sums of :func:`credits` (amounts in
+    different currencies are added as they are, without conversion). Every campaign is
+    listed, in id order.
 
     >>> from crmkit import MemoryStore
     >>> len(attribution(MemoryStore(), "first_touch"))
@@ -544,8 +743,8 @@ def performance(store: Store, model: str = "linear") -> Table:
     member status, ``responses`` and ``conversions`` (members that ever responded /
     converted), ``response_rate``, ``cost`` (actual cost), ``cost_per_lead`` (cost per
     response), ``opportunities``, ``cost_per_opportunity``, ``pipeline``, ``won_revenue``
-    (from :func:`attribution` under ``model``) and ``roi`` (``(won - cost) / cost``). Ratios
-    with a zero or missing denominator are NaN.
+    (``Decimal``, from :func:`attribution` under ``model``) and ``roi``
+    (``(won - cost) / cost``). Ratios with a zero or missing denominator are NaN.
 
     Examples
     --------
@@ -564,7 +763,7 @@ def performance(store: Store, model: str = "linear") -> Table:
     >>> row["members"], row["responses"], row["response_rate"], row["cost_per_lead"]
     (2, 1, 0.5, 400.0)
     >>> row["won_revenue"], row["roi"]  # (1000 - 400) / 400
-    (1000.0, 1.5)
+    (Decimal('1000.00'), 1.5)
     """
     camp = store.campaigns.columns(["id", "name", "actual_cost"])
     order = np.argsort(camp["id"])
@@ -577,9 +776,10 @@ def performance(store: Store, model: str = "linear") -> Table:
     for status in MemberStatus:
         hit = known & (members["status"] == status.value)
         columns[f"status_{status.value}"] = _by_campaign(ids, keys[hit]).astype(int)
-    responses = _by_campaign(ids, keys[known & ~np.isnat(members["responded_at"])])
+    responses = _by_campaign(ids, keys[known & ~np.isnat(_responded(members))])
     conversions = _by_campaign(ids, keys[known & ~np.isnat(members["converted_at"])])
     credited = attribution(store, model)
+    won = credited["won_revenue"].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         columns.update(
             responses=responses.astype(int),
@@ -593,7 +793,7 @@ def performance(store: Store, model: str = "linear") -> Table:
             ),
             pipeline=credited["pipeline"],
             won_revenue=credited["won_revenue"],
-            roi=np.where(cost > 0, (credited["won_revenue"] - cost) / cost, np.nan),
+            roi=np.where(cost > 0, (won - cost) / cost, np.nan),
         )
     return Table(
         columns=columns,
@@ -625,7 +825,8 @@ def plot_performance(source: Store | Table, *, model: str = "linear", ax: Any = 
         _, ax = plt.subplots()
     x = np.arange(len(table))
     for i, name in enumerate(("cost", "pipeline", "won_revenue")):
-        ax.bar(x + (i - 1) * 0.27, np.nan_to_num(table[name]), width=0.27, label=name)
+        values = np.nan_to_num(np.asarray(table[name], dtype=np.float64))
+        ax.bar(x + (i - 1) * 0.27, values, width=0.27, label=name)
     ax.set_xticks(x)
     ax.set_xticklabels(table["campaign_id"].tolist())
     ax.set_ylabel("amount")
@@ -637,21 +838,40 @@ def plot_performance(source: Store | Table, *, model: str = "linear", ax: Any = 
 # -- account-based marketing -------------------------------------------------------------
 
 
+_LEFT_TARGETS = "left_targets_at"
+"""The custom field :func:`sync_targets` sets on a member kept after its account left
+the target list (the time it left, ISO 8601); cleared when the account comes back."""
+
+
 def sync_targets(
     store: Store,
     campaign_id: str,
     *,
     criteria: CriteriaLike = None,
     ids: Any = None,
+    segments: Any = None,
     at: datetime,
 ) -> SyncResult:
-    """Make the campaign's account members equal the accounts picked by ``criteria`` /
-    ``ids`` (as in :func:`add_members`).
+    """Make the campaign's account members the accounts picked by ``criteria`` / ``ids``
+    (as in :func:`add_members`; with a :class:`~crmkit.scoring.Segments`, name the
+    segments to target: ``ids=segments, segments=["hot", "warm"]`` targets their union).
 
-    Accounts that entered become members; members whose account left are deleted when
-    still ``targeted``, and ``kept`` (but reported as left) when they have history.
+    - ``entered``: accounts that became targets (new members, or kept members whose
+      account came back, whose ``custom["left_targets_at"]`` is cleared);
+    - ``left``: accounts that left the list and whose member was still ``targeted``,
+      so it was deleted;
+    - ``kept``: accounts that left the list but whose member has history (sent, opened
+      ...), so it stays, marked with ``custom["left_targets_at"]``. A kept account is
+      reported once, at the sync where it leaves; later syncs leave it alone while it
+      stays off the list;
+    - ``unchanged``: how many targets were targets before and still are.
+
+    Reads and writes share one transaction (:func:`crmkit.store.run_transaction`), so
+    processes syncing one campaign at once add and remove each account once; the sync is
+    idempotent and retried on a transaction conflict.
 
     >>> from datetime import datetime, timezone
+    >>> import attrs
     >>> from crmkit import Account, Campaign, F, MemoryStore
     >>> store = MemoryStore()
     >>> _ = store.campaigns.add(Campaign(id="abm", name="ABM"))
@@ -660,35 +880,56 @@ def sync_targets(
     >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
     >>> sync_targets(store, "abm", criteria=F.employees >= 500, at=at).entered
     ('a',)
-    >>> _ = store.accounts.update(store.accounts.get("a").__class__(id="a", name="A",
-    ...     employees=10, version=1))
-    >>> _ = store.accounts.update(store.accounts.get("b").__class__(id="b", name="B",
-    ...     employees=700, version=1))
+    >>> for i, n in (("a", 10), ("b", 700)):
+    ...     _ = store.accounts.update(attrs.evolve(store.accounts.get(i), employees=n))
     >>> r = sync_targets(store, "abm", criteria=F.employees >= 500, at=at)
-    >>> r.entered, r.left
-    (('b',), ('a',))
+    >>> r.entered, r.left, r.kept
+    (('b',), ('a',), ())
     """
-    with store.transaction():
-        added = add_members(
-            store, campaign_id, criteria=criteria, record_type=Account, ids=ids, at=at
+    at = _aware(at, "CampaignMember", "added_at")
+    if criteria is None and ids is None:
+        raise ValidationError(
+            "CampaignMember", "criteria", None, "give criteria, ids, or both to pick targets"
         )
-        wanted = np.array(
-            [m.account_id for m in added.added] + list(added.already_members), dtype=str
-        )
-        current = store.campaign_members.columns(
-            ["id", "account_id", "status"],
-            {"field": "campaign_id", "op": "==", "value": campaign_id},
-        )
-        is_account = current["account_id"] != ""
-        leaving = is_account & ~np.isin(current["account_id"], wanted)
-        removable = leaving & (current["status"] == MemberStatus.TARGETED.value)
-        for member_id in current["id"][removable].tolist():
-            store.campaign_members.delete(member_id)
+    wanted = None if ids is None else np.unique(_ids_of(ids, segments))
+    return run_transaction(store, lambda: _sync_targets(store, campaign_id, criteria, wanted, at))
+
+
+def _sync_targets(
+    store: Store, campaign_id: str, criteria: CriteriaLike, wanted: _Array | None, at: datetime
+) -> SyncResult:
+    added = _add_members(store, campaign_id, criteria, Account, wanted, at)
+    targets = {m.account_id for m in added.added} | set(added.already_members)
+    members = store.campaign_members.query(
+        {"field": "campaign_id", "op": "==", "value": campaign_id}, order_by="account_id"
+    )
+    back: list[str] = []
+    left: list[str] = []
+    kept: list[str] = []
+    for member in members:
+        account_id = member.account_id
+        if account_id is None:
+            continue
+        was_out = _LEFT_TARGETS in member.custom
+        if account_id in targets:
+            if was_out:
+                custom = {k: v for k, v in member.custom.items() if k != _LEFT_TARGETS}
+                store.campaign_members.update(attrs.evolve(member, custom=custom))
+                back.append(account_id)
+        elif was_out:
+            continue
+        elif member.status == MemberStatus.TARGETED:
+            store.campaign_members.delete(member.id, expected_version=member.version)
+            left.append(account_id)
+        else:
+            custom = {**member.custom, _LEFT_TARGETS: at.astimezone(UTC).isoformat()}
+            store.campaign_members.update(attrs.evolve(member, custom=custom))
+            kept.append(account_id)
     return SyncResult(
-        entered=tuple(m.account_id or "" for m in added.added),
-        left=tuple(sorted(current["account_id"][leaving].tolist())),
-        kept=tuple(sorted(current["account_id"][leaving & ~removable].tolist())),
-        unchanged=len(added.already_members),
+        entered=tuple(sorted([m.account_id or "" for m in added.added] + back)),
+        left=tuple(left),
+        kept=tuple(kept),
+        unchanged=len(added.already_members) - len(back),
     )
 
 
@@ -757,7 +998,7 @@ def account_engagement(store: Store, campaign_id: str | None = None) -> Table:
     if len(ids):
         hit &= sorted_ids[pos] == where
     rows = order[pos[hit]]
-    engaged = ~np.isnat(members["responded_at"][hit])
+    engaged = ~np.isnat(_responded(members)[hit])
     count = np.bincount(rows, minlength=len(ids)).astype(np.float64)
     active = np.bincount(rows, weights=engaged.astype(np.float64), minlength=len(ids))
     family_count = rollup(h, count, how="sum")
@@ -778,7 +1019,8 @@ def account_engagement(store: Store, campaign_id: str | None = None) -> Table:
 
 
 def coverage(store: Store, campaign_id: str, *, since: datetime | None = None) -> Table:
-    """Which target accounts (the campaign's account members) are covered.
+    """Which target accounts (the campaign's account members, less those kept after
+    they left the list in :func:`sync_targets`) are covered.
 
     Columns: ``account_id``, ``engaged_contact`` (a contact at the account responded to
     any campaign), ``meeting`` (a meeting activity at the account, since ``since`` if
@@ -805,15 +1047,16 @@ def coverage(store: Store, campaign_id: str, *, since: datetime | None = None) -
      {'account_id': 'b', 'engaged_contact': False, 'meeting': True, 'open_opportunity': True}]
     """
     _campaign(store, campaign_id)
-    targets = np.unique(
-        store.campaign_members.columns(
-            ["account_id"], {"field": "campaign_id", "op": "==", "value": campaign_id}
-        )["account_id"]
+    listed = store.campaign_members.columns(
+        ["account_id", f"custom.{_LEFT_TARGETS}"],
+        {"field": "campaign_id", "op": "==", "value": campaign_id},
     )
+    still = np.asarray(listed[f"custom.{_LEFT_TARGETS}"]).astype(str)
+    targets = np.unique(listed["account_id"][np.isin(still, ["", "None"])])
     targets = targets[targets != ""]
     all_members = _member_accounts(store, None)
     engaged_at = all_members["member_account"][
-        (all_members["contact_id"] != "") & ~np.isnat(all_members["responded_at"])
+        (all_members["contact_id"] != "") & ~np.isnat(_responded(all_members))
     ]
     activities = store.activities.columns(["account_id", "kind", "at"])
     met = activities["kind"] == "meeting"

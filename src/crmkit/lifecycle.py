@@ -37,6 +37,7 @@ import attrs
 
 from crmkit.errors import ValidationError
 from crmkit.records import LifecycleChange
+from crmkit.store._base import run_transaction
 
 if TYPE_CHECKING:
     from crmkit.store import Store
@@ -165,7 +166,9 @@ def move(
     """Move an account to ``to_stage`` and record the change; returns the change.
 
     Refused (:class:`~crmkit.errors.ValidationError`) when the model does not allow the
-    move or when ``at`` is earlier than the account's last lifecycle change.
+    move or when ``at`` is earlier than the account's last lifecycle change. The checks
+    and the writes share one transaction (:func:`crmkit.store.run_transaction`; each
+    attempt reads afresh, so it is retried on a transaction conflict).
 
     Examples
     --------
@@ -184,56 +187,73 @@ def move(
     crmkit.errors.ValidationError: Account 'acme' field 'lifecycle_stage' = 'renewal': ...
     """
     _check_at(at, account_id)
-    with store.transaction():
-        account = store.accounts.get(account_id)
-        from_stage = account.lifecycle_stage
-        if to_stage not in model.stages:
-            raise ValidationError(
-                "Account",
-                "lifecycle_stage",
-                to_stage,
-                f"unknown stage; stages: {', '.join(model.stages)}",
-                record_id=account_id,
-            )
-        if not model.allowed(from_stage, to_stage):
-            options = ", ".join(model.targets(from_stage)) or "none"
-            why = "" if from_stage in model.stages else " (not a stage of this model)"
-            raise ValidationError(
-                "Account",
-                "lifecycle_stage",
-                to_stage,
-                f"cannot move from {from_stage!r}{why} to {to_stage!r}; "
-                f"allowed from {from_stage!r}: {options}",
-                record_id=account_id,
-            )
-        past = history(store, account_id)
-        if past and at < past[-1].at:
-            raise ValidationError(
-                "LifecycleChange",
-                "at",
-                at.isoformat(),
-                f"is before the last change ({past[-1].at.isoformat()}); history must stay "
-                "in time order",
-                record_id=account_id,
-            )
-        version = account.version if expected_version is None else expected_version
-        stored = store.accounts.update(
-            attrs.evolve(account, lifecycle_stage=to_stage), expected_version=version
+    return run_transaction(
+        store,
+        lambda: _move(
+            store, account_id, to_stage, at, reason, changed_by, model, expected_version
+        ),
+    )
+
+
+def _move(
+    store: Store,
+    account_id: str,
+    to_stage: str,
+    at: datetime,
+    reason: str | None,
+    changed_by: str | None,
+    model: LifecycleModel,
+    expected_version: int | None,
+) -> LifecycleChange:
+    account = store.accounts.get(account_id)
+    from_stage = account.lifecycle_stage
+    if to_stage not in model.stages:
+        raise ValidationError(
+            "Account",
+            "lifecycle_stage",
+            to_stage,
+            f"unknown stage; stages: {', '.join(model.stages)}",
+            record_id=account_id,
         )
-        change_id = f"{account_id}:lifecycle:{stored.version:04d}"
-        if change_id in store.lifecycle_changes:
-            change_id += f":{at.astimezone(UTC).strftime('%Y%m%dT%H%M%S%f')}"
-        return store.lifecycle_changes.add(
-            LifecycleChange(
-                id=change_id,
-                account_id=account_id,
-                from_stage=from_stage,
-                to_stage=to_stage,
-                at=at,
-                reason=reason,
-                changed_by=changed_by,
-            )
+    if not model.allowed(from_stage, to_stage):
+        options = ", ".join(model.targets(from_stage)) or "none"
+        why = "" if from_stage in model.stages else " (not a stage of this model)"
+        raise ValidationError(
+            "Account",
+            "lifecycle_stage",
+            to_stage,
+            f"cannot move from {from_stage!r}{why} to {to_stage!r}; "
+            f"allowed from {from_stage!r}: {options}",
+            record_id=account_id,
         )
+    past = history(store, account_id)
+    if past and at < past[-1].at:
+        raise ValidationError(
+            "LifecycleChange",
+            "at",
+            at.isoformat(),
+            f"is before the last change ({past[-1].at.isoformat()}); history must stay "
+            "in time order",
+            record_id=account_id,
+        )
+    version = account.version if expected_version is None else expected_version
+    stored = store.accounts.update(
+        attrs.evolve(account, lifecycle_stage=to_stage), expected_version=version
+    )
+    change_id = f"{account_id}:lifecycle:{stored.version:04d}"
+    if change_id in store.lifecycle_changes:
+        change_id += f":{at.astimezone(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+    return store.lifecycle_changes.add(
+        LifecycleChange(
+            id=change_id,
+            account_id=account_id,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            at=at,
+            reason=reason,
+            changed_by=changed_by,
+        )
+    )
 
 
 def time_in_stage(store: Store, account_id: str, *, now: datetime) -> dict[str, timedelta]:

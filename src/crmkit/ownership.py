@@ -30,6 +30,7 @@ import numpy as np
 from crmkit._schema import plural, record_type_named
 from crmkit.errors import ConflictError, ValidationError
 from crmkit.records import LeadStatus, OwnershipChange
+from crmkit.store._base import run_transaction
 
 if TYPE_CHECKING:
     from crmkit.store import Store
@@ -136,10 +137,13 @@ def reassign(
 ) -> OwnershipChange | None:
     """Give ``record_id`` (an Account, Lead, Opportunity ... or its type name) a new owner.
 
-    Writes the update (optimistic: ``expected_version`` defaults to the version read) and
-    an :class:`~crmkit.records.OwnershipChange` in one transaction and returns the change;
-    returns ``None`` and writes nothing when the record already has that owner. Unknown
-    or inactive reps raise :class:`~crmkit.errors.ValidationError`.
+    Reads the record, then writes the update (optimistic: ``expected_version`` defaults
+    to the version read) and an :class:`~crmkit.records.OwnershipChange`, all in one
+    transaction (:func:`crmkit.store.run_transaction`, retried on a transaction conflict:
+    each attempt reads afresh, so it is idempotent), and returns the change; returns
+    ``None`` and writes nothing when the record already has that owner, so processes
+    giving one record to one rep at once write one change. Unknown or inactive reps raise
+    :class:`~crmkit.errors.ValidationError`.
 
     Examples
     --------
@@ -162,7 +166,8 @@ def reassign(
     record_type = _record_type(record)
     name = record_type.__name__
     _check_at(at, name, record_id)
-    with store.transaction():
+
+    def write() -> OwnershipChange | None:
         current: Any = store.repository(record_type).get(record_id)
         _check_receiver(store, new_owner_id, name, record_id)
         version = current.version if expected_version is None else expected_version
@@ -180,6 +185,8 @@ def reassign(
             changed_by=changed_by,
             expected_version=version,
         )
+
+    return run_transaction(store, write)
 
 
 def ownership_history(
@@ -279,31 +286,36 @@ class ReassignmentPlan:
 
         A record changed since the plan was made raises
         :class:`~crmkit.errors.ConflictError`, a receiver made inactive meanwhile raises
-        :class:`~crmkit.errors.ValidationError`; either way nothing is written.
+        :class:`~crmkit.errors.ValidationError`; either way nothing is written. The checks
+        and the writes share one transaction (:func:`crmkit.store.run_transaction`), so a
+        plan applied by several processes at once is applied once: the others get
+        ``ConflictError``.
         """
+        return run_transaction(store, lambda: self._apply(store, changed_by))
+
+    def _apply(self, store: Store, changed_by: str | None) -> list[OwnershipChange]:
         changes = []
-        with store.transaction():
-            for rep in self.receivers:
-                _check_receiver(store, rep, "Rep", rep)
-            for move in self.moves:
-                record_type = record_type_named(move.record_type)
-                current: Any = store.repository(record_type).get(move.record_id)
-                if current.version != move.expected_version:
-                    raise ConflictError(
-                        move.record_type, move.record_id, move.expected_version, current.version
-                    )
-                changes.append(
-                    _write(
-                        store,
-                        record_type,
-                        current,
-                        move.to_owner_id,
-                        reason=self.reason,
-                        at=self.at,
-                        changed_by=changed_by,
-                        expected_version=move.expected_version,
-                    )
+        for rep in self.receivers:
+            _check_receiver(store, rep, "Rep", rep)
+        for move in self.moves:
+            record_type = record_type_named(move.record_type)
+            current: Any = store.repository(record_type).get(move.record_id)
+            if current.version != move.expected_version:
+                raise ConflictError(
+                    move.record_type, move.record_id, move.expected_version, current.version
                 )
+            changes.append(
+                _write(
+                    store,
+                    record_type,
+                    current,
+                    move.to_owner_id,
+                    reason=self.reason,
+                    at=self.at,
+                    changed_by=changed_by,
+                    expected_version=move.expected_version,
+                )
+            )
         return changes
 
 
