@@ -30,8 +30,11 @@ follows (``crmkit.testing.StoreContract`` checks each of them):
 
 from __future__ import annotations
 
+import functools
+import json
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
@@ -356,14 +359,44 @@ def run_transaction(
 
 
 def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
-    """Bind criteria in any accepted form to ``record_type``."""
+    """Bind criteria in any accepted form to ``record_type``.
+
+    Binding checks every field and value, which costs tens of microseconds; an app that
+    runs the same query again and again gets the bound criteria from a small cache,
+    keyed by the criteria's JSON form (so ``1`` and ``True`` stay apart).
+    """
     if isinstance(criteria, BoundCriteria):
         if criteria.record_type is not record_type:
             raise CriteriaError(
                 f"criteria bound to {criteria.record_type.__name__} used on {record_type.__name__}"
             )
         return criteria
-    return bind(criteria, record_type)
+    if criteria is None:
+        return bind(criteria, record_type)
+    if isinstance(criteria, Criteria):  # the same object again: no key to build
+        known = _BY_OBJECT.get((id(criteria), record_type))
+        if known is not None and known[0]() is criteria:
+            return known[1]
+    try:
+        data = criteria.to_dict() if isinstance(criteria, Criteria) else criteria
+        key = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):  # not JSON: bind it afresh
+        return bind(criteria, record_type)
+    result = _bind_json(key, record_type)
+    if isinstance(criteria, Criteria):
+        if len(_BY_OBJECT) >= 512:
+            _BY_OBJECT.clear()
+        _BY_OBJECT[(id(criteria), record_type)] = (weakref.ref(criteria), result)
+    return result
+
+
+#: criteria objects bound lately, by identity (the weak reference tells a reused id apart)
+_BY_OBJECT: dict[tuple[int, type[Any]], tuple[weakref.ref[Any], BoundCriteria]] = {}
+
+
+@functools.lru_cache(maxsize=512)
+def _bind_json(key: str, record_type: type[Any]) -> BoundCriteria:
+    return bind(json.loads(key), record_type)
 
 
 def index_fields(record_type: type[Any], fields: Sequence[str]) -> tuple[str, ...]:

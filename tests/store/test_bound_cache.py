@@ -1,0 +1,64 @@
+"""Repeated queries reuse bound criteria, and the cache never changes an answer."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from crmkit.criteria import F
+from crmkit.records import Account
+from crmkit.store import MemoryStore
+from crmkit.store._base import bound
+from crmkit.store.sqlite import SQLiteStore
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest) -> MemoryStore | SQLiteStore:
+    store = MemoryStore() if request.param == "memory" else SQLiteStore(":memory:")
+    store.accounts.add_many(
+        [
+            Account(id="one", name="One", custom={"x": 1}),
+            Account(id="true", name="True", custom={"x": True}),
+            Account(id="text", name="Text", custom={"x": "1"}),
+        ]
+    )
+    return store
+
+
+def test_equal_but_differently_typed_values_are_kept_apart(
+    store: MemoryStore | SQLiteStore,
+) -> None:
+    for _ in range(2):  # the second round reads from the cache
+        assert [a.id for a in store.accounts.query(F.custom["x"] == 1)] == ["one"]
+        assert [a.id for a in store.accounts.query(F.custom["x"] == True)] == ["true"]  # noqa: E712
+        assert [a.id for a in store.accounts.query(F.custom["x"] == "1")] == ["text"]
+        assert [
+            a.id for a in store.accounts.query({"field": "custom.x", "op": "==", "value": 1.0})
+        ] == ["one"]
+
+
+def test_a_changed_dict_is_bound_afresh(store: MemoryStore | SQLiteStore) -> None:
+    criteria = {"field": "custom.x", "op": "==", "value": 1}
+    assert [a.id for a in store.accounts.query(criteria)] == ["one"]
+    criteria["value"] = "1"
+    assert [a.id for a in store.accounts.query(criteria)] == ["text"]
+
+
+def test_the_same_object_is_bound_once_and_a_reused_id_is_not_confused() -> None:
+    criteria = F.country == "US"
+    first = bound(criteria, Account)
+    assert bound(criteria, Account) is first
+    del criteria
+    gc.collect()
+    for _ in range(50):  # new objects may get the old one's id: they must bind afresh
+        other = F.country == "FR"
+        assert bound(other, Account).criteria == other
+        del other
+
+
+def test_criteria_that_are_not_json_still_bind() -> None:
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    assert bound(F.created_at >= when, Account).matches(Account(id="a", name="A", created_at=when))
