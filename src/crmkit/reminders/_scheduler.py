@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from crmkit._time import micros
 from crmkit.criteria import BoundCriteria, Criteria, F, bind
-from crmkit.errors import ConflictError, ValidationError
+from crmkit.errors import ValidationError
 from crmkit.records import Reminder, ReminderStatus, Rep
 from crmkit.reminders._calendar import BusinessCalendar, localize
 from crmkit.reminders._recurrence import check_rule, parse_rule, walk
-from crmkit.store._base import Store, run_transaction
+from crmkit.reminders._transact import transact
+from crmkit.store._base import Store
 
 __all__ = [
     "STATE_DOC",
@@ -51,8 +52,6 @@ __all__ = [
     "tick",
     "upcoming",
 ]
-
-T = TypeVar("T")
 
 STATE_DOC = "crmkit.reminders"
 """The store state document holding the largest ``remind_before_minutes`` scheduled."""
@@ -226,10 +225,13 @@ def schedule(
         **fields,
     )
     reminder = _prepare(store, reminder)
-    with store.transaction():
+
+    def operation() -> Reminder:
         stored = store.reminders.add(reminder)
         _bump_max_before(store, reminder.remind_before_minutes)
-    return stored
+        return stored
+
+    return transact(store, operation)
 
 
 def schedule_many(store: Store, reminders: Iterable[Reminder]) -> list[Reminder]:
@@ -247,11 +249,14 @@ def schedule_many(store: Store, reminders: Iterable[Reminder]) -> list[Reminder]
     (['a', 'b'], {'max_before_minutes': 30})
     """
     batch = [_prepare(store, r) for r in reminders]
-    with store.transaction():
+
+    def operation() -> list[Reminder]:
         stored = store.reminders.add_many(batch)
         if batch:
             _bump_max_before(store, max(r.remind_before_minutes for r in batch))
-    return stored
+        return stored
+
+    return transact(store, operation)
 
 
 def _get_open(store: Store, reminder_id: str) -> Reminder:
@@ -288,7 +293,7 @@ def snooze(store: Store, reminder_id: str, until: datetime) -> Reminder:
         reminder = _get_open(store, reminder_id)
         return store.reminders.update(attrs.evolve(reminder, snoozed_until=until))
 
-    return _transact(store, operation)
+    return transact(store, operation)
 
 
 def cancel(store: Store, reminder_id: str) -> Reminder:
@@ -311,7 +316,7 @@ def cancel(store: Store, reminder_id: str) -> Reminder:
         reminder = _get_open(store, reminder_id)
         return store.reminders.update(attrs.evolve(reminder, status=ReminderStatus.CANCELLED))
 
-    return _transact(store, operation)
+    return transact(store, operation)
 
 
 def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
@@ -342,20 +347,7 @@ def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
                 break
         return Completion(done=done, next=spawned)
 
-    return _transact(store, operation)
-
-
-def _transact(store: Store, operation: Callable[[], T]) -> T:
-    """:func:`~crmkit.store.run_transaction`, also run again (up to 5 times) when a
-    version check fails: every caller reads what it decides on inside ``operation``, so
-    running it again decides afresh. Inside an outer transaction it runs once."""
-    for attempt in range(1, 6):
-        try:
-            return run_transaction(store, operation)
-        except ConflictError:
-            if attempt == 5 or getattr(store, "in_transaction", False):
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    return transact(store, operation)
 
 
 def _series_start(reminder: Reminder) -> tuple[datetime, datetime]:
@@ -709,7 +701,7 @@ def tick(
         )
     shared = frozenset(holidays)
     own = {rep: frozenset(days) | shared for rep, days in (rep_holidays or {}).items()}
-    return _transact(store, lambda: _tick(store, now, escalate_after_hours, shared, own))
+    return transact(store, lambda: _tick(store, now, escalate_after_hours, shared, own))
 
 
 def _tick(
