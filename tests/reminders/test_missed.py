@@ -65,7 +65,8 @@ def test_missed_daily_reminder_rolls_to_the_next_day(store: AnyStore) -> None:
     assert missed.status.value == "missed"
     assert state_of(store, missed, utc(2026, 1, 6, 8)) == ReminderState.MISSED
     assert missed.custom["reminder_skipped"] == 0
-    assert current.status.value == "open" and current.due_at == utc(2026, 1, 6, 8)
+    assert current.status.value == "open"
+    assert current.due_at == utc(2026, 1, 6, 8)
     assert tick(store, utc(2026, 1, 6, 8)) == []  # idempotent
     with pytest.raises(ValidationError, match="not open"):
         complete(store, "d", utc(2026, 1, 6, 9))
@@ -99,7 +100,8 @@ def test_completed_and_one_off_reminders_never_roll(store: AnyStore) -> None:
     daily(store)
     schedule(store, id="once", title="Once", due_at=utc(2026, 1, 5, 8))
     nxt = complete(store, "d", utc(2026, 1, 5, 8, 30)).next
-    assert nxt is not None and nxt.id == "d.1"
+    assert nxt is not None
+    assert nxt.id == "d.1"
     events = tick(store, utc(2026, 1, 6, 8))
     assert kinds(events) == [("due", "once"), ("due", "d.1")]
     assert store.reminders.get("once").status.value == "open"
@@ -117,7 +119,9 @@ def test_the_last_occurrence_of_a_series_stays_open(store: AnyStore) -> None:
 
 def test_follow_up_counts_days_on_the_owners_calendar(store: AnyStore) -> None:
     store.reps.add(Rep(id="eva", name="Eva", timezone="Europe/Paris"))
-    schedule(store, id="demo", title="Demo", owner_id="eva", timezone="UTC", due_at=utc(2026, 3, 5))
+    schedule(
+        store, id="demo", title="Demo", owner_id="eva", timezone="UTC", due_at=utc(2026, 3, 5)
+    )
     complete(store, "demo", utc(2026, 3, 27, 15))  # 16:00 CET in Paris
     r = follow_up(store, "demo", days=3)
     # 16:00 in Paris three days later, CEST (UTC+2) after 29 March; in the reminder's

@@ -250,7 +250,9 @@ def test_any_rule_text_is_a_crm_error_or_works_promptly(
 ) -> None:
     store = MemoryStore()
     _prompt(lambda: occurrences(rule, start, zone, count=5))
-    r = _prompt(lambda: schedule(store, id="r", title="t", due_at=start, timezone=zone, rrule=rule))
+    r = _prompt(
+        lambda: schedule(store, id="r", title="t", due_at=start, timezone=zone, rrule=rule)
+    )
     if r is None:
         return
     now = start.replace(tzinfo=UTC) + timedelta(hours=after_hours)

@@ -280,7 +280,11 @@ def unenroll(
         e = store.enrollments.get(enrollment_id)
         if e.status not in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
             raise ValidationError(
-                "Enrollment", "status", e.status.value, "has already ended", record_id=enrollment_id
+                "Enrollment",
+                "status",
+                e.status.value,
+                "has already ended",
+                record_id=enrollment_id,
             )
         return store.enrollments.update(_ended(e, EnrollmentStatus.EXITED, ended_at, reason))
 

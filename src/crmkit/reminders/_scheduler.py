@@ -359,7 +359,10 @@ def _series_start(reminder: Reminder) -> tuple[datetime, datetime]:
         start = datetime.fromisoformat(str(custom[_START])) if _START in custom else current
     except ValueError:
         raise ValidationError(
-            "Reminder", f"custom.{_WALL}", custom.get(_WALL), "must be an ISO wall time",
+            "Reminder",
+            f"custom.{_WALL}",
+            custom.get(_WALL),
+            "must be an ISO wall time",
             record_id=reminder.id,
         ) from None
     return start, current
@@ -727,7 +730,9 @@ def _tick(
             if r.custom.get(ESCALATED) == mark:
                 continue
             owner = r.owner_id or ""
-            calendar = _calendar_for(reps.get(owner), r.timezone, rep_holidays.get(owner, holidays))
+            calendar = _calendar_for(
+                reps.get(owner), r.timezone, rep_holidays.get(owner, holidays)
+            )
             if calendar.business_time_between(effective_due(r), now) >= need:
                 events.append(
                     ReminderEvent("escalated", r.id, r.owner_id, r.title, effective_due(r))
