@@ -377,6 +377,9 @@ def _following(reminder: Reminder) -> Iterator[tuple[datetime, datetime]]:
     assert reminder.rrule is not None
     start, current = _series_start(reminder)
     anchor = start if parse_rule(reminder.rrule, start)._count is not None else current
+    # a record written around schedule() may carry a rule that never yields: refuse it
+    # here, in bounded time, rather than let the walk search until the year 9999
+    check_rule(reminder.rrule, anchor, reminder.timezone, record_id=reminder.id)
     return walk(
         reminder.rrule, anchor, reminder.timezone, after=reminder.due_at, record_id=reminder.id
     )
@@ -671,7 +674,8 @@ def tick(
       of a later occurrence (one alerting after this one's effective due time) has come.
       It is marked ``missed`` and the latest occurrence whose alert time has come is
       created in its place (occurrences in between are skipped, counted in the missed
-      one's ``custom["reminder_skipped"]``), and alerted in the same call.
+      one's ``custom["reminder_skipped"]``), and alerted in the same call. A reminder
+      whose rule cannot be expanded (stored around :func:`schedule`) is not rolled.
     - **escalated**: open for ``escalate_after_hours`` business hours of its owner's
       calendar past its effective due time (:meth:`BusinessCalendar.from_rep` with
       ``holidays`` plus the owner's own ``rep_holidays[owner_id]``; an owner who is not a
@@ -746,17 +750,19 @@ def _tick(
 def _roll_forward(store: Store, now: datetime) -> list[ReminderEvent]:
     """Mark missed recurring occurrences and create the current one (see :func:`tick`)."""
     events: list[ReminderEvent] = []
-    for r in store.reminders.query(_open_due_before(now), order_by=["due_at"]):
-        if r.rrule is None:
-            continue
+    recurring = _open_due_before(now) & F.rrule.notnull()
+    for r in store.reminders.query(recurring, order_by=["due_at"]):
         lead = timedelta(minutes=r.remind_before_minutes)
         passed: list[tuple[datetime, datetime]] = []
         missed = False
-        for wall, instant in _following(r):
-            if instant - lead > now:
-                break
-            passed.append((wall, instant))
-            missed = missed or instant - lead > effective_due(r)
+        try:
+            for wall, instant in _following(r):
+                if instant - lead > now:
+                    break
+                passed.append((wall, instant))
+                missed = missed or instant - lead > effective_due(r)
+        except ValidationError:  # a rule written around schedule(): never rolled
+            continue
         if not missed:
             continue
         wall, instant = passed[-1]
