@@ -34,7 +34,7 @@ def _interleave(store: Any, hook: Callable[[], None]) -> None:
 
     @contextlib.contextmanager
     def transaction() -> Iterator[None]:
-        if not fired and not store.in_transaction:
+        if not fired and not getattr(store, "in_transaction", False):
             fired.append(True)
             hook()
         with original():

@@ -33,7 +33,6 @@ __all__ = [
     "MAX_COUNT",
     "MAX_WALLS",
     "check_rule",
-    "is_sub_daily",
     "occurrences",
     "parse_rule",
     "walk",
@@ -58,12 +57,9 @@ def _bad(text: object, reason: str, record_id: str | None) -> ValidationError:
     return ValidationError("Reminder", "rrule", text, reason, record_id=record_id)
 
 
-def parse_rule(
-    text: str, start: datetime, *, record_id: str | None = None, count: bool = True
-) -> Any:
+def parse_rule(text: str, start: datetime, *, record_id: str | None = None) -> Any:
     """``text`` (``"FREQ=WEEKLY;BYDAY=MO"``, optionally prefixed ``RRULE:``) as a dateutil
-    rule starting at the naive wall time ``start``; a bad rule is a ``ValidationError``.
-    ``count=False`` drops the rule's ``COUNT``."""
+    rule starting at the naive wall time ``start``; a bad rule is a ``ValidationError``."""
     from dateutil.rrule import rrule, rrulestr
 
     if not isinstance(text, str) or not text.strip():
@@ -94,7 +90,7 @@ def parse_rule(
                 f"BYSETPOS picks none of the {per_period} candidate(s) in each period",
                 record_id,
             )
-    return rule.replace(count=None) if not count and rule._count is not None else rule
+    return rule
 
 
 def _candidates_per_period(rule: Any) -> int:
@@ -107,11 +103,6 @@ def _candidates_per_period(rule: Any) -> int:
     if rule._freq == _HOURLY + 1:
         return max(seconds, 1)
     return 1
-
-
-def is_sub_daily(text: str, start: datetime) -> bool:
-    """Whether the rule repeats more often than daily (``HOURLY`` and finer)."""
-    return bool(parse_rule(text, start)._freq >= _HOURLY)
 
 
 def check_rule(text: str, start: datetime, timezone: str, *, record_id: str | None = None) -> None:

@@ -11,12 +11,14 @@ from crmkit.store._base import Store, run_transaction
 __all__ = ["transact"]
 
 T = TypeVar("T")
-ATTEMPTS = 5
+ATTEMPTS = 5  # version-check failures
+RACES = 10  # lost transaction races, per run (several workers ticking one database)
 
 
 def transact(store: Store, operation: Callable[[], T]) -> T:
-    """:func:`~crmkit.store.run_transaction`, also run again (up to 5 times in all) when a
-    version check fails with :class:`~crmkit.errors.ConflictError`.
+    """:func:`~crmkit.store.run_transaction` (up to 10 attempts on a lost race), also run
+    again (up to 5 times in all) when a version check fails with
+    :class:`~crmkit.errors.ConflictError`.
 
     Only for operations that read everything they decide on inside ``operation``, so a
     second run decides afresh. Inside an outer transaction it runs once.
@@ -27,7 +29,7 @@ def transact(store: Store, operation: Callable[[], T]) -> T:
     """
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return run_transaction(store, operation)
+            return run_transaction(store, operation, attempts=RACES)
         except ConflictError:
             if attempt == ATTEMPTS or getattr(store, "in_transaction", False):
                 raise
