@@ -9,6 +9,7 @@ EST -5 / EDT -4 (forward 8 March 02:00, back 1 November 02:00); Sydney AEST +10 
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -275,3 +276,29 @@ def test_a_never_ending_rule_stored_around_schedule_cannot_hang(
         complete(store, "raw", z("2026-01-02T09:00"))
     assert store.reminders.get("raw").status.value == "open"  # nothing half-written
     assert time.perf_counter() - started < 10
+
+
+CHANGES = {  # the nights the clocks change in 2026 and 2027
+    "Europe/Berlin": ["2026-03-29", "2026-10-25", "2027-03-28", "2027-10-31"],
+    "America/New_York": ["2026-03-08", "2026-11-01", "2027-03-14", "2027-11-07"],
+    "Australia/Sydney": ["2026-04-05", "2026-10-04", "2027-04-04", "2027-10-03"],
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zone_night=st.sampled_from(
+        [(zone, night) for zone, nights in CHANGES.items() for night in nights]
+    ),
+    hours_before=st.integers(0, 30),
+    minute=st.integers(0, 59),
+)
+def test_hourly_instants_are_consecutive_real_hours(
+    zone_night: tuple[str, str], hours_before: int, minute: int
+) -> None:
+    # these zones shift by whole hours, so "every hour at :mm" is every real hour at :mm
+    zone, night = zone_night
+    start = datetime.fromisoformat(night).replace(minute=minute) - timedelta(hours=hours_before)
+    got = occurrences("FREQ=HOURLY", start, zone, count=40)  # spans the change
+    assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(got))
+    assert all(i.minute == minute for i in got)
