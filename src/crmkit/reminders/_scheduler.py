@@ -11,6 +11,11 @@ Conventions (documented in docs/reminders.md):
 - ``tick`` marks what it emitted in the reminder's ``custom`` fields
   (``reminder_alerted``/``reminder_escalated``: the instant, in microseconds, it fired
   for), so a second call at the same time returns nothing new, and a snooze re-arms it.
+- ``tick`` marks a recurring occurrence ``missed`` once a later occurrence's alert time
+  has come, and creates the current occurrence (see :func:`tick`).
+- Every call that reads and then writes (``tick``, ``complete``, ``snooze``, ``cancel``,
+  ``schedule``) does both in one transaction, run again when it lost a race: each of them
+  decides afresh from what it reads, so running it again is safe.
 """
 
 from __future__ import annotations
