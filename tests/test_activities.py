@@ -16,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmkit import Account, Activity, Contact, MemoryStore, SQLiteStore, ValidationError
-from crmkit.activities import activity_counts, last_touch, log, log_many, timeline
+from crmkit.activities import (
+    activity_counts,
+    last_touch,
+    log,
+    log_many,
+    timeline,
+    timeline_page,
+)
 from crmkit.errors import BatchError
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -155,3 +162,77 @@ def test_counts_and_last_touch_match_a_loop(rows: list[tuple[str | None, str, in
     assert dict(zip(lt["account_id"].tolist(), lt["at"].tolist(), strict=True)) == {
         k: v.replace(tzinfo=None) for k, v in latest.items()
     }
+
+
+# -- last touch through contacts; timeline pages (issue 13, item 15) -----------------------
+
+
+def test_last_touch_counts_an_activity_logged_on_a_contact_for_its_account(
+    store: MemoryStore,
+) -> None:
+    log(store, "call", T0, id="1", account_id="other")
+    log(store, "email_replied", T0 + timedelta(days=1), id="2", contact_id="c-other")
+    log(store, "meeting", T0 + timedelta(days=2), id="3", contact_id="c-fr")
+    log(store, "note", T0 + timedelta(days=3), id="4", contact_id="nobody")  # unknown contact
+    # an activity with its own account keeps it, even if the contact is elsewhere
+    log(store, "call", T0 + timedelta(days=4), id="5", account_id="hq", contact_id="c-fr")
+    lt = last_touch(store)
+    assert lt["account_id"].tolist() == ["fr", "hq", "other"]
+    assert lt["at"].tolist() == [
+        (T0 + timedelta(days=2)).replace(tzinfo=None),
+        (T0 + timedelta(days=4)).replace(tzinfo=None),
+        (T0 + timedelta(days=1)).replace(tzinfo=None),
+    ]
+
+
+def test_timeline_returns_everything_by_default(store: MemoryStore) -> None:
+    log_many(
+        store,
+        [Activity(id=f"x{i:03d}", kind="call", at=T0, account_id="hq") for i in range(120)],
+    )
+    assert len(timeline(store, "account", "hq")) == 120
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    hours=st.lists(st.integers(0, 5), max_size=30),
+    limit=st.integers(1, 7),
+)
+def test_timeline_pages_cover_everything_once_in_order(hours: list[int], limit: int) -> None:
+    store = MemoryStore()
+    acts = [
+        Activity(id=f"x{i:02d}", kind="call", at=T0 + timedelta(hours=h), account_id="hq")
+        for i, h in enumerate(hours)
+    ]
+    log_many(store, acts)
+    expected = [a.id for a in sorted(acts, key=lambda a: (-a.at.timestamp(), a.id))]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = timeline_page(store, "account", "hq", cursor=cursor, limit=limit)
+        assert len(page.items) <= limit
+        seen += [a.id for a in page.items]
+        assert page.has_more == (len(seen) < len(expected))
+        if not page.has_more:
+            assert page.next_cursor is None
+            break
+        cursor = page.next_cursor
+    assert seen == expected
+
+
+def test_timeline_cursor_is_stable_when_newer_activities_arrive(store: MemoryStore) -> None:
+    for i in range(4):
+        log(store, "call", T0 + timedelta(hours=i), id=f"x{i}", account_id="hq")
+    first = timeline_page(store, "account", "hq", limit=2)
+    assert [a.id for a in first.items] == ["x3", "x2"]
+    log(store, "call", T0 + timedelta(hours=9), id="new", account_id="hq")
+    second = timeline_page(store, "account", "hq", limit=2, cursor=first.next_cursor)
+    assert [a.id for a in second.items] == ["x1", "x0"]
+    assert not second.has_more
+
+
+def test_timeline_page_rejects_a_bad_cursor_and_limit(store: MemoryStore) -> None:
+    with pytest.raises(ValidationError, match="cursor"):
+        timeline_page(store, "account", "hq", cursor="yesterday")
+    with pytest.raises(ValidationError, match="limit"):
+        timeline_page(store, "account", "hq", limit=0)

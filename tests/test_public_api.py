@@ -75,7 +75,8 @@ PUBLIC = {
         "reject", "route_leads",
     ],
     "crmkit.activities": [
-        "REF_KINDS", "activity_counts", "last_touch", "log", "log_many", "timeline",
+        "REF_KINDS", "TimelinePage", "activity_counts", "last_touch", "log", "log_many",
+        "timeline", "timeline_page",
     ],
     "crmkit.reminders": [
         "BusinessCalendar", "CadenceEvent", "Completion", "ReminderEvent", "ReminderState",

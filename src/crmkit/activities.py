@@ -22,17 +22,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import numpy as np
 
+from crmkit._time import EPOCH, micros
 from crmkit.criteria import Criteria, F
 from crmkit.errors import ValidationError
 from crmkit.records import Activity, ActivityKind
 from crmkit.store._base import Store
 
-__all__ = ["REF_KINDS", "activity_counts", "last_touch", "log", "log_many", "timeline"]
+__all__ = [
+    "REF_KINDS",
+    "TimelinePage",
+    "activity_counts",
+    "last_touch",
+    "log",
+    "log_many",
+    "timeline",
+    "timeline_page",
+]
 
 REF_KINDS: dict[str, str] = {
     "account": "account_id",
@@ -129,7 +140,7 @@ def timeline(
     kinds: Sequence[ActivityKind | str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: int | None = 50,
+    limit: int | None = None,
     offset: int = 0,
     include_family: bool = False,
     include_contacts: bool = False,
@@ -138,7 +149,8 @@ def timeline(
 
     ``ref_kind`` is ``"account"``, ``"contact"``, ``"lead"`` or ``"opportunity"``. Ties on
     ``at`` are ordered by id. ``kinds`` keeps only those kinds; ``since`` (inclusive) and
-    ``until`` (exclusive) bound ``at``; ``limit``/``offset`` page. For an account,
+    ``until`` (exclusive) bound ``at``; ``limit``/``offset`` cut the list (default: all
+    of it; to read page by page, use :func:`timeline_page`). For an account,
     ``include_family`` adds every account of its hierarchy family and ``include_contacts``
     adds the activities of those accounts' contacts. The query runs in the store (SQL for
     :class:`~crmkit.store.SQLiteStore`).
@@ -161,6 +173,22 @@ def timeline(
     ...                         include_contacts=True)]
     ['x1', 'x2']
     """
+    criteria = _timeline_criteria(
+        store, ref_kind, ref_id, kinds, since, until, include_family, include_contacts
+    )
+    return store.activities.query(criteria, order_by=["-at"], limit=limit, offset=offset)
+
+
+def _timeline_criteria(
+    store: Store,
+    ref_kind: str,
+    ref_id: str,
+    kinds: Sequence[ActivityKind | str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    include_family: bool,
+    include_contacts: bool,
+) -> Criteria | None:
     if ref_kind not in REF_KINDS:
         raise ValidationError(
             "Activity",
@@ -171,8 +199,78 @@ def timeline(
     if not isinstance(ref_id, str) or not ref_id:
         raise ValidationError("Activity", REF_KINDS[ref_kind], ref_id, "must be a non-empty id")
     base = _family_and_contacts(store, ref_kind, ref_id, include_family, include_contacts)
-    criteria = _narrow(base, kinds, since, until)
-    return store.activities.query(criteria, order_by=["-at"], limit=limit, offset=offset)
+    return _narrow(base, kinds, since, until)
+
+
+@attrs.frozen
+class TimelinePage:
+    """One page of a timeline: ``items`` newest first; ``has_more`` says whether more
+    exist; pass ``next_cursor`` as ``cursor`` to read them (``None`` on the last page)."""
+
+    items: list[Activity]
+    has_more: bool
+    next_cursor: str | None
+
+
+def timeline_page(
+    store: Store,
+    ref_kind: str,
+    ref_id: str,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    kinds: Sequence[ActivityKind | str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_family: bool = False,
+    include_contacts: bool = False,
+) -> TimelinePage:
+    """A page of :func:`timeline` (same arguments) after ``cursor``, at most ``limit`` items.
+
+    The cursor is a position (the last item's time and id), not an offset, so activities
+    logged between two calls neither repeat nor shift an item out of the next page; an
+    activity logged *older* than the cursor still shows up on a later page.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from crmkit.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> for i in range(5):
+    ...     _ = log(store, "call", t.replace(hour=i), id=f"x{i}", account_id="acme")
+    >>> page = timeline_page(store, "account", "acme", limit=3)
+    >>> [a.id for a in page.items], page.has_more
+    (['x4', 'x3', 'x2'], True)
+    >>> last = timeline_page(store, "account", "acme", limit=3, cursor=page.next_cursor)
+    >>> [a.id for a in last.items], last.has_more, last.next_cursor
+    (['x1', 'x0'], False, None)
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError("Activity", "limit", limit, "must be a whole number >= 1")
+    criteria = _timeline_criteria(
+        store, ref_kind, ref_id, kinds, since, until, include_family, include_contacts
+    )
+    if cursor is not None:
+        at, last_id = _read_cursor(cursor)
+        after = (F.at < at) | ((F.at == at) & (F.id > last_id))
+        criteria = after if criteria is None else criteria & after
+    found = store.activities.query(criteria, order_by=["-at"], limit=limit + 1)
+    items, more = found[:limit], len(found) > limit
+    next_cursor = f"{micros(items[-1].at)}:{items[-1].id}" if more else None
+    return TimelinePage(items=items, has_more=more, next_cursor=next_cursor)
+
+
+def _read_cursor(cursor: Any) -> tuple[datetime, str]:
+    head, sep, last_id = cursor.partition(":") if isinstance(cursor, str) else ("", "", "")
+    try:
+        if not sep or not last_id:
+            raise ValueError
+        return EPOCH + timedelta(microseconds=int(head)), last_id
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            "Activity", "cursor", cursor, "is not a cursor returned by timeline_page"
+        ) from None
 
 
 def _narrow(
@@ -217,9 +315,11 @@ def last_touch(
 ) -> dict[str, np.ndarray[Any, Any]]:
     """The latest activity time per account: ``{"account_id": ids, "at": datetime64[us]}``.
 
-    Accounts come sorted by id; activities without an account are ignored. ``kinds``
-    restricts the activity kinds counted as a touch; ``outbound_only`` counts only what
-    your reps did (``direction == "outbound"`` or an ``actor_id``).
+    Accounts come sorted by id. An activity logged on a contact without an
+    ``account_id`` counts for the contact's account (as stored now); activities with
+    neither are ignored. ``kinds`` restricts the activity kinds counted as a touch;
+    ``outbound_only`` counts only what your reps did (``direction == "outbound"`` or an
+    ``actor_id``).
 
     Examples
     --------
@@ -233,9 +333,14 @@ def last_touch(
     >>> lt["account_id"].tolist(), [str(d)[:10] for d in lt["at"]]
     (['a', 'b'], ['2026-01-02', '2026-01-07'])
     """
-    criteria = _narrow(F.account_id.notnull(), kinds, None, None)
-    cols = store.activities.columns(["account_id", "at", "direction", "actor_id"], criteria)
-    ids, at = cols["account_id"], cols["at"]
+    criteria = _narrow(F.account_id.notnull() | F.contact_id.notnull(), kinds, None, None)
+    cols = store.activities.columns(
+        ["account_id", "contact_id", "at", "direction", "actor_id"], criteria
+    )
+    ids = _accounts_of(store, cols["account_id"], cols["contact_id"])
+    keep = ids != ""
+    cols = {name: values[keep] for name, values in cols.items()}
+    ids, at = ids[keep], cols["at"]
     if outbound_only:
         keep = (cols["direction"] == "outbound") | (cols["actor_id"] != "")
         ids, at = ids[keep], at[keep]
@@ -245,6 +350,25 @@ def last_touch(
     latest = np.full(len(keys), np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(latest, inverse, at.astype(np.int64))
     return {"account_id": keys, "at": latest.astype("datetime64[us]")}
+
+
+def _accounts_of(
+    store: Store, account_ids: np.ndarray[Any, Any], contact_ids: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """``account_ids`` with each empty one filled from its contact's account ("" if none)."""
+    missing = (account_ids == "") & (contact_ids != "")
+    if not missing.any():
+        return account_ids
+    wanted = np.unique(contact_ids[missing]).tolist()
+    known = store.contacts.columns(["id", "account_id"], F.id.isin(wanted))
+    order = np.argsort(known["id"])
+    keys, values = known["id"][order], known["account_id"][order]
+    result = account_ids.astype(object)
+    if len(keys):
+        pos = np.minimum(np.searchsorted(keys, contact_ids[missing]), len(keys) - 1)
+        found = keys[pos] == contact_ids[missing]
+        result[np.flatnonzero(missing)[found]] = values[pos[found]]
+    return result.astype(str)
 
 
 def activity_counts(

@@ -197,11 +197,13 @@ class RegistrationStatus(enum.StrEnum):
 
 
 class ReminderStatus(enum.StrEnum):
-    """A reminder is open until done or cancelled."""
+    """A reminder is open until done or cancelled; an occurrence of a recurring reminder
+    left open when a later one came is ``missed`` (see ``crmkit.reminders.tick``)."""
 
     OPEN = "open"
     DONE = "done"
     CANCELLED = "cancelled"
+    MISSED = "missed"
 
 
 @attrs.frozen(kw_only=True)

@@ -8,7 +8,8 @@
   recurrence), :func:`snooze`, :func:`complete` (spawns the next occurrence),
   :func:`cancel`, :func:`follow_up`, :func:`plan`; queries :func:`due`, :func:`overdue`,
   :func:`next_due`, :func:`upcoming`, :func:`state_of`; and :func:`tick`, the idempotent
-  "what should I act on now" call.
+  "what should I act on now" call, which also rolls missed recurring reminders forward and
+  is safe to call from several processes at once.
 - Cadences: :func:`enroll`, :func:`pause`, :func:`resume`, :func:`unenroll` and
   :func:`cadence_tick`, which hands out due steps and ends enrolments on a reply.
 - :func:`stale_work`: reminders for deals stuck in a stage and leads past their SLA.

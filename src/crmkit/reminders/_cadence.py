@@ -43,6 +43,7 @@ from crmkit.records import (
     ReminderStatus,
 )
 from crmkit.reminders._calendar import localize
+from crmkit.reminders._transact import transact
 from crmkit.store._base import Store
 
 __all__ = [
@@ -215,10 +216,15 @@ def pause(store: Store, enrollment_id: str, now: datetime) -> Enrollment:
     >>> cadence_tick(store, now)  # the due email step waits
     []
     """
-    e = _in(store, enrollment_id, EnrollmentStatus.ACTIVE)
-    return store.enrollments.update(
-        attrs.evolve(e, status=EnrollmentStatus.PAUSED, paused_at=_aware(now, "paused_at"))
-    )
+    paused_at = _aware(now, "paused_at")
+
+    def operation() -> Enrollment:
+        e = _in(store, enrollment_id, EnrollmentStatus.ACTIVE)
+        return store.enrollments.update(
+            attrs.evolve(e, status=EnrollmentStatus.PAUSED, paused_at=paused_at)
+        )
+
+    return transact(store, operation)
 
 
 def resume(store: Store, enrollment_id: str, now: datetime) -> Enrollment:
@@ -238,14 +244,18 @@ def resume(store: Store, enrollment_id: str, now: datetime) -> Enrollment:
     ('active', '2026-01-12T11:00:00+00:00')
     """
     now = _aware(now, "now")
-    e = _in(store, enrollment_id, EnrollmentStatus.PAUSED)
-    nxt = e.next_due_at
-    if nxt is not None and nxt < now:
-        cadence = store.cadences.get(e.cadence_id)
-        nxt = step_due(cadence, {"wait_days": 0}, now)
-    return store.enrollments.update(
-        attrs.evolve(e, status=EnrollmentStatus.ACTIVE, paused_at=None, next_due_at=nxt)
-    )
+
+    def operation() -> Enrollment:
+        e = _in(store, enrollment_id, EnrollmentStatus.PAUSED)
+        nxt = e.next_due_at
+        if nxt is not None and nxt < now:
+            cadence = store.cadences.get(e.cadence_id)
+            nxt = step_due(cadence, {"wait_days": 0}, now)
+        return store.enrollments.update(
+            attrs.evolve(e, status=EnrollmentStatus.ACTIVE, paused_at=None, next_due_at=nxt)
+        )
+
+    return transact(store, operation)
 
 
 def unenroll(
@@ -264,12 +274,21 @@ def unenroll(
     >>> e.status.value, e.exit_reason, e.next_due_at
     ('exited', 'asked to stop', None)
     """
-    e = store.enrollments.get(enrollment_id)
-    if e.status not in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
-        raise ValidationError(
-            "Enrollment", "status", e.status.value, "has already ended", record_id=enrollment_id
-        )
-    return store.enrollments.update(_ended(e, EnrollmentStatus.EXITED, _aware(now, "now"), reason))
+    ended_at = _aware(now, "now")
+
+    def operation() -> Enrollment:
+        e = store.enrollments.get(enrollment_id)
+        if e.status not in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
+            raise ValidationError(
+                "Enrollment",
+                "status",
+                e.status.value,
+                "has already ended",
+                record_id=enrollment_id,
+            )
+        return store.enrollments.update(_ended(e, EnrollmentStatus.EXITED, ended_at, reason))
+
+    return transact(store, operation)
 
 
 def _in(store: Store, enrollment_id: str, status: EnrollmentStatus) -> Enrollment:
@@ -294,6 +313,11 @@ def _ended(
 def cadence_tick(store: Store, now: datetime) -> list[CadenceEvent]:
     """Exit replied/booked enrolments, resume those whose task is done, hand out due steps.
 
+    Everything is read and written in one transaction
+    (:func:`~crmkit.store.run_transaction`), so several processes may tick one store at
+    once: each step is handed out by exactly one call. The call is idempotent, so a
+    transaction that lost a race is run again.
+
     Examples
     --------
     >>> from crmkit.store import MemoryStore
@@ -310,12 +334,12 @@ def cadence_tick(store: Store, now: datetime) -> list[CadenceEvent]:
     [('task', 'e1.step1')]
     """
     now = _aware(now, "now")
-    events: list[CadenceEvent] = []
     live = F.status.isin([EnrollmentStatus.ACTIVE.value, EnrollmentStatus.PAUSED.value])
-    with store.transaction():
-        events += _exits(store, now, live)
-        events += _advance(store, now)
-    return events
+
+    def operation() -> list[CadenceEvent]:
+        return _exits(store, now, live) + _advance(store, now)
+
+    return transact(store, operation)
 
 
 def _exits(store: Store, now: datetime, live: Any) -> list[CadenceEvent]:

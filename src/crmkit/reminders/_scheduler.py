@@ -11,13 +11,18 @@ Conventions (documented in docs/reminders.md):
 - ``tick`` marks what it emitted in the reminder's ``custom`` fields
   (``reminder_alerted``/``reminder_escalated``: the instant, in microseconds, it fired
   for), so a second call at the same time returns nothing new, and a snooze re-arms it.
+- ``tick`` marks a recurring occurrence ``missed`` once a later occurrence's alert time
+  has come, and creates the current occurrence (see :func:`tick`).
+- Every call that reads and then writes (``tick``, ``complete``, ``snooze``, ``cancel``,
+  ``schedule``) does both in one transaction, run again when it lost a race: each of them
+  decides afresh from what it reads, so running it again is safe.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +34,8 @@ from crmkit.criteria import BoundCriteria, Criteria, F, bind
 from crmkit.errors import ValidationError
 from crmkit.records import Reminder, ReminderStatus, Rep
 from crmkit.reminders._calendar import BusinessCalendar, localize
-from crmkit.reminders._recurrence import next_wall, parse_rule
+from crmkit.reminders._recurrence import check_rule, parse_rule, walk
+from crmkit.reminders._transact import transact
 from crmkit.store._base import Store
 
 __all__ = [
@@ -61,6 +67,7 @@ _WALL = "reminder_wall"
 _SERIES = "reminder_series"
 _START = "reminder_series_start"
 _N = "reminder_occurrence"
+MISSED_SKIPPED = "reminder_skipped"
 
 
 class ReminderState(enum.StrEnum):
@@ -71,12 +78,14 @@ class ReminderState(enum.StrEnum):
     PLANNED = "planned"
     DONE = "done"
     CANCELLED = "cancelled"
+    MISSED = "missed"
 
 
 @attrs.frozen
 class ReminderEvent:
-    """Something :func:`tick` says to act on: ``kind`` is ``"due"`` or ``"escalated"``;
-    ``at`` is the instant the event is for (the alert time, or the effective due time)."""
+    """Something :func:`tick` says to act on: ``kind`` is ``"due"``, ``"escalated"`` or
+    ``"missed"``; ``at`` is the instant the event is for (the alert time, or the effective
+    due time)."""
 
     kind: str
     reminder_id: str
@@ -169,7 +178,13 @@ def _prepare(store: Store, reminder: Reminder) -> Reminder:
     custom.setdefault(_START, custom[_WALL])
     custom.setdefault(_SERIES, reminder.id)
     custom.setdefault(_N, 0)
-    parse_rule(reminder.rrule, datetime.fromisoformat(str(custom[_START])), record_id=reminder.id)
+    try:
+        start = datetime.fromisoformat(str(custom[_START]))
+    except ValueError:
+        raise ValidationError(
+            "Reminder", f"custom.{_START}", custom[_START], "must be an ISO wall time"
+        ) from None
+    check_rule(reminder.rrule, start, reminder.timezone, record_id=reminder.id)
     return attrs.evolve(reminder, custom=custom)
 
 
@@ -215,10 +230,13 @@ def schedule(
         **fields,
     )
     reminder = _prepare(store, reminder)
-    with store.transaction():
+
+    def operation() -> Reminder:
         stored = store.reminders.add(reminder)
         _bump_max_before(store, reminder.remind_before_minutes)
-    return stored
+        return stored
+
+    return transact(store, operation)
 
 
 def schedule_many(store: Store, reminders: Iterable[Reminder]) -> list[Reminder]:
@@ -236,11 +254,14 @@ def schedule_many(store: Store, reminders: Iterable[Reminder]) -> list[Reminder]
     (['a', 'b'], {'max_before_minutes': 30})
     """
     batch = [_prepare(store, r) for r in reminders]
-    with store.transaction():
+
+    def operation() -> list[Reminder]:
         stored = store.reminders.add_many(batch)
         if batch:
             _bump_max_before(store, max(r.remind_before_minutes for r in batch))
-    return stored
+        return stored
+
+    return transact(store, operation)
 
 
 def _get_open(store: Store, reminder_id: str) -> Reminder:
@@ -272,8 +293,12 @@ def snooze(store: Store, reminder_id: str, until: datetime) -> Reminder:
     []
     """
     until = _aware(until, "snoozed_until", reminder_id)
-    reminder = _get_open(store, reminder_id)
-    return store.reminders.update(attrs.evolve(reminder, snoozed_until=until))
+
+    def operation() -> Reminder:
+        reminder = _get_open(store, reminder_id)
+        return store.reminders.update(attrs.evolve(reminder, snoozed_until=until))
+
+    return transact(store, operation)
 
 
 def cancel(store: Store, reminder_id: str) -> Reminder:
@@ -291,8 +316,12 @@ def cancel(store: Store, reminder_id: str) -> Reminder:
     ...
     crmkit.errors.ValidationError: Reminder 'r' field 'status' = 'cancelled': is not open; ...
     """
-    reminder = _get_open(store, reminder_id)
-    return store.reminders.update(attrs.evolve(reminder, status=ReminderStatus.CANCELLED))
+
+    def operation() -> Reminder:
+        reminder = _get_open(store, reminder_id)
+        return store.reminders.update(attrs.evolve(reminder, status=ReminderStatus.CANCELLED))
+
+    return transact(store, operation)
 
 
 def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
@@ -310,44 +339,70 @@ def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
     ('done', 'weekly.1', '2026-03-09T08:00:00+00:00')
     """
     now = _aware(now, "completed_at", reminder_id)
-    reminder = _get_open(store, reminder_id)
-    with store.transaction():
+
+    def operation() -> Completion:
+        reminder = _get_open(store, reminder_id)
         done = store.reminders.update(
             attrs.evolve(reminder, status=ReminderStatus.DONE, completed_at=now)
         )
         spawned = None
         if reminder.rrule is not None:
-            follow = _next_occurrence(reminder)
-            if follow is not None:
-                spawned = store.reminders.add(follow)
-    return Completion(done=done, next=spawned)
+            for wall, instant in _following(reminder):
+                spawned = store.reminders.add(_occurrence(reminder, wall, instant, 1))
+                break
+        return Completion(done=done, next=spawned)
+
+    return transact(store, operation)
 
 
-def _next_occurrence(reminder: Reminder) -> Reminder | None:
+def _series_start(reminder: Reminder) -> tuple[datetime, datetime]:
+    """The naive wall times of the series' first occurrence and of this one."""
+    custom, zone = reminder.custom, reminder.timezone
+    here = reminder.due_at.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    try:
+        current = datetime.fromisoformat(str(custom[_WALL])) if _WALL in custom else here
+        start = datetime.fromisoformat(str(custom[_START])) if _START in custom else current
+    except ValueError:
+        raise ValidationError(
+            "Reminder",
+            f"custom.{_WALL}",
+            custom.get(_WALL),
+            "must be an ISO wall time",
+            record_id=reminder.id,
+        ) from None
+    return start, current
+
+
+def _following(reminder: Reminder) -> Iterator[tuple[datetime, datetime]]:
+    """The occurrences after this one, as ``(wall, instant)``.
+
+    The rule is expanded from this occurrence's own wall time (an occurrence is a valid
+    start for the rest of its series), or from the series start when it has a ``COUNT``.
+    """
     assert reminder.rrule is not None
+    start, current = _series_start(reminder)
+    anchor = start if parse_rule(reminder.rrule, start)._count is not None else current
+    # a record written around schedule() may carry a rule that never yields: refuse it
+    # here, in bounded time, rather than let the walk search until the year 9999
+    check_rule(reminder.rrule, anchor, reminder.timezone, record_id=reminder.id)
+    return walk(
+        reminder.rrule, anchor, reminder.timezone, after=reminder.due_at, record_id=reminder.id
+    )
+
+
+def _occurrence(reminder: Reminder, wall: datetime, instant: datetime, steps: int) -> Reminder:
+    """The occurrence ``steps`` after ``reminder`` in its series, open, at ``instant``."""
     custom = dict(reminder.custom)
-    zone = reminder.timezone
-    wall = custom.get(_WALL)
-    current = (
-        datetime.fromisoformat(str(wall))
-        if wall is not None
-        else reminder.due_at.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-    )
-    start = datetime.fromisoformat(str(custom.get(_START, current.isoformat())))
-    following = next_wall(reminder.rrule, start, current)
-    if following is None:
-        return None
-    n = int(str(custom.get(_N, 0))) + 1
+    start, _ = _series_start(reminder)
+    n = int(str(custom.get(_N, 0))) + steps
     series = str(custom.get(_SERIES, reminder.id))
-    for key in (ALERTED, ESCALATED):
+    for key in (ALERTED, ESCALATED, MISSED_SKIPPED):
         custom.pop(key, None)
-    custom.update(
-        {_WALL: following.isoformat(), _START: start.isoformat(), _N: n, _SERIES: series}
-    )
+    custom.update({_WALL: wall.isoformat(), _START: start.isoformat(), _N: n, _SERIES: series})
     return attrs.evolve(
         reminder,
         id=f"{series}.{n}",
-        due_at=localize(following, zone),
+        due_at=instant,
         status=ReminderStatus.OPEN,
         snoozed_until=None,
         completed_at=None,
@@ -365,9 +420,12 @@ def follow_up(
     title: str | None = None,
     id: str | None = None,
 ) -> Reminder:
-    """Schedule the next activity ``days`` calendar days (same wall-clock time in the
-    reminder's zone) after the reminder's completion (``basis="completed"``) or after its
-    deadline (``basis="due"``).
+    """Schedule the next activity ``days`` calendar days (same wall-clock time) after the
+    reminder's completion (``basis="completed"``) or after its deadline (``basis="due"``).
+
+    Days are counted on the **owner's** calendar, as states are: the owner's
+    ``Rep.timezone`` when the owner is a rep in the store, else the reminder's own zone;
+    the follow-up lives in that zone.
 
     Examples
     --------
@@ -395,14 +453,15 @@ def follow_up(
         raise ValidationError("Reminder", "basis", basis, "must be 'completed' or 'due'")
     if isinstance(days, bool) or not isinstance(days, int) or days < 0:
         raise ValidationError("Reminder", "days", days, "must be a whole number >= 0")
-    wall = anchor.astimezone(ZoneInfo(source.timezone)).replace(tzinfo=None)
+    zone = _owner_zone(store, source.owner_id, source.timezone)
+    wall = anchor.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
     return schedule(
         store,
         id=id or f"{reminder_id}.followup",
         title=title or f"Follow up: {source.title}",
         due_at=wall + timedelta(days=days),
         owner_id=source.owner_id,
-        timezone=source.timezone,
+        timezone=zone,
         account_id=source.account_id,
         contact_id=source.contact_id,
         lead_id=source.lead_id,
@@ -469,6 +528,8 @@ def state_of(store: Store, reminder: Reminder, now: datetime) -> ReminderState:
         return ReminderState.DONE
     if reminder.status == ReminderStatus.CANCELLED:
         return ReminderState.CANCELLED
+    if reminder.status == ReminderStatus.MISSED:
+        return ReminderState.MISSED
     zone = ZoneInfo(_owner_zone(store, reminder.owner_id, reminder.timezone))
     due_day = effective_due(reminder).astimezone(zone).date()
     today = now.astimezone(zone).date()
@@ -609,14 +670,28 @@ def tick(
     *,
     escalate_after_hours: float | None = None,
     holidays: Iterable[date] = (),
+    rep_holidays: Mapping[str, Iterable[date]] | None = None,
 ) -> list[ReminderEvent]:
-    """The events to act on at ``now``: ``due`` alerts, then ``escalated`` reminders.
+    """The events to act on at ``now``: ``missed`` recurring occurrences, ``due`` alerts,
+    then ``escalated`` reminders.
 
-    A reminder is escalated once it has been overdue (past its effective due time) for
-    ``escalate_after_hours`` business hours of its owner's calendar
-    (:meth:`BusinessCalendar.from_rep`; an owner who is not a rep: round the clock in the
-    reminder's zone). What was emitted is written to the reminders, so calling ``tick``
-    again at the same ``now`` returns nothing new.
+    - **missed**: an open occurrence of a recurring reminder is missed once the alert time
+      of a later occurrence (one alerting after this one's effective due time) has come.
+      It is marked ``missed`` and the latest occurrence whose alert time has come is
+      created in its place (occurrences in between are skipped, counted in the missed
+      one's ``custom["reminder_skipped"]``), and alerted in the same call. A reminder
+      whose rule cannot be expanded (stored around :func:`schedule`) is not rolled.
+    - **escalated**: open for ``escalate_after_hours`` business hours of its owner's
+      calendar past its effective due time (:meth:`BusinessCalendar.from_rep` with
+      ``holidays`` plus the owner's own ``rep_holidays[owner_id]``; an owner who is not a
+      rep: round the clock in the reminder's zone).
+
+    What was emitted is written to the reminders, so calling ``tick`` again at the same
+    ``now`` returns nothing new. Reads and writes share one transaction
+    (:func:`~crmkit.store.run_transaction`), so several processes may tick one store at
+    once: each event is returned by exactly one call, and a reminder completed or snoozed
+    meanwhile by another process is never put back. The call is idempotent, so a
+    transaction that lost a race is run again.
 
     Examples
     --------
@@ -628,7 +703,27 @@ def tick(
     (['due'], [])
     """
     now = _aware(now, "now")
-    events: list[ReminderEvent] = []
+    if escalate_after_hours is not None and (
+        isinstance(escalate_after_hours, bool)
+        or not isinstance(escalate_after_hours, (int, float))
+        or not escalate_after_hours >= 0
+    ):
+        raise ValidationError(
+            "Reminder", "escalate_after_hours", escalate_after_hours, "must be a number >= 0"
+        )
+    shared = frozenset(holidays)
+    own = {rep: frozenset(days) | shared for rep, days in (rep_holidays or {}).items()}
+    return transact(store, lambda: _tick(store, now, escalate_after_hours, shared, own))
+
+
+def _tick(
+    store: Store,
+    now: datetime,
+    escalate_after_hours: float | None,
+    holidays: frozenset[date],
+    rep_holidays: dict[str, frozenset[date]],
+) -> list[ReminderEvent]:
+    events = _roll_forward(store, now)
     changed: dict[str, Reminder] = {}
     for r in due(store, now):
         mark = micros(alert_at(r))
@@ -643,15 +738,50 @@ def tick(
             mark = micros(effective_due(r))
             if r.custom.get(ESCALATED) == mark:
                 continue
-            calendar = _calendar_for(reps.get(r.owner_id or ""), r.timezone, holidays)
+            owner = r.owner_id or ""
+            calendar = _calendar_for(
+                reps.get(owner), r.timezone, rep_holidays.get(owner, holidays)
+            )
             if calendar.business_time_between(effective_due(r), now) >= need:
                 events.append(
                     ReminderEvent("escalated", r.id, r.owner_id, r.title, effective_due(r))
                 )
                 changed[r.id] = attrs.evolve(r, custom={**r.custom, ESCALATED: mark})
-    if changed:
-        with store.transaction():
-            store.reminders.put_many(changed.values())
+    for r in changed.values():  # version-checked: what was read is what is replaced
+        store.reminders.update(r)
+    return events
+
+
+def _roll_forward(store: Store, now: datetime) -> list[ReminderEvent]:
+    """Mark missed recurring occurrences and create the current one (see :func:`tick`)."""
+    events: list[ReminderEvent] = []
+    recurring = _open_due_before(now) & F.rrule.notnull()
+    for r in store.reminders.query(recurring, order_by=["due_at"]):
+        lead = timedelta(minutes=r.remind_before_minutes)
+        passed: list[tuple[datetime, datetime]] = []
+        missed = False
+        try:
+            for wall, instant in _following(r):
+                if instant - lead > now:
+                    break
+                passed.append((wall, instant))
+                missed = missed or instant - lead > effective_due(r)
+        except ValidationError:  # a rule written around schedule(): never rolled
+            continue
+        if not missed:
+            continue
+        wall, instant = passed[-1]
+        current = _occurrence(r, wall, instant, len(passed))
+        store.reminders.update(
+            attrs.evolve(
+                r,
+                status=ReminderStatus.MISSED,
+                custom={**r.custom, MISSED_SKIPPED: len(passed) - 1},
+            )
+        )
+        if current.id not in store.reminders:
+            store.reminders.add(current)
+        events.append(ReminderEvent("missed", r.id, r.owner_id, r.title, effective_due(r)))
     return events
 
 

@@ -12,6 +12,7 @@ from crmkit._time import micros
 from crmkit.criteria import F
 from crmkit.errors import ValidationError
 from crmkit.records import LeadStatus, OpportunityStatus, Reminder
+from crmkit.reminders._transact import transact
 from crmkit.store._base import Store
 
 __all__ = ["stale_work"]
@@ -66,6 +67,18 @@ def stale_work(
     if not isinstance(now, datetime) or now.tzinfo is None:
         raise ValidationError("Reminder", "now", now, "must be a timezone-aware datetime")
     now = now.astimezone(UTC)
+    return transact(
+        store, lambda: _stale(store, now, stage_days, default_stage_days, lead_sla_hours)
+    )
+
+
+def _stale(
+    store: Store,
+    now: datetime,
+    stage_days: Mapping[str, float] | None,
+    default_stage_days: float | None,
+    lead_sla_hours: float | None,
+) -> list[Reminder]:
     reps = store.reps.columns(["id", "timezone"])
     zones = dict(zip(reps["id"].tolist(), reps["timezone"].tolist(), strict=True))
     found: list[Reminder] = []
