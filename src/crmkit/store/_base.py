@@ -35,7 +35,7 @@ import json
 import random
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
@@ -382,7 +382,7 @@ def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
         key = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError, RecursionError):  # not JSON: bind it afresh
         return bind(criteria, record_type)
-    result = _bind_json(key, record_type)
+    result = _bind_json(key, cast(Hashable, record_type))
     if isinstance(criteria, Criteria):
         if len(_BY_OBJECT) >= 512:
             _BY_OBJECT.clear()
@@ -395,8 +395,8 @@ _BY_OBJECT: dict[tuple[int, type[Any]], tuple[weakref.ref[Any], BoundCriteria]] 
 
 
 @functools.lru_cache(maxsize=512)
-def _bind_json(key: str, record_type: type[Any]) -> BoundCriteria:
-    return bind(json.loads(key), record_type)
+def _bind_json(key: str, record_type: Hashable) -> BoundCriteria:
+    return bind(json.loads(key), cast(type[Any], record_type))
 
 
 def index_fields(record_type: type[Any], fields: Sequence[str]) -> tuple[str, ...]:
