@@ -564,8 +564,8 @@ def stage_conversion(
             advanced = furthest >= position + 1
         else:
             advanced = reached & is_won
-        for key, labels in groups.keys.items():
-            parts[key].append(labels)
+        for key, values in groups.keys.items():
+            parts[key].append(values)
         parts["stage"].append(np.full(count, name))
         parts["reached"].append(_sum(ids, count, reached.astype(np.float64)))
         parts["advanced"].append(_sum(ids, count, advanced.astype(np.float64)))
@@ -698,8 +698,8 @@ def time_in_stage(
         total = _sum(ids, count, days[here])
         biggest = np.full(count, -np.inf)
         np.maximum.at(biggest, ids, days[here])
-        for key, labels in groups.keys.items():
-            columns_parts[key].append(labels)
+        for key, values in groups.keys.items():
+            columns_parts[key].append(values)
         columns_parts["stage"].append(np.full(count, pipeline.stages[position].name))
         columns_parts["stays"].append(n)
         columns_parts["ongoing"].append(_sum(ids, count, ongoing[here].astype(np.float64)))
