@@ -250,3 +250,15 @@ def test_ignored_columns_of_the_deals_file_are_reported(tmp_path: Path) -> None:
     path.write_text("\n".join([lines[0] + ",notes"] + [line + ",x" for line in lines[1:]]))
     report = import_sales_export(MemoryStore(), folder)
     assert report["opportunities"].ignored_columns == ("notes",)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    folder = export(tmp_path)
+    path = folder / "products.csv"
+    path.write_bytes(path.read_bytes().replace(b"GTX Pro", "GTX Pr\u00f6".encode("cp1252")))
+    store = MemoryStore()
+    with pytest.raises(ValidationError) as info:
+        import_sales_export(store, folder)
+    assert info.value.record == "products.csv"
+    assert "UTF-8" in str(info.value)
+    assert empty(store)

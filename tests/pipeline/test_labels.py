@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crmkit import Account, Opportunity, Rep, Team, Territory, ValidationError
 from crmkit import pipeline as pl
+from crmkit.pipeline._data import named
 from crmkit.store import MemoryStore
 
 DATA = Path(__file__).parent / "data"
@@ -161,3 +164,37 @@ def test_no_probability_counts_only_deals_weighted_as_zero() -> None:
     assert t["weighted_pipeline"].tolist() == [100 * 0.4 + 100 * 0.5]
     f = pl.forecast(store)
     assert (f.missing["no_probability"], f.missing["default_probability"]) == (1, 1)
+
+
+names_text = st.text(alphabet="ab (x)", max_size=5)
+
+
+@given(
+    labels=st.lists(names_text, unique=True, max_size=8).map(sorted),
+    records=st.dictionaries(names_text, names_text, max_size=8),
+    data=st.data(),
+)
+def test_named_keeps_every_group_apart(
+    labels: list[str], records: dict[str, str], data: st.DataObject
+) -> None:
+    label_array = np.array(labels, dtype=str)
+    codes = np.array(
+        data.draw(st.lists(st.integers(0, max(len(labels) - 1, 0)), max_size=20))
+        if labels
+        else [],
+        dtype=np.int64,
+    )
+    new_codes, new_labels = named(
+        codes, label_array, np.array(list(records), dtype=str),
+        np.array(list(records.values()), dtype=str),
+    )  # fmt: skip
+    assert len(set(new_labels.tolist())) == len(labels)  # no two groups merged
+    assert new_labels.tolist() == sorted(new_labels.tolist())
+    shown = dict(zip(label_array[codes].tolist(), new_labels[new_codes].tolist(), strict=True))
+    for old, new in shown.items():
+        if old == "":
+            assert new == ""
+        elif records.get(old, "") != "":
+            assert new.startswith(records[old]) or new == old  # name, else the id itself
+        else:
+            assert new.startswith(old)

@@ -489,12 +489,15 @@ def named(codes: Array, labels: Array, ids: Array, names: Array) -> tuple[Array,
     if len(ids) and len(labels):
         found = names[np.maximum(index, 0)]
         text = np.where((index >= 0) & (found != ""), found, labels)
-    if len(text):
+    for _ in range(4):  # a name may look like another's "name (id)": tell apart again
         _, inverse, counts = np.unique(text, return_inverse=True, return_counts=True)
         clash = (counts[inverse.ravel()] > 1) & (labels != "")
-        if clash.any():
-            text = np.where(clash, np.char.add(np.char.add(text, " ("), labels), text)
-            text = np.where(clash, np.char.add(text, ")"), text)
+        if not clash.any():
+            break
+        text = np.where(clash, np.char.add(np.char.add(text, " ("), labels), text)
+        text = np.where(clash, np.char.add(text, ")"), text)
+    else:
+        text = labels  # the ids themselves are distinct
     new_labels, inverse = np.unique(text, return_inverse=True)
     if len(codes) == 0:
         return codes, new_labels
