@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crmkit import ValidationError
 from crmkit.io import ImportFailed
-from crmkit.pipeline import import_sales_export
+from crmkit.pipeline import DEFAULT_STAGE_MAP, import_sales_export, summary
 from crmkit.store import MemoryStore
 
 DATA = Path(__file__).parent / "data"
@@ -262,3 +263,22 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     assert info.value.record == "products.csv"
     assert "UTF-8" in str(info.value)
     assert empty(store)
+
+
+def test_on_a_durable_store(tmp_path: Path, store_factory: Any) -> None:
+    """SQLite (and PostgreSQL once it lands): a bad deal row rolls every file back; the
+    good export is then reported and labelled by name like on the MemoryStore."""
+    folder = export(tmp_path, sales_pipeline=[("GTX Pro,Globex,Engaging", "GTX Pro,Globex,Demo")])
+    with store_factory() as store:
+        with pytest.raises(ImportFailed) as info:
+            import_sales_export(store, folder)
+        assert [(e.column, e.value) for e in info.value.report.errors] == [("deal_stage", "Demo")]
+        assert len(store.reps) == len(store.teams) == len(store.accounts) == 0
+        assert len(store.opportunities) == 0
+        report = import_sales_export(
+            store, folder, stage_map={**DEFAULT_STAGE_MAP, "demo": "proposal"}
+        )
+        assert report["reps"].rows_read == len(file_rows(folder / "sales_teams.csv"))
+        assert report.unmatched_products == ()
+        owners = summary(store, by="owner", labels="name")
+        assert owners.row("Darcel Schlecht")["open_pipeline"] == 4821  # GTX Pro list price
