@@ -138,6 +138,7 @@ def test_deal_errors_name_the_file_its_columns_and_rows(tmp_path: Path) -> None:
     message = str(err)
     assert message.startswith("sales_pipeline.csv: 3 error(s) in 2 row(s)")
     assert f"row {row_of['MV1LWRNH']}, column 'sales_agent' = 'Darcel Schlect'" in message
+    assert "names come from sales_teams.csv; closest: 'Darcel Schlecht'" in message
     assert "skip_bad_rows" not in message
     assert "'owner'" not in message
     assert "'amount'" not in message
@@ -181,6 +182,7 @@ def test_unknown_stage_names_every_row_with_the_other_errors(tmp_path: Path) -> 
         (row_of["1C1I7A6R"], "account", "Acme Corp"),
     }
     assert "stage_map={**DEFAULT_STAGE_MAP, 'demo': 'prospecting'}" in str(info.value)
+    assert "names come from accounts.csv; closest: 'Acme Corporation'" in str(info.value)
     assert empty(store)
 
 

@@ -283,10 +283,14 @@ def _load(
     origins: Sequence[_Origin] | None,
     *,
     found: Sequence[RowError] = (),
+    hints: Mapping[str, tuple[str, Sequence[str]]] | None = None,
     **options: Any,
 ) -> ImportReport:
     """Write reshaped ``rows`` (or, with ``origins=None``, the file itself) with
-    ``import_csv``; raise every error, with ``found`` ones, against ``file``."""
+    ``import_csv``; raise every error, with ``found`` ones, against ``file``.
+
+    ``hints`` maps a column of the file to the file its names come from and those names:
+    an error there says so and names the closest ones."""
     source: Any = options.pop("path") if origins is None else None
     if source is None:
         source = _csv(rows, list(rows[0]) if rows else ["id", "name"])
@@ -301,6 +305,7 @@ def _load(
             errors.extend(_translate(e, origins) for e in err.report.errors)
         record_type = err.report.record_type
     if errors or report is None:
+        errors = [_hinted(e, hints or {}) for e in errors]
         errors.sort(key=lambda e: e.row)
         n = len(file.rows)
         failed = ImportReport(
@@ -308,6 +313,16 @@ def _load(
         )
         raise _ExportFailed(file.name, failed)
     return report
+
+
+def _hinted(error: RowError, hints: Mapping[str, tuple[str, Sequence[str]]]) -> RowError:
+    if error.column not in hints or not error.value:
+        return error
+    source, names = hints[error.column]
+    closest = ", ".join(repr(n) for n in _closest(str(error.value), names)) or "none"
+    return attrs.evolve(
+        error, reason=f"{error.reason} (names come from {source}; closest: {closest})"
+    )
 
 
 def _catalogue(file: _File) -> dict[str, dict[str, str]]:
@@ -440,10 +455,18 @@ def import_sales_export(
     paths = _paths(directory_or_files)
     records: dict[str, ImportReport] = {}
     with store.transaction():
+        hints: dict[str, tuple[str, Sequence[str]]] = {}
         if "sales_teams" in paths:
-            records.update(_import_teams(store, _read(paths["sales_teams"])))
+            teams_file = _read(paths["sales_teams"])
+            records.update(_import_teams(store, teams_file))
+            agents = [row.get("sales_agent", "") for _, row in teams_file.rows]
+            hints["sales_agent"] = (teams_file.name, agents)
         if "accounts" in paths:
             accounts = _read(paths["accounts"])
+            hints["account"] = (
+                accounts.name,
+                [row.get("account", "") for _, row in accounts.rows],
+            )
             records["accounts"] = _load(
                 store,
                 "accounts",
@@ -523,6 +546,7 @@ def import_sales_export(
             rows,
             origins,
             found=stage_errors,
+            hints=hints,
             mapping={
                 "owner": "owner_id",
                 "account": "account_id",
