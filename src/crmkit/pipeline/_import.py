@@ -316,7 +316,7 @@ def _load(
 
 
 def _hinted(error: RowError, hints: Mapping[str, tuple[str, Sequence[str]]]) -> RowError:
-    if error.column not in hints or not error.value:
+    if error.column is None or error.column not in hints or not error.value:
         return error
     source, names = hints[error.column]
     closest = ", ".join(repr(n) for n in _closest(str(error.value), names)) or "none"
