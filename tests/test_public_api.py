@@ -119,7 +119,8 @@ PUBLIC = {
     ],
     "crmkit.pipeline": [
         "DEFAULT_PIPELINE", "DEFAULT_STAGE_MAP", "ForecastCategory", "Pipeline", "PipelineData",
-        "Snapshot", "SnapshotDiff", "Stage", "Table", "average_deal_size", "close_lost",
+        "SalesExportReport", "Snapshot", "SnapshotDiff", "Stage", "Table", "UnmatchedProduct",
+        "average_deal_size", "close_lost",
         "close_won", "diff", "forecast", "import_sales_export", "load", "move", "open_pipeline",
         "plot_forecast", "plot_funnel", "plot_win_rate", "rotting", "sales_cycle", "snapshot",
         "stage_conversion", "summary", "time_in_stage", "velocity", "weighted_pipeline",

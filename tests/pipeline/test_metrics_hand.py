@@ -49,7 +49,8 @@ def test_missing_counts(store: MemoryStore) -> None:
     assert missing["unknown_owner"] == 1  # o09 "ghost"
     assert missing["no_account"] == 1  # o06
     assert missing["unknown_account"] == 0
-    assert missing["no_probability"] == 3  # o01, o06, o10 take their stage default
+    assert missing["no_probability"] == 0  # every open deal has one or a stage default
+    assert missing["default_probability"] == 3  # o01, o06, o10 take their stage default
     assert missing["unknown_stage"] == 0
 
 

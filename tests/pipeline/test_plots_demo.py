@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from crmkit import CrmError
-from crmkit.pipeline import plot_forecast, plot_funnel, plot_win_rate
+from crmkit.pipeline import plot_forecast, plot_funnel, plot_win_rate, win_loss
 from crmkit.pipeline._demo import section
 from crmkit.store import MemoryStore
 
@@ -49,3 +49,11 @@ def test_demo_section(store: MemoryStore) -> None:
     east = next(line for line in text.splitlines() if line.startswith("East"))
     assert "66.7%" in east
     assert "(2 won / 3 closed)" in east
+
+
+def test_win_rate_picture_by_rep_name(store: MemoryStore) -> None:
+    ax = plot_win_rate(store, "owner", labels="name")
+    names = {r.id: r.name for r in store.reps}
+    owners = win_loss(store, "owner")["owner"].tolist()
+    expected = sorted(names.get(o, o) or "(none)" for o in owners)
+    assert sorted(t.get_text() for t in ax.get_xticklabels()) == expected

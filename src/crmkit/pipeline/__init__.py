@@ -23,7 +23,12 @@ Examples
 from __future__ import annotations
 
 from crmkit.pipeline._data import PipelineData, load
-from crmkit.pipeline._import import DEFAULT_STAGE_MAP, import_sales_export
+from crmkit.pipeline._import import (
+    DEFAULT_STAGE_MAP,
+    SalesExportReport,
+    UnmatchedProduct,
+    import_sales_export,
+)
 from crmkit.pipeline._metrics import (
     average_deal_size,
     forecast,
@@ -51,10 +56,12 @@ __all__ = [
     "ForecastCategory",
     "Pipeline",
     "PipelineData",
+    "SalesExportReport",
     "Snapshot",
     "SnapshotDiff",
     "Stage",
     "Table",
+    "UnmatchedProduct",
     "average_deal_size",
     "close_lost",
     "close_won",

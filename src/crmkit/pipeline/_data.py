@@ -41,13 +41,15 @@ OPPORTUNITY_FIELDS = (
     "created_at",
     "closed_at",
 )
-REP_FIELDS = ("id", "manager_id", "region", "team")
-ACCOUNT_FIELDS = ("id", "parent_id", "region", "territory_id")
+REP_FIELDS = ("id", "name", "manager_id", "region", "team")
+ACCOUNT_FIELDS = ("id", "name", "parent_id", "region", "territory_id")
+NAMED_FIELDS = ("id", "name")
 CHANGE_FIELDS = ("id", "opportunity_id", "from_stage", "to_stage", "at", "amount", "probability")
 
 _TEXT = "U"
 _KINDS = {
     "id": _TEXT,
+    "name": _TEXT,
     "account_id": _TEXT,
     "stage": _TEXT,
     "status": _TEXT,
@@ -72,6 +74,16 @@ PERIODS = {
 }
 REP_DIMENSIONS = {"team": "team", "manager": "manager_id", "rep_region": "region"}
 ACCOUNT_DIMENSIONS = {"region": "region", "territory": "territory_id", "family": "family"}
+#: dimensions whose values are record ids, and the table naming those records
+NAMED_DIMENSIONS = {
+    "owner": "reps",
+    "manager": "reps",
+    "account": "accounts",
+    "family": "accounts",
+    "team": "teams",
+    "territory": "territories",
+}
+LABELS = ("id", "name")
 
 
 def _text(column: Array) -> Array:
@@ -130,9 +142,14 @@ def _empty(fields: Sequence[str]) -> dict[str, Array]:
     return _check_columns("columns", {"id": np.array([], dtype=str)}, fields)
 
 
+def _no_names() -> Mapping[str, Array]:
+    return _frozen(_empty(NAMED_FIELDS))
+
+
 @attrs.frozen(kw_only=True, eq=False)
 class PipelineData:
-    """The columns every pipeline metric reads: opportunities, reps, accounts, history.
+    """The columns every pipeline metric reads: opportunities, reps, accounts, history,
+    and the names of reps, accounts, teams and territories (for ``labels="name"``).
 
     Build it once with :func:`load` (from a store) or :meth:`from_columns` (from arrays
     you already have) and pass it to several metrics to avoid reading the store again.
@@ -151,6 +168,8 @@ class PipelineData:
     reps: Mapping[str, Array] = attrs.field(converter=_frozen)
     accounts: Mapping[str, Array] = attrs.field(converter=_frozen)
     stage_changes: Mapping[str, Array] = attrs.field(converter=_frozen)
+    teams: Mapping[str, Array] = attrs.field(converter=_frozen, factory=_no_names)
+    territories: Mapping[str, Array] = attrs.field(converter=_frozen, factory=_no_names)
 
     def __len__(self) -> int:
         return len(self.opportunities["id"])
@@ -163,11 +182,14 @@ class PipelineData:
         reps: Mapping[str, Any] | None = None,
         accounts: Mapping[str, Any] | None = None,
         stage_changes: Mapping[str, Any] | None = None,
+        teams: Mapping[str, Any] | None = None,
+        territories: Mapping[str, Any] | None = None,
     ) -> PipelineData:
         """Data from numpy columns named like the record fields (missing ones are empty).
 
         ``reps`` may carry a ``team`` column (the rep's primary team) instead of
-        ``team_ids``.
+        ``team_ids``. ``reps``, ``accounts``, ``teams`` and ``territories`` may carry a
+        ``name`` column, which ``labels="name"`` shows instead of ids.
         """
         reps_columns = dict(reps or {"id": np.array([], dtype=str)})
         if "team" not in reps_columns and "team_ids" in reps_columns:
@@ -187,6 +209,10 @@ class PipelineData:
                     "to_stage": np.array([], dtype=str),
                 },
                 CHANGE_FIELDS,
+            ),
+            teams=_check_columns("Team", teams or {"id": np.array([], dtype=str)}, NAMED_FIELDS),
+            territories=_check_columns(
+                "Territory", territories or {"id": np.array([], dtype=str)}, NAMED_FIELDS
             ),
         )
 
@@ -213,7 +239,7 @@ def load(store: Store, *, fields: Sequence[str] = ()) -> PipelineData:
     for name in fields:
         if name.startswith("custom."):
             opportunities[name] = _text(opportunities[name])
-    reps = store.reps.columns(["id", "manager_id", "region", "team_ids"])
+    reps = store.reps.columns(["id", "name", "manager_id", "region", "team_ids"])
     accounts = store.accounts.columns(list(ACCOUNT_FIELDS))
     extra = ["custom.close_date", "custom.previous_close_date", "custom.previous_amount"]
     changes = store.stage_changes.columns([*CHANGE_FIELDS, *extra])
@@ -226,7 +252,12 @@ def load(store: Store, *, fields: Sequence[str] = ()) -> PipelineData:
         else np.full(len(previous_amount), np.nan)
     )
     return PipelineData.from_columns(
-        opportunities, reps=reps, accounts=accounts, stage_changes=changes
+        opportunities,
+        reps=reps,
+        accounts=accounts,
+        stage_changes=changes,
+        teams=store.teams.columns(list(NAMED_FIELDS)),
+        territories=store.territories.columns(list(NAMED_FIELDS)),
     )
 
 
@@ -344,6 +375,7 @@ class Context:
     """Per-call cache of factorised columns and lookups."""
 
     data: PipelineData
+    labels: str = attrs.field(default="id")
     _codes: dict[str, tuple[Array, Array]] = attrs.field(factory=dict)
     _rep_index: Array | None = None
     _account_index: Array | None = None
@@ -366,8 +398,25 @@ class Context:
             self._account_index = lookup(uniques, self.data.accounts["id"])[codes]
         return self._account_index
 
+    @labels.validator
+    def _check_labels(self, _: Any, value: str) -> None:
+        if value not in LABELS:
+            raise ValidationError(
+                "pipeline", "labels", value, "must be 'id' (record ids) or 'name' (their names)"
+            )
+
     def dimension(self, name: str) -> tuple[Array, Array]:
-        """``(codes, labels)`` of a group-by dimension; missing values get label ``""``."""
+        """``(codes, labels)`` of a group-by dimension; missing values get label ``""``.
+
+        With ``labels="name"``, the ids of reps, accounts, teams and territories are
+        shown as those records' names (see :func:`named`)."""
+        codes, labels = self._dimension(name)
+        if self.labels == "name" and name in NAMED_DIMENSIONS:
+            table = getattr(self.data, NAMED_DIMENSIONS[name])
+            return named(codes, labels, table["id"], table["name"])
+        return codes, labels
+
+    def _dimension(self, name: str) -> tuple[Array, Array]:
         opp = self.data.opportunities
         if name in PERIODS:
             field, unit = PERIODS[name]
@@ -419,6 +468,40 @@ class Context:
             "no_account": int(account_missing.sum()),
             "unknown_account": int(((self.account_index() < 0) & ~account_missing).sum()),
         }
+
+
+def named(codes: Array, labels: Array, ids: Array, names: Array) -> tuple[Array, Array]:
+    """``(codes, labels)`` with each id label replaced by the name of its record, sorted.
+
+    An id with no record (or a record without a name) keeps the id; ids whose records
+    share a name get ``"name (id)"`` so that groups stay apart; ``""`` stays ``""``.
+
+    >>> codes, labels = named(np.array([0, 1, 2, 3]), np.array(["", "r1", "r2", "zz"]),
+    ...                       np.array(["r1", "r2", "r3"]), np.array(["Sam", "Ann", "Sam"]))
+    >>> labels[codes].tolist()
+    ['', 'Sam', 'Ann', 'zz']
+    >>> named(np.array([0, 1]), np.array(["r1", "r3"]), np.array(["r1", "r3"]),
+    ...       np.array(["Sam", "Sam"]))[1].tolist()
+    ['Sam (r1)', 'Sam (r3)']
+    """
+    index = lookup(labels, ids)
+    text = labels
+    if len(ids) and len(labels):
+        found = names[np.maximum(index, 0)]
+        text = np.where((index >= 0) & (found != ""), found, labels)
+    for _ in range(4):  # a name may look like another's "name (id)": tell apart again
+        _, inverse, counts = np.unique(text, return_inverse=True, return_counts=True)
+        clash = (counts[inverse.ravel()] > 1) & (labels != "")
+        if not clash.any():
+            break
+        text = np.where(clash, np.char.add(np.char.add(text, " ("), labels), text)
+        text = np.where(clash, np.char.add(text, ")"), text)
+    else:
+        text = labels  # the ids themselves are distinct
+    new_labels, inverse = np.unique(text, return_inverse=True)
+    if len(codes) == 0:
+        return codes, new_labels
+    return inverse.ravel()[codes].astype(np.int64), new_labels
 
 
 def period_codes(values: Array, unit: str) -> tuple[Array, Array]:

@@ -71,13 +71,7 @@ def _summary_columns(
     amount = opp["amount"]
     has_amount = ~np.isnan(amount)
     value = np.where(has_amount, amount, 0.0)
-    probability = opp["probability"]
-    no_probability = np.isnan(probability)
-    unknown_stage = 0
-    if no_probability.any():
-        index, default = stage_values(ctx, pipeline)
-        probability = np.where(no_probability, default, probability)
-        unknown_stage = int((index < 0).sum())
+    probability, probability_missing = _probabilities(ctx, pipeline, is_open)
     weighted = np.where(np.isnan(probability), 0.0, probability) * value
     ids, count = groups.ids, groups.count
 
@@ -107,12 +101,28 @@ def _summary_columns(
         open_count * columns["win_rate"] * columns["avg_deal_size"], columns["cycle_days"]
     )
     missing = ctx.missing_counts()
-    missing["no_probability"] = int(no_probability.sum())
-    missing["unknown_stage"] = unknown_stage
+    missing.update(probability_missing)
     missing["won_without_cycle"] = int((is_won & np.isnan(days)).sum())
     missing["unknown_status"] = int((~(is_open | is_won | is_lost)).sum())
     missing.update(groups.missing)
     return columns, missing, list(groups.keys)
+
+
+def _probabilities(
+    ctx: Context, pipeline: Pipeline, is_open: Array
+) -> tuple[Array, dict[str, int]]:
+    """Each deal's probability, else its stage's default (NaN if neither), and counts:
+    ``no_probability`` (open deals with neither: weighted as 0), ``default_probability``
+    (open deals that took their stage's default) and ``unknown_stage`` (all deals)."""
+    given = ctx.data.opportunities["probability"]
+    index, default = stage_values(ctx, pipeline)
+    has_given = ~np.isnan(given)
+    probability = np.where(has_given, given, default)
+    return probability, {
+        "no_probability": int((is_open & np.isnan(probability)).sum()),
+        "default_probability": int((is_open & ~has_given & ~np.isnan(default)).sum()),
+        "unknown_stage": int((index < 0).sum()),
+    }
 
 
 def _cycle_days(ctx: Context, cycle_start: str) -> Array:
@@ -173,6 +183,7 @@ def summary(
     *,
     pipeline: Pipeline = DEFAULT_PIPELINE,
     cycle_start: str = "created",
+    labels: str = "id",
 ) -> Table:
     """Every deal metric at once, per group.
 
@@ -191,9 +202,14 @@ def summary(
     ``status``, ``source``, ``loss_reason``, ``custom.<field>``, or a period of the close
     date (``month``, ``quarter``, ``year``) or of creation (``created_month`` ...).
 
+    ``labels="name"`` (every metric takes it) shows the groups of ``owner``,
+    ``manager``, ``account``, ``family``, ``team`` and ``territory`` by the record's
+    name instead of its id; ids without a record keep the id, and records sharing a
+    name are told apart as ``"name (id)"``.
+
     Examples
     --------
-    >>> from crmkit import MemoryStore, Opportunity
+    >>> from crmkit import MemoryStore, Opportunity, Rep
     >>> store = MemoryStore()
     >>> _ = store.opportunities.add_many([
     ...     Opportunity(id="a", name="A", amount=100, probability=0.5, owner_id="ann"),
@@ -205,8 +221,11 @@ def summary(
     ([50.0, 0.0], [1.0, 0.0])
     >>> t.missing["no_amount"], t.missing["unknown_owner"]
     (1, 3)
+    >>> _ = store.reps.add(Rep(id="ann", name="Ann Lee"))
+    >>> summary(store, by="owner", labels="name")["owner"].tolist()
+    ['Ann Lee', 'bob']
     """
-    ctx = Context(data_of(source, _custom_fields(by)))
+    ctx = Context(data_of(source, _custom_fields(by)), labels)
     columns, missing, keys = _summary_columns(ctx, pipeline, by, cycle_start)
     return Table(columns=columns, keys=keys, missing=missing, title="pipeline summary")
 
@@ -217,7 +236,9 @@ def _pick(table: Table, names: Sequence[str], title: str) -> Table:
     return Table(columns=columns, keys=table.keys, missing=table.missing, title=title)
 
 
-def open_pipeline(source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE) -> Table:
+def open_pipeline(
+    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE, labels: str = "id"
+) -> Table:
     """Count and total amount of open deals per group (see :func:`summary`).
 
     Examples
@@ -228,12 +249,12 @@ def open_pipeline(source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_P
     >>> open_pipeline(store).rows()
     [{'open_count': 1, 'open_pipeline': 100.0}]
     """
-    table = summary(source, by, pipeline=pipeline)
+    table = summary(source, by, pipeline=pipeline, labels=labels)
     return _pick(table, ["open_count", "open_pipeline"], "open pipeline")
 
 
 def weighted_pipeline(
-    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE
+    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE, labels: str = "id"
 ) -> Table:
     """Open amount x probability per group (see :func:`summary`).
 
@@ -246,11 +267,13 @@ def weighted_pipeline(
     >>> weighted_pipeline(store)["weighted_pipeline"]
     array([50.])
     """
-    table = summary(source, by, pipeline=pipeline)
+    table = summary(source, by, pipeline=pipeline, labels=labels)
     return _pick(table, ["open_count", "open_pipeline", "weighted_pipeline"], "weighted pipeline")
 
 
-def won_revenue(source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE) -> Table:
+def won_revenue(
+    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE, labels: str = "id"
+) -> Table:
     """Count and amount of won deals per group (see :func:`summary`).
 
     Examples
@@ -261,11 +284,13 @@ def won_revenue(source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIP
     >>> won_revenue(store)["won_revenue"]
     array([70.])
     """
-    table = summary(source, by, pipeline=pipeline)
+    table = summary(source, by, pipeline=pipeline, labels=labels)
     return _pick(table, ["won_count", "won_revenue"], "won revenue")
 
 
-def win_rate(source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE) -> Table:
+def win_rate(
+    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE, labels: str = "id"
+) -> Table:
     """Won / (won + lost) per group, with the counts (see :func:`win_loss` for lift).
 
     Examples
@@ -277,12 +302,12 @@ def win_rate(source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELI
     >>> win_rate(store).row()
     {'won_count': 1, 'lost_count': 2, 'closed_count': 3, 'win_rate': 0.333...}
     """
-    table = summary(source, by, pipeline=pipeline)
+    table = summary(source, by, pipeline=pipeline, labels=labels)
     return _pick(table, ["won_count", "lost_count", "closed_count", "win_rate"], "win rate")
 
 
 def average_deal_size(
-    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE
+    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE, labels: str = "id"
 ) -> Table:
     """Mean amount of won deals (those with an amount) per group.
 
@@ -295,7 +320,7 @@ def average_deal_size(
     >>> average_deal_size(store)["avg_deal_size"]
     array([200.])
     """
-    table = summary(source, by, pipeline=pipeline)
+    table = summary(source, by, pipeline=pipeline, labels=labels)
     return _pick(table, ["won_count", "won_revenue", "avg_deal_size"], "average deal size")
 
 
@@ -305,6 +330,7 @@ def sales_cycle(
     *,
     start: str = "created",
     pipeline: Pipeline = DEFAULT_PIPELINE,
+    labels: str = "id",
 ) -> Table:
     """Mean days from creation (``start="engaged"``: the first stage change) to close,
     over won deals.
@@ -320,7 +346,7 @@ def sales_cycle(
     >>> sales_cycle(store)["cycle_days"]
     array([31.])
     """
-    table = summary(source, by, pipeline=pipeline, cycle_start=start)
+    table = summary(source, by, pipeline=pipeline, cycle_start=start, labels=labels)
     return _pick(table, ["won_count", "cycle_days"], "sales cycle")
 
 
@@ -330,6 +356,7 @@ def velocity(
     *,
     start: str = "created",
     pipeline: Pipeline = DEFAULT_PIPELINE,
+    labels: str = "id",
 ) -> Table:
     """Pipeline velocity per group: (open deals x win rate x average deal) / cycle days.
 
@@ -339,7 +366,7 @@ def velocity(
     >>> velocity(MemoryStore()).column_names
     ('open_count', 'win_rate', 'avg_deal_size', 'cycle_days', 'velocity')
     """
-    table = summary(source, by, pipeline=pipeline, cycle_start=start)
+    table = summary(source, by, pipeline=pipeline, cycle_start=start, labels=labels)
     return _pick(
         table,
         ["open_count", "win_rate", "avg_deal_size", "cycle_days", "velocity"],
@@ -355,6 +382,7 @@ def forecast(
     start: date | None = None,
     end: date | None = None,
     pipeline: Pipeline = DEFAULT_PIPELINE,
+    labels: str = "id",
 ) -> Table:
     """Amounts by forecast category and close-date period (``month``, ``quarter``,
     ``year``), optionally only for close dates in ``[start, end]``.
@@ -385,7 +413,7 @@ def forecast(
     if period not in ("month", "quarter", "year"):
         raise ValidationError("forecast", "period", period, "must be month, quarter or year")
     names = [*_names(by), period]
-    ctx = Context(data_of(source, _custom_fields(by)))
+    ctx = Context(data_of(source, _custom_fields(by)), labels)
     opp = ctx.data.opportunities
     is_open, is_won, _ = _status(ctx)
     close = opp["close_date"]
@@ -400,10 +428,9 @@ def forecast(
     ids, count = groups.ids, groups.count
     amount = opp["amount"][rows]
     value = np.where(np.isnan(amount), 0.0, amount)
-    index, default = stage_values(ctx, pipeline)
-    index, default = index[rows], default[rows]
-    probability = opp["probability"][rows]
-    probability = np.where(np.isnan(probability), default, probability)
+    index = stage_values(ctx, pipeline)[0][rows]
+    all_probabilities, probability_missing = _probabilities(ctx, pipeline, is_open & ~outside)
+    probability = all_probabilities[rows]
     open_rows = is_open[rows]
     categories = np.array(
         [s.category.value for s in pipeline.stages] + [ForecastCategory.PIPELINE.value]
@@ -422,6 +449,7 @@ def forecast(
     columns["commit_forecast"] = columns["closed"] + columns["commit"]
     columns["best_case_forecast"] = columns["commit_forecast"] + columns["best_case"]
     missing = ctx.missing_counts()
+    missing.update(probability_missing)
     missing["unknown_stage"] = int((open_rows & (index < 0)).sum())
     missing["outside_period"] = int((scope & outside).sum())
     missing["no_close_date_in_scope"] = int((scope & np.isnat(close)).sum())
@@ -429,7 +457,9 @@ def forecast(
     return Table(columns=columns, keys=names, missing=missing, title="forecast")
 
 
-def win_loss(source: Source, by: By, *, pipeline: Pipeline = DEFAULT_PIPELINE) -> Table:
+def win_loss(
+    source: Source, by: By, *, pipeline: Pipeline = DEFAULT_PIPELINE, labels: str = "id"
+) -> Table:
     """Win rate and lift by any dimension, with counts and amounts.
 
     ``lift`` is the group's win rate over the overall win rate (1.0: average; 1.5: wins
@@ -452,7 +482,7 @@ def win_loss(source: Source, by: By, *, pipeline: Pipeline = DEFAULT_PIPELINE) -
     names = _names(by)
     if not names:
         raise ValidationError("win_loss", "by", by, "name at least one dimension")
-    ctx = Context(data_of(source, _custom_fields(by)))
+    ctx = Context(data_of(source, _custom_fields(by)), labels)
     opp = ctx.data.opportunities
     _, is_won, is_lost = _status(ctx)
     rows = np.flatnonzero(is_won | is_lost)
@@ -499,7 +529,7 @@ def _reached(ctx: Context, pipeline: Pipeline) -> tuple[Array, Array]:
 
 
 def stage_conversion(
-    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE
+    source: Source, by: By = (), *, pipeline: Pipeline = DEFAULT_PIPELINE, labels: str = "id"
 ) -> Table:
     """How many deals reached each open stage, and how many of those went further.
 
@@ -521,7 +551,7 @@ def stage_conversion(
     >>> t["stage"].tolist(), t["reached"].tolist(), t["advanced"].tolist()
     (['prospecting', 'qualification', 'proposal', 'negotiation'], [3, 2, 2, 1], [2, 2, 1, 1])
     """
-    ctx = Context(data_of(source, _custom_fields(by)))
+    ctx = Context(data_of(source, _custom_fields(by)), labels)
     furthest, is_won = _reached(ctx, pipeline)
     groups = group(ctx, by)
     ids, count = groups.ids, groups.count
@@ -534,8 +564,8 @@ def stage_conversion(
             advanced = furthest >= position + 1
         else:
             advanced = reached & is_won
-        for key, labels in groups.keys.items():
-            parts[key].append(labels)
+        for key, values in groups.keys.items():
+            parts[key].append(values)
         parts["stage"].append(np.full(count, name))
         parts["reached"].append(_sum(ids, count, reached.astype(np.float64)))
         parts["advanced"].append(_sum(ids, count, advanced.astype(np.float64)))
@@ -631,6 +661,7 @@ def time_in_stage(
     *,
     now: datetime | None = None,
     pipeline: Pipeline = DEFAULT_PIPELINE,
+    labels: str = "id",
 ) -> Table:
     """How long deals stay in each open stage, from the stage history.
 
@@ -652,7 +683,7 @@ def time_in_stage(
     >>> t.row("prospecting")["mean_days"], t.row("qualification")["mean_days"]
     (10.0, 4.0)
     """
-    ctx = Context(data_of(source, _custom_fields(by)))
+    ctx = Context(data_of(source, _custom_fields(by)), labels)
     moment = None if now is None else to_micros(now)
     deals, stages, days, ongoing, missing_stays = _visits(ctx, pipeline, moment)
     groups = group(ctx, by, deals)
@@ -667,8 +698,8 @@ def time_in_stage(
         total = _sum(ids, count, days[here])
         biggest = np.full(count, -np.inf)
         np.maximum.at(biggest, ids, days[here])
-        for key, labels in groups.keys.items():
-            columns_parts[key].append(labels)
+        for key, values in groups.keys.items():
+            columns_parts[key].append(values)
         columns_parts["stage"].append(np.full(count, pipeline.stages[position].name))
         columns_parts["stays"].append(n)
         columns_parts["ongoing"].append(_sum(ids, count, ongoing[here].astype(np.float64)))
@@ -693,6 +724,7 @@ def rotting(
     *,
     now: datetime,
     pipeline: Pipeline = DEFAULT_PIPELINE,
+    labels: str = "id",
 ) -> Table:
     """Open deals with no stage change for longer than their stage's ``rotting_days``.
 
@@ -716,7 +748,7 @@ def rotting(
     >>> t["id"].tolist(), t["days_in_stage"].tolist()
     (['old'], [24.0])
     """
-    ctx = Context(data_of(source, _custom_fields(by)))
+    ctx = Context(data_of(source, _custom_fields(by)), labels)
     opp = ctx.data.opportunities
     moment = to_micros(now)
     last = _last_change(ctx)

@@ -90,9 +90,11 @@ def plot_win_rate(
     by: str | Sequence[str],
     *,
     pipeline: Pipeline = DEFAULT_PIPELINE,
+    labels: str = "id",
     ax: Any = None,
 ) -> Any:
-    """Win rate per group with the overall rate as a line; bars labelled with counts.
+    """Win rate per group with the overall rate as a line; bars labelled with counts
+    (``labels="name"`` names reps, accounts, teams and territories, as in the metrics).
 
     Examples
     --------
@@ -104,11 +106,11 @@ def plot_win_rate(
     >>> plot_win_rate(store, "source").get_title()
     'Win rate by source'
     """
-    table = win_loss(source, by, pipeline=pipeline)
+    table = win_loss(source, by, pipeline=pipeline, labels=labels)
     names = [by] if isinstance(by, str) else list(by)
     axes = _axes(ax)
-    labels = [" / ".join(str(table[n][i]) or "(none)" for n in names) for i in range(len(table))]
-    x = np.arange(len(labels))
+    ticks = [" / ".join(str(table[n][i]) or "(none)" for n in names) for i in range(len(table))]
+    x = np.arange(len(ticks))
     rates = np.nan_to_num(table["win_rate"])
     axes.bar(x, rates)
     won, closed = table["won_count"].sum(), table["closed_count"].sum()
@@ -116,7 +118,7 @@ def plot_win_rate(
         axes.axhline(won / closed, color="black", linestyle="--", label="overall")
     for xi, rate, n in zip(x, rates, table["closed_count"], strict=True):
         axes.text(xi, rate, f"n={int(n)}", ha="center", va="bottom")
-    axes.set_xticks(x, labels=labels)
+    axes.set_xticks(x, labels=ticks)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("win rate")
     axes.set_title(f"Win rate by {', '.join(names)}")
