@@ -485,6 +485,8 @@ def worlds(draw: st.DrawFn) -> tuple[list[Rep], list[RoutingRule], list[Lead], b
                 source=draw(st.sampled_from(["web", "event", None])),
                 email=draw(st.sampled_from([None, "a@x.com", "b@y.com", f"u{i}@z.com"])),
                 owner_id=draw(st.sampled_from([None, None, None, "r0"])),
+                status=draw(st.sampled_from(["new", "new", "working", "disqualified"])),
+                company=draw(st.sampled_from([None, "Acme Inc.", "Other"])),
                 custom={"lang": draw(st.sampled_from(["en", "de"]))},
             )
         )
@@ -497,6 +499,7 @@ def world_store(reps: list[Rep], rules: list[RoutingRule]) -> MemoryStore:
     store.reps.add_many(reps)
     store.routing_rules.add_many(rules)
     store.leads.add(Lead(id="old", email="a@x.com", owner_id=reps[0].id))
+    store.accounts.add(Account(id="acme", name="ACME", domain="x.com", owner_id=reps[-1].id))
     return store
 
 
@@ -505,13 +508,18 @@ def state_of(store: MemoryStore) -> dict:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(worlds(), st.sampled_from([MONDAY_10, datetime(2026, 1, 6, 20, 0, tzinfo=UTC)]))
-def test_route_many_equals_route_one_by_one(world, now) -> None:
+@given(
+    worlds(),
+    st.sampled_from([MONDAY_10, datetime(2026, 1, 6, 20, 0, tzinfo=UTC)]),
+    st.booleans(),
+)
+def test_route_many_equals_route_one_by_one(world, now, match_accounts) -> None:
     reps, rules, batch, with_default = world
     default = Target("team", "t1") if with_default else Target("queue", "unrouted")
     one, many = world_store(reps, rules), world_store(reps, rules)
-    single = [Router(one, clock=FixedClock(now), default=default).route(lead) for lead in batch]
-    bulk = Router(many, clock=FixedClock(now), default=default).route_many(batch)
+    options = {"clock": FixedClock(now), "default": default, "match_accounts": match_accounts}
+    single = [Router(one, **options).route(lead) for lead in batch]
+    bulk = Router(many, **options).route_many(batch)
     assert bulk == single
     assert state_of(many) == state_of(one)
     assert [attrs.evolve(x, version=0) for x in many.leads] == [
@@ -519,7 +527,7 @@ def test_route_many_equals_route_one_by_one(world, now) -> None:
     ]
     # and the column path agrees without building records
     fresh = world_store(reps, rules)
-    router = Router(fresh, clock=FixedClock(now), default=default)
+    router = Router(fresh, **options)
     if batch:
         from crmkit._columns import columns_of
 
@@ -758,3 +766,22 @@ def test_route_columns_arrays_say_queued_where_the_pool_had_nobody() -> None:
     empty = nobody.route_columns(columns_of(Lead, [Lead(id="x")], nobody.batch_fields()))
     assert empty.status.tolist() == ["unassigned"]
     assert empty.counts() == {"unassigned": 1}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.sampled_from([None, Target("queue", "unrouted"), Target("team", "t1")]))
+def test_route_columns_arrays_agree_with_decisions_row_for_row(world, default) -> None:
+    from crmkit._columns import columns_of
+
+    reps, rules, batch, _ = world
+    router = Router(world_store(reps, rules), clock=FixedClock(MONDAY_10), default=default)
+    result = router.route_columns(columns_of(Lead, batch, router.batch_fields()))
+    decisions = result.decisions()
+    assert decisions == router.route_many(batch, apply=False)
+    assert result.owner.tolist() == [d.owner_id for d in decisions]
+    assert result.queue.tolist() == [d.queue for d in decisions]
+    assert result.status.tolist() == [str(d.status) for d in decisions]
+    labels = Counter(
+        d.owner_id or (f"queue:{d.queue}" if d.queue else "unassigned") for d in decisions
+    )
+    assert result.counts() == dict(labels)

@@ -257,13 +257,15 @@ class Router:
     """Routes leads (or inquiries) through a rule set to reps, teams and queues.
 
     ``route(record)`` decides, advances the rotation, and (unless ``apply=False``) writes
-    the owner or queue and an :class:`~crmkit.records.OwnershipChange`, all in one store
-    transaction. Rotation state lives in the store (``load_state``), so a new Router over
-    the same store continues exactly where the last one stopped, and
-    ``route_many(records)`` gives the same decisions as routing them one by one.
+    the record, its owner or queue and an :class:`~crmkit.records.OwnershipChange`, all in
+    one store transaction. Rotation state lives in the store (``load_state``) and is read,
+    like each rep's open records and quota counts, inside that transaction: routers in
+    several processes share one fair rotation, and a new Router over the same store
+    continues exactly where the last one stopped. ``route_many(records)`` gives the same
+    decisions as routing them one by one.
 
-    The Router caches reps, loads and rotation state; call :meth:`refresh` after changing
-    reps or rules, or when another process routes into the same store.
+    The Router caches rules, reps, teams, accounts (``match_accounts``) and the email
+    index behind ``duplicate_of``; call :meth:`refresh` after changing those.
 
     >>> from datetime import datetime, timezone
     >>> from crmkit import FixedClock, Lead, MemoryStore, Rep, RoutingRule
@@ -310,7 +312,10 @@ class Router:
     # -- caches ---------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Re-read rules, reps, loads, accounts and rotation state from the store."""
+        """Re-read rules, reps, teams, accounts and the email index from the store.
+
+        Loads and rotation state need no refresh: every operation reads them afresh.
+        """
         name = self.record_type.__name__
         rules = self._given_rules
         if rules is None:
