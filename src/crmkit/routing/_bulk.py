@@ -359,8 +359,8 @@ def route_batch(
                 break
             if not step.table or step.field not in columns:
                 continue
-            keys = step.keys(_text(np.asarray(columns[step.field]))[free[need]])
-            uniq, inverse = np.unique(keys, return_inverse=True)
+            lookup = step.keys(_text(np.asarray(columns[step.field]))[free[need]])
+            uniq, inverse = np.unique(lookup, return_inverse=True)
             for k, key in enumerate(uniq.tolist()):
                 hit = step.table.get(key) if key else None
                 if hit is not None:
@@ -505,14 +505,14 @@ def route_batch(
         owned_events = candidates[np.isin(owners[candidates], weighed)]
         if owned_events.size:
             owned_events = owned_events[~_counted(router, ids[owned_events], owners[owned_events])]
-        for row, rep_id in zip(owned_events.tolist(), owners[owned_events].tolist(), strict=True):
-            events.setdefault(rep_id, row)
-    for row in np.flatnonzero(force_seq).tolist():
-        events.setdefault(str(batch.account_owner[row]), row)
-    for rep_id, first in events.items():
+        for at, rep_id in zip(owned_events.tolist(), owners[owned_events].tolist(), strict=True):
+            events.setdefault(rep_id, at)
+    for at in np.flatnonzero(force_seq).tolist():
+        events.setdefault(str(batch.account_owner[at]), at)
+    for rep_id, first_row in events.items():
         for uid in rep_units.get(rep_id, ()):
             unit = ulist[uid]
-            if _weighs(unit, rep_id) and max(int(r.max()) for r in unit.rows) > first:
+            if _weighs(unit, rep_id) and max(int(r.max()) for r in unit.rows) > first_row:
                 seq_units.add(uid)
     # a routed row with a closed status adds no open load
     if not open_row.all():

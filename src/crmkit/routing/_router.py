@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -980,7 +981,7 @@ class Router:
 
         out: list[RoutingDecision] = []
         for record in waiting:
-            decision = run_transaction(self.store, lambda rid=record.id: retry(rid))
+            decision = run_transaction(self.store, functools.partial(retry, record.id))
             if decision is not None:
                 out.append(decision)
         return out
