@@ -63,6 +63,9 @@ DEFAULT_TARGET = Target("queue", "unrouted")
 ROUTER = "crmkit.routing"
 """``changed_by`` of the ownership changes the router writes."""
 
+ATTEMPTS = 10
+"""How many times a routing transaction that lost a race (PostgreSQL) is run again."""
+
 OPEN_STATUSES: dict[str, tuple[str, ...]] = {
     "Lead": (LeadStatus.NEW.value, LeadStatus.WORKING.value),
     "Inquiry": (InquiryStatus.OPEN.value,),
@@ -530,7 +533,7 @@ class Router:
 
         if not apply:
             return decide()
-        decision = run_transaction(self.store, decide)
+        decision = run_transaction(self.store, decide, attempts=ATTEMPTS)
         self._remember([record])
         return decision
 
@@ -774,7 +777,7 @@ class Router:
                 )
             return self._write([(current, again, plan)], states, now)[0]
 
-        stored = run_transaction(self.store, write)
+        stored = run_transaction(self.store, write, attempts=ATTEMPTS)
         self._remember([stored])
         return stored
 
@@ -875,7 +878,7 @@ class Router:
 
         if not apply:
             return decide()
-        decisions = run_transaction(self.store, decide)
+        decisions = run_transaction(self.store, decide, attempts=ATTEMPTS)
         self._remember(batch)
         return decisions
 
@@ -981,7 +984,9 @@ class Router:
 
         out: list[RoutingDecision] = []
         for record in waiting:
-            decision = run_transaction(self.store, functools.partial(retry, record.id))
+            decision = run_transaction(
+                self.store, functools.partial(retry, record.id), attempts=ATTEMPTS
+            )
             if decision is not None:
                 out.append(decision)
         return out

@@ -788,7 +788,7 @@ def apply_realignment(
         activate_model(store, diff.to_model, now=now)
         return len(accounts)
 
-    return run_transaction(store, write)
+    return run_transaction(store, write, attempts=10)
 
 
 def _change(
