@@ -785,3 +785,73 @@ def test_route_columns_arrays_agree_with_decisions_row_for_row(world, default) -
         d.owner_id or (f"queue:{d.queue}" if d.queue else "unassigned") for d in decisions
     )
     assert result.counts() == dict(labels)
+
+
+@st.composite
+def inquiry_worlds(draw: st.DrawFn) -> list[Inquiry]:
+    senders = [None, "ada@acme.com", "ADA@acme.com", "bob@acme.com", "eve@gmail.com", "x@big.io"]
+    return [
+        Inquiry(
+            id=f"i{i:02}",
+            sender_email=draw(st.sampled_from(senders)),
+            account_id=draw(st.sampled_from([None, None, "acme", "nope"])),
+            contact_id=draw(st.sampled_from([None, None, "c1", "c2"])),
+            owner_id=draw(st.sampled_from([None, None, None, "s1"])),
+            channel=draw(st.sampled_from(["email", "chat"])),
+        )
+        for i in range(draw(st.integers(0, 12)))
+    ]
+
+
+def inquiry_store() -> MemoryStore:
+    from crmkit import Contact
+
+    store = MemoryStore()
+    store.reps.add_many(
+        [
+            Rep(id="s1", name="S1", team_ids=["support"]),
+            Rep(id="s2", name="S2", team_ids=["support"], capacity=2),
+            Rep(id="am", name="AM", capacity=3),
+            Rep(id="off", name="Off", active=False),
+        ]
+    )
+    store.accounts.add_many(
+        [
+            Account(id="acme", name="Acme", domain="acme.com", owner_id="am"),
+            Account(id="big", name="Big", domain="big.io", owner_id="off"),
+            Account(id="free", name="Free", domain="gmail.com", owner_id="am"),
+        ]
+    )
+    store.contacts.add_many(
+        [
+            Contact(id="c1", first_name="Ada", email="ada@acme.com", account_id="acme"),
+            Contact(id="c2", first_name="Xi", email="x@big.io", account_id="big"),
+        ]
+    )
+    store.routing_rules.add(
+        RoutingRule(
+            id="chat",
+            applies_to="Inquiry",
+            criteria=(F.channel == "chat").to_dict(),
+            target_kind="team",
+            target_id="support",
+            strategy="load_balanced",
+        )
+    )
+    return store
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inquiry_worlds())
+def test_inquiry_route_many_equals_route_one_by_one(batch: list[Inquiry]) -> None:
+    one, many = inquiry_store(), inquiry_store()
+    options = {"record_type": Inquiry, "clock": FixedClock(MONDAY_10), "match_accounts": True}
+    single = [Router(one, **options).route(x) for x in batch]
+    assert Router(many, **options).route_many(batch) == single
+    assert [attrs.evolve(x, version=0) for x in many.inquiries] == [
+        attrs.evolve(x, version=0) for x in one.inquiries
+    ]
+    for decision in single:
+        if decision.reason == Reason.ACCOUNT_MATCH:
+            assert decision.owner_id == "am"
+        assert decision.account_id != "free"  # free-mail domains never match
