@@ -499,16 +499,22 @@ def route_batch(
     # that rep's load and have rows after it are decided row by row.
     events: dict[str, int] = {}
     owned_events = np.zeros(0, dtype=np.int64)
-    weighed = sorted(r for r, uids in rep_units.items() if any(_weighs(ulist[u], r) for u in uids))
     candidates = np.flatnonzero(owned & open_row)
-    if candidates.size and weighed:
-        owned_events = candidates[np.isin(owners[candidates], weighed)]
+    if candidates.size and router._load_reps:
+        owned_events = candidates[np.isin(owners[candidates], sorted(router._load_reps))]
         if owned_events.size:
             owned_events = owned_events[~_counted(router, ids[owned_events], owners[owned_events])]
         for at, rep_id in zip(owned_events.tolist(), owners[owned_events].tolist(), strict=True):
             events.setdefault(rep_id, at)
     for at in np.flatnonzero(force_seq).tolist():
         events.setdefault(str(batch.account_owner[at]), at)
+    if force_seq.any():  # account rows decided in turn fall back to their rule's pool
+        fallback = set()
+        for index in np.unique(rule_of[force_seq]).tolist():
+            spec = router._pools[index] if index >= 0 else router._default_pool
+            if spec is not None:
+                fallback.add(spec.key)
+        seq_units |= {unit.uid for unit in ulist if unit.spec.key in fallback}
     for rep_id, first_row in events.items():
         for uid in rep_units.get(rep_id, ()):
             unit = ulist[uid]
@@ -597,7 +603,8 @@ def route_batch(
                 new["last"][rep_id] = base + idx + 1
             final[pool_key] = new
     # the rest, record by record, in arrival order
-    seq_rows.append(owned_events)
+    if any(part.size for part in seq_rows):  # owned rows only matter to rows decided in turn
+        seq_rows.append(owned_events)
     seq_all = np.unique(np.concatenate(seq_rows)) if seq_rows else np.array([], dtype=np.int64)
     owned_event_rows = frozenset(owned_events.tolist())
     if seq_all.size:

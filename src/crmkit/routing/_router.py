@@ -347,6 +347,16 @@ class Router:
                 strategy=self.default.strategy,
             )
             self._default_pool = self._pool_of(self._default_rule)
+        # reps whose open records can change a decision: a capacity, or load balancing
+        self._load_reps = frozenset(
+            [r.id for r in self._reps.values() if r.capacity is not None]
+            + [
+                m
+                for pool in [*self._pools, self._default_pool]
+                if pool is not None and pool.strategy == "load_balanced"
+                for m in pool.members
+            ]
+        )
         self._quota_reps = frozenset(
             r.id for r in self._reps.values() if QUOTA_DAY in r.custom or QUOTA_30_DAYS in r.custom
         )
