@@ -433,7 +433,10 @@ class TerritoryModel:
 
 @attrs.frozen(kw_only=True)
 class Inquiry:
-    """An inbound message (email, web form, chat) to be routed and answered."""
+    """An inbound message (email, web form, chat) to be routed and answered.
+
+    ``sender_domain`` defaults to the lower-cased domain of ``sender_email``.
+    """
 
     id: str = f.record_id()
     subject: str | None = f.text()
@@ -452,6 +455,11 @@ class Inquiry:
     received_at: datetime | None = f.moment()
     custom: Mapping[str, f.Scalar] = f.custom()
     version: int = f.version()
+
+    def __attrs_post_init__(self) -> None:
+        if self.sender_domain is None and self.sender_email and "@" in self.sender_email:
+            domain = self.sender_email.rsplit("@", 1)[1].strip().lower()
+            object.__setattr__(self, "sender_domain", domain or None)
 
 
 @attrs.frozen(kw_only=True)

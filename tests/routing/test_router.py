@@ -485,6 +485,8 @@ def worlds(draw: st.DrawFn) -> tuple[list[Rep], list[RoutingRule], list[Lead], b
                 source=draw(st.sampled_from(["web", "event", None])),
                 email=draw(st.sampled_from([None, "a@x.com", "b@y.com", f"u{i}@z.com"])),
                 owner_id=draw(st.sampled_from([None, None, None, "r0"])),
+                status=draw(st.sampled_from(["new", "new", "working", "disqualified"])),
+                company=draw(st.sampled_from([None, "Acme Inc.", "Other"])),
                 custom={"lang": draw(st.sampled_from(["en", "de"]))},
             )
         )
@@ -497,6 +499,7 @@ def world_store(reps: list[Rep], rules: list[RoutingRule]) -> MemoryStore:
     store.reps.add_many(reps)
     store.routing_rules.add_many(rules)
     store.leads.add(Lead(id="old", email="a@x.com", owner_id=reps[0].id))
+    store.accounts.add(Account(id="acme", name="ACME", domain="x.com", owner_id=reps[-1].id))
     return store
 
 
@@ -505,13 +508,18 @@ def state_of(store: MemoryStore) -> dict:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(worlds(), st.sampled_from([MONDAY_10, datetime(2026, 1, 6, 20, 0, tzinfo=UTC)]))
-def test_route_many_equals_route_one_by_one(world, now) -> None:
+@given(
+    worlds(),
+    st.sampled_from([MONDAY_10, datetime(2026, 1, 6, 20, 0, tzinfo=UTC)]),
+    st.booleans(),
+)
+def test_route_many_equals_route_one_by_one(world, now, match_accounts) -> None:
     reps, rules, batch, with_default = world
     default = Target("team", "t1") if with_default else Target("queue", "unrouted")
     one, many = world_store(reps, rules), world_store(reps, rules)
-    single = [Router(one, clock=FixedClock(now), default=default).route(lead) for lead in batch]
-    bulk = Router(many, clock=FixedClock(now), default=default).route_many(batch)
+    options = {"clock": FixedClock(now), "default": default, "match_accounts": match_accounts}
+    single = [Router(one, **options).route(lead) for lead in batch]
+    bulk = Router(many, **options).route_many(batch)
     assert bulk == single
     assert state_of(many) == state_of(one)
     assert [attrs.evolve(x, version=0) for x in many.leads] == [
@@ -519,7 +527,7 @@ def test_route_many_equals_route_one_by_one(world, now) -> None:
     ]
     # and the column path agrees without building records
     fresh = world_store(reps, rules)
-    router = Router(fresh, clock=FixedClock(now), default=default)
+    router = Router(fresh, **options)
     if batch:
         from crmkit._columns import columns_of
 
@@ -554,3 +562,296 @@ def test_schedule_business_hours_respects_weekends() -> None:
     assert Schedule().business_hours_between(friday_16, monday_11) == 3.0
     berlin = Schedule(timezone="Europe/Berlin", start=time(8), end=time(12))
     assert berlin.business_hours_between(friday_16, monday_11) == 4.0  # 08:00-12:00 local
+
+
+# -- load follows the store; defects found as a new user (issue 18) ------------------------
+
+
+def close(store: MemoryStore, owner: str, how_many: int) -> None:
+    held = store.leads.query(F.owner_id == owner, order_by="id", limit=how_many)
+    for lead in held:
+        store.leads.update(attrs.evolve(lead, status="disqualified"))
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_load_balancing_without_capacity_gives_the_fewest_open_leads(bulk: bool) -> None:
+    store = team_store(rep("a"), rep("b"), rep("c"), strategy="load_balanced")
+    router = Router(store, clock=FixedClock(MONDAY_10))
+    first = router.route_many(leads(30))
+    assert Counter(owners(first)) == {"a": 10, "b": 10, "c": 10}
+    close(store, "a", 5)  # a holds 5 open leads, b and c 10 each
+    batch = [Lead(id=f"n{i}") for i in range(5)]
+    nxt = router.route_many(batch) if bulk else [router.route(lead) for lead in batch]
+    assert owners(nxt) == ["a"] * 5
+    # all at 10 again: ties go to who waited longest (b had lead 29, c lead 30, a lead 35)
+    assert owners([router.route(Lead(id=f"m{i}")) for i in range(3)]) == ["b", "c", "a"]
+
+
+def test_load_balancing_ties_go_to_the_rep_who_waited_longest() -> None:
+    store = team_store(rep("a"), rep("b"), rep("c"), strategy="load_balanced")
+    store.leads.add(Lead(id="held", owner_id="b"))  # a: 0, b: 1, c: 0 open
+    router = Router(store, clock=FixedClock(MONDAY_10))
+    # a and c tie at 0 (never assigned: rep id), then c, then all at 1: a waited longest
+    assert owners(router.route_many(leads(4))) == ["a", "c", "b", "a"]
+
+
+def test_live_router_sees_leads_closed_after_it_was_built() -> None:
+    store = team_store(rep("a", capacity=2), rep("b", capacity=2))
+    router = Router(store, clock=FixedClock(MONDAY_10))
+    assert owners([router.route(lead) for lead in leads(4)]) == ["a", "b", "a", "b"]
+    assert router.route(Lead(id="full")).reason == Reason.NO_ELIGIBLE_REP
+    close(store, "b", 1)
+    assert router.route(Lead(id="again")).owner_id == "b"
+    assert router.route_many([Lead(id="more")])[0].reason == Reason.NO_ELIGIBLE_REP
+
+
+def test_two_live_routers_see_each_others_assignments() -> None:
+    store = team_store(rep("a", capacity=1), rep("b", capacity=1))
+    one = Router(store, clock=FixedClock(MONDAY_10))
+    two = Router(store, clock=FixedClock(MONDAY_10))
+    assert one.route(Lead(id="x")).owner_id == "a"
+    assert two.route(Lead(id="y")).owner_id == "b"  # a is full, and the rotation moved on
+    assert two.route(Lead(id="z")).reason == Reason.NO_ELIGIBLE_REP
+
+
+def test_rule_naming_a_team_that_does_not_exist_has_its_own_reason() -> None:
+    store = team_store(rep("a"))
+    store.routing_rules.add(
+        RoutingRule(
+            id="a-typo",  # before the team_store's rule "all" (same position, then id)
+            name="Typo",
+            criteria=(F.country == "DE").to_dict(),
+            target_kind="team",
+            target_id="ghost",
+        )
+    )
+    router = Router(store, clock=FixedClock(MONDAY_10))
+    for decision in [
+        router.route(Lead(id="1", country="DE")),
+        router.route_many([Lead(id="2", country="DE")])[0],
+    ]:
+        assert decision.status == RoutingStatus.QUEUED
+        assert (decision.reason, decision.queue, decision.team_id) == (
+            Reason.UNKNOWN_TEAM,
+            "ghost",
+            "ghost",
+        )
+        assert "team 'ghost' does not exist" in decision.explain()
+    # a team known only as a Team record, with nobody in it, says so
+    from crmkit import Team
+
+    store.teams.add(Team(id="ghost", name="Ghost"))
+    empty = Router(store, clock=FixedClock(MONDAY_10)).route(Lead(id="3", country="DE"))
+    assert empty.reason == Reason.NO_ELIGIBLE_REP
+    assert "team 'ghost' has no members" in empty.explain()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_account_owner_who_cannot_take_it_is_listed_once_and_explained(bulk: bool) -> None:
+    tokyo = rep("owner", timezone="Asia/Tokyo")  # in team t, 19:00 in Tokyo
+    store = team_store(rep("a"), tokyo)
+    store.accounts.add(Account(id="acc", name="Acme", domain="acme.com", owner_id="owner"))
+    router = Router(store, clock=FixedClock(MONDAY_10), match_accounts=True)
+    lead = Lead(id="l1", email="ada@acme.com")
+    decision = router.route_many([lead])[0] if bulk else router.route(lead)
+    assert decision.owner_id == "a"
+    assert [d.rep_id for d in decision.dropped] == ["owner"]
+    assert (decision.account_id, decision.account_owner_id) == ("acc", "owner")
+    text = decision.explain()
+    assert "account acc matched first, but its owner owner could not take it" in text
+    assert text.count("skipped owner") == 1
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_leads_that_arrive_with_an_owner_are_stored(bulk: bool) -> None:
+    store = team_store(rep("a"), rep("b"))
+    router = Router(store, clock=FixedClock(MONDAY_10))
+    batch = [Lead(id="o1", owner_id="b"), Lead(id="o2")]
+    decisions = router.route_many(batch) if bulk else [router.route(x) for x in batch]
+    assert [(d.reason, d.owner_id) for d in decisions] == [
+        (Reason.ALREADY_OWNED, "b"),
+        (Reason.RULE_MATCHED, "a"),
+    ]
+    assert store.leads.get("o1").owner_id == "b"
+    assert store.leads.get("o1").created_at == MONDAY_10
+    assert [c.record_id for c in store.ownership_changes] == ["o2"]  # o1's owner never changed
+
+
+def test_owned_leads_in_a_batch_count_toward_load_from_their_row_on() -> None:
+    store = team_store(rep("a", capacity=1), rep("b", capacity=3), strategy="load_balanced")
+    batch = [Lead(id="1"), Lead(id="2", owner_id="b"), Lead(id="3"), Lead(id="4")]
+    single_store = team_store(rep("a", capacity=1), rep("b", capacity=3), strategy="load_balanced")
+    one = Router(single_store, clock=FixedClock(MONDAY_10))
+    single = [one.route(x) for x in batch]
+    # b (3 left) takes 1; b's own lead 2 leaves it 1, a has 1 left: tie, a waited longest
+    assert owners(single) == ["b", "b", "a", "b"]
+    assert Router(store, clock=FixedClock(MONDAY_10)).route_many(batch) == single
+
+
+def test_inquiries_from_known_contacts_go_to_the_account_owner() -> None:
+    from crmkit import Contact
+
+    store = MemoryStore()
+    store.reps.add_many([Rep(id="s1", name="S", team_ids=["support"]), Rep(id="am", name="AM")])
+    store.accounts.add_many(
+        [
+            Account(id="acc", name="Acme", owner_id="am"),
+            Account(id="big", name="BigCo", domain="bigco.com", owner_id="am"),
+        ]
+    )
+    store.contacts.add(Contact(id="c1", first_name="Ada", email="Ada@Acme.com", account_id="acc"))
+    store.routing_rules.add(
+        RoutingRule(
+            id="all",
+            applies_to="Inquiry",
+            rule_set="inbox",
+            target_kind="team",
+            target_id="support",
+        )
+    )
+    router = Router(
+        store, "inbox", record_type=Inquiry, clock=FixedClock(MONDAY_10), match_accounts=True
+    )
+    batch = [
+        Inquiry(id="i1", sender_email="ada@acme.com"),
+        Inquiry(id="i2", sender_email="bob@bigco.com"),
+        Inquiry(id="i3", sender_email="eve@gmail.com"),
+    ]
+    single = [router.route(x, apply=False) for x in batch]
+    assert [(d.owner_id, d.reason, d.account_id) for d in single] == [
+        ("am", Reason.ACCOUNT_MATCH, "acc"),
+        ("am", Reason.ACCOUNT_MATCH, "big"),
+        ("s1", Reason.RULE_MATCHED, None),
+    ]
+    assert router.route_many(batch) == single
+    stored = store.inquiries.get("i1")
+    assert (stored.owner_id, stored.account_id, stored.contact_id) == ("am", "acc", "c1")
+
+
+def test_inquiry_sender_domain_is_derived_from_the_sender_email() -> None:
+    assert Inquiry(id="i", sender_email="Bob@BigCo.com").sender_domain == "bigco.com"
+    assert (
+        Inquiry(id="i", sender_email="bob@x.com", sender_domain="y.com").sender_domain == "y.com"
+    )
+    assert Inquiry(id="i", sender_email="not an email").sender_domain is None
+    store = MemoryStore()
+    store.reps.add(Rep(id="s1", name="S"))
+    store.routing_rules.add(
+        RoutingRule(
+            id="vip",
+            applies_to="Inquiry",
+            criteria=(F.sender_domain == "bigco.com").to_dict(),
+            target_kind="rep",
+            target_id="s1",
+        )
+    )
+    router = Router(store, record_type=Inquiry, clock=FixedClock(MONDAY_10))
+    assert router.route(Inquiry(id="i1", sender_email="bob@bigco.com")).owner_id == "s1"
+
+
+def test_route_columns_arrays_say_queued_where_the_pool_had_nobody() -> None:
+    store = team_store(rep("a", active=False), fallback_queue="overflow")
+    store.routing_rules.add(
+        RoutingRule(id="a-us", criteria=(F.country == "US").to_dict(), target_id="us")
+    )
+    router = Router(store, clock=FixedClock(MONDAY_10), default=None)
+    from crmkit._columns import columns_of
+
+    batch = [Lead(id="1"), Lead(id="2", country="US"), Lead(id="3", owner_id="a")]
+    result = router.route_columns(columns_of(Lead, batch, router.batch_fields()))
+    assert result.status.tolist() == ["queued", "queued", "assigned"]
+    assert result.queue.tolist() == ["overflow", "us", None]
+    assert result.counts() == {"a": 1, "queue:overflow": 1, "queue:us": 1}
+    nobody = Router(MemoryStore(), clock=FixedClock(MONDAY_10), default=None)
+    empty = nobody.route_columns(columns_of(Lead, [Lead(id="x")], nobody.batch_fields()))
+    assert empty.status.tolist() == ["unassigned"]
+    assert empty.counts() == {"unassigned": 1}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.sampled_from([None, Target("queue", "unrouted"), Target("team", "t1")]))
+def test_route_columns_arrays_agree_with_decisions_row_for_row(world, default) -> None:
+    from crmkit._columns import columns_of
+
+    reps, rules, batch, _ = world
+    router = Router(world_store(reps, rules), clock=FixedClock(MONDAY_10), default=default)
+    result = router.route_columns(columns_of(Lead, batch, router.batch_fields()))
+    decisions = result.decisions()
+    assert decisions == router.route_many(batch, apply=False)
+    assert result.owner.tolist() == [d.owner_id for d in decisions]
+    assert result.queue.tolist() == [d.queue for d in decisions]
+    assert result.status.tolist() == [str(d.status) for d in decisions]
+    labels = Counter(
+        d.owner_id or (f"queue:{d.queue}" if d.queue else "unassigned") for d in decisions
+    )
+    assert result.counts() == dict(labels)
+
+
+@st.composite
+def inquiry_worlds(draw: st.DrawFn) -> list[Inquiry]:
+    senders = [None, "ada@acme.com", "ADA@acme.com", "bob@acme.com", "eve@gmail.com", "x@big.io"]
+    return [
+        Inquiry(
+            id=f"i{i:02}",
+            sender_email=draw(st.sampled_from(senders)),
+            account_id=draw(st.sampled_from([None, None, "acme", "nope"])),
+            contact_id=draw(st.sampled_from([None, None, "c1", "c2"])),
+            owner_id=draw(st.sampled_from([None, None, None, "s1"])),
+            channel=draw(st.sampled_from(["email", "chat"])),
+        )
+        for i in range(draw(st.integers(0, 12)))
+    ]
+
+
+def inquiry_store() -> MemoryStore:
+    from crmkit import Contact
+
+    store = MemoryStore()
+    store.reps.add_many(
+        [
+            Rep(id="s1", name="S1", team_ids=["support"]),
+            Rep(id="s2", name="S2", team_ids=["support"], capacity=2),
+            Rep(id="am", name="AM", capacity=3),
+            Rep(id="off", name="Off", active=False),
+        ]
+    )
+    store.accounts.add_many(
+        [
+            Account(id="acme", name="Acme", domain="acme.com", owner_id="am"),
+            Account(id="big", name="Big", domain="big.io", owner_id="off"),
+            Account(id="free", name="Free", domain="gmail.com", owner_id="am"),
+        ]
+    )
+    store.contacts.add_many(
+        [
+            Contact(id="c1", first_name="Ada", email="ada@acme.com", account_id="acme"),
+            Contact(id="c2", first_name="Xi", email="x@big.io", account_id="big"),
+        ]
+    )
+    store.routing_rules.add(
+        RoutingRule(
+            id="chat",
+            applies_to="Inquiry",
+            criteria=(F.channel == "chat").to_dict(),
+            target_kind="team",
+            target_id="support",
+            strategy="load_balanced",
+        )
+    )
+    return store
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inquiry_worlds())
+def test_inquiry_route_many_equals_route_one_by_one(batch: list[Inquiry]) -> None:
+    one, many = inquiry_store(), inquiry_store()
+    options = {"record_type": Inquiry, "clock": FixedClock(MONDAY_10), "match_accounts": True}
+    single = [Router(one, **options).route(x) for x in batch]
+    assert Router(many, **options).route_many(batch) == single
+    assert [attrs.evolve(x, version=0) for x in many.inquiries] == [
+        attrs.evolve(x, version=0) for x in one.inquiries
+    ]
+    for decision in single:
+        if decision.reason == Reason.ACCOUNT_MATCH:
+            assert decision.owner_id == "am"
+        assert decision.account_id != "free"  # free-mail domains never match

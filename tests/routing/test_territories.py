@@ -288,7 +288,7 @@ def test_realignment_diff_by_hand() -> None:
 def test_apply_realignment_is_atomic_with_history() -> None:
     store = realign_store()
     diff = realignment_diff(store, "m2")
-    assert apply_realignment(store, diff, now=NOW) == 2
+    assert apply_realignment(store, diff, now=NOW) == 3  # a1, a2 move; a4's territory cleared
     assert store.accounts.get("a2").owner_id == "cat"
     assert store.accounts.get("a3").territory_id == "old-all"
     assert store.opportunities.get("o2").owner_id == "cat"
@@ -324,3 +324,45 @@ def test_assign_columns_without_territories() -> None:
     result = assign_columns([], cols)
     assert result.reason.tolist() == ["no_match", "no_match"]
     assert result.coverage == 0.0
+
+
+def test_realignment_clears_territories_of_unplaced_accounts() -> None:
+    store = realign_store()
+    diff = realignment_diff(store, "m2")
+    assert [(m.account_id, m.from_territory, m.to_territory) for m in diff.cleared] == [
+        ("a4", "old-all", None)
+    ]
+    assert "1 unplaced (1 cleared)" in diff.summary()
+    assert apply_realignment(store, diff, now=NOW) == 3
+    a4 = store.accounts.get("a4")
+    assert (a4.territory_id, a4.owner_id) == (None, "ann")  # no territory, same owner
+    live = {t.id for t in store.territories.query(F.model_id == "m2")}
+    assert {a.territory_id for a in store.accounts if not a.realignment_locked} <= live | {None}
+
+
+def test_applying_a_realignment_twice_changes_nothing_the_second_time() -> None:
+    store = realign_store()
+    diff = realignment_diff(store, "m2")
+    assert apply_realignment(store, diff, now=NOW) == 3
+    before = sorted((a.id, a.version) for a in store.accounts)
+    changes = len(store.ownership_changes)
+    assert apply_realignment(store, diff, now=NOW) == 0
+    assert sorted((a.id, a.version) for a in store.accounts) == before
+    assert len(store.ownership_changes) == changes == 4
+
+
+def test_a_stale_realignment_diff_is_refused_whole() -> None:
+    import attrs
+    import pytest
+
+    from crmkit import ValidationError
+
+    store = realign_store()
+    diff = realignment_diff(store, "m2")
+    a2 = store.accounts.get("a2")
+    store.accounts.update(attrs.evolve(a2, owner_id="bob"))  # a manager moved it meanwhile
+    with pytest.raises(ValidationError, match="a2"):
+        apply_realignment(store, diff, now=NOW)
+    assert store.accounts.get("a1").owner_id == "ann"  # nothing written
+    assert len(store.ownership_changes) == 0
+    assert store.territory_models.get("m1").state == "active"

@@ -96,6 +96,8 @@ class RoutingBatch:
         self.ids: Array = np.array([], dtype=str)
         self.duplicate_of = np.full(n, None, dtype=object)
         self.account = np.full(n, None, dtype=object)
+        self.account_owner = np.full(n, None, dtype=object)
+        self.contact = np.full(n, None, dtype=object)
         self.unit = np.full(n, -1, dtype=np.int64)
         self.unit_pos = np.full(n, -1, dtype=np.int64)
         self.pre: dict[int, Dropped] = {}
@@ -108,16 +110,20 @@ class RoutingBatch:
 
     @property
     def status(self) -> Array:
-        out = np.where(self.owner != None, "assigned", "queued")  # noqa: E711
-        out[(self.owner == None) & (self.queue == None)] = "unassigned"  # noqa: E711
+        """``"assigned"``, ``"queued"`` or ``"unassigned"`` per row."""
+        owned = self.owner != None  # noqa: E711
+        queued = ~owned & (self.queue != None)  # noqa: E711
+        out = np.full(self.n, "unassigned", dtype="<U10")
+        out[owned] = "assigned"
+        out[queued] = "queued"
         return out
 
     def counts(self) -> dict[str, int]:
-        """How many records each owner (or ``queue:<name>``) received."""
-        keys = np.where(self.owner != None, self.owner, self.queue)  # noqa: E711
+        """How many records each owner (or ``queue:<name>``) received, and how many were
+        left ``unassigned``."""
         labels = [
-            str(k) if o is not None else f"queue:{k}"
-            for k, o in zip(keys.tolist(), self.owner.tolist(), strict=True)
+            str(o) if o is not None else f"queue:{q}" if q is not None else "unassigned"
+            for o, q in zip(self.owner.tolist(), self.queue.tolist(), strict=True)
         ]
         values, counts = np.unique(np.array(labels, dtype=str), return_counts=True)
         return dict(zip(values.tolist(), counts.tolist(), strict=True))
@@ -135,7 +141,6 @@ class RoutingBatch:
             "record_id": str(self.ids[i]),
             "duplicate_of": self.duplicate_of[i],
             "at": self.now,
-            "account_id": self.account[i],
         }
         kind = int(self.kind[i])
         if kind == _OWNED:
@@ -143,8 +148,13 @@ class RoutingBatch:
                 status=RoutingStatus.ASSIGNED,
                 reason=Reason.ALREADY_OWNED,
                 owner_id=self.owner[i],
-                **{**base, "account_id": None},
+                **base,
             )
+        base.update(
+            account_id=self.account[i],
+            account_owner_id=self.account_owner[i],
+            contact_id=self.contact[i],
+        )
         pre = (self.pre[i],) if i in self.pre else ()
         if kind == _NONE:
             return RoutingDecision(
@@ -175,6 +185,8 @@ class RoutingBatch:
         spec = unit.spec
         dropped: list[Dropped] = list(pre)
         for rep_id in spec.members:
+            if pre and rep_id == pre[0].rep_id:  # the account owner, skipped already
+                continue
             if rep_id in unit.static:
                 dropped.append(unit.static[rep_id])
             elif unit.exhaust.get(rep_id, BIG) < pos:
@@ -197,7 +209,7 @@ class RoutingBatch:
         if self.owner[i] is None:
             return RoutingDecision(
                 status=RoutingStatus.QUEUED,
-                reason=Reason.NO_ELIGIBLE_REP,
+                reason=Reason.UNKNOWN_TEAM if spec.unknown else Reason.NO_ELIGIBLE_REP,
                 queue=spec.fallback_queue,
                 pool=spec.key,
                 dropped=tuple(dropped),
@@ -295,7 +307,7 @@ def route_batch(
     record_at: Callable[[int], Any] | None,
 ) -> RoutingBatch:
     """Decide a batch; nothing is written (see ``Router.route_many``)."""
-    from crmkit.routing._router import _RowView, email_domain, normalise_company
+    from crmkit.routing._router import OPEN_STATUSES, _RowView
 
     ids = np.asarray(columns["id"])
     n = ids.size
@@ -310,13 +322,19 @@ def route_batch(
     batch.owner[owned] = owners[owned].astype(object)
     if email_field in columns:
         batch.duplicate_of = _duplicates(
-            router, _text(np.asarray(columns[email_field])), ids, ~owned
+            router, _text(np.asarray(columns[email_field])), ids, np.ones(n, dtype=bool)
         )
     free = np.flatnonzero(~owned)
     rule_of = router.rules.first_match_columns(columns, now)
     loads = router._loads.copy()
     now_us = _micros(now)
     states: dict[str, dict[str, Any]] = {}
+    if "status" in columns:
+        statuses = _text(np.asarray(columns["status"]))
+        open_row = np.isin(statuses, list(OPEN_STATUSES[router.record_type.__name__]))
+        open_row |= statuses == ""
+    else:
+        open_row = np.ones(n, dtype=bool)
 
     def state_of(spec: PoolSpec) -> dict[str, Any]:
         if spec.key not in states:
@@ -331,30 +349,26 @@ def route_batch(
     rule_rows = free
 
     # account pre-match
-    if router.match_accounts and router.record_type is Lead and free.size:
-        emails = _text(np.asarray(columns.get("email", np.full(n, ""))))[free]
-        companies = _text(np.asarray(columns.get("company", np.full(n, ""))))[free]
+    if router._account_steps and free.size:
         acc_id = np.full(free.size, None, dtype=object)
         acc_owner = np.full(free.size, None, dtype=object)
-        has_at = np.char.find(emails, "@") >= 0
-        domains = np.where(has_at, np.char.lower(np.char.partition(emails, "@")[:, 2]), "")
-        uniq, inverse = np.unique(domains, return_inverse=True)
-        found = [
-            router._by_domain.get(d) if email_domain("x@" + d) else None for d in uniq.tolist()
-        ]
-        for k, hit in enumerate(found):
-            if hit is not None:
-                sel = inverse == k
-                acc_id[sel], acc_owner[sel] = hit
-        need = np.flatnonzero(acc_id == None)  # noqa: E711
-        if need.size:
-            cuniq, cinv = np.unique(companies[need], return_inverse=True)
-            for k, name in enumerate(cuniq.tolist()):
-                hit = router._by_company.get(normalise_company(name) or "")
+        acc_contact = np.full(free.size, None, dtype=object)
+        for step in router._account_steps:
+            need = np.flatnonzero(acc_id == None)  # noqa: E711
+            if need.size == 0:
+                break
+            if not step.table or step.field not in columns:
+                continue
+            lookup = step.keys(_text(np.asarray(columns[step.field]))[free[need]])
+            uniq, inverse = np.unique(lookup, return_inverse=True)
+            for k, key in enumerate(uniq.tolist()):
+                hit = step.table.get(key) if key else None
                 if hit is not None:
-                    sel = need[cinv == k]
-                    acc_id[sel], acc_owner[sel] = hit
+                    sel = need[inverse == k]
+                    acc_id[sel], acc_owner[sel], acc_contact[sel] = hit
         batch.account[free] = acc_id
+        batch.account_owner[free] = acc_owner
+        batch.contact[free] = acc_contact
         to_rules = np.ones(free.size, dtype=bool)
         for owner in sorted({o for o in acc_owner.tolist() if o is not None}):
             sel = np.flatnonzero(acc_owner == owner)
@@ -471,7 +485,7 @@ def route_batch(
     for rep_id, uids in rep_units.items():
         if len(uids) < 2:
             continue
-        constrained = any(ulist[uid].allow[rep_id] < BIG for uid in uids)
+        constrained = any(_weighs(ulist[uid], rep_id) for uid in uids)
         keys = {ulist[uid].spec.key for uid in uids}
         if constrained or len(keys) < len(uids):
             for uid in uids[1:]:
@@ -480,9 +494,38 @@ def route_batch(
         if len({u.spec for u in group}) > 1:
             for u in group[1:]:
                 union.union(group[0].uid, u.uid)
-    if force_seq.any():  # account owners with a finite allowance: decide row by row
+    # Rows outside the units that change a rep's load part way through the batch (leads
+    # that arrive with an owner, account matches decided row by row): the units that weigh
+    # that rep's load and have rows after it are decided row by row.
+    events: dict[str, int] = {}
+    owned_events = np.zeros(0, dtype=np.int64)
+    candidates = np.flatnonzero(owned & open_row)
+    if candidates.size and router._load_reps:
+        owned_events = candidates[np.isin(owners[candidates], sorted(router._load_reps))]
+        if owned_events.size:
+            owned_events = owned_events[~_counted(router, ids[owned_events], owners[owned_events])]
+        for at, rep_id in zip(owned_events.tolist(), owners[owned_events].tolist(), strict=True):
+            events.setdefault(rep_id, at)
+    for at in np.flatnonzero(force_seq).tolist():
+        events.setdefault(str(batch.account_owner[at]), at)
+    if force_seq.any():  # account rows decided in turn fall back to their rule's pool
+        fallback = set()
+        for index in np.unique(rule_of[force_seq]).tolist():
+            spec = router._pools[index] if index >= 0 else router._default_pool
+            if spec is not None:
+                fallback.add(spec.key)
+        seq_units |= {unit.uid for unit in ulist if unit.spec.key in fallback}
+    for rep_id, first_row in events.items():
+        for uid in rep_units.get(rep_id, ()):
+            unit = ulist[uid]
+            if _weighs(unit, rep_id) and max(int(r.max()) for r in unit.rows) > first_row:
+                seq_units.add(uid)
+    # a routed row with a closed status adds no open load
+    if not open_row.all():
         for unit in ulist:
-            if any(force_seq[r].any() for r in unit.rows):
+            if any(not open_row[r].all() for r in unit.rows) and any(
+                _weighs(unit, r) for r in unit.allow
+            ):
                 seq_units.add(unit.uid)
     sizes: dict[int, int] = {}
     for unit in ulist:
@@ -514,7 +557,7 @@ def route_batch(
         allow = np.array([unit.allow[r] for r in reps], dtype=np.int64)
         if unit.spec.strategy == "load_balanced":
             level = np.array(
-                [loads.remaining_capacity(router._reps[r]) for r in reps], dtype=np.int64
+                [loads.level(unit.spec, router._reps[r]) for r in reps], dtype=np.int64
             )
             picks = lb_picks(rows.size, level, allow)
         else:
@@ -522,6 +565,7 @@ def route_batch(
         got = picks >= 0
         rep_arr = np.array(reps, dtype=object)
         batch.owner[rows[got]] = rep_arr[picks[got]] if reps else None
+        batch.queue[rows[~got]] = unit.spec.fallback_queue
         counts = np.bincount(picks[got], minlength=len(reps)) if reps else np.zeros(0, int)
         for k, rep_id in enumerate(reps):
             taken = int(counts[k])
@@ -529,9 +573,9 @@ def route_batch(
                 last_pos = int(np.flatnonzero(picks == k)[-1])
                 unit.exhaust[rep_id] = last_pos
             if taken:
-                loads.open[rep_id] = loads.open.get(rep_id, 0) + taken
+                loads.add(rep_id, taken)
                 if rep_id in router._quota_reps:
-                    loads.recent.setdefault(rep_id, []).extend([now_us] * taken)
+                    loads.note_assigned(rep_id, now_us, taken)
         assigned_rows.setdefault(unit.spec.key, []).append(
             (rows[got], picks[got].astype(np.int64))
         )
@@ -559,13 +603,19 @@ def route_batch(
                 new["last"][rep_id] = base + idx + 1
             final[pool_key] = new
     # the rest, record by record, in arrival order
+    if any(part.size for part in seq_rows):  # owned rows only matter to rows decided in turn
+        seq_rows.append(owned_events)
     seq_all = np.unique(np.concatenate(seq_rows)) if seq_rows else np.array([], dtype=np.int64)
+    owned_event_rows = frozenset(owned_events.tolist())
     if seq_all.size:
         saved = router._loads
         router._loads = loads
         try:
             work: dict[str, dict[str, Any]] = dict(router._states)
             for row in seq_all.tolist():
+                if row in owned_event_rows:
+                    loads.add(str(owners[row]))
+                    continue
                 record = record_at(row) if record_at is not None else _RowView(columns, row)
                 decision, _plan, work = router._decide(record, now, work)
                 if decision.duplicate_of != batch.duplicate_of[row]:
@@ -577,15 +627,37 @@ def route_batch(
                 batch.owner[row] = decision.owner_id
                 batch.queue[row] = decision.queue
                 if decision.status == RoutingStatus.ASSIGNED and decision.owner_id:
-                    loads.open[decision.owner_id] = loads.open.get(decision.owner_id, 0) + 1
+                    if open_row[row]:
+                        loads.add(decision.owner_id)
                     if decision.owner_id in router._quota_reps:
-                        loads.recent.setdefault(decision.owner_id, []).append(now_us)
+                        loads.note_assigned(decision.owner_id, now_us)
             final.update({k: v for k, v in work.items() if v is not router._states.get(k)})
         finally:
             router._loads = saved
     batch.states = final
     _ = Rep
     return batch
+
+
+def _weighs(unit: _Unit, rep_id: str) -> bool:
+    """Whether the unit's choice of ``rep_id`` depends on the rep's load."""
+    return unit.allow[rep_id] < BIG or unit.spec.strategy == "load_balanced"
+
+
+def _counted(router: Router, ids: Array, owners: Array) -> Array:
+    """Which of these records the store already holds, open, with this owner (so writing
+    them again adds nothing to the owner's load)."""
+    repo = router.store.repository(router.record_type)
+    stored = repo.columns(
+        ["id", "owner_id", "status"], {"field": "id", "op": "in", "value": ids.tolist()}
+    )
+    from crmkit.routing._router import OPEN_STATUSES
+
+    open_ = np.isin(stored["status"], list(OPEN_STATUSES[router.record_type.__name__]))
+    held = dict(zip(stored["id"][open_].tolist(), stored["owner_id"][open_].tolist(), strict=True))
+    return np.array(
+        [held.get(i) == o for i, o in zip(ids.tolist(), owners.tolist(), strict=True)], dtype=bool
+    )
 
 
 def _micros(now: datetime) -> int:

@@ -4,14 +4,15 @@ A *pool* is the set of reps a team target draws from (``team:<id>``); a direct r
 or an account owner is a pool of one. Rotation state is kept per pool: ``seq`` counts the
 assignments the pool made and ``last[rep]`` is the ``seq`` of the rep's latest one, so
 "waited longest since the last assignment" is "smallest ``last``" (never assigned first,
-then rep id). Load (open records) and quota counts are kept per rep.
+then rep id). Load (open records) and quota counts are kept per rep, read from the store
+inside the routing transaction the first time a rep is looked at (:class:`Loads`).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -158,9 +159,18 @@ class PoolSpec:
     skills: tuple[str, ...] = ()
     count_manual: bool = False
     fallback_queue: str = "unrouted"
+    by_capacity: bool = False  # load balancing by remaining capacity (every member has one)
+    unknown: bool = False  # a team target that names no team
 
 
-def pool_for_rule(rule: RoutingRule, members: Sequence[str], record_type: type[Any]) -> PoolSpec:
+def pool_for_rule(
+    rule: RoutingRule,
+    members: Sequence[str],
+    record_type: type[Any],
+    *,
+    by_capacity: bool = False,
+    unknown: bool = False,
+) -> PoolSpec:
     """The pool a team or rep rule draws from."""
     strategy = rule.strategy or "round_robin"
     if strategy not in STRATEGIES:
@@ -201,6 +211,8 @@ def pool_for_rule(rule: RoutingRule, members: Sequence[str], record_type: type[A
         skills=skills,
         count_manual=count_manual,
         fallback_queue=str(fallback),
+        by_capacity=by_capacity,
+        unknown=unknown,
     )
 
 
@@ -283,14 +295,57 @@ def int_weight(weight: float) -> int:
 
 
 class Loads:
-    """Open records and recent assignment times per rep (for capacity and quotas)."""
+    """Open records and recent assignment times per rep (for capacity, quotas and load
+    balancing).
 
-    def __init__(self, open_counts: Mapping[str, int], recent: Mapping[str, list[int]]) -> None:
-        self.open: dict[str, int] = dict(open_counts)
-        self.recent: dict[str, list[int]] = {k: sorted(v) for k, v in recent.items()}
+    A rep's numbers are read the first time they are needed (``count_open(rep_id)``,
+    ``assigned_times(rep_id)``: the router passes store queries, run inside its
+    transaction) and then move on with the assignments the operation makes.
+    """
+
+    def __init__(
+        self,
+        count_open: Callable[[str], int] | None = None,
+        assigned_times: Callable[[str], list[int]] | None = None,
+    ) -> None:
+        self.open: dict[str, int] = {}
+        self.recent: dict[str, list[int]] = {}
+        self._count_open = count_open
+        self._assigned_times = assigned_times
 
     def copy(self) -> Loads:
-        return Loads(self.open, {k: list(v) for k, v in self.recent.items()})
+        out = Loads(self._count_open, self._assigned_times)
+        out.open = dict(self.open)
+        out.recent = {k: list(v) for k, v in self.recent.items()}
+        return out
+
+    def open_of(self, rep_id: str) -> int:
+        """The rep's open records."""
+        count = self.open.get(rep_id)
+        if count is None:
+            count = self.open[rep_id] = self._count_open(rep_id) if self._count_open else 0
+        return count
+
+    def times_of(self, rep_id: str) -> list[int]:
+        """When the rep was assigned records lately (microseconds, sorted)."""
+        times = self.recent.get(rep_id)
+        if times is None:
+            found = self._assigned_times(rep_id) if self._assigned_times else []
+            times = self.recent[rep_id] = sorted(found)
+        return times
+
+    def add(self, rep_id: str, count: int = 1) -> None:
+        """The rep holds ``count`` more open records."""
+        self.open[rep_id] = self.open_of(rep_id) + count
+
+    def note_assigned(self, rep_id: str, now_us: int, count: int = 1) -> None:
+        """The rep was assigned ``count`` records at ``now_us`` (for quotas)."""
+        times = self.times_of(rep_id)
+        if times and times[-1] > now_us:
+            for _ in range(count):
+                bisect.insort(times, now_us)
+        else:
+            times.extend([now_us] * count)
 
     def allowance(self, rep: Rep, now_us: int) -> tuple[int, Reason | None]:
         """How many more records the rep may take now, and which limit binds first
@@ -299,14 +354,19 @@ class Loads:
             return BIG, None
         limits: list[tuple[int, Reason]] = []
         if rep.capacity is not None:
-            limits.append((rep.capacity - self.open.get(rep.id, 0), Reason.AT_CAPACITY))
-        times = self.recent.get(rep.id, ())
-        for key, window, code in (
-            (QUOTA_DAY, DAY_US, Reason.DAILY_QUOTA),
-            (QUOTA_30_DAYS, MONTH_US, Reason.MONTHLY_QUOTA),
-        ):
-            quota = rep.custom.get(key)
-            if isinstance(quota, (int, float)) and not isinstance(quota, bool):
+            limits.append((rep.capacity - self.open_of(rep.id), Reason.AT_CAPACITY))
+        quotas = [
+            (quota, window, code)
+            for key, window, code in (
+                (QUOTA_DAY, DAY_US, Reason.DAILY_QUOTA),
+                (QUOTA_30_DAYS, MONTH_US, Reason.MONTHLY_QUOTA),
+            )
+            if isinstance(quota := rep.custom.get(key), (int, float))
+            and not isinstance(quota, bool)
+        ]
+        if quotas:
+            times = self.times_of(rep.id)
+            for quota, window, code in quotas:
                 used = len(times) - bisect.bisect_right(times, now_us - window)
                 limits.append((int(quota) - used, code))
         if not limits:
@@ -319,15 +379,14 @@ class Loads:
     def remaining_capacity(self, rep: Rep) -> int:
         if rep.capacity is None:
             return BIG
-        return rep.capacity - self.open.get(rep.id, 0)
+        return rep.capacity - self.open_of(rep.id)
 
-    def record(self, rep_id: str, now_us: int) -> None:
-        self.open[rep_id] = self.open.get(rep_id, 0) + 1
-        times = self.recent.setdefault(rep_id, [])
-        if times and times[-1] > now_us:
-            bisect.insort(times, now_us)
-        else:
-            times.append(now_us)
+    def level(self, pool: PoolSpec, rep: Rep) -> int:
+        """What load balancing maximises: the remaining capacity when every member of
+        the pool has a capacity, else minus the open records (fewest open first)."""
+        if pool.by_capacity:
+            return self.remaining_capacity(rep)
+        return -self.open_of(rep.id)
 
 
 def new_state() -> dict[str, Any]:
@@ -354,7 +413,7 @@ def pick(
     if pool.strategy == "load_balanced":
         return max(
             candidates,
-            key=lambda r: (loads.remaining_capacity(r), -last.get(r.id, -1), _neg(r.id)),
+            key=lambda r: (loads.level(pool, r), -last.get(r.id, -1), _neg(r.id)),
         )
     if pool.strategy == "weighted":
         current = state["swrr"]
@@ -440,8 +499,9 @@ def rr_picks(n: int, allowance: Array) -> Array:
 
 
 def lb_picks(n: int, level: Array, allowance: Array) -> Array:
-    """Load balancing over reps in rotation order: always the highest remaining capacity
-    (``level``), ties to the rep that waited longest. Returns the rep index per record.
+    """Load balancing over reps in rotation order: always the highest ``level`` (the
+    remaining capacity, or minus the open records; see :meth:`Loads.level`), ties to the
+    rep that waited longest. Returns the rep index per record.
 
     Rep ``i`` takes records at levels ``level[i]``, ``level[i] - 1`` ...; at a level the
     reps that start there go first, then those that started one higher, and so on, so the

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -47,7 +48,9 @@ from crmkit.routing._types import (
     RoutingStatus,
     Schedule,
     Target,
+    merge_dropped,
 )
+from crmkit.store._base import run_transaction
 
 if TYPE_CHECKING:
     from crmkit.routing._bulk import RoutingBatch
@@ -59,6 +62,9 @@ DEFAULT_TARGET = Target("queue", "unrouted")
 
 ROUTER = "crmkit.routing"
 """``changed_by`` of the ownership changes the router writes."""
+
+ATTEMPTS = 10
+"""How many times a routing transaction that lost a race (PostgreSQL) is run again."""
 
 OPEN_STATUSES: dict[str, tuple[str, ...]] = {
     "Lead": (LeadStatus.NEW.value, LeadStatus.WORKING.value),
@@ -144,6 +150,66 @@ def email_domain(email: str | None) -> str | None:
     return None if not domain or domain in FREE_MAIL else domain
 
 
+_Hit = tuple[str, str | None, str | None]
+"""An account match: the account id, its owner, and the contact (inquiries) it came by."""
+
+
+@attrs.frozen
+class _Step:
+    """One way to match a record to an account: a field, how a value (or a whole text
+    column, ``""`` for none) becomes a lookup key, and the lookup table."""
+
+    field: str
+    key: Callable[[Any], str | None]
+    keys: Callable[[Array], Array]
+    table: Mapping[str, _Hit]
+
+
+_FREE_MAIL = np.array(sorted(FREE_MAIL))
+
+
+def _same(value: Any) -> str | None:
+    return str(value) or None
+
+
+def _same_array(column: Array) -> Array:
+    return column
+
+
+def _lower(value: Any) -> str | None:
+    return str(value).strip().lower() or None
+
+
+def _lower_array(column: Array) -> Array:
+    return np.char.lower(np.char.strip(column))
+
+
+def _domain(value: Any) -> str | None:
+    domain = str(value).strip().lower()
+    return None if not domain or domain in FREE_MAIL else domain
+
+
+def _domain_array(column: Array) -> Array:
+    domains = np.char.lower(np.char.strip(column))
+    return np.where(np.isin(domains, _FREE_MAIL), "", domains)
+
+
+def _email_domains(column: Array) -> Array:
+    """:func:`email_domain` over a column (``""`` for none)."""
+    if column.size == 0:
+        return column
+    has_at = np.char.find(column, "@") >= 0
+    domains = np.where(has_at, np.char.rpartition(column, "@")[:, 2], "")
+    return _domain_array(domains)
+
+
+def _companies(column: Array) -> Array:
+    """:func:`normalise_company` over a column, once per distinct name."""
+    uniq, inverse = np.unique(column, return_inverse=True)
+    keys = np.array([normalise_company(u) or "" for u in uniq.tolist()] or [""], dtype=str)
+    return keys[inverse] if column.size else column
+
+
 @attrs.frozen(kw_only=True)
 class Escalation:
     """Records still without an owner ``after_hours`` business hours (on ``schedule``)
@@ -195,13 +261,15 @@ class Router:
     """Routes leads (or inquiries) through a rule set to reps, teams and queues.
 
     ``route(record)`` decides, advances the rotation, and (unless ``apply=False``) writes
-    the owner or queue and an :class:`~crmkit.records.OwnershipChange`, all in one store
-    transaction. Rotation state lives in the store (``load_state``), so a new Router over
-    the same store continues exactly where the last one stopped, and
-    ``route_many(records)`` gives the same decisions as routing them one by one.
+    the record, its owner or queue and an :class:`~crmkit.records.OwnershipChange`, all in
+    one store transaction. Rotation state lives in the store (``load_state``) and is read,
+    like each rep's open records and quota counts, inside that transaction: routers in
+    several processes share one fair rotation, and a new Router over the same store
+    continues exactly where the last one stopped. ``route_many(records)`` gives the same
+    decisions as routing them one by one.
 
-    The Router caches reps, loads and rotation state; call :meth:`refresh` after changing
-    reps or rules, or when another process routes into the same store.
+    The Router caches rules, reps, teams, accounts (``match_accounts``) and the email
+    index behind ``duplicate_of``; call :meth:`refresh` after changing those.
 
     >>> from datetime import datetime, timezone
     >>> from crmkit import FixedClock, Lead, MemoryStore, Rep, RoutingRule
@@ -248,7 +316,10 @@ class Router:
     # -- caches ---------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Re-read rules, reps, loads, accounts and rotation state from the store."""
+        """Re-read rules, reps, teams, accounts and the email index from the store.
+
+        Loads and rotation state need no refresh: every operation reads them afresh.
+        """
         name = self.record_type.__name__
         rules = self._given_rules
         if rules is None:
@@ -260,6 +331,7 @@ class Router:
             for team in rep.team_ids:
                 teams.setdefault(team, []).append(rep.id)
         self._teams = teams
+        self._team_ids = frozenset(teams) | {t.id for t in self.store.teams}
         self._pools: list[PoolSpec | None] = []
         for rule in self.rules.rules:
             self._pools.append(self._pool_of(rule))
@@ -275,50 +347,83 @@ class Router:
                 strategy=self.default.strategy,
             )
             self._default_pool = self._pool_of(self._default_rule)
-        # loads: open records per owner, assignment times of reps with quotas
-        repo = self.store.repository(self.record_type)
-        cols = repo.columns(
-            ["id", "owner_id", "status", "email" if name == "Lead" else "sender_email"]
+        # reps whose open records can change a decision: a capacity, or load balancing
+        self._load_reps = frozenset(
+            [r.id for r in self._reps.values() if r.capacity is not None]
+            + [
+                m
+                for pool in [*self._pools, self._default_pool]
+                if pool is not None and pool.strategy == "load_balanced"
+                for m in pool.members
+            ]
         )
-        owners, statuses = cols["owner_id"], cols["status"]
-        open_mask = np.isin(statuses, np.array(OPEN_STATUSES[name])) & (owners != "")
-        found, counts = np.unique(owners[open_mask], return_counts=True)
-        quota_reps = {
+        self._quota_reps = frozenset(
             r.id for r in self._reps.values() if QUOTA_DAY in r.custom or QUOTA_30_DAYS in r.custom
-        }
-        recent: dict[str, list[int]] = {}
-        if quota_reps:
-            changes = self.store.ownership_changes.columns(
-                ["record_type", "to_owner_id", "at"],
-                {"field": "record_type", "op": "==", "value": name},
-            )
-            at_us = changes["at"].astype("datetime64[us]").astype(np.int64)
-            for rep_id in quota_reps:
-                recent[rep_id] = sorted(at_us[changes["to_owner_id"] == rep_id].tolist())
-        self._quota_reps = frozenset(quota_reps)
-        self._loads = Loads(dict(zip(found.tolist(), counts.tolist(), strict=True)), recent)
+        )
         # duplicate index: email -> the two smallest ids holding it
-        emails = cols["email" if name == "Lead" else "sender_email"]
+        email_field = "email" if name == "Lead" else "sender_email"
+        cols = self.store.repository(self.record_type).columns(["id", email_field])
+        emails = cols[email_field]
         self._emails: dict[str, list[str]] = {}
         ids = cols["id"]
         have = emails != ""
         lowered = np.char.lower(emails[have]) if have.any() else np.array([], dtype=str)
         for email, rid in zip(lowered.tolist(), ids[have].tolist(), strict=True):
             self._remember_email(email, rid)
-        # accounts by domain and normalised name
-        self._by_domain: dict[str, tuple[str, str | None]] = {}
-        self._by_company: dict[str, tuple[str, str | None]] = {}
-        if self.match_accounts:
-            for account in self.store.accounts:
-                if account.domain:
-                    self._by_domain.setdefault(
-                        account.domain.strip().lower(), (account.id, account.owner_id)
-                    )
-                key = normalise_company(account.name)
-                if key:
-                    self._by_company.setdefault(key, (account.id, account.owner_id))
+        self._read_accounts()
         self._states = {}
+        self._loads = Loads()
         self._static_cache: tuple[datetime | None, dict[str, Reason | None]] = (None, {})
+
+    def _read_accounts(self) -> None:
+        """The lookups that match a record to an account (``match_accounts``), in the
+        order they are tried: a lead by email domain, then company name; an inquiry by its
+        ``account_id``, its ``contact_id``, its sender as a stored contact's email, then
+        its sender domain. Free-mail domains never match."""
+        self._account_steps: list[_Step] = []
+        if not self.match_accounts:
+            return
+        by_id: dict[str, _Hit] = {}
+        by_domain: dict[str, _Hit] = {}
+        by_company: dict[str, _Hit] = {}
+        for account in self.store.accounts:
+            hit = (account.id, account.owner_id, None)
+            by_id[account.id] = hit
+            if account.domain:
+                domain = account.domain.strip().lower()
+                if domain not in FREE_MAIL:
+                    by_domain.setdefault(domain, hit)
+            key = normalise_company(account.name)
+            if key:
+                by_company.setdefault(key, hit)
+        if self.record_type is Lead:
+            self._account_steps = [
+                _Step("email", email_domain, _email_domains, by_domain),
+                _Step("company", normalise_company, _companies, by_company),
+            ]
+            return
+        by_contact: dict[str, _Hit] = {}
+        by_contact_email: dict[str, _Hit] = {}
+        contacts = self.store.contacts.columns(["id", "email", "account_id"])
+        for cid, email, account_id in zip(
+            contacts["id"].tolist(),
+            contacts["email"].tolist(),
+            contacts["account_id"].tolist(),
+            strict=True,
+        ):
+            account_hit = by_id.get(account_id)
+            if account_hit is None:
+                continue
+            hit = (account_hit[0], account_hit[1], cid)
+            by_contact[cid] = hit
+            if email:
+                by_contact_email.setdefault(email.lower(), hit)
+        self._account_steps = [
+            _Step("account_id", _same, _same_array, by_id),
+            _Step("contact_id", _same, _same_array, by_contact),
+            _Step("sender_email", _lower, _lower_array, by_contact_email),
+            _Step("sender_domain", _domain, _domain_array, by_domain),
+        ]
 
     def _remember_email(self, email: str, record_id: str) -> None:
         held = self._emails.setdefault(email, [])
@@ -335,7 +440,47 @@ class Router:
             members: Sequence[str] = (rule.target_id,)
         else:
             members = self._teams.get(rule.target_id, ())
-        return pool_for_rule(rule, members, self.record_type)
+        known = [self._reps[m] for m in members if m in self._reps]
+        return pool_for_rule(
+            rule,
+            members,
+            self.record_type,
+            by_capacity=bool(known) and all(r.capacity is not None for r in known),
+            unknown=rule.target_kind == TargetKind.TEAM and rule.target_id not in self._team_ids,
+        )
+
+    def _begin(self, now: datetime) -> None:
+        """Start an operation: rotation state and loads are read afresh from the store (in
+        the operation's transaction), never from what an earlier operation saw."""
+        self._states = {}
+        self._loads = Loads(self._count_open, lambda rep_id: self._assigned_times(rep_id, now))
+
+    def _count_open(self, rep_id: str) -> int:
+        name = self.record_type.__name__
+        count: int = self.store.repository(self.record_type).count(
+            {
+                "all": [
+                    {"field": "owner_id", "op": "==", "value": rep_id},
+                    {"field": "status", "op": "in", "value": list(OPEN_STATUSES[name])},
+                ]
+            }
+        )
+        return count
+
+    def _assigned_times(self, rep_id: str, now: datetime) -> list[int]:
+        """When ``rep_id`` was given records of this type in the last 30 days (quotas)."""
+        changes = self.store.ownership_changes.columns(
+            ["at"],
+            {
+                "all": [
+                    {"field": "record_type", "op": "==", "value": self.record_type.__name__},
+                    {"field": "to_owner_id", "op": "==", "value": rep_id},
+                    {"field": "at", "op": ">", "value": now - timedelta(days=30)},
+                ]
+            },
+        )
+        at_us = changes["at"].astype("datetime64[us]").astype(np.int64)
+        return sorted(at_us.tolist())
 
     def _state(self, key: str) -> dict[str, Any]:
         state = self._states.get(key)
@@ -379,12 +524,27 @@ class Router:
     # -- one record -----------------------------------------------------------------------
 
     def route(self, record: Any, *, apply: bool = True) -> RoutingDecision:
-        """Route one record. With ``apply`` (the default) the decision is written at once."""
+        """Route one record. With ``apply`` (the default) the decision is written at once.
+
+        The rotation state and the loads are read, and the decision written, in one
+        :func:`~crmkit.store.run_transaction`, so routers in other processes never make
+        the same turn twice; a transaction that loses a race is decided again from
+        scratch (routing is idempotent in that sense).
+        """
         self._check_record(record)
         now = self.clock.now()
-        decision, plan, states = self._decide(record, now, dict(self._states))
-        if apply:
-            self._commit([(record, decision, plan)], states, now)
+
+        def decide() -> RoutingDecision:
+            self._begin(now)
+            decision, plan, states = self._decide(record, now, {})
+            if apply:
+                self._write([(record, decision, plan)], states, now)
+            return decision
+
+        if not apply:
+            return decide()
+        decision = run_transaction(self.store, decide, attempts=ATTEMPTS)
+        self._remember([record])
         return decision
 
     def _check_record(self, record: Any) -> None:
@@ -430,31 +590,28 @@ class Router:
                 states,
             )
         pre: list[Dropped] = []
-        if self.match_accounts and self.record_type is Lead:
-            account = self._account_for(record)
-            if account is not None:
-                account_id, owner = account
-                base["account_id"] = account_id
-                if owner is not None:
-                    owner_pool = PoolSpec(
-                        key=f"rep:{owner}", members=(owner,), fallback_queue=owner
+        account = self._account_for(record) if self._account_steps else None
+        if account is not None:
+            account_id, owner, contact_id = account
+            base.update(account_id=account_id, account_owner_id=owner, contact_id=contact_id)
+            if owner is not None:
+                owner_pool = PoolSpec(key=f"rep:{owner}", members=(owner,), fallback_queue=owner)
+                result = self._from_pool(owner_pool, record, now, states)
+                if result[0] is not None:
+                    chosen, candidates, _dropped, new_states = result
+                    assert chosen is not None
+                    return (
+                        RoutingDecision(
+                            status=RoutingStatus.ASSIGNED,
+                            reason=Reason.ACCOUNT_MATCH,
+                            owner_id=chosen.id,
+                            pool=owner_pool.key,
+                            **base,
+                        ),
+                        _Plan(owner_pool, chosen, candidates),
+                        new_states,
                     )
-                    result = self._from_pool(owner_pool, record, now, states)
-                    if result[0] is not None:
-                        chosen, candidates, _dropped, new_states = result
-                        assert chosen is not None
-                        return (
-                            RoutingDecision(
-                                status=RoutingStatus.ASSIGNED,
-                                reason=Reason.ACCOUNT_MATCH,
-                                owner_id=chosen.id,
-                                pool=owner_pool.key,
-                                **base,
-                            ),
-                            _Plan(owner_pool, chosen, candidates),
-                            new_states,
-                        )
-                    pre.extend(result[2])
+                pre.extend(result[2])
         index = self.rules.first_match_index(record, now)
         pool: PoolSpec | None
         if index >= 0:
@@ -501,10 +658,10 @@ class Router:
             return (
                 RoutingDecision(
                     status=RoutingStatus.QUEUED,
-                    reason=Reason.NO_ELIGIBLE_REP,
+                    reason=Reason.UNKNOWN_TEAM if pool.unknown else Reason.NO_ELIGIBLE_REP,
                     queue=pool.fallback_queue,
                     pool=pool.key,
-                    dropped=(*pre, *dropped),
+                    dropped=merge_dropped(pre, dropped),
                     **team,
                     **base,
                 ),
@@ -517,7 +674,7 @@ class Router:
                 reason=reason,
                 owner_id=chosen.id,
                 pool=pool.key,
-                dropped=(*pre, *dropped),
+                dropped=merge_dropped(pre, dropped),
                 **team,
                 **base,
             ),
@@ -534,13 +691,14 @@ class Router:
             known[rep.id] = static_reason(rep, now, self.respect_hours)
         return known[rep.id]
 
-    def _account_for(self, record: Any) -> tuple[str, str | None] | None:
-        domain = email_domain(record.email)
-        if domain is not None and domain in self._by_domain:
-            return self._by_domain[domain]
-        key = normalise_company(record.company)
-        if key is not None and key in self._by_company:
-            return self._by_company[key]
+    def _account_for(self, record: Any) -> _Hit | None:
+        for step in self._account_steps:
+            value = getattr(record, step.field)
+            key = step.key(value) if value else None
+            if key is not None:
+                hit = step.table.get(key)
+                if hit is not None:
+                    return hit
         return None
 
     def _from_pool(
@@ -606,94 +764,94 @@ class Router:
 
         The decision is re-checked: if the rotation moved on since, route again instead.
         """
-        if record is None:
-            record = self.store.repository(self.record_type).get(decision.record_id)
-        self._check_record(record)
+        if record is not None:
+            self._check_record(record)
         now = decision.at or self.clock.now()
-        again, plan, states = self._decide(record, now, dict(self._states))
-        if (again.status, again.owner_id, again.queue) != (
-            decision.status,
-            decision.owner_id,
-            decision.queue,
-        ):
-            raise ValidationError(
-                self.record_type.__name__,
-                "owner_id",
-                decision.owner_id,
-                "this decision is stale (the rotation or loads moved on); route it again",
-                record_id=decision.record_id,
-            )
-        return self._commit([(record, again, plan)], states, now)[0]
+        repo = self.store.repository(self.record_type)
 
-    def _commit(
+        def write() -> Any:
+            self._begin(now)
+            current = repo.get(decision.record_id) if record is None else record
+            again, plan, states = self._decide(current, now, {})
+            if (again.status, again.owner_id, again.queue) != (
+                decision.status,
+                decision.owner_id,
+                decision.queue,
+            ):
+                raise ValidationError(
+                    self.record_type.__name__,
+                    "owner_id",
+                    decision.owner_id,
+                    "this decision is stale (the rotation or loads moved on); route it again",
+                    record_id=decision.record_id,
+                )
+            return self._write([(current, again, plan)], states, now)[0]
+
+        stored = run_transaction(self.store, write, attempts=ATTEMPTS)
+        self._remember([stored])
+        return stored
+
+    def _write(
         self,
         items: Sequence[tuple[Any, RoutingDecision, _Plan | None]],
         states: dict[str, dict[str, Any]],
         now: datetime,
     ) -> list[Any]:
+        """Write decisions inside the caller's transaction: every record (assigned,
+        queued, or left with the owner it came with), an ownership change for each new
+        owner, and the rotation state the decisions moved on."""
         repo = self.store.repository(self.record_type)
         name = self.record_type.__name__
-        written: list[Any] = []
-        to_write: list[Any] = []
-        changes: list[OwnershipChange] = []
-        touched = {key for key in states if states[key] is not self._states.get(key)}
-        with self.store.transaction():
-            for record, decision, _plan in items:
-                if decision.reason == Reason.ALREADY_OWNED:  # left exactly as it is
-                    written.append(record)
-                    continue
-                new = self._updated(record, decision, now)
-                written.append(new)
-                to_write.append(new)
-                if decision.status == RoutingStatus.ASSIGNED:
-                    changes.append(
-                        OwnershipChange(
-                            id=f"oc-{uuid.uuid4().hex}",
-                            record_type=name,
-                            record_id=record.id,
-                            from_owner_id=record.owner_id,
-                            to_owner_id=decision.owner_id,
-                            at=now,
-                            reason=f"routing: {decision.reason}"
-                            + (f" ({decision.rule_id})" if decision.rule_id else ""),
-                            changed_by=ROUTER,
-                        )
-                    )
-            stored = {r.id: r for r in repo.put_many(to_write)}
-            if changes:
-                self.store.ownership_changes.add_many(changes)
-            for key in sorted(touched):
+        to_write = [self._updated(record, decision, now) for record, decision, _ in items]
+        changes = [
+            OwnershipChange(
+                id=f"oc-{uuid.uuid4().hex}",
+                record_type=name,
+                record_id=record.id,
+                from_owner_id=record.owner_id,
+                to_owner_id=decision.owner_id,
+                at=now,
+                reason=f"routing: {decision.reason}"
+                + (f" ({decision.rule_id})" if decision.rule_id else ""),
+                changed_by=ROUTER,
+            )
+            for record, decision, _ in items
+            if decision.status == RoutingStatus.ASSIGNED
+            and decision.reason != Reason.ALREADY_OWNED
+        ]
+        stored: list[Any] = repo.put_many(to_write)
+        if changes:
+            self.store.ownership_changes.add_many(changes)
+        for key in sorted(states):
+            if states[key] is not self._states.get(key):
                 self.store.save_state(self._state_name(key), states[key])
-        # the transaction landed: move the caches on
-        self._states.update({k: states[k] for k in touched})
-        now_us = _micros(now)
-        for record, decision, _plan in items:
-            if decision.reason == Reason.ALREADY_OWNED:
-                continue
-            email = record.email if name == "Lead" else record.sender_email
+        return stored
+
+    def _remember(self, records: Iterable[Any]) -> None:
+        """Add written records to the duplicate index (after their transaction)."""
+        field = "email" if self.record_type is Lead else "sender_email"
+        for record in records:
+            email = getattr(record, field)
             if email:
                 self._remember_email(email.lower(), record.id)
-            if decision.status == RoutingStatus.ASSIGNED:
-                assert decision.owner_id is not None
-                self._loads.open[decision.owner_id] = (
-                    self._loads.open.get(decision.owner_id, 0) + 1
-                )
-                if decision.owner_id in self._quota_reps:
-                    self._loads.recent.setdefault(decision.owner_id, []).append(now_us)
-        return [stored.get(r.id, r) for r in written]
 
     def _updated(self, record: Any, decision: RoutingDecision, now: datetime) -> Any:
-        if decision.reason == Reason.ALREADY_OWNED:
-            return record
-        changes: dict[str, Any] = {"owner_id": decision.owner_id, "queue": decision.queue}
-        if self.record_type is Lead:
-            changes["assigned_at"] = now if decision.status == RoutingStatus.ASSIGNED else None
-        else:
-            changes["team_id"] = decision.team_id
-            changes["template_id"] = decision.template_id
+        changes: dict[str, Any] = {}
+        if decision.reason != Reason.ALREADY_OWNED:
+            changes.update(owner_id=decision.owner_id, queue=decision.queue)
+            if self.record_type is Lead:
+                changes["assigned_at"] = now if decision.status == RoutingStatus.ASSIGNED else None
+            else:
+                changes["team_id"] = decision.team_id
+                changes["template_id"] = decision.template_id
+        if self.record_type is Inquiry:
+            if record.account_id is None and decision.account_id is not None:
+                changes["account_id"] = decision.account_id
+            if record.contact_id is None and decision.contact_id is not None:
+                changes["contact_id"] = decision.contact_id
         if record.created_at is None if self.record_type is Lead else record.received_at is None:
             changes["created_at" if self.record_type is Lead else "received_at"] = now
-        return attrs.evolve(record, **changes)
+        return attrs.evolve(record, **changes) if changes else record
 
     # -- many records ------------------------------------------------------------------------
 
@@ -701,8 +859,8 @@ class Router:
         """Route records in arrival order; the same decisions as :meth:`route` one by one,
         computed with numpy masks for the rules and vectorised strategies.
 
-        With ``apply`` everything (records, ownership changes, rotation) is written in one
-        transaction.
+        With ``apply`` everything (records, ownership changes, rotation) is read and
+        written in one :func:`~crmkit.store.run_transaction`.
         """
         batch = list(records)
         for record in batch:
@@ -715,28 +873,53 @@ class Router:
                 self.record_type.__name__, "id", dup, "appears twice in the batch", record_id=dup
             )
         now = self.clock.now()
-        fields = self._batch_fields()
-        columns = columns_of(self.record_type, batch, fields)
-        result = self._route_columns(columns, now, lambda i: batch[i])
-        decisions = [result.decision(i) for i in range(len(batch))]
-        if apply:
-            plans: list[tuple[Any, RoutingDecision, _Plan | None]] = [
-                (r, d, None) for r, d in zip(batch, decisions, strict=True)
-            ]
-            self._commit(plans, result.states, now)
+        columns = columns_of(self.record_type, batch, self._batch_fields())
+
+        def decide() -> list[RoutingDecision]:
+            self._begin(now)
+            result = self._route_columns(columns, now, lambda i: batch[i])
+            decisions = [result.decision(i) for i in range(len(batch))]
+            if apply:
+                plans: list[tuple[Any, RoutingDecision, _Plan | None]] = [
+                    (r, d, None) for r, d in zip(batch, decisions, strict=True)
+                ]
+                self._write(plans, result.states, now)
+            return decisions
+
+        if not apply:
+            return decide()
+        decisions = run_transaction(self.store, decide, attempts=ATTEMPTS)
+        self._remember(batch)
         return decisions
 
     def route_columns(self, columns: Mapping[str, Array]) -> RoutingBatch:
         """Decide routes for records given as numpy columns (``id`` plus the fields the rules
         read, see :meth:`batch_fields`), without writing. Nothing is built per row until you
-        ask for ``result.decision(i)``; ``result.owner`` etc. are arrays."""
+        ask for ``result.decision(i)``; ``result.owner`` etc. are arrays.
+
+        A missing ``sender_domain`` column is derived from ``sender_email``.
+        """
         now = self.clock.now()
-        optional = {"email", "sender_email", "owner_id"}
+        optional = {"email", "sender_email", "owner_id", "status"} | {
+            step.field for step in self._account_steps
+        }
+        columns = dict(columns)
+        if "sender_domain" not in columns and "sender_email" in columns:
+            senders = np.asarray(columns["sender_email"]).astype(str)
+            has_at = np.char.find(senders, "@") >= 0
+            columns["sender_domain"] = np.where(
+                has_at,
+                np.char.lower(np.char.strip(np.char.rpartition(senders, "@")[:, 2]))
+                if senders.size
+                else senders,
+                "",
+            )
         missing = [f for f in self._batch_fields() if f not in columns and f not in optional]
         if missing:
             raise ValidationError(
                 self.record_type.__name__, None, sorted(columns), f"columns lack {missing}"
             )
+        self._begin(now)
         return self._route_columns(columns, now, None)
 
     def batch_fields(self) -> list[str]:
@@ -744,10 +927,9 @@ class Router:
         return self._batch_fields()
 
     def _batch_fields(self) -> list[str]:
-        fields = set(self.rules.fields) | {"id", "owner_id"}
+        fields = set(self.rules.fields) | {"id", "owner_id", "status"}
         fields.add("email" if self.record_type is Lead else "sender_email")
-        if self.match_accounts and self.record_type is Lead:
-            fields |= {"company"}
+        fields |= {step.field for step in self._account_steps}
         for pool in [*self._pools, self._default_pool]:
             if pool is not None:
                 fields |= {m.record_field for m in pool.matches}
@@ -794,18 +976,28 @@ class Router:
             },
             order_by="created_at" if self.record_type is Lead else "received_at",
         )
+
+        def retry(record_id: str) -> RoutingDecision | None:
+            self._begin(now)
+            record = repo.get(record_id)  # as it is now: another process may have routed it
+            if record.owner_id is not None or record.status not in OPEN_STATUSES[name]:
+                return None
+            decision, plan, states = self._decide(record, now, {})
+            if decision.status != RoutingStatus.ASSIGNED:
+                escalated = self._escalate(record, decision, now)
+                if escalated is not None:
+                    return escalated
+                if decision.queue == record.queue:
+                    return None
+            self._write([(record, decision, plan)], states, now)
+            return decision
+
         out: list[RoutingDecision] = []
         for record in waiting:
-            decision, plan, states = self._decide(record, now, dict(self._states))
-            if decision.status == RoutingStatus.ASSIGNED:
-                self._commit([(record, decision, plan)], states, now)
-                out.append(decision)
-                continue
-            escalated = self._escalate(record, decision, now)
-            if escalated is not None:
-                out.append(escalated)
-            elif decision.queue != record.queue:
-                self._commit([(record, decision, plan)], states, now)
+            decision = run_transaction(
+                self.store, functools.partial(retry, record.id), attempts=ATTEMPTS
+            )
+            if decision is not None:
                 out.append(decision)
         return out
 
@@ -828,7 +1020,7 @@ class Router:
             queue=esc.target.id,
         )
         plan: _Plan | None = None
-        states = dict(self._states)
+        states: dict[str, dict[str, Any]] = {}
         if esc.target.kind == TargetKind.REP:
             base = attrs.evolve(
                 base, status=RoutingStatus.ASSIGNED, owner_id=esc.target.id, queue=None
@@ -850,7 +1042,7 @@ class Router:
                     base, status=RoutingStatus.ASSIGNED, owner_id=chosen.id, queue=None
                 )
                 plan = _Plan(pool, chosen, candidates)
-        self._commit([(record, base, plan)], states, now)
+        self._write([(record, base, plan)], states, now)
         return base
 
 

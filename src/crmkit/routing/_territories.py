@@ -23,6 +23,7 @@ from crmkit.records import (
     TerritoryModel,
     TerritoryModelState,
 )
+from crmkit.store._base import run_transaction
 
 Array = np.ndarray[Any, Any]
 
@@ -518,7 +519,9 @@ class RealignmentDiff:
 
     ``workload`` maps rep id to ``{"accounts": (before, after), "revenue": ...,
     "pipeline": ...}``; ``unplaced`` lists accounts without a primary territory in the new
-    model (tie or no match) with the reason; they keep their owner.
+    model (tie or no match) with the reason; they keep their owner, and ``cleared`` holds
+    those of them that still carry a ``territory_id``: applying the diff clears it (a
+    ``Move`` to ``None``), so no account is left in a territory of an archived model.
     """
 
     from_model: str | None
@@ -527,6 +530,7 @@ class RealignmentDiff:
     unplaced: tuple[tuple[str, str], ...]
     kept_locked: tuple[str, ...]
     workload: Mapping[str, Mapping[str, tuple[float, float]]]
+    cleared: tuple[Move, ...] = ()
 
     @property
     def owner_changes(self) -> tuple[Move, ...]:
@@ -541,7 +545,8 @@ class RealignmentDiff:
         return (
             f"{len(self.moves)} account(s) move territory, {len(self.owner_changes)} change "
             f"owner, {self.pipeline_moving:,.0f} open pipeline moves, "
-            f"{len(self.unplaced)} unplaced, {len(self.kept_locked)} locked"
+            f"{len(self.unplaced)} unplaced ({len(self.cleared)} cleared), "
+            f"{len(self.kept_locked)} locked"
         )
 
 
@@ -605,10 +610,13 @@ def realignment_diff(
     >>> diff = realignment_diff(store, "y2")
     >>> diff.from_model
     'y1'
-    >>> print(diff.summary())
-    2 account(s) move territory, 1 change owner, 500 open pipeline moves, 1 unplaced, 0 locked
+    >>> print(diff.summary())  # doctest: +NORMALIZE_WHITESPACE
+    2 account(s) move territory, 1 change owner, 500 open pipeline moves,
+    1 unplaced (1 cleared), 0 locked
     >>> [(m.account_id, m.to_territory, m.to_owner) for m in diff.moves], diff.unplaced
     ([('a1', 'dach', 'ben'), ('a2', 'fr', 'ana')], (('a3', 'no_match'),))
+    >>> [(m.account_id, m.from_territory, m.to_territory) for m in diff.cleared]
+    [('a3', 'eu', None)]
     >>> diff.workload["ben"]["accounts"], diff.workload["ben"]["pipeline"]
     ((0.0, 1.0), (0.0, 500.0))
     """
@@ -642,9 +650,18 @@ def realignment_diff(
         )
         for i in np.flatnonzero(moving | (placed & (new_owner != owners.astype(object)))).tolist()
     )
-    unplaced = tuple(
-        (str(ids[i]), str(result.reason[i]))
-        for i in np.flatnonzero(np.isin(result.reason, [TIE, NO_MATCH])).tolist()
+    unplaced_rows = np.flatnonzero(np.isin(result.reason, [TIE, NO_MATCH]))
+    unplaced = tuple((str(ids[i]), str(result.reason[i])) for i in unplaced_rows.tolist())
+    cleared = tuple(
+        Move(
+            account_id=str(ids[i]),
+            from_territory=str(current_t[i]),
+            to_territory=None,
+            from_owner=str(owners[i]) or None,
+            to_owner=str(owners[i]) or None,
+            open_pipeline=float(pipeline[i]),
+        )
+        for i in unplaced_rows[current_t[unplaced_rows] != ""].tolist()
     )
     locked = tuple(str(ids[i]) for i in np.flatnonzero(result.reason == LOCKED).tolist())
     before = _workload(owners, revenue, pipeline)
@@ -663,16 +680,23 @@ def realignment_diff(
         unplaced=unplaced,
         kept_locked=locked,
         workload=workload,
+        cleared=cleared,
     )
 
 
 def apply_realignment(
     store: Any, diff: RealignmentDiff, *, now: datetime, changed_by: str = CHANGED_BY
 ) -> int:
-    """Apply a diff in one transaction: accounts get their new territory and owner, open
-    opportunities the account owner held follow the account, every owner change is
-    recorded as an ``OwnershipChange``, and ``to_model`` becomes the active model.
-    Returns the number of accounts changed.
+    """Apply a diff in one transaction: accounts get their new territory and owner (the
+    ``cleared`` ones lose their old territory), open opportunities the account owner held
+    follow the account, every owner change is recorded as an ``OwnershipChange``, and
+    ``to_model`` becomes the active model. Returns the number of accounts changed.
+
+    It runs in :func:`~crmkit.store.run_transaction` and is idempotent: accounts already
+    where the diff puts them are skipped, so applying a diff twice (or from several
+    workers at once) changes nothing the second time and returns 0. An account whose
+    territory or owner changed since the diff was made is a ``ValidationError`` and
+    nothing is written: compute the diff again.
 
     Examples
     --------
@@ -695,18 +719,32 @@ def apply_realignment(
     >>> sorted(c.record_type for c in store.ownership_changes)
     ['Account', 'Opportunity']
     """
-    with store.transaction():
+
+    def write() -> int:
         accounts = []
         changes = []
         moved_owner: dict[str, tuple[str | None, str | None]] = {}
-        for move in diff.moves:
+        for move in (*diff.moves, *diff.cleared):
             account = store.accounts.get(move.account_id)
             if account.realignment_locked:
                 continue
+            now_at = (account.territory_id, account.owner_id)
+            if now_at == (move.to_territory, move.to_owner):
+                continue  # applied already
+            if now_at != (move.from_territory, move.from_owner):
+                raise ValidationError(
+                    "Account",
+                    "territory_id",
+                    account.territory_id,
+                    f"changed since the realignment diff was made (territory "
+                    f"{move.from_territory!r}, owner {move.from_owner!r} then; owner "
+                    f"{account.owner_id!r} now): compute the diff again",
+                    record_id=account.id,
+                )
             accounts.append(
                 attrs.evolve(account, territory_id=move.to_territory, owner_id=move.to_owner)
             )
-            if move.from_owner != move.to_owner:
+            if account.owner_id != move.to_owner:
                 moved_owner[account.id] = (account.owner_id, move.to_owner)
                 changes.append(
                     _change(
@@ -748,7 +786,9 @@ def apply_realignment(
             store.opportunities.put_many(updated)
         store.ownership_changes.add_many(changes)
         activate_model(store, diff.to_model, now=now)
-    return len(accounts)
+        return len(accounts)
+
+    return run_transaction(store, write, attempts=10)
 
 
 def _change(

@@ -34,6 +34,7 @@ class Reason(enum.StrEnum):
     ALREADY_OWNED = "already_owned"
     QUEUE_TARGET = "queue_target"
     NO_ELIGIBLE_REP = "no_eligible_rep"
+    UNKNOWN_TEAM = "unknown_team"
     ESCALATED = "escalated"
     # why a candidate rep was skipped
     UNKNOWN_REP = "unknown_rep"
@@ -63,8 +64,10 @@ class RoutingDecision:
 
     ``status`` is ``assigned`` (``owner_id`` set), ``queued`` (``queue`` set) or
     ``unassigned``; ``reason`` says why (a :class:`Reason`), ``rule_id`` which rule
-    matched, ``dropped`` which candidates were skipped and why. ``duplicate_of`` names an
-    earlier record with the same email; ``account_id`` the account a lead was matched to.
+    matched, ``dropped`` which candidates were skipped and why (one entry per rep).
+    ``duplicate_of`` names an earlier record with the same email; ``account_id`` the
+    account the record was matched to (``account_owner_id`` its owner, ``contact_id`` the
+    contact an inquiry's sender is), also when the owner could not take it.
     """
 
     record_type: str
@@ -82,6 +85,8 @@ class RoutingDecision:
     dropped: tuple[Dropped, ...] = ()
     duplicate_of: str | None = None
     account_id: str | None = None
+    account_owner_id: str | None = None
+    contact_id: str | None = None
     at: datetime | None = None
 
     def explain(self) -> str:
@@ -111,7 +116,15 @@ class RoutingDecision:
             Reason.NO_ELIGIBLE_REP: "no eligible rep in the pool",
             Reason.ESCALATED: "unassigned past its SLA; escalated",
         }.get(self.reason, str(self.reason))
-        if self.reason == Reason.NO_ELIGIBLE_REP and self.rule_id is not None:
+        if self.reason == Reason.UNKNOWN_TEAM:
+            why = f"team {self.team_id!r} does not exist"
+            if self.rule_id is not None:
+                why = f"rule {self.rule_name or self.rule_id!r} matched but {why}"
+        elif self.reason == Reason.NO_ELIGIBLE_REP and self.team_id and not self.dropped:
+            why = f"team {self.team_id!r} has no members"
+            if self.rule_id is not None:
+                why = f"rule {self.rule_name or self.rule_id!r} matched but {why}"
+        elif self.reason == Reason.NO_ELIGIBLE_REP and self.rule_id is not None:
             why = f"rule {self.rule_name or self.rule_id!r} matched but no rep was eligible"
         extra = []
         if self.team_id:
@@ -126,6 +139,14 @@ class RoutingDecision:
         lines = [line]
         if self.duplicate_of:
             lines.append(f"  duplicate of {self.record_type} {self.duplicate_of} (same email)")
+        if self.account_id and self.reason != Reason.ACCOUNT_MATCH:
+            if self.account_owner_id is None:
+                lines.append(f"  account {self.account_id} matched first, but it has no owner")
+            else:
+                lines.append(
+                    f"  account {self.account_id} matched first, but its owner "
+                    f"{self.account_owner_id} could not take it (see below)"
+                )
         lines.extend(f"  skipped {d.rep_id}: {d.code} - {d.text}" for d in self.dropped)
         return "\n".join(lines)
 
@@ -222,3 +243,15 @@ def check_aware(record: str, field: str, value: Any) -> datetime:
 
 def scalar_mapping(data: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(data or {})
+
+
+def merge_dropped(*groups: tuple[Dropped, ...] | list[Dropped]) -> tuple[Dropped, ...]:
+    """The skipped reps of several tries, one entry per rep (its first reason)."""
+    seen: set[str] = set()
+    out: list[Dropped] = []
+    for group in groups:
+        for item in group:
+            if item.rep_id not in seen:
+                seen.add(item.rep_id)
+                out.append(item)
+    return tuple(out)
