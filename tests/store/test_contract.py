@@ -47,3 +47,13 @@ class TestSQLiteStoreInMemory(StoreContract):
         store = _sqlite_store(":memory:")
         yield store
         store.close()
+
+
+class TestPostgresStore(StoreContract):
+    """Each test in a schema of its own, dropped afterwards (see tests/_stores.py)."""
+
+    @pytest.fixture
+    def store(self, postgres_factory: Any) -> Iterator[Any]:
+        store = postgres_factory()
+        yield store
+        store.close()
