@@ -916,6 +916,11 @@ class PostgresStore(RepositoryAccess):
                 open=True,
             )
             self._finalizer = weakref.finalize(self, self._pool.close)
+            try:  # the first connection now, not in the background while the caller works
+                self._pool.wait(timeout=connect_timeout)
+            except psycopg.Error as err:
+                self._finalizer()
+                raise self._error("opening the connection pool", err) from err
         self._repos: dict[type[Any], PostgresRepository[Any]] = {
             t: PostgresRepository(self, t) for t in RECORD_TYPES
         }
