@@ -830,7 +830,7 @@ _PG_ARRAYS = {
 }
 
 
-def postgres_sql(
+def _postgres_sql(
     criteria: BoundCriteria, column: Callable[[str], str]
 ) -> tuple[str, list[Any]]:
     """``(where_sql, params)`` for PostgreSQL with ``%s`` placeholders (psycopg).
@@ -842,7 +842,7 @@ def postgres_sql(
     return _pg_sql(criteria._root, column, params), params
 
 
-def postgres_custom_expr(custom: str, key: str, domain: str) -> str:
+def _postgres_custom_expr(custom: str, key: str, domain: str) -> str:
     """The SQL value of custom field ``key`` compared in ``domain`` (NULL when absent or
     of another JSON type); store indexes on custom fields use the same expression."""
     if not key.isidentifier():
@@ -877,7 +877,7 @@ def _pg_leaf_sql(leaf: _Leaf, column: Callable[[str], str], params: list[Any]) -
             return f"(COALESCE(jsonb_typeof({custom} -> {key}), 'null') = 'null')"
         if leaf.domain not in _PG_JSON_TYPES or (leaf.op == "in" and not leaf.value):
             return "FALSE"  # custom values are JSON scalars: never a date or datetime
-        expr = postgres_custom_expr(custom, leaf.key, leaf.domain)
+        expr = _postgres_custom_expr(custom, leaf.key, leaf.domain)
     else:
         assert leaf.attr is not None
         expr = column(leaf.attr)

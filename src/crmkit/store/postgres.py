@@ -57,7 +57,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installed extra
 
 from crmkit._columns import column_from_values, field_kind
 from crmkit._schema import QUERYABLE_KINDS, FieldInfo, plural, schema_of
-from crmkit.criteria import postgres_custom_expr, postgres_sql
+from crmkit.criteria import _postgres_custom_expr, _postgres_sql
 from crmkit.errors import (
     AlreadyExists,
     BatchError,
@@ -513,7 +513,7 @@ class PostgresRepository(Generic[T]):
         test = bound(criteria, self._type)
         if test.matches_everything:
             return "", []
-        sql, params = postgres_sql(test, self._column_expr)
+        sql, params = _postgres_sql(test, self._column_expr)
         return f" WHERE {sql}", params
 
     def _column_expr(self, name: str) -> str:
@@ -892,10 +892,14 @@ class PostgresStore(RepositoryAccess):
                     "setting statement_timeout",
                 )
         else:
+            options: dict[str, Any] = {
+                "autocommit": True,
+                "connect_timeout": max(1, int(connect_timeout)),
+            }
             try:
-                first = psycopg.connect(
-                    dsn or "", autocommit=True, connect_timeout=max(1, int(connect_timeout))
-                )
+                if "application_name" not in psycopg.conninfo.conninfo_to_dict(dsn or ""):
+                    options["application_name"] = f"crmkit-{schema}"[:_NAME]
+                first = psycopg.connect(dsn or "", **options)
             except psycopg.Error as err:
                 raise self._error("connecting", err) from err
             try:
@@ -904,10 +908,7 @@ class PostgresStore(RepositoryAccess):
                 first.close()
             self._pool = psycopg_pool.ConnectionPool(
                 dsn or "",
-                kwargs={
-                    "autocommit": True,
-                    "connect_timeout": max(1, int(connect_timeout)),
-                },
+                kwargs=options,
                 min_size=1,
                 max_size=pool_size,
                 configure=self._configure,
@@ -1058,7 +1059,10 @@ class PostgresStore(RepositoryAccess):
         """The number of the last migration applied to the schema."""
         try:
             with self._use() as conn:
-                return self._current_version(psycopg.Cursor(conn, row_factory=tuple_row))
+                row = conn.execute(
+                    f'SELECT COALESCE(MAX(version), 0) FROM {_q(self._schema)}."crmkit_migrations"'
+                ).fetchone()
+            return int(row[0]) if row else 0
         except psycopg.Error as err:
             raise self._error("reading the layout version", err) from err
 
@@ -1266,7 +1270,7 @@ class PostgresStore(RepositoryAccess):
                 raise CriteriaError(f"index fields are field names, not {name!r}")
             if name.startswith("custom."):
                 key = name.removeprefix("custom.")
-                exprs.append(postgres_custom_expr("custom", key, "text"))
+                exprs.append(_postgres_custom_expr("custom", key, "text"))
                 parts.append(f"custom_{key}")
             else:
                 info = codec.schema.field(name)
@@ -1279,7 +1283,7 @@ class PostgresStore(RepositoryAccess):
         if len(fields) == 1 and fields[0].startswith("custom."):
             key = fields[0].removeprefix("custom.")
             indexes.append(
-                (_index_name(codec.table, [*parts, "num"]), [postgres_custom_expr("custom", key, "number")])
+                (_index_name(codec.table, [*parts, "num"]), [_postgres_custom_expr("custom", key, "number")])
             )
         s = _q(self._schema)
         doing = f"creating index {index}"
