@@ -830,9 +830,7 @@ _PG_ARRAYS = {
 }
 
 
-def _postgres_sql(
-    criteria: BoundCriteria, column: Callable[[str], str]
-) -> tuple[str, list[Any]]:
+def _postgres_sql(criteria: BoundCriteria, column: Callable[[str], str]) -> tuple[str, list[Any]]:
     """``(where_sql, params)`` for PostgreSQL with ``%s`` placeholders (psycopg).
 
     ``column(name)`` gives a field's column expression: the store casts whole numbers and

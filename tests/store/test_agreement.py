@@ -67,6 +67,7 @@ def test_postgres_joins() -> None:
         pytest.skip(f"the agreement machine runs without PostgreSQL: {reason}")
     assert _POSTGRES
 
+
 TYPES = (Account, Lead, Opportunity)
 types = st.sampled_from(TYPES)
 

@@ -33,13 +33,14 @@ starting together migrate once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, time
+from datetime import UTC, time
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -319,7 +320,7 @@ def _migration_1(cur: psycopg.Cursor[Any], schema: str) -> None:
     )
     cur.execute(
         f'CREATE TABLE IF NOT EXISTS {s}."crmkit_indexes" '
-        '(name text PRIMARY KEY, record_type text NOT NULL, fields jsonb NOT NULL)'
+        "(name text PRIMARY KEY, record_type text NOT NULL, fields jsonb NOT NULL)"
     )
 
 
@@ -605,9 +606,7 @@ class PostgresRepository(Generic[T]):
             elif kind in ("int", "float", "money"):
                 exprs.append(f"({column})::float8")
             elif kind == "datetime":
-                exprs.append(
-                    f"COALESCE((extract(epoch FROM {column}) * 1000000)::int8, {_NAT})"
-                )
+                exprs.append(f"COALESCE((extract(epoch FROM {column}) * 1000000)::int8, {_NAT})")
             elif kind == "date":
                 exprs.append(f"COALESCE(({column} - DATE '1970-01-01')::int8, {_NAT})")
             else:
@@ -738,9 +737,7 @@ class PostgresRepository(Generic[T]):
         if not batch:
             return []
         with store.transaction():
-            existing = {
-                row[0] for row in self._rows(self._sql_ids_in, (self._ids(batch),), doing)
-            }
+            existing = {row[0] for row in self._rows(self._sql_ids_in, (self._ids(batch),), doing)}
             batch = check_batch(self._type, batch, existing.__contains__)
             self._copy(self._sql_copy, batch, doing, None)
         with_version = self._codec.with_version
@@ -762,9 +759,7 @@ class PostgresRepository(Generic[T]):
             rows = self._copy(self._sql_copy_temp, batch, doing, self._sql_put_temp)
         versions: dict[str, int] = dict(rows)
         with_version = self._codec.with_version
-        return [
-            r if r.version == (v := versions[r.id]) else with_version(r, v) for r in batch
-        ]
+        return [r if r.version == (v := versions[r.id]) else with_version(r, v) for r in batch]
 
     def _copy(self, copy_sql: str, batch: list[Any], doing: str, then: str | None) -> list[Any]:
         """COPY a checked batch (inside the caller's transaction), then run ``then``."""
@@ -938,10 +933,9 @@ class PostgresStore(RepositoryAccess):
             return StorageError(f"{self._label}: {doing} failed: the store was closed")
         kind, hint = _classify(err)
         if kind is StorageUnavailable and self._pool is not None:
-            try:  # drop the pool's other dead connections so the next call gets a live one
+            # drop the pool's other dead connections so that the next call gets a live one
+            with contextlib.suppress(Exception):  # best effort: the next call reports anything
                 self._pool.check()
-            except Exception:  # noqa: BLE001 - best effort; the next call reports anything
-                pass
         message = f"{self._label}: {doing} failed: {str(err).strip()}"
         return kind(message + (f" ({hint})" if hint else ""))
 
@@ -1173,7 +1167,8 @@ class PostgresStore(RepositoryAccess):
         try:
             self._run(conn, "COMMIT", "committing a transaction")
         except StorageError:
-            if not _closed(conn) and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if not _closed(conn) and not idle:
                 self._quietly(conn, "ROLLBACK", "rolling back a failed commit")
             raise
 
@@ -1282,9 +1277,8 @@ class PostgresStore(RepositoryAccess):
         indexes = [(index, exprs)]
         if len(fields) == 1 and fields[0].startswith("custom."):
             key = fields[0].removeprefix("custom.")
-            indexes.append(
-                (_index_name(codec.table, [*parts, "num"]), [_postgres_custom_expr("custom", key, "number")])
-            )
+            number = _postgres_custom_expr("custom", key, "number")
+            indexes.append((_index_name(codec.table, [*parts, "num"]), [number]))
         s = _q(self._schema)
         doing = f"creating index {index}"
         with self.transaction():
