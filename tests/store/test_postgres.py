@@ -548,3 +548,25 @@ def test_closed_store_says_so(postgres_factory: StoreFactory) -> None:
     with pytest.raises(StorageError, match="closed") as info:
         store.accounts.get("a1")
     assert not info.value.retryable
+
+
+def _import_accounts(index: int, factory: StoreFactory) -> int:
+    store = factory()
+    try:
+        for batch in range(30):
+            store.accounts.add_many(
+                Account(id=f"w{index}-{batch}-{i}", name="A", country="US") for i in range(20)
+            )
+            store.accounts.put_many(
+                Account(id=f"w{index}-{batch}-{i}", name="B", country="FR") for i in range(10)
+            )
+        return len(store.accounts.query(F.id.startswith(f"w{index}-")))
+    finally:
+        store.close()
+
+
+def test_concurrent_imports_of_different_ids_do_not_conflict(
+    postgres_factory: StoreFactory,
+) -> None:
+    postgres_factory().close()
+    assert run_processes(_import_accounts, 4, postgres_factory) == [600] * 4

@@ -102,6 +102,8 @@ T = TypeVar("T")
 
 _NAT = -(2**63)  # numpy's NaT as int64
 _INT64 = (-(2**63), 2**63 - 1)
+_SERIALIZABLE = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+_READ_COMMITTED = "BEGIN ISOLATION LEVEL READ COMMITTED"
 _STREAM_FROM = 2_000  # queries that may return more rows stream them in chunks of this size
 _NAME = 63  # PostgreSQL's longest identifier
 
@@ -736,7 +738,7 @@ class PostgresRepository(Generic[T]):
         doing = f"adding {len(batch)} {self._codec.table}"
         if not batch:
             return []
-        with store.transaction():
+        with store._atomic(_READ_COMMITTED):
             existing = {row[0] for row in self._rows(self._sql_ids_in, (self._ids(batch),), doing)}
             batch = check_batch(self._type, batch, existing.__contains__)
             self._copy(self._sql_copy, batch, doing, None)
@@ -755,7 +757,7 @@ class PostgresRepository(Generic[T]):
         batch = check_batch(self._type, batch, None)
         if not batch:
             return []
-        with store.transaction():
+        with store._atomic(_READ_COMMITTED):
             rows = self._copy(self._sql_copy_temp, batch, doing, self._sql_put_temp)
         versions: dict[str, int] = dict(rows)
         with_version = self._codec.with_version
@@ -830,7 +832,12 @@ class PostgresStore(RepositoryAccess):
 
     ``schema`` names the PostgreSQL schema of crmkit's tables (created when missing);
     ``statement_timeout`` (seconds) cancels longer statements with
-    :class:`~crmkit.errors.StatementTimeout`.
+    :class:`~crmkit.errors.StatementTimeout` (on a host's connection it is set for that
+    session).
+
+    >>> store = PostgresStore("dbname=crm", schema="crm")  # doctest: +SKIP
+    >>> store.accounts.add(Account(id="a1", name="Acme")).version  # doctest: +SKIP
+    1
     """
 
     def __init__(
@@ -1119,6 +1126,17 @@ class PostgresStore(RepositoryAccess):
         retryable :class:`~crmkit.errors.TransactionConflict` (nothing of it was written).
         Inner transactions are savepoints.
         """
+        with self._atomic(_SERIALIZABLE):
+            yield
+
+    @contextmanager
+    def _atomic(self, begin: str) -> Iterator[None]:
+        """A transaction started with ``begin`` (a savepoint inside one already open).
+
+        Batches outside a transaction run ``READ COMMITTED``: each of their statements
+        is atomic on its own, and serializable's predicate locks would make concurrent
+        imports of different ids refuse each other for nothing.
+        """
         local = self._local
         if local.conn is not None:
             with self._savepoint(local.conn, local.depth):
@@ -1137,7 +1155,7 @@ class PostgresStore(RepositoryAccess):
                     finally:
                         local.conn, local.depth = None, 0
                     return
-                with self._outermost(host):
+                with self._outermost(host, begin):
                     yield
             return
         pool = self._pool
@@ -1147,15 +1165,15 @@ class PostgresStore(RepositoryAccess):
         except psycopg.Error as err:
             raise self._error("starting a transaction", err) from err
         try:
-            with self._outermost(conn):
+            with self._outermost(conn, begin):
                 yield
         finally:
             pool.putconn(conn)
 
     @contextmanager
-    def _outermost(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+    def _outermost(self, conn: psycopg.Connection[Any], begin: str) -> Iterator[None]:
         local = self._local
-        self._run(conn, "BEGIN ISOLATION LEVEL SERIALIZABLE", "starting a transaction")
+        self._run(conn, begin, "starting a transaction")
         local.conn, local.depth = conn, 1
         try:
             yield
@@ -1281,7 +1299,7 @@ class PostgresStore(RepositoryAccess):
             indexes.append((_index_name(codec.table, [*parts, "num"]), [number]))
         s = _q(self._schema)
         doing = f"creating index {index}"
-        with self.transaction():
+        with self._atomic(_READ_COMMITTED):
             try:
                 with self._use() as conn:
                     cur = psycopg.Cursor(conn)
