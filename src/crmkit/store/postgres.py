@@ -48,6 +48,7 @@ import numpy as np
 try:
     import psycopg
     import psycopg_pool
+    import psycopg.adapt
     from psycopg.rows import tuple_row
 except ImportError as _err:  # pragma: no cover - depends on the installed extras
     from crmkit.errors import MissingDependencyError
@@ -89,6 +90,7 @@ from crmkit.store.sqlite import (
     _SKIP_SINGLE,
     _V1_TYPES,
     _dumps,
+    _loads,
     _q,
     _tree,
     _tree_dumps,
@@ -443,7 +445,9 @@ class PostgresRepository(Generic[T]):
         self._sql_update = f"UPDATE {t} SET {assigns} WHERE id = %s AND version = %s"
         self._sql_delete = f"DELETE FROM {t} WHERE id = %s"
         self._sql_delete_version = f"DELETE FROM {t} WHERE id = %s AND version = %s"
-        self._sql_ids_in = f"SELECT id FROM {t} WHERE id = ANY(%s::text[])"
+        self._sql_ids_in = (  # ids as one JSON text: much faster to send than a text[]
+            f"SELECT id FROM {t} WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
+        )
         self._sql_copy = f"COPY {t} ({names}) FROM STDIN"
         # put_many: COPY into a session-private temporary table, then one upsert from it
         digest = hashlib.sha256(store.schema.encode()).hexdigest()[:8]
@@ -739,7 +743,8 @@ class PostgresRepository(Generic[T]):
         if not batch:
             return []
         with store._atomic(_READ_COMMITTED):
-            existing = {row[0] for row in self._rows(self._sql_ids_in, (self._ids(batch),), doing)}
+            ids = _dumps(self._ids(batch))
+            existing = {row[0] for row in self._rows(self._sql_ids_in, (ids,), doing)}
             batch = check_batch(self._type, batch, existing.__contains__)
             self._copy(self._sql_copy, batch, doing, None)
         with_version = self._codec.with_version
@@ -805,6 +810,14 @@ def _decode_one(info: FieldInfo, value: Any) -> Any:
 
 
 # -- the store ----------------------------------------------------------------------------
+
+
+class _JsonbLoader(psycopg.adapt.Loader):
+    """``jsonb`` text to Python with json's C scanner (psycopg's default calls
+    ``json.loads``, which first sniffs the encoding of every value)."""
+
+    def load(self, data: Any) -> Any:
+        return _loads(bytes(data).decode())
 
 
 class _Local(threading.local):
@@ -929,6 +942,7 @@ class PostgresStore(RepositoryAccess):
         }
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.adapters.register_loader("jsonb", _JsonbLoader)
         conn.execute("SET TIME ZONE 'UTC'")
         if self._timeout_ms is not None:
             conn.execute(f"SET statement_timeout = {int(self._timeout_ms)}")
