@@ -109,10 +109,10 @@ def run(
         store.accounts.add_many(records)
 
     def raw_copy(encode: bool) -> None:
-        with raw.transaction(), raw.cursor() as cur:
-            with cur.copy(f"COPY {t} ({COLUMNS}) FROM STDIN") as copy:
-                for row in [encode_by_hand(a) for a in records] if encode else rows:
-                    copy.write_row(row)
+        cur = raw.cursor()
+        with raw.transaction(), cur.copy(f"COPY {t} ({COLUMNS}) FROM STDIN") as copy:
+            for row in [encode_by_hand(a) for a in records] if encode else rows:
+                copy.write_row(row)
 
     def empty() -> None:
         raw.execute(f"TRUNCATE {store.schema}.accounts")

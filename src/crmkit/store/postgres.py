@@ -47,8 +47,8 @@ import numpy as np
 
 try:
     import psycopg
-    import psycopg_pool
     import psycopg.adapt
+    import psycopg_pool
     from psycopg.rows import tuple_row
 except ImportError as _err:  # pragma: no cover - depends on the installed extras
     from crmkit.errors import MissingDependencyError
