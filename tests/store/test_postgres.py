@@ -570,3 +570,15 @@ def test_concurrent_imports_of_different_ids_do_not_conflict(
 ) -> None:
     postgres_factory().close()
     assert run_processes(_import_accounts, 4, postgres_factory) == [600] * 4
+
+
+def test_a_store_nobody_holds_is_collected(postgres_factory: StoreFactory) -> None:
+    import gc
+    import weakref
+
+    store = postgres_factory()
+    store.accounts.add(Account(id="a1", name="Acme"))
+    ref = weakref.ref(store)
+    del store
+    gc.collect()
+    assert ref() is None

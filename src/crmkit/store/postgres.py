@@ -34,6 +34,7 @@ starting together migrate once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import threading
@@ -820,6 +821,14 @@ class _JsonbLoader(psycopg.adapt.Loader):
         return _loads(bytes(data).decode())
 
 
+def _configure(conn: psycopg.Connection[Any], *, timeout_ms: int | None) -> None:
+    """Set up each new pool connection."""
+    conn.adapters.register_loader("jsonb", _JsonbLoader)
+    conn.execute("SET TIME ZONE 'UTC'")
+    if timeout_ms is not None:
+        conn.execute(f"SET statement_timeout = {int(timeout_ms)}")
+
+
 class _Local(threading.local):
     conn: psycopg.Connection[Any] | None = None
     depth = 0
@@ -926,7 +935,8 @@ class PostgresStore(RepositoryAccess):
                 kwargs=options,
                 min_size=1,
                 max_size=pool_size,
-                configure=self._configure,
+                # not a bound method: the pool must not keep the store alive
+                configure=functools.partial(_configure, timeout_ms=self._timeout_ms),
                 timeout=connect_timeout,
                 name=f"crmkit-{schema}",
                 open=True,
@@ -940,12 +950,6 @@ class PostgresStore(RepositoryAccess):
         self._repos: dict[type[Any], PostgresRepository[Any]] = {
             t: PostgresRepository(self, t) for t in RECORD_TYPES
         }
-
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        conn.adapters.register_loader("jsonb", _JsonbLoader)
-        conn.execute("SET TIME ZONE 'UTC'")
-        if self._timeout_ms is not None:
-            conn.execute(f"SET statement_timeout = {int(self._timeout_ms)}")
 
     # -- errors --
 
