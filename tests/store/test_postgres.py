@@ -235,6 +235,24 @@ def test_host_autocommit_connection_commits_store_transactions(
         assert not conn.closed
 
 
+def test_host_autocommit_connection_inside_its_own_transaction_block(
+    postgres_factory: StoreFactory, admin: psycopg.Connection[Any]
+) -> None:
+    from crmkit.store.postgres import PostgresStore
+
+    schema = postgres_factory.schema or ""
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        store = PostgresStore(connection=conn, schema=schema)
+        with pytest.raises(RuntimeError), conn.transaction():  # the host's own block
+            assert store.in_transaction
+            with store.transaction():  # a savepoint: must not commit the host's block
+                store.accounts.add(Account(id="a1", name="Acme"))
+            assert _count(admin, schema, "accounts") == 0
+            raise RuntimeError("the host changes its mind")
+        assert _count(admin, schema, "accounts") == 0
+        assert not store.in_transaction
+
+
 def test_host_connection_and_dsn_are_exclusive() -> None:
     from crmkit.store.postgres import PostgresStore
 

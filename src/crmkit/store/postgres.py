@@ -846,11 +846,11 @@ class PostgresStore(RepositoryAccess):
 
     ``connection=`` runs the store on a psycopg connection the host app owns instead (and
     no pool). crmkit never commits, rolls back or closes it: when it is not in autocommit
-    mode, every call runs inside the host's transaction and :meth:`transaction` is a
-    savepoint in it (so :attr:`in_transaction` is true and
-    :func:`~crmkit.store.run_transaction` leaves retrying to the host); in autocommit
-    mode the store behaves as with its own pool of one connection. Calls from several
-    threads take turns on it.
+    mode, or the host has begun a transaction on it, every call runs inside the host's
+    transaction and :meth:`transaction` is a savepoint in it (so :attr:`in_transaction`
+    is true and :func:`~crmkit.store.run_transaction` leaves retrying to the host); an
+    idle autocommit connection behaves as the store's own pool of one connection. Calls
+    from several threads take turns on it.
 
     ``schema`` names the PostgreSQL schema of crmkit's tables (created when missing);
     ``statement_timeout`` (seconds) cancels longer statements with
@@ -1130,10 +1130,15 @@ class PostgresStore(RepositoryAccess):
     def in_transaction(self) -> bool:
         """Whether the calling thread is inside a transaction of this store (with a
         host-owned connection not in autocommit mode: always, the host's)."""
-        if self._local.conn is not None:
-            return True
+        return self._local.conn is not None or self._host_transaction()
+
+    def _host_transaction(self) -> bool:
+        """Whether crmkit runs inside a transaction of the host's (see the class doc)."""
         host = self._host
-        return host is not None and not host.autocommit
+        if host is None:
+            return False
+        idle = host.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        return not host.autocommit or not idle
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -1165,7 +1170,7 @@ class PostgresStore(RepositoryAccess):
             with self._lock:
                 if self._closed:
                     raise StorageError(f"{self._label}: the store was closed")
-                if not host.autocommit:  # inside the host's transaction: a savepoint
+                if self._host_transaction():  # a savepoint in the host's transaction
                     local.conn, local.depth = host, 1
                     try:
                         with self._savepoint(host, 0):
