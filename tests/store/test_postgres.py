@@ -243,12 +243,17 @@ def test_host_autocommit_connection_inside_its_own_transaction_block(
     schema = postgres_factory.schema or ""
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
         store = PostgresStore(connection=conn, schema=schema)
-        with pytest.raises(RuntimeError), conn.transaction():  # the host's own block
-            assert store.in_transaction
-            with store.transaction():  # a savepoint: must not commit the host's block
-                store.accounts.add(Account(id="a1", name="Acme"))
-            assert _count(admin, schema, "accounts") == 0
-            raise RuntimeError("the host changes its mind")
+
+        def host_block() -> None:
+            with conn.transaction():  # the host's own block
+                assert store.in_transaction
+                with store.transaction():  # a savepoint: must not commit the host's block
+                    store.accounts.add(Account(id="a1", name="Acme"))
+                assert _count(admin, schema, "accounts") == 0
+                raise RuntimeError("the host changes its mind")
+
+        with pytest.raises(RuntimeError):
+            host_block()
         assert _count(admin, schema, "accounts") == 0
         assert not store.in_transaction
 
