@@ -839,7 +839,8 @@ class PostgresStore(RepositoryAccess):
     """A complete store in a PostgreSQL schema; thread-safe, and safe with many processes.
 
     ``dsn`` is a libpq connection string or URL (``"dbname=crm user=app"``,
-    ``"postgresql://app@db/crm"``); the store keeps a pool of up to ``pool_size``
+    ``"postgresql://app@db/crm"``; ``None`` uses libpq's defaults and ``PG*`` environment
+    variables); the store keeps a pool of up to ``pool_size``
     connections. Each thread inside :meth:`transaction` holds one connection until the
     outermost transaction ends; calls outside a transaction borrow one per call and commit
     at once.
