@@ -605,3 +605,17 @@ def test_a_store_nobody_holds_is_collected(postgres_factory: StoreFactory) -> No
     del store
     gc.collect()
     assert ref() is None
+
+
+def test_values_travel_as_parameters_never_in_the_sql(store: Any) -> None:
+    from crmkit.criteria import _postgres_sql, bind
+
+    nasty = "x'); DROP TABLE accounts; --"
+    store.accounts.add(Account(id="a1", name=nasty, custom={"note": nasty}))
+    criteria = (F.name == nasty) & (F.custom["note"].isin([nasty, "%s"]))
+    sql, params = _postgres_sql(bind(criteria, Account), lambda name: f'"{name}"')
+    assert nasty not in sql
+    assert params == [nasty, [nasty, "%s"]]
+    assert [a.id for a in store.accounts.query(criteria)] == ["a1"]
+    assert store.accounts.count(F.name.contains("%")) == 0
+    assert len(store.accounts) == 1
