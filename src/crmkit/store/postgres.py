@@ -102,6 +102,7 @@ from crmkit.store.sqlite import (
 __all__ = ["PostgresRepository", "PostgresStore"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _NAT = -(2**63)  # numpy's NaT as int64
 _INT64 = (-(2**63), 2**63 - 1)
@@ -497,12 +498,10 @@ class PostgresRepository(Generic[T]):
         return record
 
     def _rows(self, sql: str, params: Sequence[Any], doing: str) -> list[Any]:
-        store = self._store
-        try:
-            with store._use() as conn:
-                return psycopg.Cursor(conn, row_factory=tuple_row).execute(sql, params).fetchall()
-        except psycopg.Error as err:
-            raise store._error(doing, err) from err
+        def read(conn: psycopg.Connection[Any]) -> list[Any]:
+            return psycopg.Cursor(conn, row_factory=tuple_row).execute(sql, params).fetchall()
+
+        return self._store._read(read, doing)
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.query())
@@ -574,16 +573,15 @@ class PostgresRepository(Generic[T]):
         if limit is not None or offset:
             sql += " LIMIT %s OFFSET %s"
             params += [limit, offset]
-        store = self._store
         decode = self._decode
-        try:
-            with store._use() as conn:
-                cur = psycopg.Cursor(conn, row_factory=tuple_row)
-                if limit is not None and limit <= _STREAM_FROM:
-                    return [decode(row) for row in cur.execute(sql, params).fetchall()]
-                return [decode(row) for row in cur.stream(sql, params, size=_STREAM_FROM)]
-        except psycopg.Error as err:
-            raise store._error(f"querying {self._codec.table}", err) from err
+
+        def read(conn: psycopg.Connection[Any]) -> list[T]:
+            cur = psycopg.Cursor(conn, row_factory=tuple_row)
+            if limit is not None and limit <= _STREAM_FROM:
+                return [decode(row) for row in cur.execute(sql, params).fetchall()]
+            return [decode(row) for row in cur.stream(sql, params, size=_STREAM_FROM)]
+
+        return self._store._read(read, f"querying {self._codec.table}")
 
     def count(self, criteria: CriteriaLike = None) -> int:
         where, params = self._where(criteria)
@@ -1120,6 +1118,27 @@ class PostgresStore(RepositoryAccess):
             yield conn
         finally:
             pool.putconn(conn)
+
+    def _read(self, read: Callable[[psycopg.Connection[Any]], R], doing: str) -> R:
+        """``read(conn)`` on the connection for one call. A read outside a transaction
+        that meets a connection the server has dropped (a restart, an idle timeout) runs
+        once more on a fresh one: reading twice changes nothing."""
+        for attempt in (1, 2):
+            try:
+                with self._use() as conn:
+                    return read(conn)
+            except psycopg.Error as err:
+                error = self._error(doing, err)
+                again = (
+                    attempt == 1
+                    and type(error) is StorageUnavailable
+                    and self._pool is not None
+                    and self._local.conn is None
+                    and not isinstance(err, psycopg_pool.PoolTimeout)
+                )
+                if not again:
+                    raise error from err
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, conn: psycopg.Connection[Any], sql: str, doing: str) -> None:
         try:
