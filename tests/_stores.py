@@ -55,6 +55,19 @@ def drop_schema(schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def empty_schema(factory: StoreFactory) -> None:
+    """Delete every row of crmkit's tables in the factory's schema (keeping the tables)."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename NOT IN "
+            "('crmkit_migrations')",
+            (factory.schema,),
+        ).fetchall()
+        conn.execute("; ".join(f'DELETE FROM "{factory.schema}"."{t}"' for (t,) in tables))
+
+
 @attrs.frozen
 class StoreFactory:
     """Opens a new connection to one shared store each time it is called, in any process."""

@@ -17,10 +17,10 @@ PUBLIC = {
         "EnrollmentStatus", "F", "FixedClock", "HierarchyChange", "HierarchyCycleError",
         "Inquiry", "InquiryStatus", "Lead", "LeadStatus", "LifecycleChange", "MemberStatus",
         "MemoryStore", "NotFittedError", "NotFound", "Opportunity", "OpportunityStatus",
-        "OwnershipChange", "Partner", "RegistrationStatus", "Reminder", "ReminderStatus", "Rep",
-        "RoutingRule", "SQLiteStore", "StageChange", "StorageError", "Store", "SystemClock",
-        "TargetKind", "Team", "Territory", "TerritoryModel", "TerritoryModelState",
-        "ValidationError", "__version__", "bind", "parse",
+        "OwnershipChange", "Partner", "PostgresStore", "RegistrationStatus", "Reminder",
+        "ReminderStatus", "Rep", "RoutingRule", "SQLiteStore", "StageChange", "StorageError",
+        "Store", "SystemClock", "TargetKind", "Team", "Territory", "TerritoryModel",
+        "TerritoryModelState", "ValidationError", "__version__", "bind", "parse",
     ],
     "crmkit.errors": [
         "AlreadyExists", "BatchError", "ConflictError", "CriteriaError", "CrmError",
@@ -44,9 +44,10 @@ PUBLIC = {
     "crmkit.codec": ["from_dict", "from_json", "make_converter", "to_dict", "to_json"],
     "crmkit.clock": ["Clock", "FixedClock", "SystemClock"],
     "crmkit.store": [
-        "CriteriaLike", "MemoryRepository", "MemoryStore", "Repository",
+        "CriteriaLike", "MemoryRepository", "MemoryStore", "PostgresStore", "Repository",
         "RepositoryAccess", "SQLiteStore", "Store", "run_transaction",
     ],
+    "crmkit.store.postgres": ["PostgresRepository", "PostgresStore"],
     "crmkit.store.memory": ["MemoryRepository", "MemoryStore"],
     "crmkit.store.sqlite": ["SQLiteRepository", "SQLiteStore"],
     "crmkit.testing": ["StoreContract", "build", "strategies"],
@@ -167,10 +168,12 @@ def test_every_public_name_resolves(module_name: str) -> None:
 def test_top_level_names_are_the_real_objects() -> None:
     import crmkit
     from crmkit.store.memory import MemoryStore
+    from crmkit.store.postgres import PostgresStore
     from crmkit.store.sqlite import SQLiteStore
 
     assert crmkit.MemoryStore is MemoryStore
     assert crmkit.SQLiteStore is SQLiteStore
+    assert crmkit.PostgresStore is PostgresStore
     assert isinstance(crmkit.__version__, str)
     with pytest.raises(AttributeError):
         crmkit.not_a_name  # noqa: B018
@@ -181,6 +184,9 @@ HEAVY = [
     "matplotlib",
     "crmkit.store.sqlite",
     "sqlite3",
+    "crmkit.store.postgres",
+    "psycopg",
+    "psycopg_pool",
     "hypothesis",
     "pytest",
     "tqdm",

@@ -67,7 +67,7 @@ from crmkit.records import (
 )
 
 if TYPE_CHECKING:
-    from crmkit.store import MemoryStore, SQLiteStore, Store
+    from crmkit.store import MemoryStore, PostgresStore, SQLiteStore, Store
 
 __version__ = "0.1.0"
 
@@ -108,6 +108,7 @@ __all__ = [
     "OpportunityStatus",
     "OwnershipChange",
     "Partner",
+    "PostgresStore",
     "RegistrationStatus",
     "Reminder",
     "ReminderStatus",
@@ -129,7 +130,12 @@ __all__ = [
     "parse",
 ]
 
-_LAZY = {"MemoryStore": "crmkit.store", "SQLiteStore": "crmkit.store", "Store": "crmkit.store"}
+_LAZY = {
+    "MemoryStore": "crmkit.store",
+    "PostgresStore": "crmkit.store",
+    "SQLiteStore": "crmkit.store",
+    "Store": "crmkit.store",
+}
 
 
 def __getattr__(name: str) -> Any:

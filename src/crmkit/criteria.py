@@ -813,3 +813,92 @@ def _compare_sql(leaf: _Leaf, expr: str, params: list[Any]) -> str:
     params.append(_sql_param(domain, target))
     sql_op = "=" if op == "==" else op
     return f"{expr} {sql_op} ?"
+
+
+# PostgreSQL: the same two-valued logic, ``%s`` placeholders for every value. Custom keys
+# (checked identifiers, like field names) are written into the SQL as string literals so
+# that an expression index on ``custom ->> 'key'`` matches the compiled criteria.
+
+_PG_JSON_TYPES = {"text": "string", "number": "number", "bool": "boolean"}
+_PG_ARRAYS = {
+    "text": "text[]",
+    "number": "float8[]",
+    "bool": "boolean[]",
+    "datetime": "timestamptz[]",
+    "date": "date[]",
+}
+
+
+def _postgres_sql(criteria: BoundCriteria, column: Callable[[str], str]) -> tuple[str, list[Any]]:
+    """``(where_sql, params)`` for PostgreSQL with ``%s`` placeholders (psycopg).
+
+    ``column(name)`` gives a field's column expression: the store casts whole numbers and
+    money to ``float8`` there, so numbers compare as float64 as everywhere else.
+    """
+    params: list[Any] = []
+    return _pg_sql(criteria._root, column, params), params
+
+
+def _postgres_custom_expr(custom: str, key: str, domain: str) -> str:
+    """The SQL value of custom field ``key`` compared in ``domain`` (NULL when absent or
+    of another JSON type); store indexes on custom fields use the same expression."""
+    if not key.isidentifier():
+        raise CriteriaError(f"custom field name {key!r} must be an identifier like 'tier'")
+    literal = "'" + key.replace("'", "''") + "'"
+    guard = f"jsonb_typeof({custom} -> {literal}) = '{_PG_JSON_TYPES[domain]}'"
+    value = f"{custom} ->> {literal}"
+    if domain == "number":
+        return f"(CASE WHEN {guard} THEN ({value})::float8 END)"
+    if domain == "bool":
+        return f"(CASE WHEN {guard} THEN ({value})::boolean END)"
+    return f'((CASE WHEN {guard} THEN {value} END) COLLATE "C")'
+
+
+def _pg_sql(node: _Leaf | _Node, column: Callable[[str], str], params: list[Any]) -> str:
+    if isinstance(node, _Node):
+        if node.kind == "not":
+            return f"(NOT {_pg_sql(node.items[0], column, params)})"
+        if not node.items:
+            return "TRUE" if node.kind == "all" else "FALSE"
+        joiner = " AND " if node.kind == "all" else " OR "
+        return "(" + joiner.join(_pg_sql(item, column, params) for item in node.items) + ")"
+    sql = _pg_leaf_sql(node, column, params)
+    return f"(NOT {sql})" if node.negate else sql
+
+
+def _pg_leaf_sql(leaf: _Leaf, column: Callable[[str], str], params: list[Any]) -> str:
+    if leaf.key is not None:
+        custom = column("custom")
+        if leaf.op == "is null":
+            key = "'" + leaf.key.replace("'", "''") + "'"
+            return f"(COALESCE(jsonb_typeof({custom} -> {key}), 'null') = 'null')"
+        if leaf.domain not in _PG_JSON_TYPES or (leaf.op == "in" and not leaf.value):
+            return "FALSE"  # custom values are JSON scalars: never a date or datetime
+        expr = _postgres_custom_expr(custom, leaf.key, leaf.domain)
+    else:
+        assert leaf.attr is not None
+        expr = column(leaf.attr)
+        if leaf.op == "is null":
+            return f"({expr} IS NULL)"
+    return f"({expr} IS NOT NULL AND {_pg_compare_sql(leaf, expr, params)})"
+
+
+def _pg_compare_sql(leaf: _Leaf, expr: str, params: list[Any]) -> str:
+    op, target, domain = leaf.op, leaf.value, leaf.domain
+    if op == "in":
+        if not target:
+            return "FALSE"
+        params.append(list(target))
+        return f"{expr} = ANY(%s::{_PG_ARRAYS[domain]})"
+    if op == "between":
+        params.extend(target)
+        return f"{expr} BETWEEN %s AND %s"
+    if op == "startswith":
+        params.append(target)
+        return f"starts_with({expr}, %s)"
+    if op == "contains":
+        params.append(target)
+        return f"strpos({expr}, %s) > 0"
+    params.append(target)
+    sql_op = "=" if op == "==" else op
+    return f"{expr} {sql_op} %s"

@@ -1,16 +1,20 @@
-"""MemoryStore and SQLiteStore driven side by side must never disagree.
+"""MemoryStore, SQLiteStore and PostgresStore driven side by side must never disagree.
 
 A hypothesis state machine applies the same random operations to both stores (adds,
 puts, updates with right and stale versions, deletes, batches with bad rows,
 transactions that commit or fail midway, queries with random criteria, order and
 paging) and checks after every step that both returned the same thing or raised the
-same kind of error, and that both hold the same records. A third store, a MemoryStore
-that answers from its ordered indexes from the first record, must agree as well.
+same kind of error, and that both hold the same records. A MemoryStore that answers
+from its ordered indexes from the first record must agree as well, and so must a
+PostgresStore (one schema for the whole run, emptied before each example) when a server
+is reachable (see tests/_stores.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -26,7 +30,43 @@ from crmkit.records import Account, Lead, Opportunity
 from crmkit.store import MemoryStore
 from crmkit.testing.strategies import CUSTOM_KEYS, criteria_for, ids, records
 
+from .._stores import (
+    POSTGRES_DSN,
+    StoreFactory,
+    drop_schema,
+    empty_schema,
+    postgres_unreachable,
+)
+
 sqlite = pytest.importorskip("crmkit.store.sqlite", reason="SQLiteStore is not available")
+
+_POSTGRES: list[StoreFactory] = []  # the run's schema, when a server is reachable
+
+
+@pytest.fixture(scope="module", autouse=True)
+def postgres_schema() -> Iterator[None]:
+    reason = postgres_unreachable()
+    if reason is not None:
+        if os.environ.get("CRMKIT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"CRMKIT_REQUIRE_POSTGRES=1 but {reason}")
+        yield  # the machine runs without PostgreSQL; test_postgres_joins says why
+        return
+    factory = StoreFactory("postgres", POSTGRES_DSN, f"crmkit_test_{uuid.uuid4().hex[:12]}")
+    factory().close()  # create the tables once
+    _POSTGRES.append(factory)
+    try:
+        yield
+    finally:
+        _POSTGRES.clear()
+        drop_schema(factory.schema or "")
+
+
+def test_postgres_joins() -> None:
+    reason = postgres_unreachable()
+    if reason is not None:
+        pytest.skip(f"the agreement machine runs without PostgreSQL: {reason}")
+    assert _POSTGRES
+
 
 TYPES = (Account, Lead, Opportunity)
 types = st.sampled_from(TYPES)
@@ -59,14 +99,20 @@ class StoresAgree(RuleBasedStateMachine):
         self.memory = MemoryStore(index_from=None)
         self.indexed = MemoryStore(index_from=0)
         self.sqlite = sqlite.SQLiteStore(":memory:")
+        self.durable: list[tuple[str, Any]] = [("SQLiteStore", self.sqlite)]
+        if _POSTGRES:
+            empty_schema(_POSTGRES[0])
+            self.durable.append(("PostgresStore", _POSTGRES[0]()))
 
     def teardown(self) -> None:
-        self.sqlite.close()
+        for _, store in self.durable:
+            store.close()
 
     def both(self, call: Callable[[Any], Any]) -> Any:
         expected = _outcome(call, self.memory)
-        got = _outcome(call, self.sqlite)
-        assert got == expected, f"MemoryStore: {expected!r}\nSQLiteStore: {got!r}"
+        for name, store in self.durable:
+            got = _outcome(call, store)
+            assert got == expected, f"MemoryStore: {expected!r}\n{name}: {got!r}"
         indexed = _outcome(call, self.indexed)
         assert indexed == expected, f"MemoryStore: {expected!r}\nindexed: {indexed!r}"
         return expected
@@ -200,11 +246,12 @@ class StoresAgree(RuleBasedStateMachine):
             )
         )
         mem = self.memory.repository(record_type).columns(fields)
-        sql = self.sqlite.repository(record_type).columns(fields)
-        assert list(mem) == list(sql) == fields
-        for name in fields:
-            assert mem[name].dtype.kind == sql[name].dtype.kind, name
-            np.testing.assert_array_equal(mem[name], sql[name], err_msg=name)
+        for store_name, store in self.durable:
+            sql = store.repository(record_type).columns(fields)
+            assert list(mem) == list(sql) == fields
+            for name in fields:
+                assert mem[name].dtype == sql[name].dtype, (store_name, name)
+                np.testing.assert_array_equal(mem[name], sql[name], err_msg=name)
 
     # -- the invariant ---------------------------------------------------------------------
 
@@ -212,12 +259,14 @@ class StoresAgree(RuleBasedStateMachine):
     def same_contents(self) -> None:
         for record_type in TYPES:
             mem = list(self.memory.repository(record_type))
-            sql = list(self.sqlite.repository(record_type))
-            assert sql == mem, record_type.__name__
             assert list(self.indexed.repository(record_type)) == mem, record_type.__name__
-            assert len(self.sqlite.repository(record_type)) == len(mem)
-        for name in ("pool", "other"):
-            assert self.sqlite.load_state(name) == self.memory.load_state(name)
+            for store_name, store in self.durable:
+                sql = list(store.repository(record_type))
+                assert sql == mem, (store_name, record_type.__name__)
+                assert len(store.repository(record_type)) == len(mem)
+        for store_name, store in self.durable:
+            for name in ("pool", "other"):
+                assert store.load_state(name) == self.memory.load_state(name), store_name
 
 
 StoresAgree.TestCase.settings = settings(

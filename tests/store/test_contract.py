@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import pytest
 
 from crmkit.store import MemoryStore
 from crmkit.testing import StoreContract
+
+from .._stores import POSTGRES_DSN, StoreFactory, drop_schema, empty_schema, require_postgres
 
 
 def _sqlite_store(path: str | Path) -> Any:
@@ -47,3 +50,25 @@ class TestSQLiteStoreInMemory(StoreContract):
         store = _sqlite_store(":memory:")
         yield store
         store.close()
+
+
+@pytest.fixture(scope="class")
+def shared_postgres() -> Iterator[StoreFactory]:
+    """One schema for the whole class (creating crmkit's tables takes most of a second)."""
+    require_postgres()
+    schema = f"crmkit_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield StoreFactory("postgres", POSTGRES_DSN, schema)
+    finally:
+        drop_schema(schema)
+
+
+class TestPostgresStore(StoreContract):
+    """A new store on the class's schema for each test, emptied afterwards."""
+
+    @pytest.fixture
+    def store(self, shared_postgres: StoreFactory) -> Iterator[Any]:
+        store = shared_postgres()
+        yield store
+        store.close()
+        empty_schema(shared_postgres)

@@ -10,12 +10,14 @@ from crmkit.store._base import CriteriaLike, Repository, RepositoryAccess, Store
 from crmkit.store.memory import MemoryRepository, MemoryStore
 
 if TYPE_CHECKING:
+    from crmkit.store.postgres import PostgresStore
     from crmkit.store.sqlite import SQLiteStore
 
 __all__ = [
     "CriteriaLike",
     "MemoryRepository",
     "MemoryStore",
+    "PostgresStore",
     "Repository",
     "RepositoryAccess",
     "SQLiteStore",
@@ -29,4 +31,8 @@ def __getattr__(name: str) -> Any:
         from crmkit.store.sqlite import SQLiteStore
 
         return SQLiteStore
+    if name == "PostgresStore":
+        from crmkit.store.postgres import PostgresStore
+
+        return PostgresStore
     raise AttributeError(f"module 'crmkit.store' has no attribute {name!r}")
