@@ -355,6 +355,140 @@ def run_transaction(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# -- integrity rules that span records ----------------------------------------------------
+
+
+def member_problems(store: Store, members: Sequence[Any]) -> list[tuple[int, CrmError]]:
+    """Why written campaign members break the rules (checked inside the write's transaction).
+
+    A member must belong to a stored campaign, and a contact (or lead, or, for an account
+    member, the account) is in a campaign once: the same person under another member id
+    is a duplicate (in a batch, every one after the first).
+    """
+    problems: list[tuple[int, CrmError]] = []
+    position = {m.id: i for i, m in enumerate(members)}
+    campaign_ids = sorted({m.campaign_id for m in members})
+    known = {
+        c.id for c in store.campaigns.query({"field": "id", "op": "in", "value": campaign_ids})
+    }
+    for index, member in enumerate(members):
+        if member.campaign_id not in known:
+            problems.append(
+                (
+                    index,
+                    ValidationError(
+                        "CampaignMember",
+                        "campaign_id",
+                        member.campaign_id,
+                        "no such campaign; add the campaign first",
+                        record_id=member.id,
+                    ),
+                )
+            )
+            continue
+        if member.contact_id is not None:
+            field, value = "contact_id", member.contact_id
+        elif member.lead_id is not None:
+            field, value = "lead_id", member.lead_id
+        elif member.account_id is not None:
+            field, value = "account_id", member.account_id
+        else:
+            continue
+        same: Criteria | Mapping[str, Any] = {
+            "all": [
+                {"field": "campaign_id", "op": "==", "value": member.campaign_id},
+                {"field": field, "op": "==", "value": value},
+                {"field": "id", "op": "!=", "value": member.id},
+            ]
+            + (
+                [{"field": "contact_id", "op": "is null"}, {"field": "lead_id", "op": "is null"}]
+                if field == "account_id"
+                else []
+            )
+        }
+        # within one batch the first member of a person stands; later ones are duplicates
+        others = [
+            other
+            for other in store.campaign_members.query(same)
+            if position.get(other.id, -1) < index
+        ]
+        if others:
+            problems.append(
+                (
+                    index,
+                    ValidationError(
+                        "CampaignMember",
+                        field,
+                        value,
+                        f"is already in campaign {member.campaign_id!r} as member "
+                        f"{others[0].id!r}",
+                        record_id=member.id,
+                    ),
+                )
+            )
+    return problems
+
+
+class IntegrityChecked:
+    """Mixin for a store's repository class: every write of a record type with rules
+    that span records (today: campaign members) is checked, after it is written and in
+    the same transaction, so a bad write is undone whole (``ValidationError``, or
+    ``BatchError`` for a batch)."""
+
+    _store: Any
+
+    def _checked(self, write: Callable[[], Any], single: bool) -> Any:
+        with self._store.transaction():
+            written = write()
+            batch = [written] if single else list(written)
+            problems = member_problems(self._store, batch)
+            if problems:
+                if single:
+                    raise problems[0][1]
+                raise BatchError("CampaignMember", problems)
+            return written
+
+    def add(self, record: Any) -> Any:
+        parent = cast(Any, super())
+        return self._checked(lambda: parent.add(record), True)
+
+    def put(self, record: Any) -> Any:
+        parent = cast(Any, super())
+        return self._checked(lambda: parent.put(record), True)
+
+    def update(self, record: Any, *, expected_version: int | None = None) -> Any:
+        parent = cast(Any, super())
+        return self._checked(
+            lambda: parent.update(record, expected_version=expected_version), True
+        )
+
+    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> Any:
+        parent = cast(Any, super())
+        return self._checked(
+            lambda: parent.patch(record_id, expected_version=expected_version, **fields), True
+        )
+
+    def add_many(self, records: Iterable[Any]) -> Any:
+        parent = cast(Any, super())
+        return self._checked(lambda: parent.add_many(records), False)
+
+    def put_many(self, records: Iterable[Any]) -> Any:
+        parent = cast(Any, super())
+        return self._checked(lambda: parent.put_many(records), False)
+
+    def patch_many(
+        self, changes: Mapping[str, Mapping[str, Any]], *, expected_versions: Any = None
+    ) -> Any:
+        parent = cast(Any, super())
+        return self._checked(
+            lambda: parent.patch_many(changes, expected_versions=expected_versions), False
+        )
+
+
+#: record types whose repositories check integrity rules on every write
+CHECKED_TYPES = frozenset({CampaignMember})
+
+
 # -- shared by the backends ----------------------------------------------------------------
 
 
@@ -410,6 +544,8 @@ def index_fields(record_type: type[Any], fields: Sequence[str]) -> tuple[str, ..
     ('industry', 'custom.tier')
     """
     name = getattr(record_type, "__name__", repr(record_type))
+    if not isinstance(record_type, type) or not attrs.has(record_type):
+        raise ValidationError("Store", None, record_type, "is not a crmkit record type")
     if not fields or len(fields) > 4:
         raise ValidationError(name, None, tuple(fields), "an index takes one to four field names")
     checked: list[str] = []

@@ -36,7 +36,9 @@ from crmkit.records import (
     RECORD_TYPES,
 )
 from crmkit.store._base import (
+    CHECKED_TYPES,
     CriteriaLike,
+    IntegrityChecked,
     RepositoryAccess,
     bound,
     check_batch,
@@ -338,6 +340,10 @@ class MemoryRepository(Generic[T]):
             self._rows[record_id] = value
 
 
+class _CheckedMemoryRepository(IntegrityChecked, MemoryRepository[T]):
+    """A MemoryRepository whose writes check the rules that span records (campaign members)."""
+
+
 class MemoryStore(RepositoryAccess):
     """A complete store in memory: fast, isolated per instance, thread-safe.
 
@@ -367,7 +373,8 @@ class MemoryStore(RepositoryAccess):
         self._journals: list[_Journal] = []
         self._owner: int | None = None  # the thread inside a transaction, if any
         self._repos: dict[type[Any], MemoryRepository[Any]] = {
-            t: MemoryRepository(self, t) for t in RECORD_TYPES
+            t: (_CheckedMemoryRepository if t in CHECKED_TYPES else MemoryRepository)(self, t)
+            for t in RECORD_TYPES
         }
         self._state: dict[str, dict[str, Any]] = {}
         self._closed = False

@@ -59,13 +59,12 @@ except ImportError as _err:  # pragma: no cover - depends on the installed extra
     ) from _err
 
 from crmkit._columns import column_from_values, field_kind
-from crmkit._schema import QUERYABLE_KINDS, FieldInfo, plural, schema_of
+from crmkit._schema import FieldInfo, plural, schema_of
 from crmkit.criteria import _postgres_custom_expr, _postgres_sql
 from crmkit.errors import (
     AlreadyExists,
     BatchError,
     ConflictError,
-    CriteriaError,
     CrmError,
     NotFound,
     StatementTimeout,
@@ -76,13 +75,20 @@ from crmkit.errors import (
 )
 from crmkit.records import RECORD_TYPES
 from crmkit.store._base import (
+    CHECKED_TYPES,
     CriteriaLike,
+    IntegrityChecked,
     RepositoryAccess,
     bound,
     check_batch,
     check_page,
+    check_patches,
     check_type,
+    convert_patch,
+    index_fields,
     order_fields,
+    patch_fields,
+    patch_record,
     version_copier,
 )
 from crmkit.store.sqlite import (
@@ -195,9 +201,18 @@ class _Codec:
             "def decode(row):\n"
             "    o = _new(_cls)\n" + "\n".join(dec) + "\n    return o\n"
         )
+        for info in self.fields[1:-1]:
+            source += f"def enc_{info.name}(value):\n    return {_encode_expr(info, 'value')}\n"
         exec(compile(source, f"<crmkit postgres codec {self.name}>", "exec"), ns)
         self.encode = ns["encode"]
         self.decode = ns["decode"]
+        self._field_encoders: dict[str, Callable[[Any], Any]] = {
+            info.name: ns[f"enc_{info.name}"] for info in self.fields[1:-1]
+        }
+
+    def encode_field(self, name: str, value: Any) -> Any:
+        """One field's value as its column holds it (for partial updates)."""
+        return self._field_encoders[name](value)
 
     def encoding_problems(self, record: Any) -> list[tuple[str, Any, str]]:
         """Why a record cannot be written (only asked after encoding it failed)."""
@@ -451,6 +466,7 @@ class PostgresRepository(Generic[T]):
             f"SELECT id FROM {t} WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
         )
         self._sql_copy = f"COPY {t} ({names}) FROM STDIN"
+        self._patch_sqls: dict[tuple[tuple[str, ...], bool, bool], str] = {}
         # put_many: COPY into a session-private temporary table, then one upsert from it
         digest = hashlib.sha256(store.schema.encode()).hexdigest()[:8]
         temp = _q(f"crmkit_put_{digest}_{codec.table}"[:_NAME])
@@ -707,6 +723,106 @@ class PostgresRepository(Generic[T]):
         stored: T = codec.with_version(new, expected + 1)
         return stored
 
+    def _patch_sql(self, fields: tuple[str, ...], *, checked: bool, returning: bool) -> str:
+        key = (fields, checked, returning)
+        sql = self._patch_sqls.get(key)
+        if sql is None:
+            sets = ", ".join(f"{_q(f)} = %s" for f in fields)
+            sql = f"UPDATE {self._table} SET {sets}, version = version + 1 WHERE id = %s"
+            sql += " AND version = %s" if checked else ""
+            sql += f" RETURNING {self._select_list}" if returning else ""
+            self._patch_sqls[key] = sql
+        return sql
+
+    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> T:
+        """Change only ``fields`` of a stored record: one ``UPDATE`` of those columns.
+
+        The new values are converted and checked like the record's own fields; the
+        record is not read first unless a changed field's check needs the rest of it.
+        """
+        changes = patch_fields(self._type, record_id, fields)
+        store, codec = self._store, self._codec
+        probe = convert_patch(self._type, record_id, changes)
+        if probe is None:
+            with store.transaction():
+                old: Any = self.get(record_id)
+                if expected_version is not None and old.version != expected_version:
+                    raise ConflictError(self._name, record_id, expected_version, old.version)
+                probe = patch_record(old, changes)
+                expected_version = old.version
+        names = tuple(changes)
+        checked = expected_version is not None
+        params = [codec.encode_field(name, getattr(probe, name)) for name in names]
+        params.append(record_id)
+        if checked:
+            params.append(expected_version)
+        doing = f"patching {self._name} {record_id!r}"
+        try:
+            with store._use() as conn:
+                cur = psycopg.Cursor(conn, row_factory=tuple_row)
+                cur.execute(self._patch_sql(names, checked=checked, returning=True), params)
+                rows = cur.fetchall()
+                if not rows:
+                    found = cur.execute(self._sql_version, (record_id,)).fetchall()
+                    if not found:
+                        raise NotFound(self._name, record_id)
+                    assert expected_version is not None
+                    raise ConflictError(self._name, record_id, expected_version, int(found[0][0]))
+        except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+            raise store._error(doing, err) from err
+        except psycopg.Error as err:
+            raise store._error(doing, err) from err
+        return self._decode(rows[0])
+
+    def patch_many(
+        self,
+        changes: Mapping[str, Mapping[str, Any]],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+    ) -> list[T]:
+        """Patch every record or none (one ``UPDATE`` per set of changed fields); a bad
+        entry raises ``BatchError`` listing them all and nothing is written."""
+        store, codec = self._store, self._codec
+        with store.transaction():
+            wanted = (
+                [i for i in changes if isinstance(i, str)] if isinstance(changes, Mapping) else []
+            )
+            rows = self._rows(
+                f"SELECT {self._select_list} FROM {self._table} "
+                "WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))",
+                [json.dumps(wanted)],
+                f"reading {codec.table}",
+            )
+            stored: dict[str, Any] = {row[0]: self._decode(row) for row in rows}
+
+            def current(record_id: str) -> Any:
+                record = stored.get(record_id)
+                if record is None:
+                    raise NotFound(self._name, record_id)
+                return record
+
+            pairs = check_patches(self._type, changes, expected_versions, current)
+            groups: dict[tuple[str, ...], list[list[Any]]] = {}
+            for old, new in pairs:
+                names = tuple(changes[old.id])
+                params = [codec.encode_field(name, getattr(new, name)) for name in names]
+                params.extend((old.id, old.version))
+                groups.setdefault(names, []).append(params)
+            doing = f"patching {len(pairs)} {codec.table}"
+            try:
+                with store._use() as conn:
+                    cur = psycopg.Cursor(conn)
+                    for names, rows in groups.items():
+                        cur.executemany(
+                            self._patch_sql(names, checked=True, returning=False), rows
+                        )
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                raise store._error(doing, err) from err
+            except psycopg.Error as err:
+                raise store._error(doing, err) from err
+        copy = codec.with_version
+        return [copy(new, old.version + 1) for old, new in pairs]
+
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
         if not isinstance(record_id, str):
             raise NotFound(self._name, record_id)
@@ -796,6 +912,10 @@ class PostgresRepository(Generic[T]):
                 )
         if errors:
             raise BatchError(self._name, errors)
+
+
+class _CheckedPostgresRepository(IntegrityChecked, PostgresRepository[T]):
+    """A PostgresRepository whose writes check the rules that span records (campaign members)."""
 
 
 def _decode_one(info: FieldInfo, value: Any) -> Any:
@@ -947,7 +1067,8 @@ class PostgresStore(RepositoryAccess):
                 self._finalizer()
                 raise self._error("opening the connection pool", err) from err
         self._repos: dict[type[Any], PostgresRepository[Any]] = {
-            t: PostgresRepository(self, t) for t in RECORD_TYPES
+            t: (_CheckedPostgresRepository if t in CHECKED_TYPES else PostgresRepository)(self, t)
+            for t in RECORD_TYPES
         }
 
     # -- errors --
@@ -1304,34 +1425,28 @@ class PostgresStore(RepositoryAccess):
 
     # -- declared indexes --
 
-    def ensure_index(self, record_type: type[Any], *fields: str) -> str:
+    def ensure_index(self, record_type: type[Any], *fields: str) -> tuple[str, ...]:
         """Make queries on ``fields`` of ``record_type`` index lookups; idempotent.
 
         Fields may be any queryable field or ``custom.<key>``. A custom field's index
         holds its text values (and, indexed alone, a second index its numbers), in the
-        very expressions the compiled criteria use. Returns the index name.
+        very expressions the compiled criteria use. Returns the checked fields.
 
         The index is built with ``CREATE INDEX``, which blocks writes to the table while
         it runs; on a large live table create it ``CONCURRENTLY`` by hand instead (the
         expressions are in ``pg_indexes``).
         """
+        fields = index_fields(record_type, fields)
         repo = self.repository(record_type)
         codec = repo._codec
-        if not fields:
-            raise CriteriaError("ensure_index needs at least one field")
         exprs: list[str] = []
         parts: list[str] = []
         for name in fields:
-            if not isinstance(name, str):
-                raise CriteriaError(f"index fields are field names, not {name!r}")
             if name.startswith("custom."):
                 key = name.removeprefix("custom.")
                 exprs.append(_postgres_custom_expr("custom", key, "text"))
                 parts.append(f"custom_{key}")
             else:
-                info = codec.schema.field(name)
-                if info.kind not in QUERYABLE_KINDS:
-                    raise CriteriaError(f"{codec.name}.{name} ({info.kind}) cannot be indexed")
                 exprs.append(repo._column_expr(name))
                 parts.append(name)
         index = _index_name(codec.table, parts)
@@ -1359,7 +1474,7 @@ class PostgresStore(RepositoryAccess):
                     )
             except psycopg.Error as err:
                 raise self._error(doing, err) from err
-        return index
+        return fields
 
     def indexes(self, record_type: type[Any]) -> list[tuple[str, ...]]:
         """The field lists declared with :meth:`ensure_index` for ``record_type``."""

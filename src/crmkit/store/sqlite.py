@@ -72,7 +72,9 @@ from crmkit.records import (
     RECORD_TYPES,
 )
 from crmkit.store._base import (
+    CHECKED_TYPES,
     CriteriaLike,
+    IntegrityChecked,
     RepositoryAccess,
     bound,
     check_batch,
@@ -1000,6 +1002,10 @@ class SQLiteRepository(Generic[T]):
             raise BatchError(self._name, errors)
 
 
+class _CheckedSQLiteRepository(IntegrityChecked, SQLiteRepository[T]):
+    """A SQLiteRepository whose writes check the rules that span records (campaign members)."""
+
+
 def _decode_one(info: FieldInfo, value: Any) -> Any:
     if value is None:
         return None
@@ -1056,7 +1062,8 @@ class SQLiteStore(RepositoryAccess):
             self.close()
             raise
         self._repos: dict[type[Any], SQLiteRepository[Any]] = {
-            t: SQLiteRepository(self, t) for t in RECORD_TYPES
+            t: (_CheckedSQLiteRepository if t in CHECKED_TYPES else SQLiteRepository)(self, t)
+            for t in RECORD_TYPES
         }
 
     def _error(self, doing: str, err: BaseException) -> StorageError:

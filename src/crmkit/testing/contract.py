@@ -51,6 +51,8 @@ from crmkit.records import (
     AccountType,
     Activity,
     ActivityKind,
+    Campaign,
+    CampaignMember,
     Contact,
     Lead,
     Opportunity,
@@ -815,6 +817,38 @@ class StoreContract:
         assert [a for a in store.accounts if a.id not in ("a1", "a3")] == [
             a for a in before if a.id not in ("a1", "a3")
         ]
+
+    # -- rules that span records -----------------------------------------------------------
+
+    def test_campaign_members_need_a_campaign_and_join_once(self, store: Store) -> None:
+        store.campaigns.add(Campaign(id="c1", name="Launch"))
+        first = store.campaign_members.add(
+            CampaignMember(id="m1", campaign_id="c1", contact_id="p1")
+        )
+        with pytest.raises(ValidationError, match="'c9'.*no such campaign"):
+            store.campaign_members.add(CampaignMember(id="m2", campaign_id="c9", contact_id="p2"))
+        with pytest.raises(ValidationError, match="already in campaign 'c1' as member 'm1'"):
+            store.campaign_members.add(CampaignMember(id="m3", campaign_id="c1", contact_id="p1"))
+        with pytest.raises(BatchError) as info:
+            store.campaign_members.add_many(
+                [
+                    CampaignMember(id="m4", campaign_id="c1", lead_id="l1"),
+                    CampaignMember(id="m5", campaign_id="c1", lead_id="l1"),
+                    CampaignMember(id="m6", campaign_id="nope", contact_id="p3"),
+                ]
+            )
+        assert [index for index, _ in info.value.errors] == [1, 2]
+        with pytest.raises(ValidationError, match="already in campaign"):
+            store.campaign_members.patch("m1", contact_id="p1")  # same member: allowed
+            store.campaign_members.add(CampaignMember(id="m7", campaign_id="c1", contact_id="p7"))
+            store.campaign_members.patch("m7", contact_id="p1")
+        assert [m.id for m in store.campaign_members] == ["m1", "m7"]
+        assert store.campaign_members.get("m7").contact_id == "p7"  # the refused patch undone
+        assert store.campaign_members.get("m1").version == first.version + 1
+        replaced = store.campaign_members.put(
+            CampaignMember(id="m1", campaign_id="c1", contact_id="p1", status="sent")
+        )
+        assert replaced.status == "sent"
 
     # -- declared indexes ------------------------------------------------------------------
 
