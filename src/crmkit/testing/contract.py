@@ -55,6 +55,7 @@ from crmkit.records import (
     CampaignMember,
     Contact,
     Lead,
+    MemberStatus,
     Opportunity,
     OpportunityStatus,
     Rep,
@@ -825,7 +826,7 @@ class StoreContract:
         first = store.campaign_members.add(
             CampaignMember(id="m1", campaign_id="c1", contact_id="p1")
         )
-        with pytest.raises(ValidationError, match="'c9'.*no such campaign"):
+        with pytest.raises(ValidationError, match=r"'c9'.*no such campaign"):
             store.campaign_members.add(CampaignMember(id="m2", campaign_id="c9", contact_id="p2"))
         with pytest.raises(ValidationError, match="already in campaign 'c1' as member 'm1'"):
             store.campaign_members.add(CampaignMember(id="m3", campaign_id="c1", contact_id="p1"))
@@ -838,15 +839,15 @@ class StoreContract:
                 ]
             )
         assert [index for index, _ in info.value.errors] == [1, 2]
+        store.campaign_members.patch("m1", contact_id="p1")  # the same member: allowed
+        store.campaign_members.add(CampaignMember(id="m7", campaign_id="c1", contact_id="p7"))
         with pytest.raises(ValidationError, match="already in campaign"):
-            store.campaign_members.patch("m1", contact_id="p1")  # same member: allowed
-            store.campaign_members.add(CampaignMember(id="m7", campaign_id="c1", contact_id="p7"))
             store.campaign_members.patch("m7", contact_id="p1")
         assert [m.id for m in store.campaign_members] == ["m1", "m7"]
         assert store.campaign_members.get("m7").contact_id == "p7"  # the refused patch undone
         assert store.campaign_members.get("m1").version == first.version + 1
         replaced = store.campaign_members.put(
-            CampaignMember(id="m1", campaign_id="c1", contact_id="p1", status="sent")
+            CampaignMember(id="m1", campaign_id="c1", contact_id="p1", status=MemberStatus.SENT)
         )
         assert replaced.status == "sent"
 
@@ -926,6 +927,8 @@ class StoreContract:
         for record_type in RECORD_TYPES:
             repo = store.repository(record_type)
             record = data.draw(records(record_type), label=record_type.__name__)
+            if isinstance(record, CampaignMember):  # a member needs its campaign
+                store.campaigns.put(Campaign(id=record.campaign_id, name="Campaign"))
             stored = repo.add(record)
             try:
                 assert stored == attrs.evolve(record, version=1)
@@ -934,6 +937,8 @@ class StoreContract:
                 assert list(repo) == [stored]
             finally:
                 repo.delete(record.id)
+                if isinstance(record, CampaignMember):
+                    store.campaigns.delete(record.campaign_id)
 
     @settings(
         max_examples=10,
