@@ -3,6 +3,19 @@ conversion and lead-to-account matching."""
 
 from __future__ import annotations
 
+from crmkit.dedupe._jobs import (
+    DEFAULT_RULES,
+    DuplicateAction,
+    DuplicateCheck,
+    DuplicateError,
+    DuplicateIndex,
+    DuplicatePair,
+    DuplicatePolicy,
+    DuplicateReport,
+    FieldMatch,
+    find_duplicate_pairs,
+    find_duplicates,
+)
 from crmkit.dedupe._normalise import (
     NORMALISERS,
     canonical_first_name,
@@ -17,11 +30,26 @@ from crmkit.dedupe._normalise import (
     registrable_domain,
     strip_accents,
 )
+from crmkit.dedupe._rules import MatchField, MatchMethod, MatchRule, rules_from_data
 
 __all__ = [
+    "DEFAULT_RULES",
     "NORMALISERS",
+    "DuplicateAction",
+    "DuplicateCheck",
+    "DuplicateError",
+    "DuplicateIndex",
+    "DuplicatePair",
+    "DuplicatePolicy",
+    "DuplicateReport",
+    "FieldMatch",
+    "MatchField",
+    "MatchMethod",
+    "MatchRule",
     "canonical_first_name",
     "domain_of",
+    "find_duplicate_pairs",
+    "find_duplicates",
     "normalise_company",
     "normalise_email",
     "normalise_person_name",
@@ -30,5 +58,6 @@ __all__ = [
     "phone_key",
     "phonetic_key",
     "registrable_domain",
+    "rules_from_data",
     "strip_accents",
 ]

@@ -215,11 +215,57 @@ def phone_key(value: str | None, *, digits: int = 9) -> str | None:
 
 
 _LEGAL_SUFFIXES = frozenset(
-    """
-    inc incorporated corp corporation co company cos ltd limited llc llp lp plc pllc
-    gmbh mbh ag kg kgaa ohg ug se sa sas sasu sarl srl spa sl sau bv nv oy oyj ab as asa
-    aps kk pty pvt pte sdn bhd nl cv sc scs eurl
-    """.split()
+    [
+        "inc",
+        "incorporated",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "cos",
+        "ltd",
+        "limited",
+        "llc",
+        "llp",
+        "lp",
+        "plc",
+        "pllc",
+        "gmbh",
+        "mbh",
+        "ag",
+        "kg",
+        "kgaa",
+        "ohg",
+        "ug",
+        "se",
+        "sa",
+        "sas",
+        "sasu",
+        "sarl",
+        "srl",
+        "spa",
+        "sl",
+        "sau",
+        "bv",
+        "nv",
+        "oy",
+        "oyj",
+        "ab",
+        "as",
+        "asa",
+        "aps",
+        "kk",
+        "pty",
+        "pvt",
+        "pte",
+        "sdn",
+        "bhd",
+        "nl",
+        "cv",
+        "sc",
+        "scs",
+        "eurl",
+    ]
 )
 _SINGLE_LETTER_DOT = re.compile(r"\b([a-z])\.")
 

@@ -1,0 +1,758 @@
+"""Duplicate jobs: blocking, vectorised comparison, pairs with explanations, clusters; the
+incremental index behind ``find_duplicates``; duplicate rules (allow / alert / block)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import networkx as nx
+import numpy as np
+
+from crmkit._columns import columns_of
+from crmkit._optional import require
+from crmkit.dedupe._normalise import (
+    NORMALISERS,
+    canonical_first_name,
+    phonetic_key,
+)
+from crmkit.dedupe._rules import MatchField, MatchMethod, MatchRule, fuzzy_block_keys
+from crmkit.errors import ValidationError
+
+__all__ = [
+    "DEFAULT_RULES",
+    "DuplicateAction",
+    "DuplicateCheck",
+    "DuplicateError",
+    "DuplicateIndex",
+    "DuplicatePair",
+    "DuplicatePolicy",
+    "DuplicateReport",
+    "FieldMatch",
+    "find_duplicate_pairs",
+    "find_duplicates",
+]
+
+Array = np.ndarray[Any, Any]
+
+DEFAULT_RULES: Mapping[str, tuple[MatchRule, ...]] = {
+    "Contact": (
+        MatchRule(id="contact-email", record_type="Contact", fields=[{"field": "email"}]),
+        MatchRule(
+            id="contact-name-phone",
+            record_type="Contact",
+            fields=[
+                {"field": "name", "method": "fuzzy", "threshold": 0.85, "weight": 2},
+                {"field": "phone"},
+            ],
+        ),
+        MatchRule(
+            id="contact-name-account",
+            record_type="Contact",
+            fields=[
+                {"field": "name", "method": "fuzzy", "threshold": 0.9, "weight": 2},
+                {"field": "account_id", "method": "exact"},
+            ],
+        ),
+    ),
+    "Lead": (
+        MatchRule(id="lead-email", record_type="Lead", fields=[{"field": "email"}]),
+        MatchRule(
+            id="lead-name-phone",
+            record_type="Lead",
+            fields=[
+                {"field": "name", "method": "fuzzy", "threshold": 0.85, "weight": 2},
+                {"field": "phone"},
+            ],
+        ),
+        MatchRule(
+            id="lead-name-company",
+            record_type="Lead",
+            fields=[
+                {"field": "name", "method": "fuzzy", "threshold": 0.9, "weight": 2},
+                {"field": "company"},
+            ],
+        ),
+    ),
+    "Account": (
+        MatchRule(id="account-domain", record_type="Account", fields=[{"field": "domain"}]),
+        MatchRule(
+            id="account-name-country",
+            record_type="Account",
+            fields=[
+                {"field": "name", "method": "fuzzy", "threshold": 0.9, "weight": 2},
+                {"field": "country", "method": "normalised"},
+            ],
+        ),
+    ),
+}
+"""The rules used when none are given, by record type. Contacts: the same email; or a
+similar name and the same phone; or a similar name at the same account."""
+
+
+# -- reading the values a rule compares ------------------------------------------------------
+
+
+def _infer_type(source: Any) -> str | None:
+    if hasattr(source, "record_type") and hasattr(source, "columns"):
+        return str(source.record_type.__name__)
+    if isinstance(source, Sequence) and source and attrs.has(type(source[0])):
+        return type(source[0]).__name__
+    return None
+
+
+def _rules_of(rules: MatchRule | Iterable[MatchRule] | None, kind: str | None) -> list[MatchRule]:
+    if rules is None:
+        if kind not in DEFAULT_RULES:
+            raise ValidationError(
+                "MatchRule",
+                "record_type",
+                kind,
+                f"has no default rules; pass rules or record_type= one of "
+                f"{', '.join(DEFAULT_RULES)}",
+            )
+        return list(DEFAULT_RULES[kind])
+    found = [rules] if isinstance(rules, MatchRule) else list(rules)
+    if not found or not all(isinstance(r, MatchRule) for r in found):
+        raise ValidationError("MatchRule", None, rules, "expected MatchRule values")
+    types = {r.record_type for r in found}
+    if len(types) > 1:
+        raise ValidationError(
+            "MatchRule", "record_type", sorted(types), "rules of one job compare one type"
+        )
+    return found
+
+
+def _source_columns(source: Any, kind: type[Any], fields: Sequence[str]) -> dict[str, Array]:
+    """The text columns ``fields`` (and ``id``) of a store, repository, records or columns."""
+    wanted = ["id", *dict.fromkeys(fields)]
+    if isinstance(source, Mapping):
+        missing = [f for f in wanted if f not in source]
+        if missing:
+            raise ValidationError(kind.__name__, missing[0], None, "is missing from the columns")
+        cols = {f: np.asarray(source[f]) for f in wanted}
+    elif hasattr(source, "repository") and hasattr(source, "transaction"):
+        cols = source.repository(kind).columns(wanted)
+    elif hasattr(source, "record_type") and hasattr(source, "columns"):
+        cols = source.columns(wanted)
+    else:
+        records = list(source)
+        for record in records:
+            if not isinstance(record, kind):
+                raise ValidationError(
+                    kind.__name__, None, record, f"expected {kind.__name__} records"
+                )
+        cols = columns_of(kind, records, wanted)
+    return {name: _as_text(values) for name, values in cols.items()}
+
+
+def _as_text(values: Array) -> Array:
+    if values.dtype.kind == "U":
+        return values
+    return np.array(["" if v is None else str(v) for v in values.tolist()], dtype=str)
+
+
+def _map_unique(values: Array, fn: Any) -> Array:
+    """``fn`` over the distinct values only (names repeat a lot), ``""`` for missing."""
+    if values.size == 0:
+        return values.astype(str)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    mapped = np.array([(fn(v) or "") if v else "" for v in uniq.tolist()], dtype=str)
+    result: Array = mapped[inverse.reshape(-1)]
+    return result
+
+
+def _person_part(value: str) -> str | None:
+    return canonical_first_name(value.replace("'", ""))
+
+
+def _compared(item: MatchField, kind: type[Any], cols: Mapping[str, Array]) -> Array:
+    """The values ``item`` compares, one per row; ``""`` where missing."""
+    sources = item.source_fields(kind)
+    if item.method is MatchMethod.EXACT:
+        if len(sources) == 1:
+            return cols[sources[0]]
+        parts = [cols[s].tolist() for s in sources]
+        return np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=str)
+    normaliser = item.normaliser_for(kind)
+    if len(sources) == 2 and normaliser == "person":
+        first = _map_unique(cols[sources[0]], _person_part).tolist()
+        last = _map_unique(cols[sources[1]], _person_part).tolist()
+        values = np.array(
+            [" ".join(sorted(f"{a} {b}".split())) for a, b in zip(first, last)], dtype=str
+        )
+    else:
+        fn = NORMALISERS[normaliser]
+        if len(sources) == 1:
+            values = _map_unique(cols[sources[0]], fn)
+        else:
+            parts = [cols[s].tolist() for s in sources]
+            joined = np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=str)
+            values = _map_unique(joined, fn)
+    if item.method is MatchMethod.PHONETIC:
+        values = _map_unique(values, phonetic_key)
+    return values
+
+
+def _block_keys(item: MatchField, values: Array) -> tuple[Array, Array]:
+    """``(rows, keys)``: the blocking keys of each row (fuzzy fields have several)."""
+    present = np.flatnonzero(values != "")
+    if item.method is not MatchMethod.FUZZY:
+        return present, values[present]
+    uniq, inverse = np.unique(values[present], return_inverse=True)
+    per_value = [fuzzy_block_keys(v) for v in uniq.tolist()]
+    counts = np.array([len(k) for k in per_value], dtype=np.int64)
+    flat = np.array([k for keys in per_value for k in keys], dtype=str)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    inverse = inverse.reshape(-1)
+    rows = np.repeat(present, counts[inverse])
+    # the positions in ``flat`` of each row's keys, in order
+    offsets = np.arange(rows.size) - np.repeat(
+        np.cumsum(counts[inverse]) - counts[inverse], counts[inverse]
+    )
+    keys = flat[np.repeat(starts[inverse], counts[inverse]) + offsets]
+    return rows, keys
+
+
+def _candidate_pairs(
+    blocks: list[tuple[Array, Array, Array]], n: int, window: int
+) -> tuple[Array, Array]:
+    """Pairs of rows sharing a blocking key, at most ``window`` apart in the block sorted
+    by value (sorted neighbourhood, so a huge block costs ``n * window``, not ``n**2``)."""
+    codes: list[Array] = []
+    for rows, keys, order_values in blocks:
+        if rows.size < 2:
+            continue
+        order = np.lexsort((order_values, keys))
+        rows, keys = rows[order], keys[order]
+        for d in range(1, window + 1):
+            same = keys[:-d] == keys[d:]
+            if not same.any():
+                break
+            a, b = rows[:-d][same], rows[d:][same]
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+            keep = lo != hi
+            codes.append(lo[keep].astype(np.int64) * n + hi[keep])
+    if not codes:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    unique = np.unique(np.concatenate(codes))
+    return unique // n, unique % n
+
+
+_SCORERS: dict[str, tuple[str, str, float]] = {
+    "ratio": ("rapidfuzz.fuzz", "ratio", 100.0),
+    "token_sort_ratio": ("rapidfuzz.fuzz", "token_sort_ratio", 100.0),
+    "token_set_ratio": ("rapidfuzz.fuzz", "token_set_ratio", 100.0),
+    "jaro_winkler": ("rapidfuzz.distance.JaroWinkler", "normalized_similarity", 1.0),
+}
+
+
+def _fuzzy(name: str, left: Array, right: Array, workers: int) -> Array:
+    module, attr, scale = _SCORERS[name]
+    process: Any = require("rapidfuzz.process", extra="dedupe", feature="fuzzy matching")
+    scorer = getattr(require(module, extra="dedupe", feature="fuzzy matching"), attr)
+    if left.size == 0:
+        return np.zeros(0)
+    scores = process.cpdist(left.tolist(), right.tolist(), scorer=scorer, workers=workers)
+    result: Array = np.asarray(scores, dtype=np.float64) / scale
+    return result
+
+
+def _score(
+    rule: MatchRule, values: list[Array], left: Array, right: Array, workers: int
+) -> tuple[Array, Array, list[Array]]:
+    """``(matched, score, field_scores)`` of the pairs ``left[k], right[k]`` (row numbers
+    into ``values``); a field score is NaN where either side is missing."""
+    m = left.size
+    total = np.zeros(m)
+    weights = np.zeros(m)
+    passed_all = np.ones(m, dtype=bool)
+    passed_any = np.zeros(m, dtype=bool)
+    field_scores = []
+    for item, column in zip(rule.fields, values):
+        a, b = column[left], column[right]
+        present = (a != "") & (b != "")
+        score = np.full(m, np.nan)
+        if item.method is MatchMethod.FUZZY:
+            score[present] = _fuzzy(item.scorer, a[present], b[present], workers)
+        else:
+            score[present] = (a[present] == b[present]).astype(np.float64)
+        passed = present & (np.nan_to_num(score, nan=-1.0) >= item.threshold - 1e-12)
+        passed_all &= passed
+        passed_any |= passed
+        total += np.where(present, score, 0.0) * item.weight
+        weights += present * item.weight
+        field_scores.append(score)
+    mean = np.divide(total, weights, out=np.zeros(m), where=weights > 0)
+    matched = (passed_all if rule.combine == "all" else passed_any) & (mean >= rule.min_score)
+    return matched, mean, field_scores
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class FieldMatch:
+    """How one field of a pair compared: the compared values, the score (``None`` when
+    either side is missing) and whether it passed the field's threshold."""
+
+    field: str
+    method: MatchMethod
+    left: str | None
+    right: str | None
+    score: float | None
+    passed: bool
+
+
+@attrs.frozen(kw_only=True)
+class DuplicatePair:
+    """Two records the rule ``rule_id`` calls duplicates, with its score and per-field
+    explanation (``left_id < right_id``)."""
+
+    left_id: str
+    right_id: str
+    score: float
+    rule_id: str
+    fields: tuple[FieldMatch, ...]
+
+    def explain(self) -> str:
+        """One line per field.
+
+        >>> pair = DuplicatePair(left_id="c1", right_id="c2", score=1.0, rule_id="email",
+        ...     fields=(FieldMatch(field="email", method=MatchMethod.NORMALISED,
+        ...         left="a@x.com", right="a@x.com", score=1.0, passed=True),))
+        >>> print(pair.explain())
+        c1 ~ c2 by email (score 1.00)
+          email normalised: 'a@x.com' vs 'a@x.com' -> 1.00 passed
+        """
+        lines = [f"{self.left_id} ~ {self.right_id} by {self.rule_id} (score {self.score:.2f})"]
+        for f in self.fields:
+            shown = "missing" if f.score is None else f"{f.score:.2f}"
+            verdict = "passed" if f.passed else "failed"
+            lines.append(f"  {f.field} {f.method}: {f.left!r} vs {f.right!r} -> {shown} {verdict}")
+        return "\n".join(lines)
+
+
+@attrs.frozen(kw_only=True)
+class DuplicateReport:
+    """The result of a duplicate job: matched pairs (best rule per pair), clusters (the
+    connected components of the pairs, each sorted, largest first), and counts."""
+
+    record_type: str
+    records: int
+    candidates: int
+    pairs: tuple[DuplicatePair, ...]
+    clusters: tuple[tuple[str, ...], ...]
+
+    def summary(self) -> str:
+        """A short text report."""
+        dupes = sum(len(c) - 1 for c in self.clusters)
+        by_rule: dict[str, int] = {}
+        for pair in self.pairs:
+            by_rule[pair.rule_id] = by_rule.get(pair.rule_id, 0) + 1
+        rules = ", ".join(f"{k}: {v}" for k, v in sorted(by_rule.items())) or "none"
+        return (
+            f"{self.records} {self.record_type} records, {self.candidates} pairs compared, "
+            f"{len(self.pairs)} duplicate pairs ({rules}), {len(self.clusters)} clusters, "
+            f"{dupes} records to merge away"
+        )
+
+
+def _pairs_from(
+    rules: list[MatchRule],
+    ids: Array,
+    values: list[list[Array]],
+    found: list[tuple[Array, Array, Array, Array, list[Array]]],
+) -> list[DuplicatePair]:
+    """Best rule per pair, as :class:`DuplicatePair` values sorted by ids."""
+    best: dict[tuple[int, int], tuple[float, int, int]] = {}
+    for r, (left, right, matched, score, _) in enumerate(found):
+        for k in np.flatnonzero(matched).tolist():
+            key = (int(left[k]), int(right[k]))
+            held = best.get(key)
+            if held is None or score[k] > held[0]:
+                best[key] = (float(score[k]), r, k)
+    pairs = []
+    for (i, j), (score, r, k) in best.items():
+        rule = rules[r]
+        field_scores = found[r][4]
+        fields = []
+        for item, column, scores in zip(rule.fields, values[r], field_scores):
+            s = float(scores[k])
+            known = not np.isnan(s)
+            fields.append(
+                FieldMatch(
+                    field=item.field,
+                    method=item.method,
+                    left=str(column[i]) or None,
+                    right=str(column[j]) or None,
+                    score=s if known else None,
+                    passed=known and s >= item.threshold - 1e-12,
+                )
+            )
+        a, b = str(ids[i]), str(ids[j])
+        if b < a:
+            a, b = b, a
+            fields = [attrs.evolve(f, left=f.right, right=f.left) for f in fields]
+        pairs.append(
+            DuplicatePair(
+                left_id=a, right_id=b, score=score, rule_id=rule.id, fields=tuple(fields)
+            )
+        )
+    pairs.sort(key=lambda p: (p.left_id, p.right_id))
+    return pairs
+
+
+def _clusters(pairs: Sequence[DuplicatePair]) -> tuple[tuple[str, ...], ...]:
+    graph = nx.Graph()
+    graph.add_edges_from((p.left_id, p.right_id) for p in pairs)
+    clusters = [tuple(sorted(c)) for c in nx.connected_components(graph)]
+    clusters.sort(key=lambda c: (-len(c), c))
+    return tuple(clusters)
+
+
+def find_duplicate_pairs(
+    source: Any,
+    rules: MatchRule | Iterable[MatchRule] | None = None,
+    *,
+    record_type: str | None = None,
+    window: int = 20,
+    workers: int = 1,
+) -> DuplicateReport:
+    """A duplicate job over ``source``: a store, a repository, a list of records, or
+    columns (a mapping of field name to array, with ``id``).
+
+    Each rule derives its blocking keys (:meth:`MatchRule.blocking_fields`); only pairs
+    sharing a key and at most ``window`` apart in the key's block (sorted by value) are
+    compared; comparisons run over arrays (rapidfuzz ``cpdist``, numpy), ``workers``
+    threads for the fuzzy scores. A pair matched by several rules keeps its best score.
+
+    >>> from crmkit.records import Contact
+    >>> people = [
+    ...     Contact(id="c1", first_name="Robert", last_name="Smith", phone="+1 415 555 0100"),
+    ...     Contact(id="c2", first_name="Bob", last_name="Smith", phone="(415) 555-0100"),
+    ...     Contact(id="c3", first_name="Ada", last_name="Lovelace", email="ada@example.com"),
+    ...     Contact(id="c4", first_name="A.", last_name="Byron", email="ADA@example.com")]
+    >>> report = find_duplicate_pairs(people)
+    >>> [(p.left_id, p.right_id, p.rule_id) for p in report.pairs]
+    [('c1', 'c2', 'contact-name-phone'), ('c3', 'c4', 'contact-email')]
+    >>> report.clusters
+    (('c1', 'c2'), ('c3', 'c4'))
+    """
+    found_rules = _rules_of(rules, record_type or _infer_type(source))
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValidationError("find_duplicate_pairs", "window", window, "must be an int >= 1")
+    kind = found_rules[0].kind
+    needed = [s for r in found_rules for f in r.fields for s in f.source_fields(kind)]
+    cols = _source_columns(source, kind, needed)
+    ids = cols["id"]
+    n = int(ids.size)
+    cache: dict[MatchField, Array] = {}
+    values: list[list[Array]] = []
+    found = []
+    candidates = 0
+    for rule in found_rules:
+        rule_values = []
+        for item in rule.fields:
+            if item not in cache:
+                cache[item] = _compared(item, kind, cols)
+            rule_values.append(cache[item])
+        values.append(rule_values)
+        blocks = []
+        for item in rule.blocking_fields():
+            column = cache[item]
+            rows, keys = _block_keys(item, column)
+            blocks.append((rows, keys, column[rows]))
+        left, right = _candidate_pairs(blocks, max(n, 1), window)
+        candidates += int(left.size)
+        matched, score, field_scores = _score(rule, rule_values, left, right, workers)
+        found.append((left, right, matched, score, field_scores))
+    pairs = _pairs_from(found_rules, ids, values, found)
+    return DuplicateReport(
+        record_type=found_rules[0].record_type,
+        records=n,
+        candidates=candidates,
+        pairs=tuple(pairs),
+        clusters=_clusters(pairs),
+    )
+
+
+# -- incremental: an index for one record at a time ------------------------------------------
+
+
+class DuplicateIndex:
+    """The blocking keys and compared values of many records, to find the duplicates of
+    one record quickly (on every insert, in lead capture, in an import).
+
+    Build it once from a store, records or columns (:meth:`add_many`, vectorised), keep
+    it current with :meth:`add` and :meth:`discard`, and ask :meth:`find`. It holds only
+    the normalised values the rules compare, not the records.
+
+    >>> from crmkit.records import Contact
+    >>> index = DuplicateIndex(record_type="Contact").add_many(
+    ...     [Contact(id="c1", first_name="William", last_name="Gates", phone="+1 206 555 0101")])
+    >>> new = Contact(id="c9", first_name="Gates", last_name="Bill", phone="206-555-0101")
+    >>> [(p.left_id, p.right_id, p.rule_id) for p in index.find(new)]
+    [('c1', 'c9', 'contact-name-phone')]
+    """
+
+    def __init__(
+        self,
+        rules: MatchRule | Iterable[MatchRule] | None = None,
+        *,
+        record_type: str | None = None,
+        window: int = 20,
+        workers: int = 1,
+    ) -> None:
+        self.rules = _rules_of(rules, record_type)
+        self.record_type = self.rules[0].record_type
+        self._kind = self.rules[0].kind
+        self._window = window
+        self._workers = workers
+        self._fields = list(dict.fromkeys(f for r in self.rules for f in r.fields))
+        self._blocking = list(dict.fromkeys(f for r in self.rules for f in r.blocking_fields()))
+        self._needed = [s for f in self._fields for s in f.source_fields(self._kind)]
+        self._ids: list[str] = []
+        self._row: dict[str, int] = {}
+        self._values: dict[MatchField, list[str]] = {f: [] for f in self._fields}
+        self._sorted: dict[MatchField, tuple[Array, Array]] = {
+            f: (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64)) for f in self._blocking
+        }
+        self._recent: dict[MatchField, dict[str, list[int]]] = {f: {} for f in self._blocking}
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._row
+
+    def add_many(self, source: Any) -> DuplicateIndex:
+        """Add every record of a store, repository, list of records or columns; a record
+        already indexed is replaced. Returns the index."""
+        cols = _source_columns(source, self._kind, self._needed)
+        for record_id in cols["id"].tolist():
+            self.discard(record_id)
+        start = len(self._ids)
+        self._ids.extend(cols["id"].tolist())
+        self._row.update((rid, start + k) for k, rid in enumerate(cols["id"].tolist()))
+        compared = {f: _compared(f, self._kind, cols) for f in self._fields}
+        for f in self._fields:
+            self._values[f].extend(compared[f].tolist())
+        for f in self._blocking:
+            rows, keys = _block_keys(f, compared[f])
+            old_keys, old_rows = self._sorted[f]
+            recent = self._recent[f]
+            extra_keys = [k for k, rs in recent.items() for _ in rs]
+            extra_rows = [r for rs in recent.values() for r in rs]
+            recent.clear()
+            all_keys = np.concatenate([old_keys, keys, np.array(extra_keys, dtype=str)]).astype(
+                str
+            )
+            all_rows = np.concatenate(
+                [old_rows, rows + start, np.array(extra_rows, dtype=np.int64)]
+            ).astype(np.int64)
+            values = np.array(self._values[f], dtype=str)[all_rows] if all_rows.size else all_keys
+            order = np.lexsort((values, all_keys))
+            self._sorted[f] = (all_keys[order], all_rows[order])
+        return self
+
+    def add(self, record: Any) -> None:
+        """Index one record (replacing its earlier version)."""
+        self.discard(record.id)
+        cols = _source_columns([record], self._kind, self._needed)
+        row = len(self._ids)
+        self._ids.append(record.id)
+        self._row[record.id] = row
+        for f in self._fields:
+            value = str(_compared(f, self._kind, cols)[0])
+            self._values[f].append(value)
+            if f in self._recent:
+                _, keys = _block_keys(f, np.array([value], dtype=str))
+                for key in keys.tolist():
+                    self._recent[f].setdefault(key, []).append(row)
+
+    def discard(self, record_id: str) -> None:
+        """Forget a record (no error if it is not indexed)."""
+        self._row.pop(record_id, None)
+
+    def _candidates(self, item: MatchField, value: str) -> set[int]:
+        _, keys = _block_keys(item, np.array([value], dtype=str))
+        sorted_keys, rows = self._sorted[item]
+        found: set[int] = set()
+        for key in keys.tolist():
+            lo = int(np.searchsorted(sorted_keys, key, "left"))
+            hi = int(np.searchsorted(sorted_keys, key, "right"))
+            if hi - lo > 2 * self._window:  # a big block: the window around the value
+                block_rows = rows[lo:hi]
+                column = self._values[item]
+                block_values = [column[r] for r in block_rows.tolist()]
+                at = int(np.searchsorted(np.array(block_values, dtype=str), value))
+                lo, hi = lo + max(0, at - self._window), lo + min(hi - lo, at + self._window)
+            found.update(rows[lo:hi].tolist())
+            found.update(self._recent[item].get(key, ()))
+        return found
+
+    def find(self, record: Any) -> list[DuplicatePair]:
+        """The indexed records the rules call duplicates of ``record``, best score
+        first (the record itself, by id, is never its own duplicate)."""
+        if not isinstance(record, self._kind):
+            raise ValidationError(
+                self.record_type, None, record, f"expected a {self.record_type} record"
+            )
+        cols = _source_columns([record], self._kind, self._needed)
+        mine = {f: str(_compared(f, self._kind, cols)[0]) for f in self._fields}
+        values: list[list[Array]] = []
+        found = []
+        ids_list = [record.id]
+        position: dict[int, int] = {}
+        per_rule_rows = []
+        for rule in self.rules:
+            rows: set[int] = set()
+            for item in rule.blocking_fields():
+                if mine[item]:
+                    rows |= self._candidates(item, mine[item])
+            live = sorted(
+                r for r in rows if self._row.get(self._ids[r]) == r and self._ids[r] != record.id
+            )
+            per_rule_rows.append(live)
+            for r in live:
+                if r not in position:
+                    position[r] = len(ids_list)
+                    ids_list.append(self._ids[r])
+        ids = np.array(ids_list, dtype=str)
+        for rule, live in zip(self.rules, per_rule_rows):
+            k = len(live)
+            rule_values = []
+            for item in rule.fields:
+                column = [""] * ids.size
+                column[0] = mine[item]
+                stored = self._values[item]
+                for r in position:
+                    column[position[r]] = stored[r]
+                rule_values.append(np.array(column, dtype=str))
+            values.append(rule_values)
+            left = np.zeros(k, dtype=np.int64)
+            right = np.array([position[r] for r in live], dtype=np.int64)
+            matched, score, field_scores = _score(rule, rule_values, left, right, self._workers)
+            found.append((left, right, matched, score, field_scores))
+        pairs = _pairs_from(self.rules, ids, values, found)
+        pairs.sort(key=lambda p: (-p.score, p.left_id, p.right_id))
+        return pairs
+
+
+def find_duplicates(
+    source: Any, record: Any, rules: MatchRule | Iterable[MatchRule] | None = None
+) -> list[DuplicatePair]:
+    """The duplicates of ``record`` in ``source``: a :class:`DuplicateIndex` (fast: build
+    it once), or a store, repository or list of records (indexed on each call).
+
+    >>> from crmkit.store import MemoryStore
+    >>> from crmkit.records import Contact
+    >>> store = MemoryStore()
+    >>> _ = store.contacts.add(Contact(id="c1", email="ada@example.com"))
+    >>> [p.left_id for p in find_duplicates(store, Contact(id="new", email="Ada@Example.com"))]
+    ['c1']
+    """
+    if isinstance(source, DuplicateIndex):
+        if rules is not None:
+            raise ValidationError(
+                "find_duplicates", "rules", rules, "an index already has its rules"
+            )
+        return source.find(record)
+    kind = type(record).__name__
+    return DuplicateIndex(rules, record_type=kind).add_many(source).find(record)
+
+
+# -- duplicate rules: allow, alert, block -----------------------------------------------------
+
+
+class DuplicateAction(enum.StrEnum):
+    """What a duplicate rule does when a new record has duplicates."""
+
+    ALLOW = "allow"
+    ALERT = "alert"
+    BLOCK = "block"
+
+
+class DuplicateError(ValidationError):
+    """A record was refused because a ``block`` duplicate rule found duplicates."""
+
+
+@attrs.frozen(kw_only=True)
+class DuplicateCheck:
+    """The verdict of a :class:`DuplicatePolicy` on one record."""
+
+    record_id: str
+    action: DuplicateAction
+    matches: tuple[DuplicatePair, ...]
+
+    @property
+    def allowed(self) -> bool:
+        """False only when the action is ``block`` and duplicates were found."""
+        return not (self.action is DuplicateAction.BLOCK and self.matches)
+
+    @property
+    def alert(self) -> bool:
+        """True when the action is ``alert`` and duplicates were found."""
+        return self.action is DuplicateAction.ALERT and bool(self.matches)
+
+
+@attrs.frozen(kw_only=True)
+class DuplicatePolicy:
+    """A duplicate rule: matches of ``min_score`` or more under ``rules`` lead to
+    ``action`` (``allow``: record them, ``alert``: let the record in and report them,
+    ``block``: refuse it).
+
+    This is the hook writers call before they add a record: :meth:`check` returns the
+    verdict, :meth:`enforce` raises :class:`DuplicateError` for a block. (CSV import,
+    lead capture and routing do not call it yet; pass it where you add records.)
+
+    >>> from crmkit.records import Lead
+    >>> policy = DuplicatePolicy(action="block", record_type="Lead")
+    >>> index = DuplicateIndex(record_type="Lead").add_many([Lead(id="l1", email="a@x.com")])
+    >>> policy.check(index, Lead(id="l2", email="A@X.com")).allowed
+    False
+    >>> policy.enforce(index, Lead(id="l2", email="A@X.com"))
+    Traceback (most recent call last):
+    ...
+    crmkit.dedupe._jobs.DuplicateError: Lead 'l2': duplicates l1 (lead-email, score 1.00)
+    """
+
+    action: DuplicateAction = attrs.field(default=DuplicateAction.ALERT, converter=DuplicateAction)
+    record_type: str | None = None
+    rules: tuple[MatchRule, ...] | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else tuple(v)
+    )
+    min_score: float = 0.0
+
+    def check(self, source: Any, record: Any) -> DuplicateCheck:
+        """The verdict on ``record`` against ``source`` (an index, store or records)."""
+        rules = self.rules if self.rules is not None else None
+        if isinstance(source, DuplicateIndex):
+            matches = source.find(record)
+        else:
+            kind = self.record_type or type(record).__name__
+            matches = DuplicateIndex(rules, record_type=kind).add_many(source).find(record)
+        kept = tuple(m for m in matches if m.score >= self.min_score)
+        return DuplicateCheck(record_id=record.id, action=self.action, matches=kept)
+
+    def enforce(self, source: Any, record: Any) -> DuplicateCheck:
+        """:meth:`check`, raising :class:`DuplicateError` when the record is blocked."""
+        verdict = self.check(source, record)
+        if not verdict.allowed:
+            others = ", ".join(
+                f"{m.right_id if m.left_id == record.id else m.left_id} "
+                f"({m.rule_id}, score {m.score:.2f})"
+                for m in verdict.matches
+            )
+            raise DuplicateError(
+                type(record).__name__,
+                None,
+                record.id,
+                f"duplicates {others}",
+                record_id=record.id,
+            )
+        return verdict
