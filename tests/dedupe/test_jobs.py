@@ -87,7 +87,9 @@ def test_pairs_explain_each_field() -> None:
     assert pair.rule_id == "contact-name-phone"
     name, phone = pair.fields
     assert (name.field, name.left, name.right) == ("name", "jones katherine", "jones kathryn")
-    assert 0.85 <= name.score < 1 and name.passed
+    assert name.score is not None
+    assert 0.85 <= name.score < 1
+    assert name.passed
     assert (phone.left, phone.score, phone.passed) == ("079460001", 1.0, True)
     # name 0.9x * 2 and phone 1 * 1, weighted mean
     assert pair.score == pytest.approx((2 * name.score + 1.0) / 3)
@@ -182,7 +184,8 @@ def test_index_add_and_discard() -> None:
     assert index.find(probe) == []
     index.add_many([Contact(id="c", email="a@x.com")])
     index.discard("c")
-    assert index.find(probe) == [] and len(index) == 2
+    assert index.find(probe) == []
+    assert len(index) == 2
 
 
 def test_policies() -> None:
@@ -190,7 +193,9 @@ def test_policies() -> None:
     dup = Contact(id="n", email="a@x.com")
     assert DuplicatePolicy(action="allow").check(index, dup).allowed
     alert = DuplicatePolicy(action="alert").check(index, dup)
-    assert alert.allowed and alert.alert and alert.matches[0].left_id == "a"
+    assert alert.allowed
+    assert alert.alert
+    assert alert.matches[0].left_id == "a"
     with pytest.raises(DuplicateError, match="duplicates a"):
         DuplicatePolicy(action="block").enforce(index, dup)
     fresh = Contact(id="m", email="m@x.com")

@@ -175,13 +175,16 @@ def _compared(item: MatchField, kind: type[Any], cols: Mapping[str, Array]) -> A
         if len(sources) == 1:
             return cols[sources[0]]
         parts = [cols[s].tolist() for s in sources]
-        return np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=str)
+        return np.array(
+            [" ".join(p for p in row if p) for row in zip(*parts, strict=True)], dtype=str
+        )
     normaliser = item.normaliser_for(kind)
     if len(sources) == 2 and normaliser == "person":
         first = _map_unique(cols[sources[0]], _person_part).tolist()
         last = _map_unique(cols[sources[1]], _person_part).tolist()
         values = np.array(
-            [" ".join(sorted(f"{a} {b}".split())) for a, b in zip(first, last)], dtype=str
+            [" ".join(sorted(f"{a} {b}".split())) for a, b in zip(first, last, strict=True)],
+            dtype=str,
         )
     else:
         fn = NORMALISERS[normaliser]
@@ -189,7 +192,9 @@ def _compared(item: MatchField, kind: type[Any], cols: Mapping[str, Array]) -> A
             values = _map_unique(cols[sources[0]], fn)
         else:
             parts = [cols[s].tolist() for s in sources]
-            joined = np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=str)
+            joined = np.array(
+                [" ".join(p for p in row if p) for row in zip(*parts, strict=True)], dtype=str
+            )
             values = _map_unique(joined, fn)
     if item.method is MatchMethod.PHONETIC:
         values = _map_unique(values, phonetic_key)
@@ -272,7 +277,7 @@ def _score(
     passed_all = np.ones(m, dtype=bool)
     passed_any = np.zeros(m, dtype=bool)
     field_scores = []
-    for item, column in zip(rule.fields, values):
+    for item, column in zip(rule.fields, values, strict=True):
         a, b = column[left], column[right]
         present = (a != "") & (b != "")
         score = np.full(m, np.nan)
@@ -380,7 +385,7 @@ def _pairs_from(
         rule = rules[r]
         field_scores = found[r][4]
         fields = []
-        for item, column, scores in zip(rule.fields, values[r], field_scores):
+        for item, column, scores in zip(rule.fields, values[r], field_scores, strict=True):
             s = float(scores[k])
             known = not np.isnan(s)
             fields.append(
@@ -623,7 +628,7 @@ class DuplicateIndex:
                     position[r] = len(ids_list)
                     ids_list.append(self._ids[r])
         ids = np.array(ids_list, dtype=str)
-        for rule, live in zip(self.rules, per_rule_rows):
+        for rule, live in zip(self.rules, per_rule_rows, strict=True):
             k = len(live)
             rule_values = []
             for item in rule.fields:

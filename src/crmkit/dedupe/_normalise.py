@@ -215,57 +215,11 @@ def phone_key(value: str | None, *, digits: int = 9) -> str | None:
 
 
 _LEGAL_SUFFIXES = frozenset(
-    [
-        "inc",
-        "incorporated",
-        "corp",
-        "corporation",
-        "co",
-        "company",
-        "cos",
-        "ltd",
-        "limited",
-        "llc",
-        "llp",
-        "lp",
-        "plc",
-        "pllc",
-        "gmbh",
-        "mbh",
-        "ag",
-        "kg",
-        "kgaa",
-        "ohg",
-        "ug",
-        "se",
-        "sa",
-        "sas",
-        "sasu",
-        "sarl",
-        "srl",
-        "spa",
-        "sl",
-        "sau",
-        "bv",
-        "nv",
-        "oy",
-        "oyj",
-        "ab",
-        "as",
-        "asa",
-        "aps",
-        "kk",
-        "pty",
-        "pvt",
-        "pte",
-        "sdn",
-        "bhd",
-        "nl",
-        "cv",
-        "sc",
-        "scs",
-        "eurl",
-    ]
+    """
+    inc incorporated corp corporation co company cos ltd limited llc llp lp plc pllc
+    gmbh mbh ag kg kgaa ohg ug se sa sas sasu sarl srl spa sl sau bv nv oy oyj ab as asa
+    aps kk pty pvt pte sdn bhd nl cv sc scs eurl
+    """.split()  # noqa: SIM905 - a word list reads better as words
 )
 _SINGLE_LETTER_DOT = re.compile(r"\b([a-z])\.")
 
@@ -279,8 +233,10 @@ def normalise_company(value: str | None) -> str | None:
 
     >>> normalise_company("The ACME Company, Inc.")
     'acme'
-    >>> normalise_company("Société Générale S.A."), normalise_company("Müller & Söhne GmbH & Co. KG")
-    ('societe generale', 'muller and sohne')
+    >>> normalise_company("Société Générale S.A.")
+    'societe generale'
+    >>> normalise_company("Müller & Söhne GmbH & Co. KG")
+    'muller and sohne'
     >>> normalise_company("Co-operative Bank plc")
     'co operative bank'
     """
