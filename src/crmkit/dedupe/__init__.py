@@ -16,6 +16,14 @@ from crmkit.dedupe._jobs import (
     find_duplicate_pairs,
     find_duplicates,
 )
+from crmkit.dedupe._merge import (
+    MERGEABLE,
+    REFERENCES,
+    SurvivorRule,
+    merge,
+    rank_records,
+    unmerge,
+)
 from crmkit.dedupe._normalise import (
     NORMALISERS,
     canonical_first_name,
@@ -34,7 +42,9 @@ from crmkit.dedupe._rules import MatchField, MatchMethod, MatchRule, rules_from_
 
 __all__ = [
     "DEFAULT_RULES",
+    "MERGEABLE",
     "NORMALISERS",
+    "REFERENCES",
     "DuplicateAction",
     "DuplicateCheck",
     "DuplicateError",
@@ -46,10 +56,12 @@ __all__ = [
     "MatchField",
     "MatchMethod",
     "MatchRule",
+    "SurvivorRule",
     "canonical_first_name",
     "domain_of",
     "find_duplicate_pairs",
     "find_duplicates",
+    "merge",
     "normalise_company",
     "normalise_email",
     "normalise_person_name",
@@ -57,7 +69,9 @@ __all__ = [
     "normalise_text",
     "phone_key",
     "phonetic_key",
+    "rank_records",
     "registrable_domain",
     "rules_from_data",
     "strip_accents",
+    "unmerge",
 ]
