@@ -84,39 +84,111 @@ def worlds(draw: st.DrawFn) -> list[Any]:
                 created_at=draw(st.none() | st.just(T0)),
             )
         )
-        out.append(Lead(id=f"l{i}", email=draw(st.none() | st.just("x@y.com")),
-                        converted_account_id=_ref(draw, "a"),
-                        converted_contact_id=_ref(draw, "c"),
-                        converted_opportunity_id=_ref(draw, "o")))  # fmt: skip
-        out.append(Opportunity(id=f"o{i}", name=f"Deal {i}", account_id=_ref(draw, "a"),
-                               contact_id=_ref(draw, "c"), lead_id=_ref(draw, "l")))  # fmt: skip
+        out.append(
+            Lead(
+                id=f"l{i}",
+                email=draw(st.none() | st.just("x@y.com")),
+                converted_account_id=_ref(draw, "a"),
+                converted_contact_id=_ref(draw, "c"),
+                converted_opportunity_id=_ref(draw, "o"),
+            )
+        )
+        out.append(
+            Opportunity(
+                id=f"o{i}",
+                name=f"Deal {i}",
+                account_id=_ref(draw, "a"),
+                contact_id=_ref(draw, "c"),
+                lead_id=_ref(draw, "l"),
+            )
+        )
     for i in range(draw(st.integers(0, 6))):
-        out.append(Activity(id=f"act{i}", kind="call", at=T0, account_id=_ref(draw, "a"),
-                            contact_id=_ref(draw, "c"), lead_id=_ref(draw, "l"),
-                            opportunity_id=_ref(draw, "o")))  # fmt: skip
+        out.append(
+            Activity(
+                id=f"act{i}",
+                kind="call",
+                at=T0,
+                account_id=_ref(draw, "a"),
+                contact_id=_ref(draw, "c"),
+                lead_id=_ref(draw, "l"),
+                opportunity_id=_ref(draw, "o"),
+            )
+        )
     for i in range(draw(st.integers(0, 3))):
-        out.append(Reminder(id=f"rem{i}", title="Call", due_at=T0, account_id=_ref(draw, "a"),
-                            contact_id=_ref(draw, "c"), lead_id=_ref(draw, "l"),
-                            opportunity_id=_ref(draw, "o")))  # fmt: skip
-        out.append(Enrollment(id=f"enr{i}", cadence_id="cad", enrolled_at=T0,
-                              contact_id=_ref(draw, "c"), lead_id=_ref(draw, "l")))  # fmt: skip
-        out.append(CampaignMember(id=f"cm{i}", campaign_id="camp", account_id=_ref(draw, "a"),
-                                  contact_id=_ref(draw, "c"), lead_id=_ref(draw, "l")))  # fmt: skip
-        out.append(DealRegistration(id=f"reg{i}", partner_id="p", submitted_at=T0,
-                                    account_id=_ref(draw, "a"),
-                                    opportunity_id=_ref(draw, "o")))  # fmt: skip
+        out.append(
+            Reminder(
+                id=f"rem{i}",
+                title="Call",
+                due_at=T0,
+                account_id=_ref(draw, "a"),
+                contact_id=_ref(draw, "c"),
+                lead_id=_ref(draw, "l"),
+                opportunity_id=_ref(draw, "o"),
+            )
+        )
+        out.append(
+            Enrollment(
+                id=f"enr{i}",
+                cadence_id="cad",
+                enrolled_at=T0,
+                contact_id=_ref(draw, "c"),
+                lead_id=_ref(draw, "l"),
+            )
+        )
+        out.append(
+            CampaignMember(
+                id=f"cm{i}",
+                campaign_id="camp",
+                account_id=_ref(draw, "a"),
+                contact_id=_ref(draw, "c"),
+                lead_id=_ref(draw, "l"),
+            )
+        )
+        out.append(
+            DealRegistration(
+                id=f"reg{i}",
+                partner_id="p",
+                submitted_at=T0,
+                account_id=_ref(draw, "a"),
+                opportunity_id=_ref(draw, "o"),
+            )
+        )
         out.append(Inquiry(id=f"inq{i}", account_id=_ref(draw, "a"), contact_id=_ref(draw, "c")))
         out.append(Partner(id=f"par{i}", account_id=f"a{draw(st.integers(0, N - 1))}"))
         kind, prefix = draw(st.sampled_from([("Account", "a"), ("Contact", "c"), ("Lead", "l")]))
-        out.append(OwnershipChange(id=f"own{i}", record_type=kind, at=T0,
-                                   record_id=f"{prefix}{draw(st.integers(0, N - 1))}"))  # fmt: skip
-        out.append(StageChange(id=f"st{i}", opportunity_id=f"o{draw(st.integers(0, N - 1))}",
-                               to_stage="won", at=T0))  # fmt: skip
-        out.append(LifecycleChange(id=f"lc{i}", account_id=f"a{draw(st.integers(0, N - 1))}",
-                                   to_stage="customer", at=T0))  # fmt: skip
-        out.append(HierarchyChange(id=f"hc{i}", account_id=f"a{draw(st.integers(0, N - 1))}",
-                                   from_parent_id=_ref(draw, "a"), to_parent_id=_ref(draw, "a"),
-                                   at=T0))  # fmt: skip
+        out.append(
+            OwnershipChange(
+                id=f"own{i}",
+                record_type=kind,
+                at=T0,
+                record_id=f"{prefix}{draw(st.integers(0, N - 1))}",
+            )
+        )
+        out.append(
+            StageChange(
+                id=f"st{i}",
+                opportunity_id=f"o{draw(st.integers(0, N - 1))}",
+                to_stage="won",
+                at=T0,
+            )
+        )
+        out.append(
+            LifecycleChange(
+                id=f"lc{i}",
+                account_id=f"a{draw(st.integers(0, N - 1))}",
+                to_stage="customer",
+                at=T0,
+            )
+        )
+        out.append(
+            HierarchyChange(
+                id=f"hc{i}",
+                account_id=f"a{draw(st.integers(0, N - 1))}",
+                from_parent_id=_ref(draw, "a"),
+                to_parent_id=_ref(draw, "a"),
+                at=T0,
+            )
+        )
     return out
 
 
