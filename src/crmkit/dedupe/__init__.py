@@ -3,6 +3,14 @@ conversion and lead-to-account matching."""
 
 from __future__ import annotations
 
+from crmkit.dedupe._convert import (
+    FREE_MAIL,
+    AccountMatch,
+    AccountMatcher,
+    Conversion,
+    convert_lead,
+    match_accounts,
+)
 from crmkit.dedupe._jobs import (
     DEFAULT_RULES,
     DuplicateAction,
@@ -42,9 +50,13 @@ from crmkit.dedupe._rules import MatchField, MatchMethod, MatchRule, rules_from_
 
 __all__ = [
     "DEFAULT_RULES",
+    "FREE_MAIL",
     "MERGEABLE",
     "NORMALISERS",
     "REFERENCES",
+    "AccountMatch",
+    "AccountMatcher",
+    "Conversion",
     "DuplicateAction",
     "DuplicateCheck",
     "DuplicateError",
@@ -58,9 +70,11 @@ __all__ = [
     "MatchRule",
     "SurvivorRule",
     "canonical_first_name",
+    "convert_lead",
     "domain_of",
     "find_duplicate_pairs",
     "find_duplicates",
+    "match_accounts",
     "merge",
     "normalise_company",
     "normalise_email",
