@@ -154,13 +154,40 @@ def _as_text(values: Array) -> Array:
     return np.array(["" if v is None else str(v) for v in values.tolist()], dtype=str)
 
 
+def _factorise(values: Array, *, ordered: bool = True) -> tuple[Array, list[str]]:
+    """``(codes, uniques)``: each value's 1-based code among the distinct values (0 for
+    ``""``, missing) and those values (``uniques[0] == ""``); ``ordered`` codes are
+    ranks in alphabetical order."""
+    seen: dict[str, int] = {"": 0}
+    raw = np.fromiter(
+        (seen.setdefault(v, len(seen)) for v in values.tolist()), dtype=np.int64, count=values.size
+    )
+    words = list(seen)
+    if not ordered:
+        return raw, words
+    order = sorted(range(1, len(words)), key=words.__getitem__)
+    rank = np.zeros(len(words), dtype=np.int64)
+    rank[order] = np.arange(1, len(words), dtype=np.int64)
+    codes: Array = rank[raw]
+    return codes, ["", *(words[i] for i in order)]
+
+
+def _unique_inverse(values: Array) -> tuple[Array, Array]:
+    """``np.unique(values, return_inverse=True)`` for int64, by sorting (faster here)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.ones(ordered.size, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    inverse = np.empty(values.size, dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
 def _map_unique(values: Array, fn: Any) -> Array:
     """``fn`` over the distinct values only (names repeat a lot), ``""`` for missing."""
-    if values.size == 0:
-        return values.astype(str)
-    uniq, inverse = np.unique(values, return_inverse=True)
-    mapped = np.array([(fn(v) or "") if v else "" for v in uniq.tolist()], dtype=str)
-    result: Array = mapped[inverse.reshape(-1)]
+    codes, uniques = _factorise(values)
+    mapped = np.array(["", *((fn(u) or "") for u in uniques[1:])], dtype=str)
+    result: Array = mapped[codes]
     return result
 
 
@@ -201,39 +228,80 @@ def _compared(item: MatchField, kind: type[Any], cols: Mapping[str, Array]) -> A
     return values
 
 
-def _block_keys(item: MatchField, values: Array) -> tuple[Array, Array]:
-    """``(rows, keys)``: the blocking keys of each row (fuzzy fields have several)."""
+def _hashes(items: Iterable[Any], count: int) -> Array:
+    """Python hashes of ``items`` as int64 (blocking keys: a collision only adds pairs to
+    compare, never a match)."""
+    return np.fromiter(map(hash, items), dtype=np.int64, count=count)
+
+
+def _compare_key(item: MatchField) -> tuple[str, MatchMethod, str | None]:
+    """Fields with equal keys compare the same values (thresholds and weights aside)."""
+    return (item.field, item.method, item.normaliser)
+
+
+def _field_keys(item: MatchField, values: Array) -> tuple[Array, Array]:
+    """``(rows, keys)``: the hashed blocking keys of each row (fuzzy fields have several)."""
     present = np.flatnonzero(values != "")
     if item.method is not MatchMethod.FUZZY:
-        return present, values[present]
-    uniq, inverse = np.unique(values[present], return_inverse=True)
-    per_value = [fuzzy_block_keys(v) for v in uniq.tolist()]
+        return present, _hashes(values[present].tolist(), present.size)
+    codes, uniques = _factorise(values[present], ordered=False)
+    memo: dict[str, str] = {}
+    per_value = [[], *([hash(k) for k in fuzzy_block_keys(u, memo)] for u in uniques[1:])]
     counts = np.array([len(k) for k in per_value], dtype=np.int64)
-    flat = np.array([k for keys in per_value for k in keys], dtype=str)
+    flat = np.array([k for keys in per_value for k in keys] or [0], dtype=np.int64)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    inverse = inverse.reshape(-1)
-    rows = np.repeat(present, counts[inverse])
-    # the positions in ``flat`` of each row's keys, in order
-    offsets = np.arange(rows.size) - np.repeat(
-        np.cumsum(counts[inverse]) - counts[inverse], counts[inverse]
-    )
-    keys = flat[np.repeat(starts[inverse], counts[inverse]) + offsets]
+    per_row = counts[codes]
+    rows = np.repeat(present, per_row)
+    offsets = np.arange(rows.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    keys = flat[np.repeat(starts[codes], per_row) + offsets]
     return rows, keys
 
 
-def _candidate_pairs(
-    blocks: list[tuple[Array, Array, Array]], n: int, window: int
-) -> tuple[Array, Array]:
+def _rule_keys(
+    rule: MatchRule,
+    compared: Mapping[MatchField, Array],
+    cache: dict[Any, tuple[Array, Array]] | None = None,
+) -> list[tuple[Array, Array]]:
+    """``[(rows, keys)]`` per blocking key of ``rule`` (see :meth:`MatchRule.blocking_fields`):
+    under ``all`` one compound key, under ``any`` one key per field."""
+    memo = {} if cache is None else cache
+
+    def keys_of(item: MatchField) -> tuple[Array, Array]:
+        key = _compare_key(item)
+        if key not in memo:
+            memo[key] = _field_keys(item, compared[item])
+        return memo[key]
+
+    fields = rule.blocking_fields()
+    if rule.combine == "any" or len(fields) == 1:
+        return [keys_of(f) for f in fields]
+    anchor_field, fuzzy_field = fields
+    rows, keys = keys_of(fuzzy_field)
+    anchor = compared[anchor_field][rows]
+    keep = anchor != ""
+    pairs = zip(anchor[keep].tolist(), keys[keep].tolist(), strict=True)
+    return [(rows[keep], _hashes(pairs, int(keep.sum())))]
+
+
+def _order_field(rule: MatchRule) -> MatchField:
+    """The field whose value orders a block (similar values side by side)."""
+    fuzzy = [f for f in rule.fields if f.method is MatchMethod.FUZZY]
+    return fuzzy[0] if fuzzy else rule.blocking_fields()[0]
+
+
+def _candidate_pairs(blocks: list[tuple[Array, Array, Array]], n: int, window: int) -> Array:
     """Pairs of rows sharing a blocking key, at most ``window`` apart in the block sorted
-    by value (sorted neighbourhood, so a huge block costs ``n * window``, not ``n**2``)."""
+    by value (sorted neighbourhood, so a huge block costs ``n * window``, not ``n**2``),
+    as sorted unique codes ``lo * n + hi``."""
     codes: list[Array] = []
     for rows, keys, order_values in blocks:
         if rows.size < 2:
             continue
-        order = np.lexsort((order_values, keys))
-        rows, keys = rows[order], keys[order]
+        key_codes = keys
+        order = np.lexsort((order_values, key_codes))
+        rows, key_codes = rows[order], key_codes[order]
         for d in range(1, window + 1):
-            same = keys[:-d] == keys[d:]
+            same = key_codes[:-d] == key_codes[d:]
             if not same.any():
                 break
             a, b = rows[:-d][same], rows[d:][same]
@@ -241,10 +309,9 @@ def _candidate_pairs(
             keep = lo != hi
             codes.append(lo[keep].astype(np.int64) * n + hi[keep])
     if not codes:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    unique = np.unique(np.concatenate(codes))
-    return unique // n, unique % n
+        return np.zeros(0, dtype=np.int64)
+    unique, _ = _unique_inverse(np.concatenate(codes))
+    return unique
 
 
 _SCORERS: dict[str, tuple[str, str, float]] = {
@@ -255,36 +322,49 @@ _SCORERS: dict[str, tuple[str, str, float]] = {
 }
 
 
-def _fuzzy(name: str, left: Array, right: Array, workers: int) -> Array:
+def _fuzzy(name: str, left: list[str], right: list[str], workers: int) -> Array:
     module, attr, scale = _SCORERS[name]
     process: Any = require("rapidfuzz.process", extra="dedupe", feature="fuzzy matching")
     scorer = getattr(require(module, extra="dedupe", feature="fuzzy matching"), attr)
-    if left.size == 0:
+    if not left:
         return np.zeros(0)
-    scores = process.cpdist(left.tolist(), right.tolist(), scorer=scorer, workers=workers)
+    scores = process.cpdist(left, right, scorer=scorer, workers=workers)
     result: Array = np.asarray(scores, dtype=np.float64) / scale
     return result
 
 
+Coded = tuple[Array, list[str]]
+
+
 def _score(
-    rule: MatchRule, values: list[Array], left: Array, right: Array, workers: int
+    rule: MatchRule, values: list[Coded], left: Array, right: Array, workers: int
 ) -> tuple[Array, Array, list[Array]]:
     """``(matched, score, field_scores)`` of the pairs ``left[k], right[k]`` (row numbers
-    into ``values``); a field score is NaN where either side is missing."""
+    into the factorised ``values`` of the rule's fields); a field score is NaN where
+    either side is missing. Equal values score 1 without a call; a fuzzy field scores
+    each distinct pair of values once."""
     m = left.size
     total = np.zeros(m)
     weights = np.zeros(m)
     passed_all = np.ones(m, dtype=bool)
     passed_any = np.zeros(m, dtype=bool)
     field_scores = []
-    for item, column in zip(rule.fields, values, strict=True):
-        a, b = column[left], column[right]
-        present = (a != "") & (b != "")
+    for item, (codes, uniques) in zip(rule.fields, values, strict=True):
+        a, b = codes[left], codes[right]
+        present = (a != 0) & (b != 0)
+        equal = present & (a == b)
         score = np.full(m, np.nan)
+        score[present] = 0.0
+        score[equal] = 1.0
         if item.method is MatchMethod.FUZZY:
-            score[present] = _fuzzy(item.scorer, a[present], b[present], workers)
-        else:
-            score[present] = (a[present] == b[present]).astype(np.float64)
+            todo = np.flatnonzero(present & ~equal)
+            if todo.size:
+                size = len(uniques)
+                pair_codes = np.minimum(a[todo], b[todo]) * size + np.maximum(a[todo], b[todo])
+                distinct, inverse = _unique_inverse(pair_codes)
+                lows = [uniques[i] for i in (distinct // size).tolist()]
+                highs = [uniques[i] for i in (distinct % size).tolist()]
+                score[todo] = _fuzzy(item.scorer, lows, highs, workers)[inverse]
         passed = present & (np.nan_to_num(score, nan=-1.0) >= item.threshold - 1e-12)
         passed_all &= passed
         passed_any |= passed
@@ -369,7 +449,7 @@ class DuplicateReport:
 def _pairs_from(
     rules: list[MatchRule],
     ids: Array,
-    values: list[list[Array]],
+    values: list[list[Coded]],
     found: list[tuple[Array, Array, Array, Array, list[Array]]],
 ) -> list[DuplicatePair]:
     """Best rule per pair, as :class:`DuplicatePair` values sorted by ids."""
@@ -385,15 +465,17 @@ def _pairs_from(
         rule = rules[r]
         field_scores = found[r][4]
         fields = []
-        for item, column, scores in zip(rule.fields, values[r], field_scores, strict=True):
+        for item, (codes, uniques), scores in zip(
+            rule.fields, values[r], field_scores, strict=True
+        ):
             s = float(scores[k])
             known = not np.isnan(s)
             fields.append(
                 FieldMatch(
                     field=item.field,
                     method=item.method,
-                    left=str(column[i]) or None,
-                    right=str(column[j]) or None,
+                    left=uniques[codes[i]] or None,
+                    right=uniques[codes[j]] or None,
                     score=s if known else None,
                     passed=known and s >= item.threshold - 1e-12,
                 )
@@ -455,23 +537,27 @@ def find_duplicate_pairs(
     cols = _source_columns(source, kind, needed)
     ids = cols["id"]
     n = int(ids.size)
-    cache: dict[MatchField, Array] = {}
-    values: list[list[Array]] = []
+    by_key: dict[Any, Array] = {}
+    for item in (f for r in found_rules for f in r.fields):
+        if _compare_key(item) not in by_key:
+            by_key[_compare_key(item)] = _compared(item, kind, cols)
+    compared = {f: by_key[_compare_key(f)] for r in found_rules for f in r.fields}
+    ordering = {_compare_key(_order_field(r)) for r in found_rules}
+    coded_by_key = {k: _factorise(v, ordered=k in ordering) for k, v in by_key.items()}
+    coded = {f: coded_by_key[_compare_key(f)] for f in compared}
+    key_cache: dict[Any, tuple[Array, Array]] = {}
+    values: list[list[Coded]] = []
     found = []
     candidates = 0
     for rule in found_rules:
-        rule_values = []
-        for item in rule.fields:
-            if item not in cache:
-                cache[item] = _compared(item, kind, cols)
-            rule_values.append(cache[item])
+        rule_values = [coded[f] for f in rule.fields]
         values.append(rule_values)
-        blocks = []
-        for item in rule.blocking_fields():
-            column = cache[item]
-            rows, keys = _block_keys(item, column)
-            blocks.append((rows, keys, column[rows]))
-        left, right = _candidate_pairs(blocks, max(n, 1), window)
+        order_codes = coded[_order_field(rule)][0]
+        blocks = [
+            (rows, keys, order_codes[rows]) for rows, keys in _rule_keys(rule, compared, key_cache)
+        ]
+        pair_codes = _candidate_pairs(blocks, max(n, 1), window)
+        left, right = pair_codes // max(n, 1), pair_codes % max(n, 1)
         candidates += int(left.size)
         matched, score, field_scores = _score(rule, rule_values, left, right, workers)
         found.append((left, right, matched, score, field_scores))
@@ -494,7 +580,9 @@ class DuplicateIndex:
 
     Build it once from a store, records or columns (:meth:`add_many`, vectorised), keep
     it current with :meth:`add` and :meth:`discard`, and ask :meth:`find`. It holds only
-    the normalised values the rules compare, not the records.
+    the normalised values the rules compare, not the records. A key shared by more than
+    ``2 * window`` records is read as the ``window`` neighbours on each side of the
+    record's value, as the job does.
 
     >>> from crmkit.records import Contact
     >>> index = DuplicateIndex(record_type="Contact").add_many(
@@ -518,15 +606,16 @@ class DuplicateIndex:
         self._window = window
         self._workers = workers
         self._fields = list(dict.fromkeys(f for r in self.rules for f in r.fields))
-        self._blocking = list(dict.fromkeys(f for r in self.rules for f in r.blocking_fields()))
         self._needed = [s for f in self._fields for s in f.source_fields(self._kind)]
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._values: dict[MatchField, list[str]] = {f: [] for f in self._fields}
-        self._sorted: dict[MatchField, tuple[Array, Array]] = {
-            f: (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64)) for f in self._blocking
-        }
-        self._recent: dict[MatchField, dict[str, list[int]]] = {f: {} for f in self._blocking}
+        blocks = [len(_rule_keys(r, {f: np.zeros(0, dtype=str) for f in r.fields}))
+                  for r in self.rules]  # fmt: skip
+        self._sorted: list[list[tuple[Array, Array]]] = [
+            [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))] * b for b in blocks
+        ]
+        self._recent: list[list[dict[int, list[int]]]] = [[{} for _ in range(b)] for b in blocks]
 
     def __len__(self) -> int:
         return len(self._row)
@@ -538,30 +627,32 @@ class DuplicateIndex:
         """Add every record of a store, repository, list of records or columns; a record
         already indexed is replaced. Returns the index."""
         cols = _source_columns(source, self._kind, self._needed)
-        for record_id in cols["id"].tolist():
+        new_ids = cols["id"].tolist()
+        for record_id in new_ids:
             self.discard(record_id)
         start = len(self._ids)
-        self._ids.extend(cols["id"].tolist())
-        self._row.update((rid, start + k) for k, rid in enumerate(cols["id"].tolist()))
+        self._ids.extend(new_ids)
+        self._row.update((rid, start + k) for k, rid in enumerate(new_ids))
         compared = {f: _compared(f, self._kind, cols) for f in self._fields}
         for f in self._fields:
             self._values[f].extend(compared[f].tolist())
-        for f in self._blocking:
-            rows, keys = _block_keys(f, compared[f])
-            old_keys, old_rows = self._sorted[f]
-            recent = self._recent[f]
-            extra_keys = [k for k, rs in recent.items() for _ in rs]
-            extra_rows = [r for rs in recent.values() for r in rs]
-            recent.clear()
-            all_keys = np.concatenate([old_keys, keys, np.array(extra_keys, dtype=str)]).astype(
-                str
-            )
-            all_rows = np.concatenate(
-                [old_rows, rows + start, np.array(extra_rows, dtype=np.int64)]
-            ).astype(np.int64)
-            values = np.array(self._values[f], dtype=str)[all_rows] if all_rows.size else all_keys
-            order = np.lexsort((values, all_keys))
-            self._sorted[f] = (all_keys[order], all_rows[order])
+        for r, rule in enumerate(self.rules):
+            order_values = self._values[_order_field(rule)]
+            for b, (rows, keys) in enumerate(_rule_keys(rule, compared)):
+                old_keys, old_rows = self._sorted[r][b]
+                recent = self._recent[r][b]
+                extra_keys = [k for k, rs in recent.items() for _ in rs]
+                extra_rows = [row for rs in recent.values() for row in rs]
+                recent.clear()
+                all_keys = np.concatenate(
+                    [old_keys, keys, np.array(extra_keys, dtype=np.int64)]
+                ).astype(np.int64)
+                all_rows = np.concatenate(
+                    [old_rows, rows + start, np.array(extra_rows, dtype=np.int64)]
+                ).astype(np.int64)
+                by_value = np.array([order_values[i] for i in all_rows.tolist()], dtype=str)
+                order = np.lexsort((by_value, all_keys))
+                self._sorted[r][b] = (all_keys[order], all_rows[order])
         return self
 
     def add(self, record: Any) -> None:
@@ -571,33 +662,29 @@ class DuplicateIndex:
         row = len(self._ids)
         self._ids.append(record.id)
         self._row[record.id] = row
+        compared = {f: _compared(f, self._kind, cols) for f in self._fields}
         for f in self._fields:
-            value = str(_compared(f, self._kind, cols)[0])
-            self._values[f].append(value)
-            if f in self._recent:
-                _, keys = _block_keys(f, np.array([value], dtype=str))
+            self._values[f].append(str(compared[f][0]))
+        for r, rule in enumerate(self.rules):
+            for b, (_, keys) in enumerate(_rule_keys(rule, compared)):
                 for key in keys.tolist():
-                    self._recent[f].setdefault(key, []).append(row)
+                    self._recent[r][b].setdefault(key, []).append(row)
 
     def discard(self, record_id: str) -> None:
         """Forget a record (no error if it is not indexed)."""
         self._row.pop(record_id, None)
 
-    def _candidates(self, item: MatchField, value: str) -> set[int]:
-        _, keys = _block_keys(item, np.array([value], dtype=str))
-        sorted_keys, rows = self._sorted[item]
-        found: set[int] = set()
-        for key in keys.tolist():
-            lo = int(np.searchsorted(sorted_keys, key, "left"))
-            hi = int(np.searchsorted(sorted_keys, key, "right"))
-            if hi - lo > 2 * self._window:  # a big block: the window around the value
-                block_rows = rows[lo:hi]
-                column = self._values[item]
-                block_values = [column[r] for r in block_rows.tolist()]
-                at = int(np.searchsorted(np.array(block_values, dtype=str), value))
-                lo, hi = lo + max(0, at - self._window), lo + min(hi - lo, at + self._window)
-            found.update(rows[lo:hi].tolist())
-            found.update(self._recent[item].get(key, ()))
+    def _candidates(self, r: int, b: int, key: int, value: str) -> set[int]:
+        sorted_keys, rows = self._sorted[r][b]
+        lo = int(np.searchsorted(sorted_keys, key, "left"))
+        hi = int(np.searchsorted(sorted_keys, key, "right"))
+        if hi - lo > 2 * self._window:  # a big block: the window around the value
+            column = self._values[_order_field(self.rules[r])]
+            block_values = np.array([column[i] for i in rows[lo:hi].tolist()], dtype=str)
+            at = int(np.searchsorted(block_values, value))
+            lo, hi = lo + max(0, at - self._window), lo + min(hi - lo, at + self._window)
+        found = set(rows[lo:hi].tolist())
+        found.update(self._recent[r][b].get(key, ()))
         return found
 
     def find(self, record: Any) -> list[DuplicatePair]:
@@ -608,39 +695,41 @@ class DuplicateIndex:
                 self.record_type, None, record, f"expected a {self.record_type} record"
             )
         cols = _source_columns([record], self._kind, self._needed)
-        mine = {f: str(_compared(f, self._kind, cols)[0]) for f in self._fields}
-        values: list[list[Array]] = []
-        found = []
+        compared = {f: _compared(f, self._kind, cols) for f in self._fields}
+        mine = {f: str(v[0]) for f, v in compared.items()}
         ids_list = [record.id]
         position: dict[int, int] = {}
         per_rule_rows = []
-        for rule in self.rules:
+        for r, rule in enumerate(self.rules):
             rows: set[int] = set()
-            for item in rule.blocking_fields():
-                if mine[item]:
-                    rows |= self._candidates(item, mine[item])
+            value = mine[_order_field(rule)]
+            for b, (_, keys) in enumerate(_rule_keys(rule, compared)):
+                for key in keys.tolist():
+                    rows |= self._candidates(r, b, key, value)
             live = sorted(
-                r for r in rows if self._row.get(self._ids[r]) == r and self._ids[r] != record.id
+                i for i in rows if self._row.get(self._ids[i]) == i and self._ids[i] != record.id
             )
             per_rule_rows.append(live)
-            for r in live:
-                if r not in position:
-                    position[r] = len(ids_list)
-                    ids_list.append(self._ids[r])
+            for i in live:
+                if i not in position:
+                    position[i] = len(ids_list)
+                    ids_list.append(self._ids[i])
         ids = np.array(ids_list, dtype=str)
+        coded: dict[MatchField, Coded] = {}
+        for f in self._fields:
+            column = [""] * ids.size
+            column[0] = mine[f]
+            stored = self._values[f]
+            for i, at in position.items():
+                column[at] = stored[i]
+            coded[f] = _factorise(np.array(column, dtype=str))
+        values: list[list[Coded]] = []
+        found = []
         for rule, live in zip(self.rules, per_rule_rows, strict=True):
-            k = len(live)
-            rule_values = []
-            for item in rule.fields:
-                column = [""] * ids.size
-                column[0] = mine[item]
-                stored = self._values[item]
-                for r in position:
-                    column[position[r]] = stored[r]
-                rule_values.append(np.array(column, dtype=str))
+            rule_values = [coded[f] for f in rule.fields]
             values.append(rule_values)
-            left = np.zeros(k, dtype=np.int64)
-            right = np.array([position[r] for r in live], dtype=np.int64)
+            left = np.zeros(len(live), dtype=np.int64)
+            right = np.array([position[i] for i in live], dtype=np.int64)
             matched, score, field_scores = _score(rule, rule_values, left, right, self._workers)
             found.append((left, right, matched, score, field_scores))
         pairs = _pairs_from(self.rules, ids, values, found)

@@ -208,12 +208,13 @@ def phone_key(value: str | None, *, digits: int = 9) -> str | None:
     """
     if not value:
         return None
-    found = "".join(c for c in value if c.isdigit())
+    found = _NOT_DIGIT.sub("", value)
     if len(found) < min(digits, 7):
         return None
     return found[-digits:]
 
 
+_NOT_DIGIT = re.compile(r"\D+")
 _LEGAL_SUFFIXES = frozenset(
     """
     inc incorporated corp corporation co company cos ltd limited llc llp lp plc pllc

@@ -157,7 +157,7 @@ class MatchRule:
     ...     {"field": "name", "method": "fuzzy", "threshold": 0.85, "weight": 2},
     ...     {"field": "phone"}])
     >>> [(f.field, str(f.method)) for f in rule.blocking_fields()]
-    [('phone', 'normalised')]
+    [('phone', 'normalised'), ('name', 'fuzzy')]
     >>> MatchRule(id="x", record_type="Contact", fields=[{"field": "shoe_size"}])
     Traceback (most recent call last):
     ...
@@ -213,35 +213,40 @@ class MatchRule:
     def blocking_fields(self) -> tuple[MatchField, ...]:
         """The fields whose keys decide which pairs are compared.
 
-        Under ``all`` one field is enough (a matching pair agrees on every field): the
-        first exact or normalised one, else the first phonetic one, else the first fuzzy
-        one. Under ``any`` every field blocks. A fuzzy field blocks on the Soundex code
-        of each word with the initials of the others (a typo in one word keeps the key
-        of another), an exact, normalised or phonetic field on its own key.
+        Under ``any`` every field blocks on its own. Under ``all`` one key is enough (a
+        matching pair agrees on every field): the first exact, normalised or phonetic
+        field, combined with the first fuzzy field when there is one (one compound key:
+        the same value and a shared word key); a rule of fuzzy fields only blocks on
+        its first. A fuzzy field's keys are the Soundex code of each word with the
+        initials of the others (a typo in one word keeps the key of another).
         """
         if self.combine == "any":
             return self.fields
+        fuzzy = [f for f in self.fields if f.method is MatchMethod.FUZZY]
         for method in (MatchMethod.EXACT, MatchMethod.NORMALISED, MatchMethod.PHONETIC):
             for item in self.fields:
                 if item.method is method:
-                    return (item,)
+                    return (item, fuzzy[0]) if fuzzy else (item,)
         return (self.fields[0],)
 
 
-def fuzzy_block_keys(value: str) -> list[str]:
+def fuzzy_block_keys(value: str, codes: dict[str, str] | None = None) -> list[str]:
     """The blocking keys of a normalised value compared fuzzily: per word, its Soundex
-    code and the initials of the other words.
+    code and the initials of the other words. ``codes`` memoises word codes across calls.
 
     >>> fuzzy_block_keys("robert smith")
     ['R163:s', 'S530:r']
     """
+    memo = {} if codes is None else codes
     words = value.split()
     if len(words) <= 1:
         key = phonetic_key(value)
         return [key] if key else []
     keys = []
     for i, word in enumerate(words):
-        code = phonetic_key(word)
+        code = memo.get(word)
+        if code is None:
+            code = memo[word] = phonetic_key(word) or ""
         if code:
             others = "".join(sorted(w[0] for j, w in enumerate(words) if j != i))
             keys.append(f"{code}:{others}")
