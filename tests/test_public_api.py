@@ -67,11 +67,12 @@ PUBLIC = {
         "DEFAULT_RULES", "FREE_MAIL", "MERGEABLE", "NORMALISERS", "REFERENCES", "AccountMatch",
         "AccountMatcher", "Conversion", "DuplicateAction", "DuplicateCheck", "DuplicateError",
         "DuplicateIndex", "DuplicatePair", "DuplicatePolicy", "DuplicateReport", "FieldMatch",
-        "MatchField", "MatchMethod", "MatchRule", "SurvivorRule", "canonical_first_name",
-        "convert_lead", "domain_of", "find_duplicate_pairs", "find_duplicates", "match_accounts",
-        "merge", "normalise_company", "normalise_email", "normalise_person_name",
-        "normalise_phone", "normalise_text", "phone_key", "phonetic_key", "rank_records",
-        "registrable_domain", "rules_from_data", "strip_accents", "unmerge",
+        "GeneratedContacts", "MatchField", "MatchMethod", "MatchRule", "SurvivorRule",
+        "canonical_first_name", "convert_lead", "domain_of", "find_duplicate_pairs",
+        "find_duplicates", "generate_duplicates", "match_accounts", "merge", "normalise_company",
+        "normalise_email", "normalise_person_name", "normalise_phone", "normalise_text",
+        "pair_quality", "phone_key", "phonetic_key", "rank_records", "registrable_domain",
+        "rules_from_data", "strip_accents", "unmerge",
     ],
     # the engines
     "crmkit.campaigns": [

@@ -11,6 +11,7 @@ from crmkit.dedupe._convert import (
     convert_lead,
     match_accounts,
 )
+from crmkit.dedupe._generate import GeneratedContacts, generate_duplicates, pair_quality
 from crmkit.dedupe._jobs import (
     DEFAULT_RULES,
     DuplicateAction,
@@ -65,6 +66,7 @@ __all__ = [
     "DuplicatePolicy",
     "DuplicateReport",
     "FieldMatch",
+    "GeneratedContacts",
     "MatchField",
     "MatchMethod",
     "MatchRule",
@@ -74,6 +76,7 @@ __all__ = [
     "domain_of",
     "find_duplicate_pairs",
     "find_duplicates",
+    "generate_duplicates",
     "match_accounts",
     "merge",
     "normalise_company",
@@ -81,6 +84,7 @@ __all__ = [
     "normalise_person_name",
     "normalise_phone",
     "normalise_text",
+    "pair_quality",
     "phone_key",
     "phonetic_key",
     "rank_records",

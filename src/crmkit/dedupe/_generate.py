@@ -104,9 +104,15 @@ class GeneratedContacts:
     def records(self) -> list[Contact]:
         """The rows as :class:`~crmkit.records.Contact` records (for small sizes)."""
         cols = self.columns
-        names = ("first_name", "last_name", "email", "phone", "account_id")
         return [
-            Contact(id=str(i), **{n: (str(cols[n][k]) or None) for n in names})
+            Contact(
+                id=str(i),
+                first_name=str(cols["first_name"][k]) or None,
+                last_name=str(cols["last_name"][k]) or None,
+                email=str(cols["email"][k]) or None,
+                phone=str(cols["phone"][k]) or None,
+                account_id=str(cols["account_id"][k]) or None,
+            )
             for k, i in enumerate(cols["id"].tolist())
         ]
 
@@ -164,10 +170,10 @@ def generate_duplicates(
     digits_of: list[str] = []
     for person in range(n_people):
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        account = rng.randrange(n_accounts)
-        email = f"{first}.{last}@{domains[account]}"
+        at = rng.randrange(n_accounts)
+        email = f"{first}.{last}@{domains[at]}"
         while email in used_emails:
-            email = f"{first}.{last}{rng.randrange(10, 99)}@{domains[account]}"
+            email = f"{first}.{last}{rng.randrange(10, 99)}@{domains[at]}"
         used_emails.add(email)
         digits = f"{rng.randrange(200, 999)}{rng.randrange(0, 10**7):07d}"
         while digits in used_phones:
@@ -177,7 +183,7 @@ def generate_duplicates(
         phone = rng.choice(_PHONE_FORMATS).format(a=digits[:3], b=digits[3:6], c=digits[6:])
         if rng.random() < 0.15:
             phone = ""
-        rows.append((first.title(), last.title(), email, phone, f"acc{account}"))
+        rows.append((first.title(), last.title(), email, phone, f"acc{at}"))
         truth.append(person)
     for _ in range(n_dupes):
         person = rng.randrange(n_people)

@@ -113,7 +113,7 @@ def _rules_of(rules: MatchRule | Iterable[MatchRule] | None, kind: str | None) -
                 f"has no default rules; pass rules or record_type= one of "
                 f"{', '.join(DEFAULT_RULES)}",
             )
-        return list(DEFAULT_RULES[kind])
+        return list(DEFAULT_RULES[str(kind)])
     found = [rules] if isinstance(rules, MatchRule) else list(rules)
     if not found or not all(isinstance(r, MatchRule) for r in found):
         raise ValidationError("MatchRule", None, rules, "expected MatchRule values")
@@ -454,12 +454,12 @@ def _pairs_from(
 ) -> list[DuplicatePair]:
     """Best rule per pair, as :class:`DuplicatePair` values sorted by ids."""
     best: dict[tuple[int, int], tuple[float, int, int]] = {}
-    for r, (left, right, matched, score, _) in enumerate(found):
+    for r, (left, right, matched, scores, _) in enumerate(found):
         for k in np.flatnonzero(matched).tolist():
             key = (int(left[k]), int(right[k]))
             held = best.get(key)
-            if held is None or score[k] > held[0]:
-                best[key] = (float(score[k]), r, k)
+            if held is None or scores[k] > held[0]:
+                best[key] = (float(scores[k]), r, k)
     pairs = []
     for (i, j), (score, r, k) in best.items():
         rule = rules[r]
@@ -794,6 +794,12 @@ class DuplicateCheck:
         return self.action is DuplicateAction.ALERT and bool(self.matches)
 
 
+def _optional_rules(value: Iterable[MatchRule] | MatchRule | None) -> tuple[MatchRule, ...] | None:
+    if value is None:
+        return None
+    return (value,) if isinstance(value, MatchRule) else tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class DuplicatePolicy:
     """A duplicate rule: matches of ``min_score`` or more under ``rules`` lead to
@@ -817,9 +823,7 @@ class DuplicatePolicy:
 
     action: DuplicateAction = attrs.field(default=DuplicateAction.ALERT, converter=DuplicateAction)
     record_type: str | None = None
-    rules: tuple[MatchRule, ...] | None = attrs.field(
-        default=None, converter=lambda v: None if v is None else tuple(v)
-    )
+    rules: tuple[MatchRule, ...] | None = attrs.field(default=None, converter=_optional_rules)
     min_score: float = 0.0
 
     def check(self, source: Any, record: Any) -> DuplicateCheck:

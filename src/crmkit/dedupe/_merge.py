@@ -370,7 +370,7 @@ def merge(
                 id=new_id,
                 record_type=name,
                 survivor_id=keep.id,
-                merged_ids=merged,
+                merged_ids=tuple(merged),
                 at=now,
                 survivor_rule=str(SurvivorRule(rule)) if survivor is None else "chosen",
                 merged_by=merged_by,
