@@ -217,3 +217,34 @@ def test_bad_rules_raise_validation_errors() -> None:
         find_duplicate_pairs([], EMAIL_RULE, window=0)
     with pytest.raises(ValidationError, match="record_type"):
         find_duplicate_pairs([])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_index_agrees_with_the_job_on_generated_contacts(seed: int) -> None:
+    from crmkit.dedupe import generate_duplicates
+
+    records = generate_duplicates(400, duplicate_rate=0.2, seed=seed).records()
+    report = find_duplicate_pairs(records)
+    assert len(report.pairs) > 40
+    by_pair = {(p.left_id, p.right_id): p for p in report.pairs}
+    index = DuplicateIndex(record_type="Contact").add_many(records)
+    seen = {}
+    for record in records:
+        for pair in index.find(record):
+            seen[(pair.left_id, pair.right_id)] = pair
+    assert seen.keys() == by_pair.keys()
+    for key, pair in seen.items():
+        assert pair.score == by_pair[key].score
+        assert (pair.rule_id, pair.fields) == (by_pair[key].rule_id, by_pair[key].fields)
+
+
+def test_index_built_one_by_one_equals_one_built_at_once() -> None:
+    from crmkit.dedupe import generate_duplicates
+
+    records = generate_duplicates(300, duplicate_rate=0.2, seed=5).records()
+    at_once = DuplicateIndex(record_type="Contact").add_many(records)
+    one_by_one = DuplicateIndex(record_type="Contact")
+    for record in records:
+        one_by_one.add(record)
+    for record in records:
+        assert one_by_one.find(record) == at_once.find(record)

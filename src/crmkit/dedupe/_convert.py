@@ -104,6 +104,7 @@ class AccountMatcher:
                 self.names.tolist(),
                 scorer=fuzz.token_sort_ratio,
                 score_cutoff=self.fuzzy_threshold * 100,
+                dtype=np.float64,
             )
             fuzzy = np.asarray(raw, dtype=np.float64)[0] / 100
             fuzzy[by_name | (self.names == "")] = 0.0

@@ -328,7 +328,7 @@ def _fuzzy(name: str, left: list[str], right: list[str], workers: int) -> Array:
     scorer = getattr(require(module, extra="dedupe", feature="fuzzy matching"), attr)
     if not left:
         return np.zeros(0)
-    scores = process.cpdist(left, right, scorer=scorer, workers=workers)
+    scores = process.cpdist(left, right, scorer=scorer, workers=workers, dtype=np.float64)
     result: Array = np.asarray(scores, dtype=np.float64) / scale
     return result
 
@@ -571,6 +571,100 @@ def find_duplicate_pairs(
     )
 
 
+# -- one record: the same values, keys and scores as the arrays above, without numpy ------
+
+
+def _raw_one(record: Any, name: str) -> str:
+    if name.startswith("custom."):
+        value = record.custom.get(name.removeprefix("custom."))
+    else:
+        value = getattr(record, name)
+    if value is None:
+        return ""
+    return str(value.value) if isinstance(value, enum.Enum) else str(value)
+
+
+def _compared_one(item: MatchField, kind: type[Any], record: Any) -> str:
+    """What :func:`_compared` gives for ``record`` (one row)."""
+    sources = item.source_fields(kind)
+    raw = [_raw_one(record, s) for s in sources]
+    if item.method is MatchMethod.EXACT:
+        return raw[0] if len(raw) == 1 else " ".join(p for p in raw if p)
+    normaliser = item.normaliser_for(kind)
+    if len(raw) == 2 and normaliser == "person":
+        first, last = ((_person_part(p) or "") if p else "" for p in raw)
+        value = " ".join(sorted(f"{first} {last}".split()))
+    else:
+        joined = raw[0] if len(raw) == 1 else " ".join(p for p in raw if p)
+        value = (NORMALISERS[normaliser](joined) or "") if joined else ""
+    if item.method is MatchMethod.PHONETIC:
+        value = (phonetic_key(value) or "") if value else ""
+    return value
+
+
+def _keys_one(rule: MatchRule, values: Mapping[MatchField, str]) -> list[list[int]]:
+    """What :func:`_rule_keys` gives for one row: its keys per blocking key."""
+
+    def keys_of(item: MatchField) -> list[int]:
+        value = values[item]
+        if not value:
+            return []
+        if item.method is not MatchMethod.FUZZY:
+            return [hash(value)]
+        return [hash(k) for k in fuzzy_block_keys(value)]
+
+    fields = rule.blocking_fields()
+    if rule.combine == "any" or len(fields) == 1:
+        return [keys_of(f) for f in fields]
+    anchor_field, fuzzy_field = fields
+    anchor = values[anchor_field]
+    return [[hash((anchor, k)) for k in keys_of(fuzzy_field)] if anchor else []]
+
+
+def _scorer(name: str) -> tuple[Any, float]:
+    module, attr, scale = _SCORERS[name]
+    return getattr(require(module, extra="dedupe", feature="fuzzy matching"), attr), scale
+
+
+def _pair_one(
+    rule: MatchRule, mine: Mapping[MatchField, str], theirs: Mapping[MatchField, str]
+) -> tuple[bool, float, list[FieldMatch]]:
+    """What :func:`_score` decides for one pair, with the explanation."""
+    total = weights = 0.0
+    passed_all, passed_any = True, False
+    fields = []
+    for item in rule.fields:
+        a, b = mine[item], theirs[item]
+        score: float | None = None
+        if a and b:
+            if a == b:
+                score = 1.0
+            elif item.method is MatchMethod.FUZZY:
+                scorer, scale = _scorer(item.scorer)
+                score = float(scorer(a, b)) / scale
+            else:
+                score = 0.0
+        passed = score is not None and score >= item.threshold - 1e-12
+        passed_all &= passed
+        passed_any |= passed
+        if score is not None:
+            total += score * item.weight
+            weights += item.weight
+        fields.append(
+            FieldMatch(
+                field=item.field,
+                method=item.method,
+                left=a or None,
+                right=b or None,
+                score=score,
+                passed=passed,
+            )
+        )
+    mean = total / weights if weights > 0 else 0.0
+    matched = (passed_all if rule.combine == "all" else passed_any) and mean >= rule.min_score
+    return matched, mean, fields
+
+
 # -- incremental: an index for one record at a time ------------------------------------------
 
 
@@ -610,8 +704,7 @@ class DuplicateIndex:
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._values: dict[MatchField, list[str]] = {f: [] for f in self._fields}
-        blocks = [len(_rule_keys(r, {f: np.zeros(0, dtype=str) for f in r.fields}))
-                  for r in self.rules]  # fmt: skip
+        blocks = [len(_keys_one(r, dict.fromkeys(r.fields, ""))) for r in self.rules]
         self._sorted: list[list[tuple[Array, Array]]] = [
             [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))] * b for b in blocks
         ]
@@ -657,17 +750,20 @@ class DuplicateIndex:
 
     def add(self, record: Any) -> None:
         """Index one record (replacing its earlier version)."""
+        if not isinstance(record, self._kind):
+            raise ValidationError(
+                self.record_type, None, record, f"expected a {self.record_type} record"
+            )
         self.discard(record.id)
-        cols = _source_columns([record], self._kind, self._needed)
         row = len(self._ids)
         self._ids.append(record.id)
         self._row[record.id] = row
-        compared = {f: _compared(f, self._kind, cols) for f in self._fields}
+        mine = {f: _compared_one(f, self._kind, record) for f in self._fields}
         for f in self._fields:
-            self._values[f].append(str(compared[f][0]))
+            self._values[f].append(mine[f])
         for r, rule in enumerate(self.rules):
-            for b, (_, keys) in enumerate(_rule_keys(rule, compared)):
-                for key in keys.tolist():
+            for b, keys in enumerate(_keys_one(rule, mine)):
+                for key in keys:
                     self._recent[r][b].setdefault(key, []).append(row)
 
     def discard(self, record_id: str) -> None:
@@ -694,45 +790,35 @@ class DuplicateIndex:
             raise ValidationError(
                 self.record_type, None, record, f"expected a {self.record_type} record"
             )
-        cols = _source_columns([record], self._kind, self._needed)
-        compared = {f: _compared(f, self._kind, cols) for f in self._fields}
-        mine = {f: str(v[0]) for f, v in compared.items()}
-        ids_list = [record.id]
-        position: dict[int, int] = {}
-        per_rule_rows = []
+        mine = {f: _compared_one(f, self._kind, record) for f in self._fields}
+        best: dict[str, tuple[float, DuplicatePair]] = {}
         for r, rule in enumerate(self.rules):
-            rows: set[int] = set()
             value = mine[_order_field(rule)]
-            for b, (_, keys) in enumerate(_rule_keys(rule, compared)):
-                for key in keys.tolist():
+            rows: set[int] = set()
+            for b, keys in enumerate(_keys_one(rule, mine)):
+                for key in keys:
                     rows |= self._candidates(r, b, key, value)
-            live = sorted(
-                i for i in rows if self._row.get(self._ids[i]) == i and self._ids[i] != record.id
-            )
-            per_rule_rows.append(live)
-            for i in live:
-                if i not in position:
-                    position[i] = len(ids_list)
-                    ids_list.append(self._ids[i])
-        ids = np.array(ids_list, dtype=str)
-        coded: dict[MatchField, Coded] = {}
-        for f in self._fields:
-            column = [""] * ids.size
-            column[0] = mine[f]
-            stored = self._values[f]
-            for i, at in position.items():
-                column[at] = stored[i]
-            coded[f] = _factorise(np.array(column, dtype=str))
-        values: list[list[Coded]] = []
-        found = []
-        for rule, live in zip(self.rules, per_rule_rows, strict=True):
-            rule_values = [coded[f] for f in rule.fields]
-            values.append(rule_values)
-            left = np.zeros(len(live), dtype=np.int64)
-            right = np.array([position[i] for i in live], dtype=np.int64)
-            matched, score, field_scores = _score(rule, rule_values, left, right, self._workers)
-            found.append((left, right, matched, score, field_scores))
-        pairs = _pairs_from(self.rules, ids, values, found)
+            for i in sorted(rows):
+                other = self._ids[i]
+                if self._row.get(other) != i or other == record.id:
+                    continue
+                theirs = {f: self._values[f][i] for f in rule.fields}
+                matched, score, fields = _pair_one(rule, mine, theirs)
+                if not matched or (other in best and best[other][0] >= score):
+                    continue
+                left, right = record.id, other
+                if right < left:
+                    left, right = right, left
+                    fields = [attrs.evolve(f, left=f.right, right=f.left) for f in fields]
+                pair = DuplicatePair(
+                    left_id=left,
+                    right_id=right,
+                    score=score,
+                    rule_id=rule.id,
+                    fields=tuple(fields),
+                )
+                best[other] = (score, pair)
+        pairs = [pair for _, pair in best.values()]
         pairs.sort(key=lambda p: (-p.score, p.left_id, p.right_id))
         return pairs
 
