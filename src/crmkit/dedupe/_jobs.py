@@ -376,6 +376,99 @@ def _score(
     return matched, mean, field_scores
 
 
+def _compose(codes: Array, mapped: list[str], *, ordered: bool) -> Coded:
+    """Codes of ``mapped[codes]`` without building the full string column: only the
+    distinct mapped values are factorised."""
+    m_codes, m_uniques = _factorise(np.array(mapped, dtype=str), ordered=ordered)
+    composed: Array = m_codes[codes]
+    return composed, m_uniques
+
+
+def _coded(
+    item: MatchField, kind: type[Any], cols: Mapping[str, Array], *, ordered: bool
+) -> Coded:
+    """:func:`_compared` as ``(codes, uniques)``: each distinct raw value (or pair of
+    first and last names) is normalised once, and the column is never rebuilt as text."""
+    sources = item.source_fields(kind)
+    if len(sources) == 2:
+        first, first_uniques = _factorise(cols[sources[0]], ordered=False)
+        last, last_uniques = _factorise(cols[sources[1]], ordered=False)
+        pair_codes = first * len(last_uniques) + last
+        distinct, inverse = _unique_inverse(pair_codes)
+        firsts = (distinct // len(last_uniques)).tolist()
+        lasts = (distinct % len(last_uniques)).tolist()
+        person = item.method is not MatchMethod.EXACT and item.normaliser_for(kind) == "person"
+        if person:
+            fp = ["", *((_person_part(u) or "") for u in first_uniques[1:])]
+            lp = ["", *((_person_part(u) or "") for u in last_uniques[1:])]
+            mapped = [
+                " ".join(sorted(f"{fp[a]} {lp[b]}".split()))
+                for a, b in zip(firsts, lasts, strict=True)
+            ]
+        else:
+            mapped = [
+                " ".join(p for p in (first_uniques[a], last_uniques[b]) if p)
+                for a, b in zip(firsts, lasts, strict=True)
+            ]
+            if item.method is not MatchMethod.EXACT:
+                fn = NORMALISERS[item.normaliser_for(kind)]
+                mapped = [(fn(v) or "") if v else "" for v in mapped]
+        if item.method is MatchMethod.PHONETIC:
+            mapped = [(phonetic_key(v) or "") if v else "" for v in mapped]
+        return _compose(inverse, mapped, ordered=ordered)
+    raw, uniques = _factorise(cols[sources[0]], ordered=False)
+    if item.method is MatchMethod.EXACT:
+        return _compose(raw, uniques, ordered=ordered)
+    fn = NORMALISERS[item.normaliser_for(kind)]
+    mapped = ["", *((fn(u) or "") for u in uniques[1:])]
+    if item.method is MatchMethod.PHONETIC:
+        mapped = [(phonetic_key(v) or "") if v else "" for v in mapped]
+    return _compose(raw, mapped, ordered=ordered)
+
+
+def _coded_keys(item: MatchField, coded: Coded, ids: dict[str, int]) -> tuple[Array, Array]:
+    """``(rows, keys)`` of the job: a value's code for an exact, normalised or phonetic
+    field; for a fuzzy field the ids (in ``ids``) of its word keys."""
+    codes, uniques = coded
+    present = np.flatnonzero(codes != 0)
+    if item.method is not MatchMethod.FUZZY:
+        return present, codes[present]
+    memo: dict[str, str] = {}
+    per_value = [[], *([ids.setdefault(k, len(ids)) for k in fuzzy_block_keys(u, memo)]
+                       for u in uniques[1:])]  # fmt: skip
+    counts = np.array([len(k) for k in per_value], dtype=np.int64)
+    flat = np.array([k for keys in per_value for k in keys] or [0], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    value_codes = codes[present]
+    per_row = counts[value_codes]
+    rows = np.repeat(present, per_row)
+    offsets = np.arange(rows.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    keys = flat[np.repeat(starts[value_codes], per_row) + offsets]
+    return rows, keys
+
+
+def _job_keys(
+    rule: MatchRule, coded: Mapping[MatchField, Coded], cache: dict[Any, tuple[Array, Array]]
+) -> list[tuple[Array, Array]]:
+    """:func:`_rule_keys` for the job, from codes (integer keys, no hashing)."""
+    ids: dict[str, int] = cache.setdefault("word keys", {})  # type: ignore[arg-type]
+
+    def keys_of(item: MatchField) -> tuple[Array, Array]:
+        key = _compare_key(item)
+        if key not in cache:
+            cache[key] = _coded_keys(item, coded[item], ids)
+        return cache[key]
+
+    fields = rule.blocking_fields()
+    if rule.combine == "any" or len(fields) == 1:
+        return [keys_of(f) for f in fields]
+    anchor_field, fuzzy_field = fields
+    rows, keys = keys_of(fuzzy_field)
+    anchor = coded[anchor_field][0][rows]
+    keep = anchor != 0
+    return [(rows[keep], anchor[keep] * (len(ids) + 1) + keys[keep])]
+
+
 # -- results ----------------------------------------------------------------------------------
 
 
@@ -537,15 +630,14 @@ def find_duplicate_pairs(
     cols = _source_columns(source, kind, needed)
     ids = cols["id"]
     n = int(ids.size)
-    by_key: dict[Any, Array] = {}
-    for item in (f for r in found_rules for f in r.fields):
-        if _compare_key(item) not in by_key:
-            by_key[_compare_key(item)] = _compared(item, kind, cols)
-    compared = {f: by_key[_compare_key(f)] for r in found_rules for f in r.fields}
     ordering = {_compare_key(_order_field(r)) for r in found_rules}
-    coded_by_key = {k: _factorise(v, ordered=k in ordering) for k, v in by_key.items()}
-    coded = {f: coded_by_key[_compare_key(f)] for f in compared}
-    key_cache: dict[Any, tuple[Array, Array]] = {}
+    coded_by_key: dict[Any, Coded] = {}
+    for item in (f for r in found_rules for f in r.fields):
+        key = _compare_key(item)
+        if key not in coded_by_key:
+            coded_by_key[key] = _coded(item, kind, cols, ordered=key in ordering)
+    coded = {f: coded_by_key[_compare_key(f)] for r in found_rules for f in r.fields}
+    key_cache: dict[Any, Any] = {}
     values: list[list[Coded]] = []
     found = []
     candidates = 0
@@ -554,7 +646,7 @@ def find_duplicate_pairs(
         values.append(rule_values)
         order_codes = coded[_order_field(rule)][0]
         blocks = [
-            (rows, keys, order_codes[rows]) for rows, keys in _rule_keys(rule, compared, key_cache)
+            (rows, keys, order_codes[rows]) for rows, keys in _job_keys(rule, coded, key_cache)
         ]
         pair_codes = _candidate_pairs(blocks, max(n, 1), window)
         left, right = pair_codes // max(n, 1), pair_codes % max(n, 1)
