@@ -183,49 +183,8 @@ def _unique_inverse(values: Array) -> tuple[Array, Array]:
     return ordered[first], inverse
 
 
-def _map_unique(values: Array, fn: Any) -> Array:
-    """``fn`` over the distinct values only (names repeat a lot), ``""`` for missing."""
-    codes, uniques = _factorise(values)
-    mapped = np.array(["", *((fn(u) or "") for u in uniques[1:])], dtype=str)
-    result: Array = mapped[codes]
-    return result
-
-
 def _person_part(value: str) -> str | None:
     return canonical_first_name(value.replace("'", ""))
-
-
-def _compared(item: MatchField, kind: type[Any], cols: Mapping[str, Array]) -> Array:
-    """The values ``item`` compares, one per row; ``""`` where missing."""
-    sources = item.source_fields(kind)
-    if item.method is MatchMethod.EXACT:
-        if len(sources) == 1:
-            return cols[sources[0]]
-        parts = [cols[s].tolist() for s in sources]
-        return np.array(
-            [" ".join(p for p in row if p) for row in zip(*parts, strict=True)], dtype=str
-        )
-    normaliser = item.normaliser_for(kind)
-    if len(sources) == 2 and normaliser == "person":
-        first = _map_unique(cols[sources[0]], _person_part).tolist()
-        last = _map_unique(cols[sources[1]], _person_part).tolist()
-        values = np.array(
-            [" ".join(sorted(f"{a} {b}".split())) for a, b in zip(first, last, strict=True)],
-            dtype=str,
-        )
-    else:
-        fn = NORMALISERS[normaliser]
-        if len(sources) == 1:
-            values = _map_unique(cols[sources[0]], fn)
-        else:
-            parts = [cols[s].tolist() for s in sources]
-            joined = np.array(
-                [" ".join(p for p in row if p) for row in zip(*parts, strict=True)], dtype=str
-            )
-            values = _map_unique(joined, fn)
-    if item.method is MatchMethod.PHONETIC:
-        values = _map_unique(values, phonetic_key)
-    return values
 
 
 def _hashes(items: Iterable[Any], count: int) -> Array:
@@ -237,50 +196,6 @@ def _hashes(items: Iterable[Any], count: int) -> Array:
 def _compare_key(item: MatchField) -> tuple[str, MatchMethod, str | None]:
     """Fields with equal keys compare the same values (thresholds and weights aside)."""
     return (item.field, item.method, item.normaliser)
-
-
-def _field_keys(item: MatchField, values: Array) -> tuple[Array, Array]:
-    """``(rows, keys)``: the hashed blocking keys of each row (fuzzy fields have several)."""
-    present = np.flatnonzero(values != "")
-    if item.method is not MatchMethod.FUZZY:
-        return present, _hashes(values[present].tolist(), present.size)
-    codes, uniques = _factorise(values[present], ordered=False)
-    memo: dict[str, str] = {}
-    per_value = [[], *([hash(k) for k in fuzzy_block_keys(u, memo)] for u in uniques[1:])]
-    counts = np.array([len(k) for k in per_value], dtype=np.int64)
-    flat = np.array([k for keys in per_value for k in keys] or [0], dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    per_row = counts[codes]
-    rows = np.repeat(present, per_row)
-    offsets = np.arange(rows.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-    keys = flat[np.repeat(starts[codes], per_row) + offsets]
-    return rows, keys
-
-
-def _rule_keys(
-    rule: MatchRule,
-    compared: Mapping[MatchField, Array],
-    cache: dict[Any, tuple[Array, Array]] | None = None,
-) -> list[tuple[Array, Array]]:
-    """``[(rows, keys)]`` per blocking key of ``rule`` (see :meth:`MatchRule.blocking_fields`):
-    under ``all`` one compound key, under ``any`` one key per field."""
-    memo = {} if cache is None else cache
-
-    def keys_of(item: MatchField) -> tuple[Array, Array]:
-        key = _compare_key(item)
-        if key not in memo:
-            memo[key] = _field_keys(item, compared[item])
-        return memo[key]
-
-    fields = rule.blocking_fields()
-    if rule.combine == "any" or len(fields) == 1:
-        return [keys_of(f) for f in fields]
-    anchor_field, fuzzy_field = fields
-    rows, keys = keys_of(fuzzy_field)
-    anchor = compared[anchor_field][rows]
-    keep = anchor != ""
-    pairs = zip(anchor[keep].tolist(), keys[keep].tolist(), strict=True)
-    return [(rows[keep], _hashes(pairs, int(keep.sum())))]
 
 
 def _order_field(rule: MatchRule) -> MatchField:
@@ -467,6 +382,47 @@ def _job_keys(
     anchor = coded[anchor_field][0][rows]
     keep = anchor != 0
     return [(rows[keep], anchor[keep] * (len(ids) + 1) + keys[keep])]
+
+
+def _index_keys(
+    rule: MatchRule, coded: Mapping[MatchField, Coded], cache: dict[Any, tuple[Array, Array]]
+) -> list[tuple[Array, Array]]:
+    """:func:`_keys_one` for many rows at once, from codes: the same hashed keys."""
+
+    def keys_of(item: MatchField) -> tuple[Array, Array]:
+        key = _compare_key(item)
+        if key in cache:
+            return cache[key]
+        codes, uniques = coded[item]
+        present = np.flatnonzero(codes != 0)
+        if item.method is not MatchMethod.FUZZY:
+            hashes = np.array([0, *(hash(u) for u in uniques[1:])], dtype=np.int64)
+            cache[key] = (present, hashes[codes[present]])
+            return cache[key]
+        memo: dict[str, str] = {}
+        per_value = [[], *([hash(k) for k in fuzzy_block_keys(u, memo)] for u in uniques[1:])]
+        counts = np.array([len(k) for k in per_value], dtype=np.int64)
+        flat = np.array([k for keys in per_value for k in keys] or [0], dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        value_codes = codes[present]
+        per_row = counts[value_codes]
+        rows = np.repeat(present, per_row)
+        offsets = np.arange(rows.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+        cache[key] = (rows, flat[np.repeat(starts[value_codes], per_row) + offsets])
+        return cache[key]
+
+    fields = rule.blocking_fields()
+    if rule.combine == "any" or len(fields) == 1:
+        return [keys_of(f) for f in fields]
+    anchor_field, fuzzy_field = fields
+    rows, keys = keys_of(fuzzy_field)
+    anchor_codes, anchor_uniques = coded[anchor_field]
+    anchors = anchor_codes[rows]
+    keep = anchors != 0
+    pairs = zip(
+        (anchor_uniques[c] for c in anchors[keep].tolist()), keys[keep].tolist(), strict=True
+    )
+    return [(rows[keep], _hashes(pairs, int(keep.sum())))]
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -818,12 +774,18 @@ class DuplicateIndex:
         start = len(self._ids)
         self._ids.extend(new_ids)
         self._row.update((rid, start + k) for k, rid in enumerate(new_ids))
-        compared = {f: _compared(f, self._kind, cols) for f in self._fields}
+        by_key: dict[Any, Coded] = {}
         for f in self._fields:
-            self._values[f].extend(compared[f].tolist())
+            if _compare_key(f) not in by_key:
+                by_key[_compare_key(f)] = _coded(f, self._kind, cols, ordered=False)
+        coded = {f: by_key[_compare_key(f)] for f in self._fields}
+        for f in self._fields:
+            codes, uniques = coded[f]
+            self._values[f].extend(uniques[c] for c in codes.tolist())
+        cache: dict[Any, tuple[Array, Array]] = {}
         for r, rule in enumerate(self.rules):
-            order_values = self._values[_order_field(rule)]
-            for b, (rows, keys) in enumerate(_rule_keys(rule, compared)):
+            order_values = np.array(self._values[_order_field(rule)], dtype=str)
+            for b, (rows, keys) in enumerate(_index_keys(rule, coded, cache)):
                 old_keys, old_rows = self._sorted[r][b]
                 recent = self._recent[r][b]
                 extra_keys = [k for k, rs in recent.items() for _ in rs]
@@ -835,7 +797,7 @@ class DuplicateIndex:
                 all_rows = np.concatenate(
                     [old_rows, rows + start, np.array(extra_rows, dtype=np.int64)]
                 ).astype(np.int64)
-                by_value = np.array([order_values[i] for i in all_rows.tolist()], dtype=str)
+                by_value = order_values[all_rows]
                 order = np.lexsort((by_value, all_keys))
                 self._sorted[r][b] = (all_keys[order], all_rows[order])
         return self
