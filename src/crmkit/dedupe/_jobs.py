@@ -302,8 +302,9 @@ def _compose(codes: Array, mapped: list[str], *, ordered: bool) -> Coded:
 def _coded(
     item: MatchField, kind: type[Any], cols: Mapping[str, Array], *, ordered: bool
 ) -> Coded:
-    """:func:`_compared` as ``(codes, uniques)``: each distinct raw value (or pair of
-    first and last names) is normalised once, and the column is never rebuilt as text."""
+    """The values ``item`` compares as ``(codes, uniques)`` (``""``, code 0, where
+    missing): each distinct raw value (or pair of first and last names) is normalised
+    once, and the column is never rebuilt as text."""
     sources = item.source_fields(kind)
     if len(sources) == 2:
         first, first_uniques = _factorise(cols[sources[0]], ordered=False)
@@ -363,10 +364,14 @@ def _coded_keys(item: MatchField, coded: Coded, ids: dict[str, int]) -> tuple[Ar
 
 
 def _job_keys(
-    rule: MatchRule, coded: Mapping[MatchField, Coded], cache: dict[Any, tuple[Array, Array]]
+    rule: MatchRule,
+    coded: Mapping[MatchField, Coded],
+    cache: dict[Any, tuple[Array, Array]],
+    ids: dict[str, int],
 ) -> list[tuple[Array, Array]]:
-    """:func:`_rule_keys` for the job, from codes (integer keys, no hashing)."""
-    ids: dict[str, int] = cache.setdefault("word keys", {})  # type: ignore[arg-type]
+    """``[(rows, keys)]`` per blocking key of ``rule`` (see :meth:`MatchRule.blocking_fields`),
+    from codes: under ``all`` one compound key, under ``any`` one key per field. ``ids``
+    numbers the fuzzy word keys, shared by the rules of one job."""
 
     def keys_of(item: MatchField) -> tuple[Array, Array]:
         key = _compare_key(item)
@@ -387,7 +392,8 @@ def _job_keys(
 def _index_keys(
     rule: MatchRule, coded: Mapping[MatchField, Coded], cache: dict[Any, tuple[Array, Array]]
 ) -> list[tuple[Array, Array]]:
-    """:func:`_keys_one` for many rows at once, from codes: the same hashed keys."""
+    """:func:`_keys_one` for many rows at once, from codes: the same hashed keys (the
+    index's keys must match what ``find`` computes for one record)."""
 
     def keys_of(item: MatchField) -> tuple[Array, Array]:
         key = _compare_key(item)
@@ -593,7 +599,8 @@ def find_duplicate_pairs(
         if key not in coded_by_key:
             coded_by_key[key] = _coded(item, kind, cols, ordered=key in ordering)
     coded = {f: coded_by_key[_compare_key(f)] for r in found_rules for f in r.fields}
-    key_cache: dict[Any, Any] = {}
+    key_cache: dict[Any, tuple[Array, Array]] = {}
+    word_ids: dict[str, int] = {}
     values: list[list[Coded]] = []
     found = []
     candidates = 0
@@ -602,7 +609,8 @@ def find_duplicate_pairs(
         values.append(rule_values)
         order_codes = coded[_order_field(rule)][0]
         blocks = [
-            (rows, keys, order_codes[rows]) for rows, keys in _job_keys(rule, coded, key_cache)
+            (rows, keys, order_codes[rows])
+            for rows, keys in _job_keys(rule, coded, key_cache, word_ids)
         ]
         pair_codes = _candidate_pairs(blocks, max(n, 1), window)
         left, right = pair_codes // max(n, 1), pair_codes % max(n, 1)
@@ -633,7 +641,7 @@ def _raw_one(record: Any, name: str) -> str:
 
 
 def _compared_one(item: MatchField, kind: type[Any], record: Any) -> str:
-    """What :func:`_compared` gives for ``record`` (one row)."""
+    """What :func:`_coded` gives for ``record`` (one row), as text."""
     sources = item.source_fields(kind)
     raw = [_raw_one(record, s) for s in sources]
     if item.method is MatchMethod.EXACT:
@@ -651,7 +659,7 @@ def _compared_one(item: MatchField, kind: type[Any], record: Any) -> str:
 
 
 def _keys_one(rule: MatchRule, values: Mapping[MatchField, str]) -> list[list[int]]:
-    """What :func:`_rule_keys` gives for one row: its keys per blocking key."""
+    """The hashed keys of one row per blocking key of ``rule`` (as :func:`_index_keys`)."""
 
     def keys_of(item: MatchField) -> list[int]:
         value = values[item]
