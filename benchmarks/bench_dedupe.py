@@ -76,6 +76,7 @@ def main() -> None:
     )
     if args.million:
         args.n = 1_000_000
+        print("--million: n = 1,000,000")
     gen_seconds, data = timed(lambda: generate_duplicates(args.n, seed=7))
     print(f"generated {len(data):,} contacts, {len(data.true_clusters()):,} true clusters "
           f"in {gen_seconds:.1f} s (not timed below)")  # fmt: skip
