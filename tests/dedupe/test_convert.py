@@ -214,3 +214,19 @@ def test_conversion_properties(
         convert_lead(store, "l", clock=CLOCK)
     assert _state(store) == after
     assert attrs.evolve(lead, version=0) != attrs.evolve(before["Lead"]["l"], version=0)
+
+
+def test_a_shared_matcher_proposes_and_the_store_decides(make_store: Any) -> None:
+    store = make_store()
+    store.accounts.add_many(ACCOUNTS)
+    matcher = AccountMatcher(store.accounts)
+    store.leads.add_many(
+        [
+            Lead(id="l1", company="Acme", email="a@acme.com"),
+            Lead(id="l2", company="Globex", email="b@globex.co.uk"),
+        ]
+    )
+    assert convert_lead(store, "l1", matcher=matcher).account.id == "acme"
+    store.accounts.delete("globex")  # the matcher still proposes it
+    done = convert_lead(store, "l2", matcher=matcher, ids={"account": "new-globex"})
+    assert (done.account.id, done.account_created) == ("new-globex", True)

@@ -198,6 +198,7 @@ def convert_lead(
     opportunity: bool | str = False,
     owner_id: str | None = None,
     min_account_score: float = 0.6,
+    matcher: AccountMatcher | None = None,
     ids: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> Conversion:
@@ -214,7 +215,10 @@ def convert_lead(
     the owner of the new records is ``owner_id`` or the lead's. The lead becomes
     ``converted`` with its ``converted_*`` links; converting it again is a
     :class:`~crmkit.errors.ValidationError`. ``ids`` may fix the ids of new records
-    (keys ``account``, ``contact``, ``opportunity``).
+    (keys ``account``, ``contact``, ``opportunity``). Matching reads every account; to
+    convert many leads, build an :class:`AccountMatcher` once and pass ``matcher=`` (it
+    only proposes: each proposal is read again inside the transaction, and one no longer
+    stored is passed over).
 
     The reads run in the transaction, so a retry decides afresh.
 
@@ -260,9 +264,12 @@ def convert_lead(
         if account_id is not None:
             account = store.accounts.get(account_id)
         else:
-            matches = tuple(match_accounts(store, lead))
-            if matches and matches[0].score >= min_account_score:
-                account = store.accounts.get(matches[0].account_id)
+            matches = tuple(match_accounts(matcher if matcher is not None else store, lead))
+            for match in matches:
+                if match.score >= min_account_score:
+                    account = store.accounts.find(match.account_id)
+                    if account is not None:
+                        break
         account_created = account is None
         if account is None:
             if not lead.company:

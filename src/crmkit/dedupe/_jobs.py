@@ -975,7 +975,8 @@ class DuplicatePolicy:
     min_score: float = 0.0
 
     def check(self, source: Any, record: Any) -> DuplicateCheck:
-        """The verdict on ``record`` against ``source`` (an index, store or records)."""
+        """The verdict on ``record`` against ``source`` (an index, store or records); an
+        index answers with the rules it was built with."""
         rules = self.rules if self.rules is not None else None
         if isinstance(source, DuplicateIndex):
             matches = source.find(record)
