@@ -248,3 +248,23 @@ def test_index_built_one_by_one_equals_one_built_at_once() -> None:
         one_by_one.add(record)
     for record in records:
         assert one_by_one.find(record) == at_once.find(record)
+
+
+def test_number_and_custom_fields_compare_the_same_in_the_job_and_the_index() -> None:
+    rule = MatchRule(
+        id="r",
+        record_type="Account",
+        fields=[{"field": "employees", "method": "exact"}, {"field": "custom.duns"}],
+    )
+    accounts = [
+        Account(id="a", name="A", employees=50, custom={"duns": 1234}),
+        Account(id="b", name="B", employees=50, custom={"duns": 1234}),
+        Account(id="c", name="C", custom={"duns": 1234}),
+        Account(id="d", name="D", employees=50),
+    ]
+    report = find_duplicate_pairs(accounts, rule)
+    assert [(p.left_id, p.right_id) for p in report.pairs] == [("a", "b")]
+    assert report.pairs[0].fields[0].left == "50"
+    index = DuplicateIndex(rule).add_many(accounts)
+    assert [(p.left_id, p.right_id) for p in index.find(accounts[0])] == [("a", "b")]
+    assert index.find(accounts[2]) == []

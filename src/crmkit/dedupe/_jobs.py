@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -148,10 +149,28 @@ def _source_columns(source: Any, kind: type[Any], fields: Sequence[str]) -> dict
     return {name: _as_text(values) for name, values in cols.items()}
 
 
+def _text_of(value: Any) -> str:
+    """A field value as the text rules compare: ``""`` for missing (None, NaN), numbers
+    without a trailing ``.0`` (a number column holds floats), enums by value.
+
+    >>> [_text_of(v) for v in (None, float("nan"), 5, 5.0, 2.5, True, "x")]
+    ['', '', '5', '5', '2.5', 'True', 'x']
+    """
+    if value is None:
+        return ""
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
 def _as_text(values: Array) -> Array:
     if values.dtype.kind == "U":
         return values
-    return np.array(["" if v is None else str(v) for v in values.tolist()], dtype=str)
+    return np.array([_text_of(v) for v in values.tolist()], dtype=str)
 
 
 def _factorise(values: Array, *, ordered: bool = True) -> tuple[Array, list[str]]:
@@ -635,9 +654,9 @@ def _raw_one(record: Any, name: str) -> str:
         value = record.custom.get(name.removeprefix("custom."))
     else:
         value = getattr(record, name)
-    if value is None:
-        return ""
-    return str(value.value) if isinstance(value, enum.Enum) else str(value)
+    if isinstance(value, Decimal):
+        value = float(value)
+    return _text_of(value)
 
 
 def _compared_one(item: MatchField, kind: type[Any], record: Any) -> str:
