@@ -109,4 +109,5 @@ _PLURALS = {
     "CampaignMember": "campaign_members",
     "Partner": "partners",
     "DealRegistration": "deal_registrations",
+    "Merge": "merges",
 }

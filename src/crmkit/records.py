@@ -62,6 +62,7 @@ __all__ = [
     "LeadStatus",
     "LifecycleChange",
     "MemberStatus",
+    "Merge",
     "Opportunity",
     "OpportunityStatus",
     "OwnershipChange",
@@ -693,6 +694,29 @@ class StageChange:
     version: int = f.version()
 
 
+@attrs.frozen(kw_only=True)
+class Merge:
+    """History: records of ``record_type`` merged into ``survivor_id`` (see
+    ``crmkit.dedupe.merge``).
+
+    ``snapshot`` is the JSON text ``unmerge`` reads (the records as they were before the
+    merge and every reference it re-pointed); ``unmerged_at`` is set once it was undone.
+    """
+
+    id: str = f.record_id()
+    record_type: str = f.text(required=True)
+    survivor_id: str = f.text(required=True)
+    merged_ids: tuple[str, ...] = f.tags()
+    at: datetime = f.moment(required=True)
+    survivor_rule: str | None = f.text()
+    merged_by: str | None = f.text()
+    reason: str | None = f.text()
+    snapshot: str | None = f.text()
+    unmerged_at: datetime | None = f.moment()
+    custom: Mapping[str, f.Scalar] = f.custom()
+    version: int = f.version()
+
+
 Record = (
     Account
     | Contact
@@ -716,6 +740,7 @@ Record = (
     | CampaignMember
     | Partner
     | DealRegistration
+    | Merge
 )
 """Any crmkit record."""
 
@@ -742,5 +767,6 @@ RECORD_TYPES: tuple[type[Any], ...] = (
     CampaignMember,
     Partner,
     DealRegistration,
+    Merge,
 )
 """Every record type, in the order stores create their tables."""

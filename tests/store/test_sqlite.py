@@ -54,6 +54,7 @@ from crmkit.records import (
     LeadStatus,
     LifecycleChange,
     MemberStatus,
+    Merge,
     Opportunity,
     OpportunityStatus,
     OwnershipChange,
@@ -424,6 +425,19 @@ def full_records() -> list[Any]:
             expires_on=date(2026, 9, 30),
             custom={"portal": True},
         ),
+        Merge(
+            id="merge-1",
+            record_type="Contact",
+            survivor_id="con-1",
+            merged_ids=["con-2", "con-3"],
+            at=T0,
+            survivor_rule="oldest",
+            merged_by="rep-1",
+            reason="duplicate job",
+            snapshot='{"records": []}',
+            unmerged_at=T1,
+            custom={"job": 7},
+        ),
     ]
 
 
@@ -499,11 +513,11 @@ def test_money_keeps_exact_decimals_and_orders_as_numbers(store: SQLiteStore) ->
 def test_files_use_wal_and_record_their_layout_version(path: Path) -> None:
     with SQLiteStore(path) as store:
         store.accounts.add(Account(id="a", name="A"))
-        assert store.user_version == 2
+        assert store.user_version == SCHEMA_VERSION
     raw = sqlite3.connect(path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {plural(t) for t in RECORD_TYPES} <= tables
         indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -532,7 +546,7 @@ def test_reopening_migrates_nothing_and_keeps_data(path: Path) -> None:
     before = schema()
     for _ in range(2):
         with SQLiteStore(path) as store:
-            assert store.user_version == 2
+            assert store.user_version == SCHEMA_VERSION
             assert [a.id for a in store.accounts] == ["a"]
     assert schema() == before
 
@@ -548,7 +562,7 @@ def test_a_version_1_file_gains_the_reminder_index(path: Path) -> None:
     raw.execute("PRAGMA user_version = 1")
     raw.close()
     with SQLiteStore(path) as store:
-        assert store.user_version == 2
+        assert store.user_version == SCHEMA_VERSION
         assert [r.id for r in store.reminders] == ["r"]
     raw = sqlite3.connect(path)
     try:
@@ -560,7 +574,7 @@ def test_a_version_1_file_gains_the_reminder_index(path: Path) -> None:
 
 def test_in_memory_store_is_migrated_too() -> None:
     with SQLiteStore(":memory:") as store:
-        assert store.user_version == 2
+        assert store.user_version == SCHEMA_VERSION
         store.leads.add(Lead(id="l"))
         assert len(store.leads) == 1
 

@@ -67,6 +67,7 @@ from crmkit.records import (
     Inquiry,
     Lead,
     LifecycleChange,
+    Merge,
     Opportunity,
     OwnershipChange,
     Partner,
@@ -193,6 +194,8 @@ class Store(Protocol):
     def partners(self) -> Repository[Partner]: ...
     @property
     def deal_registrations(self) -> Repository[DealRegistration]: ...
+    @property
+    def merges(self) -> Repository[Merge]: ...
 
     def repository(self, record_type: type[T]) -> Repository[T]: ...
 
@@ -303,6 +306,10 @@ class RepositoryAccess:
     @property
     def deal_registrations(self) -> Repository[DealRegistration]:
         return self.repository(DealRegistration)
+
+    @property
+    def merges(self) -> Repository[Merge]:
+        return self.repository(Merge)
 
 
 # -- running engine operations safely with many processes ---------------------------------

@@ -70,6 +70,7 @@ from crmkit.errors import (
 )
 from crmkit.records import (
     RECORD_TYPES,
+    Merge,
 )
 from crmkit.store._base import (
     CHECKED_TYPES,
@@ -546,7 +547,16 @@ def _migration_2(conn: sqlite3.Connection) -> None:
 #: Migration ``n`` (1-based) brings a file from ``user_version`` n-1 to n. Append, never
 #: edit: a new record type gets ``lambda conn: _create_table(conn, NewType)``, a new field
 #: an ``ALTER TABLE ... ADD COLUMN``.
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1, _migration_2)
+def _migration_3(conn: sqlite3.Connection) -> None:
+    """The table of merge history (``crmkit.dedupe``)."""
+    _create_table(conn, Merge)
+
+
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

@@ -56,6 +56,7 @@ from crmkit.records import (
     Inquiry,
     Lead,
     LifecycleChange,
+    Merge,
     Opportunity,
     OwnershipChange,
     Partner,
@@ -88,6 +89,7 @@ __all__ = [
     "inquiries",
     "leads",
     "lifecycle_changes",
+    "merges",
     "money",
     "opportunities",
     "ownership_changes",
@@ -420,6 +422,11 @@ def territory_models(*, ids: S[str] | None = None, narrow: bool = False) -> S[Te
     return _record_strategy(TerritoryModel, ids=ids, narrow=narrow)
 
 
+def merges(*, ids: S[str] | None = None, narrow: bool = False) -> S[Merge]:
+    """Valid :class:`~crmkit.records.Merge` records."""
+    return _record_strategy(Merge, ids=ids, narrow=narrow)
+
+
 _RULE_TARGETS = ("Lead", "Inquiry", "Account")
 
 
@@ -468,6 +475,7 @@ _BY_TYPE: dict[type[Any], Callable[..., S[Any]]] = {
     TerritoryModel: territory_models,
     RoutingRule: routing_rules,
     Inquiry: inquiries,
+    Merge: merges,
 }
 
 

@@ -1,0 +1,95 @@
+"""Data quality: normalisers, matching rules, duplicate jobs, merge and unmerge, lead
+conversion and lead-to-account matching."""
+
+from __future__ import annotations
+
+from crmkit.dedupe._convert import (
+    FREE_MAIL,
+    AccountMatch,
+    AccountMatcher,
+    Conversion,
+    convert_lead,
+    match_accounts,
+)
+from crmkit.dedupe._generate import GeneratedContacts, generate_duplicates, pair_quality
+from crmkit.dedupe._jobs import (
+    DEFAULT_RULES,
+    DuplicateAction,
+    DuplicateCheck,
+    DuplicateError,
+    DuplicateIndex,
+    DuplicatePair,
+    DuplicatePolicy,
+    DuplicateReport,
+    FieldMatch,
+    find_duplicate_pairs,
+    find_duplicates,
+)
+from crmkit.dedupe._merge import (
+    MERGEABLE,
+    REFERENCES,
+    SurvivorRule,
+    merge,
+    rank_records,
+    unmerge,
+)
+from crmkit.dedupe._normalise import (
+    NORMALISERS,
+    canonical_first_name,
+    domain_of,
+    normalise_company,
+    normalise_email,
+    normalise_person_name,
+    normalise_phone,
+    normalise_text,
+    phone_key,
+    phonetic_key,
+    registrable_domain,
+    strip_accents,
+)
+from crmkit.dedupe._rules import MatchField, MatchMethod, MatchRule, rules_from_data
+
+__all__ = [
+    "DEFAULT_RULES",
+    "FREE_MAIL",
+    "MERGEABLE",
+    "NORMALISERS",
+    "REFERENCES",
+    "AccountMatch",
+    "AccountMatcher",
+    "Conversion",
+    "DuplicateAction",
+    "DuplicateCheck",
+    "DuplicateError",
+    "DuplicateIndex",
+    "DuplicatePair",
+    "DuplicatePolicy",
+    "DuplicateReport",
+    "FieldMatch",
+    "GeneratedContacts",
+    "MatchField",
+    "MatchMethod",
+    "MatchRule",
+    "SurvivorRule",
+    "canonical_first_name",
+    "convert_lead",
+    "domain_of",
+    "find_duplicate_pairs",
+    "find_duplicates",
+    "generate_duplicates",
+    "match_accounts",
+    "merge",
+    "normalise_company",
+    "normalise_email",
+    "normalise_person_name",
+    "normalise_phone",
+    "normalise_text",
+    "pair_quality",
+    "phone_key",
+    "phonetic_key",
+    "rank_records",
+    "registrable_domain",
+    "rules_from_data",
+    "strip_accents",
+    "unmerge",
+]
