@@ -73,7 +73,7 @@ from crmkit.errors import (
     TransactionConflict,
     ValidationError,
 )
-from crmkit.records import RECORD_TYPES
+from crmkit.records import RECORD_TYPES, Merge
 from crmkit.store._base import (
     CHECKED_TYPES,
     CriteriaLike,
@@ -348,7 +348,15 @@ def _migration_1(cur: psycopg.Cursor[Any], schema: str) -> None:
 #: Migration ``n`` (1-based) brings a schema from version n-1 to n. Append, never edit: a
 #: new record type gets ``lambda cur, schema: _create_table(cur, schema, NewType)``, a new
 #: field an ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``.
-_MIGRATIONS: tuple[Callable[[psycopg.Cursor[Any], str], None], ...] = (_migration_1,)
+def _migration_2(cur: psycopg.Cursor[Any], schema: str) -> None:
+    """The merge history of ``crmkit.dedupe``."""
+    _create_table(cur, schema, Merge)
+
+
+_MIGRATIONS: tuple[Callable[[psycopg.Cursor[Any], str], None], ...] = (
+    _migration_1,
+    _migration_2,
+)
 SCHEMA_VERSION = len(_MIGRATIONS)
 _OWN_TABLES = ("crmkit_migrations", "crmkit_state", "crmkit_indexes")
 
