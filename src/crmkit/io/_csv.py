@@ -18,11 +18,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import attrs
 
 from crmkit._schema import plural, record_type_named, schema_of
+from crmkit._time import zone_named
 from crmkit.errors import BatchError, CrmError, ValidationError
 from crmkit.io import _values as v
 from crmkit.records import (
@@ -428,12 +429,11 @@ def import_csv(
     """
     rtype = _resolve_type(record_type)
     name = rtype.__name__
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    zone = zone_named(tz)
+    if zone is None:
         raise ValidationError(
             name, "tz", tz, "is not a known IANA time zone such as 'Europe/Paris'"
-        ) from None
+        )
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValidationError(name, "delimiter", delimiter, "must be a single character")
     options = _Options(
