@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import attrs
 
+from crmkit._repr import short_repr
 from crmkit._time import to_utc, zone_named
 from crmkit.errors import ValidationError
 
@@ -283,7 +284,7 @@ def _to_float(value: Any) -> Any:
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         try:
             return float(value)
-        except OverflowError:  # an int beyond float64; the validator names it
+        except (OverflowError, ValueError):  # an int beyond float64, a signalling NaN
             return value
     return value
 
@@ -394,7 +395,7 @@ def day() -> Any:
 
 def _to_tags(value: Any) -> Any:
     if isinstance(value, str):
-        return (value,)
+        value = (value,)  # one tag, stripped like the others ("" is none)
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [v.strip() if isinstance(v, str) else v for v in value]
         if all(isinstance(v, str) for v in items):
@@ -542,17 +543,35 @@ def clock_time(*, default: time) -> Any:
 
 
 def criteria_field() -> Any:
-    """Criteria in their JSON form, checked when the record is built."""
+    """Criteria in their JSON form, checked when the record is built.
+
+    They must bind to the record type (so at most 64 levels deep) and be a JSON
+    document (:func:`check_json`): dates and datetimes as ISO text, numbers as int or
+    float, as ``Criteria.to_dict()`` writes them, so every store and the codec read
+    back equal criteria.
+    """
 
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
         from crmkit._schema import record_type_named  # these import records: import late
-        from crmkit.criteria import bind
+        from crmkit.criteria import Criteria, bind
 
         try:
             bind(value, record_type_named(inst.applies_to))
         except Exception as err:
             fail(inst, attribute, value, f"is not valid criteria: {err}")
+        if isinstance(value, Criteria):
+            return
+        try:
+            check_json(type(inst).__name__, attribute.name, value, max_depth=2 * 64 + 2)
+        except ValidationError as err:
+            fail(
+                inst,
+                attribute,
+                value,
+                f"must be criteria in their JSON form (Criteria.to_dict() writes dates as "
+                f"ISO text): {short_repr(err.value)} {err.reason}",
+            )
 
     return attrs.field(default=None, validator=check, metadata={"kind": "json"})

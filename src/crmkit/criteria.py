@@ -203,7 +203,7 @@ def _check_scalar(field: str, op: str, value: Any) -> None:
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         try:
             finite = math.isfinite(float(value))
-        except OverflowError:
+        except (OverflowError, ValueError):  # an int beyond float64, a signalling NaN
             finite = False
         if not finite:
             raise CriteriaError(
@@ -480,15 +480,27 @@ def bind(criteria: Criteria | Mapping[str, Any] | None, record_type: type[Any]) 
     return BoundCriteria(parsed, record_type, _bind(parsed, record_type))
 
 
-def _bind(node: Criteria, record_type: type[Any]) -> _Leaf | _Node:
-    if isinstance(node, AllOf):
-        return _Node("all", tuple(_bind(i, record_type) for i in node.items))
-    if isinstance(node, AnyOf):
-        return _Node("any", tuple(_bind(i, record_type) for i in node.items))
+def _bind(node: Criteria, record_type: type[Any], negate: bool = False) -> _Leaf | _Node:
+    """The compiled tree, with ``not`` pushed down to the leaves (De Morgan) and
+    nested ``all``/``any`` of one kind merged, so it nests as little as it can: SQLite
+    refuses SQL nested much deeper than 64 levels ("parser stack overflow"). Every
+    leaf is two-valued (a missing value is false, never SQL NULL), so this is exact.
+    """
     if isinstance(node, Not):
-        return _Node("not", (_bind(node.item, record_type),))
+        return _bind(node.item, record_type, not negate)
+    if isinstance(node, (AllOf, AnyOf)):
+        kind = "all" if isinstance(node, AllOf) != negate else "any"
+        items: list[_Leaf | _Node] = []
+        for item in node.items:
+            bound = _bind(item, record_type, negate)
+            if isinstance(bound, _Node) and bound.kind == kind:
+                items.extend(bound.items)
+            else:
+                items.append(bound)
+        return items[0] if len(items) == 1 else _Node(kind, tuple(items))
     if isinstance(node, Condition):
-        return _bind_condition(node, record_type)
+        leaf = _bind_condition(node, record_type)
+        return attrs.evolve(leaf, negate=not leaf.negate) if negate else leaf
     raise CriteriaError(f"not a criteria: {_show(node)}")
 
 
