@@ -545,7 +545,7 @@ def clock_time(*, default: time) -> Any:
 def criteria_field() -> Any:
     """Criteria in their JSON form, checked when the record is built.
 
-    They must bind to the record type (so at most 64 levels deep) and be a JSON
+    They must bind to the record type (so at most 20 levels deep) and be a JSON
     document (:func:`check_json`): dates and datetimes as ISO text, numbers as int or
     float, as ``Criteria.to_dict()`` writes them, so every store and the codec read
     back equal criteria.
@@ -555,7 +555,7 @@ def criteria_field() -> Any:
         if value is None:
             return
         from crmkit._schema import record_type_named  # these import records: import late
-        from crmkit.criteria import Criteria, bind
+        from crmkit.criteria import _MAX_DEPTH, Criteria, bind
 
         try:
             bind(value, record_type_named(inst.applies_to))
@@ -564,7 +564,7 @@ def criteria_field() -> Any:
         if isinstance(value, Criteria):
             return
         try:
-            check_json(type(inst).__name__, attribute.name, value, max_depth=2 * 64 + 2)
+            check_json(type(inst).__name__, attribute.name, value, max_depth=2 * _MAX_DEPTH + 2)
         except ValidationError as err:
             fail(
                 inst,

@@ -35,7 +35,7 @@ Semantics, the same in all three forms:
   (text, number or bool); a stored value of another type never matches.
 
 Limits, checked when criteria are built or read, so a store never keeps criteria it
-cannot read back: ``all``/``any``/``not`` nest at most 64 levels; numbers must fit in a
+cannot read back: ``all``/``any``/``not`` nest at most 20 levels; numbers must fit in a
 float64 (``10**400`` is refused, NaN and infinity too); text must be valid Unicode
 without NUL (a lone surrogate such as ``chr(0xD800)`` is refused).
 
@@ -103,7 +103,10 @@ _ORDERING = frozenset({"<", "<=", ">", ">="})
 _NO_VALUE = frozenset({"is null", "is not null"})
 _TEXT_ONLY = frozenset({"startswith", "contains"})
 _NEGATED = {"!=": "==", "not in": "in"}
-_MAX_DEPTH = 64  # all/any/not levels; docs/criteria.md documents the number
+_MAX_DEPTH = 20
+"""Levels of all/any/not, documented in docs/criteria.md. SQLite's SQL parser refuses
+and/or nested about 27 levels deep ("parser stack overflow"); 20 leaves room for an
+engine that wraps stored criteria in a level or two of its own."""
 
 
 class Criteria:
@@ -482,8 +485,8 @@ def bind(criteria: Criteria | Mapping[str, Any] | None, record_type: type[Any]) 
 
 def _bind(node: Criteria, record_type: type[Any], negate: bool = False) -> _Leaf | _Node:
     """The compiled tree, with ``not`` pushed down to the leaves (De Morgan) and
-    nested ``all``/``any`` of one kind merged, so it nests as little as it can: SQLite
-    refuses SQL nested much deeper than 64 levels ("parser stack overflow"). Every
+    nested ``all``/``any`` of one kind merged, so its SQL nests as little as it can
+    (SQLite's parser has a fixed stack, see ``_MAX_DEPTH``). Every
     leaf is two-valued (a missing value is false, never SQL NULL), so this is exact.
     """
     if isinstance(node, Not):
