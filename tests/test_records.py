@@ -323,7 +323,11 @@ def test_numbers_beyond_what_stores_keep_are_refused(field: str, value: Any, rea
     assert (info.value.record, info.value.field, info.value.record_id) == ("Account", field, "x")
 
 
-@pytest.mark.parametrize("value", [Decimal("sNaN"), Decimal("NaN"), math.inf, 10**400])
+@pytest.mark.parametrize(
+    "value",
+    [Decimal("sNaN"), Decimal("NaN"), math.inf, 10**400],
+    ids=["sNaN", "NaN", "inf", "10**400"],
+)
 def test_float_fields_refuse_what_is_not_a_finite_float(value: Any) -> None:
     with pytest.raises(ValidationError) as info:
         Rep(id="x", name="R", weight=value)
