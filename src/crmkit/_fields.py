@@ -165,6 +165,30 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
+def check_state(name: Any, data: Any) -> None:
+    """Refuse a ``save_state(name, data)`` that some store could not keep alike.
+
+    ``name`` must be text (valid Unicode, no NUL) and ``data`` a dict that passes
+    :func:`check_json`: at most :data:`MAX_JSON_DEPTH` levels deep, 64-bit ints, finite
+    floats. Every store calls it first, so all refuse the same documents with a
+    :class:`~crmkit.errors.ValidationError` (record ``"State"``, field ``name``).
+
+    >>> check_state("crmkit.routing.Lead.pool", {"next": 3, "waiting": ["r1", "r2"]})
+    >>> check_state("pool", {"n": float("nan")})
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: State.pool = nan: must be finite (not NaN or infinity)
+    """
+    if not isinstance(name, str) or not name:
+        raise ValidationError("State", None, name, "the state name must be non-empty text")
+    problem = text_problem(name)
+    if problem is not None:
+        raise ValidationError("State", None, name, f"the state name {problem}")
+    if not isinstance(data, Mapping):
+        raise ValidationError("State", name, data, "must be a mapping (a JSON object)")
+    check_json("State", name, dict(data))
+
+
 def _check_text(required: bool) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:

@@ -17,6 +17,11 @@ LIMIT = 300
 
 _DEPTH = 8
 _BIG_INT_BITS = 256
+_BRACKETS: dict[type[Any], tuple[str, str]] = {
+    dict: ("{", "}"),
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+}
 
 
 class _Full(Exception):
@@ -47,12 +52,12 @@ def short_repr(value: Any, limit: int = LIMIT) -> str:
             raise _Full
 
     def walk(item: Any, depth: int) -> None:
-        kind = type(item)
-        if kind in (dict, list, tuple):
+        kind: type[Any] = type(item)
+        if kind in _BRACKETS:
+            opening, closing = _BRACKETS[kind]
             if depth >= _DEPTH:
-                put({dict: "{...}", list: "[...]", tuple: "(...)"}[kind])
+                put(f"{opening}...{closing}")
                 return
-            opening, closing = {dict: "{}", list: "[]", tuple: "()"}[kind]
             put(opening)
             entries = item.items() if kind is dict else ((None, v) for v in item)
             for index, (key, entry) in enumerate(entries):
