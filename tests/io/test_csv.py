@@ -403,6 +403,17 @@ def test_a_tz_that_is_no_zone_is_a_validation_error(tz: str) -> None:
     assert len(str(info.value)) < 500
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("date_format", 5), ("datetime_format", b"%Y"), ("encoding", "no-such-codec")],
+)
+def test_bad_parsing_options_are_validation_errors(option: str, value: Any) -> None:
+    source = csv_text("id,name,close_date,closed_at", "o,O,2026-01-01,2026-01-01T09:00")
+    with pytest.raises(ValidationError) as info:
+        import_csv(MemoryStore(), Opportunity, source, **{option: value})
+    assert info.value.field == option
+
+
 def test_no_end_datetimes_at_the_end_of_the_calendar_are_clamped() -> None:
     """``9999-12-31 23:59:59`` in New York is past the last UTC instant; it means "no end"."""
     store = MemoryStore()

@@ -10,6 +10,7 @@ another field (one ``in`` query per referenced type, chunked), (5) build the rec
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -434,6 +435,17 @@ def import_csv(
         raise ValidationError(
             name, "tz", tz, "is not a known IANA time zone such as 'Europe/Paris'"
         )
+    for option, fmt in (("date_format", date_format), ("datetime_format", datetime_format)):
+        if fmt is not None and not isinstance(fmt, str):
+            raise ValidationError(
+                name, option, fmt, "must be a strptime format such as '%d/%m/%Y'"
+            )
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError, ValueError):
+        raise ValidationError(
+            name, "encoding", encoding, "is not a text encoding Python knows, such as 'utf-8'"
+        ) from None
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValidationError(name, "delimiter", delimiter, "must be a single character")
     options = _Options(
