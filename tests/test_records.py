@@ -314,6 +314,7 @@ def test_a_blank_string_of_tags_is_no_tags_and_evolve_keeps_it() -> None:
         ("employees", 2**63, "64-bit"),
         ("employees", Decimal("1e999999999"), "whole number"),
         ("annual_revenue", Decimal("1e309"), "too large"),
+        ("annual_revenue", Decimal("1e-16384"), "decimal places"),
         ("created_at", "2026-01-01", "must be a datetime"),
     ],
 )

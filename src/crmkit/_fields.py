@@ -34,6 +34,7 @@ _CUSTOM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+_MONEY_PLACES = 16383  # PostgreSQL's numeric keeps at most this many decimal places
 MAX_JSON_DEPTH = 100
 """How deep a JSON document (a saved state, a JSON field) may nest lists and objects."""
 
@@ -279,6 +280,8 @@ def _number_check(
                 fail(inst, attribute, value, "must be a finite decimal amount")
             if not math.isfinite(float(value)):  # criteria and columns read it as float64
                 fail(inst, attribute, value, "is too large (at most about 1.8e308)")
+            if value.as_tuple().exponent < -_MONEY_PLACES:  # type: ignore[operator]
+                fail(inst, attribute, value, f"has more than {_MONEY_PLACES} decimal places")
         elif isinstance(value, int) and not isinstance(value, bool):  # too large for a float
             fail(inst, attribute, value, "is too large for a float (at most about 1.8e308)")
         elif isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value):
