@@ -119,3 +119,32 @@ def test_from_dict_wrong_type_names_the_field() -> None:
     assert info.value.field == "employees"
     assert info.value.value == "many"
     assert info.value.record_id == "a"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (b'{"id": "a", "name": "\xff"}', "utf-8"),
+        ("[" * 100_000 + "]" * 100_000, "nests too deep"),
+        ('{"id": "a", "name": "A", "employees": 1' + "0" * 4999 + "}", "5000 digits"),
+        ('{"id": "a", "name": "A", "employees": 1e999}', "employees"),
+        ('{"id": "a", "name": "A", "employees": NaN}', "employees"),
+        ('{"id": "a", "name": "A", "custom": {"n": 1' + "0" * 30 + "}}", "64-bit"),
+        ('{"id": "a", "name": "\\ud800"}', "surrogate"),
+        (7, "not JSON"),
+    ],
+)
+def test_hostile_json_is_a_validation_error_with_a_short_message(text: Any, words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        from_json(Account, text)
+    message = str(info.value)
+    assert words in message
+    assert "set_int_max_str_digits" not in message
+    assert len(message) < 1000
+
+
+def test_from_dict_with_a_huge_int_names_the_field() -> None:
+    with pytest.raises(ValidationError, match="64-bit") as info:
+        from_dict(Account, {"id": "a", "name": "A", "employees": 10**5000})
+    assert info.value.field == "employees"
+    assert "<int of about 5001 digits>" in str(info.value)

@@ -470,3 +470,50 @@ def test_mask_object_text_with_none_agrees_with_unicode(
         column[:] = [None if v == "" else v for v in values]
         object_cols[name] = column
     np.testing.assert_array_equal(bound.mask(unicode_cols), bound.mask(object_cols))
+
+
+def test_not_is_pushed_to_the_leaves_so_sql_does_not_nest() -> None:
+    # not(a or not b) == (not a) and b; a double not is the criteria itself
+    criteria = ~((F.country == "US") | ~(F.employees >= 500))
+    sql, params = bind(criteria, Account).to_sql()
+    assert "NOT (NOT" not in sql
+    assert sql.count("(NOT ") == 1
+    assert params == ["US", 500.0]
+    deep = F.country == "US"
+    for _ in range(20):
+        deep = ~deep
+    assert bind(deep, Account).to_sql() == bind(F.country == "US", Account).to_sql()
+    us_big = Account(id="a", name="A", country="US", employees=900)
+    fr_big = Account(id="b", name="B", country="FR", employees=900)
+    fr_small = Account(id="c", name="C", country="FR", employees=5)
+    nobody = Account(id="d", name="D")
+    assert bind(criteria, Account).filter([us_big, fr_big, fr_small, nobody]) == [fr_big]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (10**400, "float64"),
+        (-(10**5000), "float64"),
+        (Decimal("1e400"), "float64"),
+        (Decimal("sNaN"), "finite"),
+        ("\ud800", "surrogate"),
+        ("a\x00", "NUL"),
+    ],
+    ids=["10**400", "-10**5000", "Decimal 1e400", "sNaN", "surrogate", "NUL"],
+)
+def test_values_no_store_can_compare_are_refused_when_built(value: Any, words: str) -> None:
+    with pytest.raises(CriteriaError, match=words) as info:
+        F.custom["n"] == value  # noqa: B015 - building it is the test
+    assert len(str(info.value)) < 1000
+
+
+def test_depth_limit_counts_all_any_and_not() -> None:
+    node: dict[str, Any] = {"field": "name", "op": "==", "value": "x"}
+    for level in range(20):
+        node = [{"all": [node]}, {"any": [node]}, {"not": node}][level % 3]
+    assert parse(node).to_dict() == node
+    with pytest.raises(CriteriaError, match="deeper than 20 levels"):
+        parse({"not": node})
+    with pytest.raises(CriteriaError, match="deeper than 20 levels"):
+        ~parse(node)

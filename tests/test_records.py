@@ -299,3 +299,51 @@ def test_dates_and_times() -> None:
         id="s", opportunity_id="o", to_stage="won", at=datetime(2026, 1, 1, tzinfo=UTC), amount=5
     )
     assert change.amount == Decimal(5)
+
+
+def test_a_blank_string_of_tags_is_no_tags_and_evolve_keeps_it() -> None:
+    rep = Rep(id="r", name="R", skills=" ")
+    assert rep.skills == ()
+    assert Rep(id="r", name="R", skills=" sql ").skills == ("sql",)
+    assert attrs.evolve(rep) == rep
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("employees", 2**63, "64-bit"),
+        ("employees", Decimal("1e999999999"), "whole number"),
+        ("annual_revenue", Decimal("1e309"), "too large"),
+        ("annual_revenue", Decimal("1e-16384"), "decimal places"),
+        ("created_at", "2026-01-01", "must be a datetime"),
+    ],
+)
+def test_numbers_beyond_what_stores_keep_are_refused(field: str, value: Any, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason) as info:
+        Account(id="x", name="A", **{field: value})
+    assert (info.value.record, info.value.field, info.value.record_id) == ("Account", field, "x")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Decimal("sNaN"), Decimal("NaN"), math.inf, 10**400],
+    ids=["sNaN", "NaN", "inf", "10**400"],
+)
+def test_float_fields_refuse_what_is_not_a_finite_float(value: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        Rep(id="x", name="R", weight=value)
+    assert info.value.field == "weight"
+
+
+def test_aware_datetimes_past_the_calendar_in_utc_are_clamped() -> None:
+    late = timezone(timedelta(hours=-5))
+    last = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert (
+        Account(id="x", name="A", created_at=datetime(9999, 12, 31, 20, tzinfo=late)).created_at
+        == last
+    )
+    assert Account(
+        id="x", name="A", created_at=datetime(9999, 12, 31, 18, tzinfo=late)
+    ).created_at == datetime(9999, 12, 31, 23, tzinfo=UTC)
+    early = datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=2)))
+    assert Account(id="x", name="A", created_at=early).created_at == datetime(1, 1, 1, tzinfo=UTC)

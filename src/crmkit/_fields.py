@@ -5,6 +5,10 @@ Converters only coerce what is unambiguous (``"won"`` to ``OpportunityStatus.WON
 validators then raise :class:`~crmkit.errors.ValidationError` naming the record, field
 and value. Each field records its *kind* in ``metadata["kind"]``; criteria, stores,
 numpy columns and CSV import all read the kind from there (see ``_schema``).
+
+The limits every store keeps alike are checked here, once, for every backend: whole
+numbers fit in 64 bits, floats are finite, text is valid Unicode without NUL, and JSON
+documents nest at most :data:`MAX_JSON_DEPTH` levels (see :func:`check_json`).
 """
 
 from __future__ import annotations
@@ -13,19 +17,136 @@ import enum
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from crmkit._repr import short_repr
+from crmkit._time import to_utc, zone_named
 from crmkit.errors import ValidationError
 
 Scalar = str | int | float | bool | None
 """The types a custom field can hold."""
 
 _CUSTOM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_MONEY_PLACES = 16383  # PostgreSQL's numeric keeps at most this many decimal places
+MAX_JSON_DEPTH = 100
+"""How deep a JSON document (a saved state, a JSON field) may nest lists and objects."""
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or ``None``.
+
+    >>> text_problem("café"), text_problem(chr(0xD800))
+    (None, 'must be valid Unicode text (it holds a lone surrogate)')
+    """
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def scalar_problem(value: Any) -> str | None:
+    """Why a JSON scalar cannot be kept alike by every store, or ``None``.
+
+    Whole numbers must fit in 64 bits, floats must be finite (NaN and infinity are
+    refused), and text must be valid Unicode without NUL.
+
+    >>> scalar_problem(2**63)
+    'must fit in a 64-bit integer (-2**63 to 2**63-1)'
+    >>> scalar_problem(float("nan")), scalar_problem(7)
+    ('must be finite (not NaN or infinity)', None)
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            return "must fit in a 64-bit integer (-2**63 to 2**63-1)"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be finite (not NaN or infinity)"
+    if isinstance(value, str):
+        return text_problem(value)
+    return None
+
+
+def check_json(
+    record: str,
+    field: str | None,
+    value: Any,
+    *,
+    record_id: str | None = None,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> None:
+    """Refuse a document that some store could not keep and read back equal.
+
+    A document is ``None``, ``bool``, ``int``, ``float``, ``str``, lists or tuples of
+    documents, and dicts with text keys, nested at most ``max_depth`` levels; its
+    scalars pass :func:`scalar_problem`. Anything else is a
+    :class:`~crmkit.errors.ValidationError` naming ``record``, ``field`` and the value.
+    Stores call it in ``save_state`` so every backend refuses the same documents.
+
+    >>> check_json("State", "pool", {"next": [1, 2.5, "x", None, True]})
+    >>> deep: list[object] = []
+    >>> for _ in range(5_000):
+    ...     deep = [deep]
+    >>> check_json("State", "pool", deep)
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: State.pool = [[[[[[[[[...]]]]]]]]]: nests deeper than 100 ...
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if depth >= max_depth:
+                raise ValidationError(
+                    record,
+                    field,
+                    value,
+                    f"nests deeper than {max_depth} levels; flatten the document",
+                    record_id=record_id,
+                )
+            if isinstance(item, dict):
+                for key, entry in item.items():
+                    if not isinstance(key, str):
+                        raise ValidationError(
+                            record,
+                            field,
+                            value,
+                            f"object keys must be text, not {type(key).__name__}",
+                            record_id=record_id,
+                        )
+                    problem = text_problem(key)
+                    if problem is not None:
+                        raise ValidationError(
+                            record, field, key, f"an object key {problem}", record_id=record_id
+                        )
+                    stack.append((entry, depth + 1))
+            else:
+                stack.extend((entry, depth + 1) for entry in item)
+            continue
+        if item is not None and not isinstance(item, (str, int, float)):
+            raise ValidationError(
+                record,
+                field,
+                item,
+                f"is a {type(item).__name__}; a JSON document holds only text, numbers, "
+                "true/false, null, lists and objects",
+                record_id=record_id,
+            )
+        problem = scalar_problem(item)
+        if problem is not None:
+            raise ValidationError(record, field, item, problem, record_id=record_id)
 
 
 def fail(inst: Any, attribute: attrs.Attribute[Any], value: Any, reason: str) -> NoReturn:
@@ -45,6 +166,30 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
+def check_state(name: Any, data: Any) -> None:
+    """Refuse a ``save_state(name, data)`` that some store could not keep alike.
+
+    ``name`` must be text (valid Unicode, no NUL) and ``data`` a dict that passes
+    :func:`check_json`: at most :data:`MAX_JSON_DEPTH` levels deep, 64-bit ints, finite
+    floats. Every store calls it first, so all refuse the same documents with a
+    :class:`~crmkit.errors.ValidationError` (record ``"State"``, field ``name``).
+
+    >>> check_state("crmkit.routing.Lead.pool", {"next": 3, "waiting": ["r1", "r2"]})
+    >>> check_state("pool", {"n": float("nan")})
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: State.pool = nan: must be finite (not NaN or infinity)
+    """
+    if not isinstance(name, str) or not name:
+        raise ValidationError("State", None, name, "the state name must be non-empty text")
+    problem = text_problem(name)
+    if problem is not None:
+        raise ValidationError("State", None, name, f"the state name {problem}")
+    if not isinstance(data, Mapping):
+        raise ValidationError("State", name, data, "must be a mapping (a JSON object)")
+    check_json("State", name, dict(data))
+
+
 def _check_text(required: bool) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
@@ -53,8 +198,9 @@ def _check_text(required: bool) -> Callable[[Any, attrs.Attribute[Any], Any], No
             return
         if not isinstance(value, str):
             fail(inst, attribute, value, f"must be a string, not {type(value).__name__}")
-        if "\x00" in value:
-            fail(inst, attribute, value, "must not contain NUL characters")
+        problem = text_problem(value)
+        if problem is not None:
+            fail(inst, attribute, value, problem)
 
     return check
 
@@ -127,11 +273,19 @@ def _number_check(
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 fail(inst, attribute, value, "must be a whole number")
+            if not INT64_MIN <= value <= INT64_MAX:
+                fail(inst, attribute, value, "must fit in a 64-bit integer (-2**63 to 2**63-1)")
         elif kind == "money":
             if not isinstance(value, Decimal) or not value.is_finite():
                 fail(inst, attribute, value, "must be a finite decimal amount")
+            if not math.isfinite(float(value)):  # criteria and columns read it as float64
+                fail(inst, attribute, value, "is too large (at most about 1.8e308)")
+            if value.as_tuple().exponent < -_MONEY_PLACES:  # type: ignore[operator]
+                fail(inst, attribute, value, f"has more than {_MONEY_PLACES} decimal places")
+        elif isinstance(value, int) and not isinstance(value, bool):  # too large for a float
+            fail(inst, attribute, value, "is too large for a float (at most about 1.8e308)")
         elif isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value):
-            fail(inst, attribute, value, "must be a finite number")
+            fail(inst, attribute, value, "must be a finite number (not NaN or infinity)")
         if minimum is not None and value < minimum:
             fail(inst, attribute, value, f"must be >= {minimum}")
         if maximum is not None and value > maximum:
@@ -143,14 +297,22 @@ def _number_check(
 def _to_int(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < 19  # Decimal("1e999999999") would take a billion digits
+        and value == value.to_integral_value()
+    ):
         return int(value)
     return value
 
 
 def _to_float(value: Any) -> Any:
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except (OverflowError, ValueError):  # an int beyond float64, a signalling NaN
+            return value
     return value
 
 
@@ -213,12 +375,16 @@ def flag(*, default: bool) -> Any:
 
 def _to_utc(value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() is not None:
-        return value.astimezone(UTC)
+        return to_utc(value)
     return value
 
 
 def moment(*, required: bool = False) -> Any:
-    """A timezone-aware datetime, stored in UTC; a naive datetime is refused."""
+    """A timezone-aware datetime, stored in UTC; a naive datetime is refused.
+
+    An instant past the end of the calendar in UTC (``9999-12-31T23:00-05:00``, a common
+    "no end" value) is clamped to the last representable instant (see ``_time.to_utc``).
+    """
 
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
@@ -256,7 +422,7 @@ def day() -> Any:
 
 def _to_tags(value: Any) -> Any:
     if isinstance(value, str):
-        return (value,)
+        value = (value,)  # one tag, stripped like the others ("" is none)
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [v.strip() if isinstance(v, str) else v for v in value]
         if all(isinstance(v, str) for v in items):
@@ -270,6 +436,10 @@ def tags() -> Any:
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
             fail(inst, attribute, value, "must be a list of strings")
+        for item in value:
+            problem = text_problem(item)
+            if problem is not None:
+                fail(inst, attribute, item, problem)
 
     return attrs.field(
         factory=tuple, converter=_to_tags, validator=check, metadata={"kind": "tags"}
@@ -282,9 +452,7 @@ def zone(*, default: str = "UTC") -> Any:
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, str):
             fail(inst, attribute, value, "must be an IANA time zone name such as 'Europe/Paris'")
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        if zone_named(value) is None:
             fail(inst, attribute, value, "is not a known IANA time zone such as 'Europe/Paris'")
 
     return attrs.field(default=default, validator=check, metadata={"kind": "text"})
@@ -301,8 +469,9 @@ def custom() -> Any:
     """User-defined fields: names are identifiers, values are scalars.
 
     Empty text and ``None`` values are dropped (a custom field is either present with a
-    value or absent) and non-finite floats are refused, so a custom value means the same
-    in a record, a numpy column and a SQL row.
+    value or absent); whole numbers must fit in 64 bits, floats must be finite and text
+    valid Unicode (see :func:`scalar_problem`), so a custom value means the same in a
+    record, a numpy column and a row of any store.
     """
 
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -318,10 +487,9 @@ def custom() -> Any:
                     item,
                     f"custom field {key!r} must hold str, int, float, bool or None",
                 )
-            if isinstance(item, float) and not math.isfinite(item):
-                fail(inst, attribute, item, f"custom field {key!r} must be finite")
-            if isinstance(item, str) and "\x00" in item:
-                fail(inst, attribute, item, f"custom field {key!r} must not contain NUL")
+            problem = scalar_problem(item)
+            if problem is not None:
+                fail(inst, attribute, item, f"custom field {key!r} {problem}")
 
     return attrs.field(
         factory=dict,
@@ -371,14 +539,20 @@ def json_steps() -> Any:
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, tuple):
             fail(inst, attribute, value, "must be a list of steps (dicts)")
-        for step in value:
+        for index, step in enumerate(value):
+            if not isinstance(step, dict):
+                fail(inst, attribute, step, f"step {index} must be a dict like {{'kind': 'call'}}")
             for key, item in step.items():
                 if not isinstance(key, str):
                     fail(inst, attribute, step, "step keys must be strings")
+                problem = text_problem(key)
+                if problem is not None:
+                    fail(inst, attribute, key, f"step key {problem}")
                 if item is not None and not isinstance(item, (str, int, float, bool)):
                     fail(inst, attribute, step, f"step field {key!r} must be a scalar")
-                if isinstance(item, float) and not math.isfinite(item):
-                    fail(inst, attribute, step, f"step field {key!r} must be finite")
+                problem = scalar_problem(item)
+                if problem is not None:
+                    fail(inst, attribute, step, f"step field {key!r} {problem}")
 
     return attrs.field(
         factory=tuple, converter=_to_steps, validator=check, metadata={"kind": "json"}
@@ -396,17 +570,35 @@ def clock_time(*, default: time) -> Any:
 
 
 def criteria_field() -> Any:
-    """Criteria in their JSON form, checked when the record is built."""
+    """Criteria in their JSON form, checked when the record is built.
+
+    They must bind to the record type (so at most 20 levels deep) and be a JSON
+    document (:func:`check_json`): dates and datetimes as ISO text, numbers as int or
+    float, as ``Criteria.to_dict()`` writes them, so every store and the codec read
+    back equal criteria.
+    """
 
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
         from crmkit._schema import record_type_named  # these import records: import late
-        from crmkit.criteria import bind
+        from crmkit.criteria import _MAX_DEPTH, Criteria, bind
 
         try:
             bind(value, record_type_named(inst.applies_to))
         except Exception as err:
             fail(inst, attribute, value, f"is not valid criteria: {err}")
+        if isinstance(value, Criteria):
+            return
+        try:
+            check_json(type(inst).__name__, attribute.name, value, max_depth=2 * _MAX_DEPTH + 2)
+        except ValidationError as err:
+            fail(
+                inst,
+                attribute,
+                value,
+                f"must be criteria in their JSON form (Criteria.to_dict() writes dates as "
+                f"ISO text): {short_repr(err.value)} {err.reason}",
+            )
 
     return attrs.field(default=None, validator=check, metadata={"kind": "json"})

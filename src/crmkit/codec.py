@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from crmkit._repr import short_repr
 from crmkit.errors import CrmError, ValidationError
 from crmkit.records import RECORD_TYPES
 
@@ -84,13 +85,15 @@ def _parse(kind: type[Any], value: Any) -> Any:
     if isinstance(value, kind):
         return value
     if not isinstance(value, str):
-        raise TypeError(f"expected an ISO {kind.__name__} string, got {value!r}")
+        raise TypeError(f"expected an ISO {kind.__name__} string, got {short_repr(value)}")
     return kind.fromisoformat(value)
 
 
 def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
-        raise TypeError(f"expected a decimal string, got {value!r}")
+        raise TypeError(f"expected a decimal string, got {short_repr(value)}")
+    if isinstance(value, int):
+        return Decimal(value)  # str() of an int past 4,300 digits raises
     return Decimal(str(value))
 
 
@@ -152,12 +155,24 @@ def from_dict(record_type: type[T], data: Any) -> T:
 
 def _describe(err: BaseException) -> str:
     if isinstance(err, KeyError):
-        return f"missing field {err.args[0]!r}"
+        return f"missing field {short_repr(err.args[0])}"
     if isinstance(err, cattrs.ForbiddenExtraKeysError):
-        return f"unknown field(s) {sorted(err.extra_fields)}"
+        return f"unknown field(s) {short_repr(sorted(err.extra_fields))}"
     if isinstance(err, cattrs.ClassValidationError) and err.exceptions:
         return _describe(err.exceptions[0])
-    return f"{type(err).__name__}: {err}"
+    if isinstance(err, RecursionError):
+        return "the data nests too deep"
+    return f"{type(err).__name__}: {_short(str(err))}"
+
+
+def _json_int(digits: str) -> int:
+    if len(digits) > 4000:  # int() refuses past 4,300 digits with advice to change sys
+        raise ValueError(f"holds a whole number of {len(digits)} digits")
+    return int(digits)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def _failed_field(err: BaseException) -> str | None:
@@ -189,6 +204,10 @@ def to_json(record: Any, **kwargs: Any) -> str:
 def from_json(record_type: type[T], text: str | bytes) -> T:
     """Read a record from a JSON string; bad JSON or bad data is a ``ValidationError``.
 
+    Bytes must be UTF-8 (or UTF-16/32 with a byte order mark, as :func:`json.loads`
+    reads them). Input that no record could come from is refused the same way: JSON
+    nested deeper than Python can read, a number of more than 4,300 digits.
+
     >>> from crmkit.records import Team
     >>> from_json(Team, '{"id": "t1", "name": "EMEA"}').name
     'EMEA'
@@ -198,7 +217,11 @@ def from_json(record_type: type[T], text: str | bytes) -> T:
     crmkit.errors.ValidationError: Team: is not JSON: ...
     """
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValidationError(record_type.__name__, None, text, f"is not JSON: {err}") from err
+        data = json.loads(text, parse_int=_json_int)
+    except (ValueError, TypeError, RecursionError) as err:
+        # ValueError covers bad JSON, bad UTF-8 and numbers past Python's digit limit
+        reason = "nests too deep" if isinstance(err, RecursionError) else str(err)
+        raise ValidationError(
+            record_type.__name__, None, text, f"is not JSON: {_short(reason)}"
+        ) from err
     return from_dict(record_type, data)

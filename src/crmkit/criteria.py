@@ -33,6 +33,16 @@ Semantics, the same in all three forms:
   ``in``, ``not in`` and null tests.
 - A custom field (``custom.tier``) compares in the domain of the criterion's value
   (text, number or bool); a stored value of another type never matches.
+
+Limits, checked when criteria are built or read, so a store never keeps criteria it
+cannot read back: ``all``/``any``/``not`` nest at most 20 levels; numbers must fit in a
+float64 (``10**400`` is refused, NaN and infinity too); text must be valid Unicode
+without NUL (a lone surrogate such as ``chr(0xD800)`` is refused).
+
+>>> parse({"field": "employees", "op": ">=", "value": 10**400})
+Traceback (most recent call last):
+...
+crmkit.errors.CriteriaError: field 'employees' >= <int of about 401 digits>: numbers must ...
 """
 
 from __future__ import annotations
@@ -40,14 +50,16 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from crmkit._fields import text_problem
+from crmkit._repr import short_repr as _show
 from crmkit._schema import QUERYABLE_KINDS, schema_of
-from crmkit._time import micros
+from crmkit._time import micros, to_utc
 from crmkit.errors import CriteriaError
 
 __all__ = [
@@ -91,6 +103,10 @@ _ORDERING = frozenset({"<", "<=", ">", ">="})
 _NO_VALUE = frozenset({"is null", "is not null"})
 _TEXT_ONLY = frozenset({"startswith", "contains"})
 _NEGATED = {"!=": "==", "not in": "in"}
+_MAX_DEPTH = 20
+"""Levels of all/any/not, documented in docs/criteria.md. SQLite's SQL parser refuses
+and/or nested about 27 levels deep ("parser stack overflow"); 20 leaves room for an
+engine that wraps stored criteria in a level or two of its own."""
 
 
 class Criteria:
@@ -124,7 +140,7 @@ def _flat(node: Criteria, kind: type[AllOf] | type[AnyOf]) -> tuple[Criteria, ..
 def _require_criteria(other: object, symbol: str) -> None:
     if not isinstance(other, Criteria):
         raise CriteriaError(
-            f"cannot combine criteria with {other!r} using {symbol}; wrap comparisons in "
+            f"cannot combine criteria with {_show(other)} using {symbol}; wrap comparisons in "
             "parentheses: (F.a == 1) & (F.b == 2)"
         )
 
@@ -133,67 +149,100 @@ def _check_value(field: str, op: str, value: Any) -> Any:
     """Structural checks that need no record type; returns the value as stored."""
     if op not in OPERATORS:
         raise CriteriaError(
-            f"unknown operator {op!r} on field {field!r}; use one of {', '.join(OPERATORS)}"
+            f"unknown operator {_show(op)} on field {_show(field)}; "
+            f"use one of {', '.join(OPERATORS)}"
         )
     if op in _NO_VALUE:
         if value is not None:
-            raise CriteriaError(f"operator {op!r} on field {field!r} takes no value")
+            raise CriteriaError(f"operator {_show(op)} on field {_show(field)} takes no value")
         return None
     if op == "exists":
         if value is None:
             return True
         if not isinstance(value, bool):
-            raise CriteriaError(f"'exists' on field {field!r} takes true or false, not {value!r}")
+            raise CriteriaError(
+                f"'exists' on field {_show(field)} takes true or false, not {_show(value)}"
+            )
         return value
     if op in ("in", "not in"):
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise CriteriaError(f"operator {op!r} on field {field!r} needs a list, not {value!r}")
+            raise CriteriaError(
+                f"operator {_show(op)} on field {_show(field)} needs a list, not {_show(value)}"
+            )
         items = tuple(value)
         for item in items:
             _check_scalar(field, op, item)
         return items
     if op == "between":
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-            raise CriteriaError(f"'between' on field {field!r} needs [low, high], not {value!r}")
+            raise CriteriaError(
+                f"'between' on field {_show(field)} needs [low, high], not {_show(value)}"
+            )
         low, high = value
         _check_scalar(field, op, low)
         _check_scalar(field, op, high)
         return (low, high)
     _check_scalar(field, op, value)
     if op in _TEXT_ONLY and not isinstance(value, str):
-        raise CriteriaError(f"operator {op!r} on field {field!r} needs text, not {value!r}")
+        raise CriteriaError(
+            f"operator {_show(op)} on field {_show(field)} needs text, not {_show(value)}"
+        )
     return value
 
 
 def _check_scalar(field: str, op: str, value: Any) -> None:
     if value is None:
         raise CriteriaError(
-            f"field {field!r} {op} None: to test for a missing value use 'is null'"
+            f"field {_show(field)} {op} None: to test for a missing value use 'is null'"
         )
     if isinstance(value, str) and value == "":
         raise CriteriaError(
-            f"field {field!r} {op} '': empty text is a missing value; use 'is null'"
+            f"field {_show(field)} {op} '': empty text is a missing value; use 'is null'"
         )
-    if (isinstance(value, float) and not math.isfinite(value)) or (
-        isinstance(value, Decimal) and not value.is_finite()
-    ):
-        raise CriteriaError(f"field {field!r} {op} {value!r}: numbers must be finite")
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise CriteriaError(f"field {_show(field)} {op} {_show(value)}: text {problem}")
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        try:
+            finite = math.isfinite(float(value))
+        except (OverflowError, ValueError):  # an int beyond float64, a signalling NaN
+            finite = False
+        if not finite:
+            raise CriteriaError(
+                f"field {_show(field)} {op} {_show(value)}: numbers must be finite "
+                "and fit in a float64 (at most about 1.8e308)"
+            )
     if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
         raise CriteriaError(
-            f"field {field!r} {op} {value!r}: datetimes must be timezone-aware "
+            f"field {_show(field)} {op} {_show(value)}: datetimes must be timezone-aware "
             "(add tzinfo=timezone.utc or a ZoneInfo)"
         )
     if not isinstance(value, (str, int, float, bool, Decimal, datetime, date)):
         raise CriteriaError(
-            f"field {field!r} {op} {value!r}: values must be text, numbers, booleans, "
+            f"field {_show(field)} {op} {_show(value)}: values must be text, numbers, booleans, "
             "dates or datetimes"
         )
 
 
 def _check_field_name(field: Any) -> str:
     if not isinstance(field, str) or not field:
-        raise CriteriaError(f"a criteria field must be a non-empty string, not {field!r}")
+        raise CriteriaError(f"a criteria field must be a non-empty string, not {_show(field)}")
+    problem = text_problem(field)
+    if problem is not None:
+        raise CriteriaError(f"the criteria field name {_show(field)} {problem}")
     return field
+
+
+def _depth_of(items: Iterable[Any]) -> int:
+    """The nesting depth of a node over ``items``; refuses more than ``_MAX_DEPTH``."""
+    depth = 1 + max((getattr(item, "_depth", 0) for item in items), default=0)
+    if depth > _MAX_DEPTH:
+        raise CriteriaError(
+            f"criteria nest deeper than {_MAX_DEPTH} levels of all/any/not; "
+            "flatten them (an 'all' inside an 'all' is one 'all')"
+        )
+    return depth
 
 
 @attrs.frozen
@@ -219,6 +268,10 @@ class AllOf(Criteria):
     """True when every item is (true when empty)."""
 
     items: tuple[Criteria, ...]
+    _depth: int = attrs.field(init=False, default=0, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_depth", _depth_of(self.items))
 
     def to_dict(self) -> dict[str, Any]:
         return {"all": [item.to_dict() for item in self.items]}
@@ -229,6 +282,10 @@ class AnyOf(Criteria):
     """True when at least one item is (false when empty)."""
 
     items: tuple[Criteria, ...]
+    _depth: int = attrs.field(init=False, default=0, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_depth", _depth_of(self.items))
 
     def to_dict(self) -> dict[str, Any]:
         return {"any": [item.to_dict() for item in self.items]}
@@ -239,6 +296,10 @@ class Not(Criteria):
     """True when the item is false."""
 
     item: Criteria
+    _depth: int = attrs.field(init=False, default=0, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_depth", _depth_of((self.item,)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"not": self.item.to_dict()}
@@ -268,7 +329,9 @@ class Field:
 
     def __getitem__(self, key: str) -> Field:
         if self.name != "custom":
-            raise CriteriaError(f"only F.custom takes [key]; F.{self.name}[{key!r}] is not valid")
+            raise CriteriaError(
+                f"only F.custom takes [key]; F.{self.name}[{_show(key)}] is not valid"
+            )
         return Field(f"custom.{key}")
 
     def __eq__(self, value: Any) -> Condition:  # type: ignore[override]
@@ -342,28 +405,36 @@ def parse(data: Criteria | Mapping[str, Any] | None) -> Criteria:
     >>> parse({"any": []}).to_dict()
     {'any': []}
     """
+    return _parse(data, 0)
+
+
+def _parse(data: Criteria | Mapping[str, Any] | None, depth: int) -> Criteria:
+    if depth > _MAX_DEPTH:
+        raise CriteriaError(
+            f"criteria nest deeper than {_MAX_DEPTH} levels of all/any/not; flatten them"
+        )
     if data is None:
         return AllOf(items=())
     if isinstance(data, Criteria):
         return data
     if not isinstance(data, Mapping):
         raise CriteriaError(
-            f"criteria must be a dict like {{'field': ..., 'op': ...}}, not {data!r}"
+            f"criteria must be a dict like {{'field': ..., 'op': ...}}, not {_show(data)}"
         )
     keys = set(data)
     if keys == {"all"} or keys == {"any"}:
         (key,) = keys
         items = data[key]
         if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
-            raise CriteriaError(f"{key!r} takes a list of criteria, not {items!r}")
-        parsed = tuple(parse(item) for item in items)
+            raise CriteriaError(f"{_show(key)} takes a list of criteria, not {_show(items)}")
+        parsed = tuple(_parse(item, depth + 1) for item in items)
         return AllOf(items=parsed) if key == "all" else AnyOf(items=parsed)
     if keys == {"not"}:
-        return Not(item=parse(data["not"]))
+        return Not(item=_parse(data["not"], depth + 1))
     if "field" in keys and "op" in keys and keys <= {"field", "op", "value"}:
         return Condition(data["field"], data["op"], data.get("value"))
     raise CriteriaError(
-        f"cannot read criteria {dict(data)!r}: expected {{'field', 'op', 'value'}}, "
+        f"cannot read criteria {_show(data)}: expected {{'field', 'op', 'value'}}, "
         "{'all': [...]}, {'any': [...]} or {'not': {...}}"
     )
 
@@ -412,16 +483,28 @@ def bind(criteria: Criteria | Mapping[str, Any] | None, record_type: type[Any]) 
     return BoundCriteria(parsed, record_type, _bind(parsed, record_type))
 
 
-def _bind(node: Criteria, record_type: type[Any]) -> _Leaf | _Node:
-    if isinstance(node, AllOf):
-        return _Node("all", tuple(_bind(i, record_type) for i in node.items))
-    if isinstance(node, AnyOf):
-        return _Node("any", tuple(_bind(i, record_type) for i in node.items))
+def _bind(node: Criteria, record_type: type[Any], negate: bool = False) -> _Leaf | _Node:
+    """The compiled tree, with ``not`` pushed down to the leaves (De Morgan) and
+    nested ``all``/``any`` of one kind merged, so its SQL nests as little as it can
+    (SQLite's parser has a fixed stack, see ``_MAX_DEPTH``). Every
+    leaf is two-valued (a missing value is false, never SQL NULL), so this is exact.
+    """
     if isinstance(node, Not):
-        return _Node("not", (_bind(node.item, record_type),))
+        return _bind(node.item, record_type, not negate)
+    if isinstance(node, (AllOf, AnyOf)):
+        kind = "all" if isinstance(node, AllOf) != negate else "any"
+        items: list[_Leaf | _Node] = []
+        for item in node.items:
+            bound = _bind(item, record_type, negate)
+            if isinstance(bound, _Node) and bound.kind == kind:
+                items.extend(bound.items)
+            else:
+                items.append(bound)
+        return items[0] if len(items) == 1 else _Node(kind, tuple(items))
     if isinstance(node, Condition):
-        return _bind_condition(node, record_type)
-    raise CriteriaError(f"not a criteria: {node!r}")
+        leaf = _bind_condition(node, record_type)
+        return attrs.evolve(leaf, negate=not leaf.negate) if negate else leaf
+    raise CriteriaError(f"not a criteria: {_show(node)}")
 
 
 def _bind_condition(cond: Condition, record_type: type[Any]) -> _Leaf:
@@ -439,7 +522,9 @@ def _bind_condition(cond: Condition, record_type: type[Any]) -> _Leaf:
     if cond.field.startswith("custom."):
         key = cond.field.removeprefix("custom.")
         if not key.isidentifier():
-            raise CriteriaError(f"custom field name {key!r} must be an identifier like 'tier'")
+            raise CriteriaError(
+                f"custom field name {_show(key)} must be an identifier like 'tier'"
+            )
         attr, kind = None, None
     else:
         info = schema.field(cond.field)
@@ -475,10 +560,10 @@ def _bind_condition(cond: Condition, record_type: type[Any]) -> _Leaf:
             for v in normalised:
                 if v not in allowed:
                     raise CriteriaError(
-                        f"{where}: {v!r} is not one of {', '.join(sorted(allowed))}"
+                        f"{where}: {_show(v)} is not one of {', '.join(sorted(allowed))}"
                     )
     if op in _TEXT_ONLY and domain != "text":
-        raise CriteriaError(f"{where}: {op!r} works on text fields only")
+        raise CriteriaError(f"{where}: {_show(op)} works on text fields only")
     if op in _ORDERING | {"between"} and domain == "bool":
         raise CriteriaError(f"{where}: true/false values cannot be ordered")
     bound_value = normalised if isinstance(value, tuple) else normalised[0]
@@ -502,35 +587,35 @@ def _normalise(where: str, domain: str, value: Any) -> Any:
         if hasattr(value, "value") and isinstance(value.value, str):  # an enum member
             value = value.value
         if not isinstance(value, str):
-            raise CriteriaError(f"{where} {value!r}: this field holds text; give text")
+            raise CriteriaError(f"{where} {_show(value)}: this field holds text; give text")
         return value
     if domain == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-            raise CriteriaError(f"{where} {value!r}: this field holds numbers; give a number")
+            raise CriteriaError(f"{where} {_show(value)}: this field holds numbers; give a number")
         return float(value)
     if domain == "bool":
         if not isinstance(value, bool):
-            raise CriteriaError(f"{where} {value!r}: this field holds true/false")
+            raise CriteriaError(f"{where} {_show(value)}: this field holds true/false")
         return value
     if domain == "datetime":
         if isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value)
             except ValueError as err:
-                raise CriteriaError(f"{where} {value!r}: not an ISO datetime") from err
+                raise CriteriaError(f"{where} {_show(value)}: not an ISO datetime") from err
         if not isinstance(value, datetime):
-            raise CriteriaError(f"{where} {value!r}: this field holds datetimes")
+            raise CriteriaError(f"{where} {_show(value)}: this field holds datetimes")
         if value.tzinfo is None or value.utcoffset() is None:
-            raise CriteriaError(f"{where} {value!r}: datetimes must be timezone-aware")
-        return value.astimezone(UTC)
+            raise CriteriaError(f"{where} {_show(value)}: datetimes must be timezone-aware")
+        return to_utc(value)
     # date
     if isinstance(value, str):
         try:
             value = date.fromisoformat(value)
         except ValueError as err:
-            raise CriteriaError(f"{where} {value!r}: not an ISO date") from err
+            raise CriteriaError(f"{where} {_show(value)}: not an ISO date") from err
     if isinstance(value, datetime) or not isinstance(value, date):
-        raise CriteriaError(f"{where} {value!r}: this field holds dates")
+        raise CriteriaError(f"{where} {_show(value)}: this field holds dates")
     return value
 
 

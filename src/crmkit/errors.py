@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from crmkit._repr import short_repr
+
 __all__ = [
     "AlreadyExists",
     "BatchError",
@@ -64,12 +66,16 @@ class ValidationError(CrmError, ValueError):
         super().__init__(self._message())
 
     def _message(self) -> str:
+        # the value may be hostile (huge, deeply nested): show a bounded repr of it
         where = self.record
         if self.record_id is not None:
-            where += f" {self.record_id!r}"
+            where += f" {short_repr(self.record_id)}"
         if self.field is not None:
-            where += f".{self.field}" if self.record_id is None else f" field {self.field!r}"
-            return f"{where} = {self.value!r}: {self.reason}"
+            field = self.field
+            if not isinstance(field, str) or len(field) > 100:
+                field = short_repr(field, 100)
+            where += f".{field}" if self.record_id is None else f" field {field!r}"
+            return f"{where} = {short_repr(self.value)}: {self.reason}"
         return f"{where}: {self.reason}"
 
 

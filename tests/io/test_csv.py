@@ -25,6 +25,7 @@ from crmkit import (
     Opportunity,
     OpportunityStatus,
     Rep,
+    RoutingRule,
     Team,
 )
 from crmkit.errors import CrmError, ValidationError
@@ -392,6 +393,74 @@ def test_naive_datetimes_use_tz_and_dst_gaps_are_errors() -> None:
     assert "ISO 8601" in by_row[3]
     with pytest.raises(ValidationError, match="Mars/Olympus"):
         import_csv(MemoryStore(), Activity, csv_text("id,kind,at"), tz="Mars/Olympus")
+
+
+@pytest.mark.parametrize("tz", ["America", "A" * 5000, "../../etc/passwd", "\ud800", ""])
+def test_a_tz_that_is_no_zone_is_a_validation_error(tz: str) -> None:
+    with pytest.raises(ValidationError, match="not a known IANA time zone") as info:
+        import_csv(MemoryStore(), Activity, csv_text("id,kind,at"), tz=tz)
+    assert info.value.field == "tz"
+    assert len(str(info.value)) < 500
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("date_format", 5), ("datetime_format", b"%Y"), ("encoding", "no-such-codec")],
+)
+def test_bad_parsing_options_are_validation_errors(option: str, value: Any) -> None:
+    source = csv_text("id,name,close_date,closed_at", "o,O,2026-01-01,2026-01-01T09:00")
+    with pytest.raises(ValidationError) as info:
+        import_csv(MemoryStore(), Opportunity, source, **{option: value})
+    assert info.value.field == option
+
+
+def test_no_end_datetimes_at_the_end_of_the_calendar_are_clamped() -> None:
+    """``9999-12-31 23:59:59`` in New York is past the last UTC instant; it means "no end"."""
+    store = MemoryStore()
+    import_csv(
+        store,
+        RoutingRule,
+        csv_text(
+            "id,target_id,starts_at,ends_at",
+            "r1,q,0001-01-01T00:00:00,9999-12-31T23:59:59",
+            "r2,q,0001-01-01T00:00:00+05:00,9999-12-31T20:00:00-05:00",
+        ),
+        tz="America/New_York",
+    )
+    last = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    assert store.routing_rules.get("r1").ends_at == last
+    assert store.routing_rules.get("r2").ends_at == last
+    # 0001-01-01 00:00 in New York (UTC-4:56 then) is inside the calendar in UTC
+    assert store.routing_rules.get("r1").starts_at == datetime(1, 1, 1, 4, 56, 2, tzinfo=UTC)
+    assert store.routing_rules.get("r2").starts_at == first
+
+
+def test_numbers_past_64_bits_and_json_too_deep_are_row_errors() -> None:
+    deep = "[" * 5000 + "]" * 5000
+    report = failure(
+        lambda: import_csv(
+            MemoryStore(),
+            Account,
+            csv_text(
+                "id,name,employees,custom.n",
+                "a1,A,9223372036854775808,1",
+                "a2,B," + "9" * 5000 + ",1",
+                "a3,C,1e999999999,1",
+                "a4,D,1,1",
+                f"a5,E,1,{deep}",
+            ),
+            custom_types={"n": "json"},
+        )
+    )
+    by_row = {e.row: (e.column, e.reason) for e in report.errors}
+    assert by_row[2] == ("employees", "employees must fit in a 64-bit integer (-2**63 to 2**63-1)")
+    assert by_row[3][0] == "employees"
+    assert "64 bits" in by_row[3][1]
+    assert by_row[4][0] == "employees"
+    assert "64 bits" in by_row[4][1]
+    assert 5 not in by_row
+    assert by_row[6] == ("custom.n", "is JSON nested too deep")
 
 
 def test_date_and_datetime_formats() -> None:

@@ -10,6 +10,7 @@ another field (one ``in`` query per referenced type, chunked), (5) build the rec
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -18,11 +19,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import attrs
 
 from crmkit._schema import plural, record_type_named, schema_of
+from crmkit._time import zone_named
 from crmkit.errors import BatchError, CrmError, ValidationError
 from crmkit.io import _values as v
 from crmkit.records import (
@@ -428,11 +430,21 @@ def import_csv(
     """
     rtype = _resolve_type(record_type)
     name = rtype.__name__
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    zone = zone_named(tz)
+    if zone is None:
         raise ValidationError(
             name, "tz", tz, "is not a known IANA time zone such as 'Europe/Paris'"
+        )
+    for option, fmt in (("date_format", date_format), ("datetime_format", datetime_format)):
+        if fmt is not None and not isinstance(fmt, str):
+            raise ValidationError(
+                name, option, fmt, "must be a strptime format such as '%d/%m/%Y'"
+            )
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError, ValueError):
+        raise ValidationError(
+            name, "encoding", encoding, "is not a text encoding Python knows, such as 'utf-8'"
         ) from None
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValidationError(name, "delimiter", delimiter, "must be a single character")

@@ -11,10 +11,12 @@ import enum
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from crmkit._time import FIRST_INSTANT, LAST_INSTANT, to_utc
 
 Parser = Callable[[str], Any]
 
@@ -55,15 +57,22 @@ def _ungroup(text: str) -> str:
     )
 
 
+_TOO_LARGE = "is too large: whole numbers must fit in 64 bits (-2**63 to 2**63-1)"
+
+
 def parse_int(text: str) -> int:
     plain = _ungroup(text)
     if _INTEGER.match(plain):
+        if len(plain) > 40:  # the record refuses anything past 64 bits; int() past 4,300
+            raise CellError(_TOO_LARGE)
         return int(plain)
     try:
         number = Decimal(plain)
     except InvalidOperation:
         raise CellError("is not a whole number") from None
     if number.is_finite() and number == number.to_integral_value():
+        if number.adjusted() > 40:  # "1e999999999" would take a billion digits
+            raise CellError(_TOO_LARGE)
         return int(number)
     raise CellError("is not a whole number")
 
@@ -115,12 +124,14 @@ def datetime_parser(zone: ZoneInfo, fmt: str | None) -> Parser:
             expected = f"the format {fmt!r}" if fmt else "ISO 8601 such as 2026-03-01T09:30:00Z"
             raise CellError(f"is not a datetime in {expected}") from None
         if value.tzinfo is not None and value.utcoffset() is not None:
-            return value.astimezone(UTC)
+            return to_utc(value)
         local = value.replace(tzinfo=zone)
-        back = local.astimezone(UTC).astimezone(zone)
-        if back.replace(tzinfo=None) != value:
+        utc = to_utc(local)
+        if utc in (FIRST_INSTANT, LAST_INSTANT):
+            return utc  # clamped at an end of the calendar, where no zone skips an hour
+        if utc.astimezone(zone).replace(tzinfo=None) != value:
             raise CellError(f"does not exist in {zone.key} (the clocks skip it); add an offset")
-        return local.astimezone(UTC)
+        return utc
 
     return parse
 
@@ -154,6 +165,8 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         raise CellError("is not valid JSON") from None
+    except RecursionError:
+        raise CellError("is JSON nested too deep") from None
 
 
 def parse_text(text: str) -> str:
