@@ -392,11 +392,7 @@ def test_check_state_refuses_what_a_store_could_not_keep(name: Any, data: Any, w
     assert caught.value.record == "State"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the stores call crmkit._fields.check_state in save_state (lead wires it)"
-)
 def test_save_state_of_a_deep_document_is_a_validation_error(store: Any) -> None:
-    """Remove the xfail mark once the stores call ``check_state``."""
     with pytest.raises(ValidationError, match="deeper than 100"):
         store.save_state("pool", {"a": deep_list(5000)})
     with pytest.raises(ValidationError, match="finite"):

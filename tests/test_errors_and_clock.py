@@ -19,7 +19,10 @@ from crmkit.errors import (
     MissingDependencyError,
     NotFittedError,
     NotFound,
+    StatementTimeout,
     StorageError,
+    StorageUnavailable,
+    TransactionConflict,
     ValidationError,
 )
 
@@ -34,6 +37,9 @@ BUILTINS = {
     NotFittedError: ValueError,
     MissingDependencyError: ImportError,
     StorageError: RuntimeError,
+    StorageUnavailable: RuntimeError,
+    StatementTimeout: RuntimeError,
+    TransactionConflict: RuntimeError,
 }
 
 

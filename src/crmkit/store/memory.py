@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from crmkit._columns import columns_of, field_kind
+from crmkit._fields import check_state
 from crmkit._schema import plural
 from crmkit.criteria import BoundCriteria
 from crmkit.errors import AlreadyExists, ConflictError, NotFound, ValidationError
@@ -463,6 +464,7 @@ class MemoryStore(RepositoryAccess):
 
     def save_state(self, name: str, data: Mapping[str, Any]) -> None:
         """Keep ``data`` (JSON-able) under ``name``; transactions cover it."""
+        check_state(name, data)
         import json
 
         try:

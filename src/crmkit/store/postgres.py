@@ -37,6 +37,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -59,6 +60,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installed extra
     ) from _err
 
 from crmkit._columns import column_from_values, field_kind
+from crmkit._fields import check_state
 from crmkit._schema import FieldInfo, plural, schema_of
 from crmkit.criteria import _postgres_custom_expr, _postgres_sql
 from crmkit.errors import (
@@ -177,7 +179,7 @@ class _Codec:
             "_cls": self.record_type,
             "_new": object.__new__,
             "_UTC": UTC,
-            "_dumps": _dumps,
+            "_dumps": _custom_dumps,
             "_tree_dumps": _tree_dumps,
             "_untree": _untree,
             "_time": time.fromisoformat,
@@ -246,6 +248,25 @@ class _Codec:
     def check_encodable(self, record: Any) -> None:
         for name, value, reason in self.encoding_problems(record):
             raise ValidationError(self.name, name, value, reason, record_id=record.id)
+
+
+def _custom_dumps(custom: Mapping[str, Any]) -> str:
+    """Custom fields as JSON that ``jsonb`` reads back with the same types.
+
+    ``jsonb`` keeps numbers as decimals and prints ``1.7e308`` as its 309 digits, which
+    would read back as an int; a float that large is written out in full with a ``.0``,
+    which it keeps.
+    """
+    text = _dumps(custom)
+    if "e" not in text:  # no float in exponent form: nothing jsonb would turn into an int
+        return text
+    parts = []
+    for key, value in custom.items():
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            parts.append(f"{json.dumps(key)}: {value:.1f}")
+        else:
+            parts.append(f"{json.dumps(key)}: {json.dumps(value)}")
+    return "{" + ", ".join(parts) + "}"
 
 
 def _too_big(value: int) -> Any:
@@ -1413,6 +1434,7 @@ class PostgresStore(RepositoryAccess):
 
     def save_state(self, name: str, data: Mapping[str, Any]) -> None:
         """Keep ``data`` (JSON-able) under ``name``; transactions cover it."""
+        check_state(name, data)
         try:
             text = json.dumps(dict(data), sort_keys=True)
         except (TypeError, ValueError) as err:

@@ -57,6 +57,7 @@ import attrs
 import numpy as np
 
 from crmkit._columns import column_from_values, field_kind
+from crmkit._fields import check_state
 from crmkit._schema import FieldInfo, plural, schema_of
 from crmkit.errors import (
     AlreadyExists,
@@ -1328,6 +1329,7 @@ class SQLiteStore(RepositoryAccess):
 
     def save_state(self, name: str, data: Mapping[str, Any]) -> None:
         """Keep ``data`` (JSON-able) under ``name``; transactions cover it."""
+        check_state(name, data)
         try:
             text = json.dumps(dict(data), sort_keys=True)
         except (TypeError, ValueError) as err:
