@@ -10,7 +10,8 @@ reminders ``R`` (default 2,000; ``--quick`` 400), all due, as a scheduler would.
 
 Nothing is timed against a peer here: the point is that the counts add up. The script
 checks, and prints, that every lead is stored exactly once and assigned, that the reps'
-counts differ by at most one, that each reminder fired exactly once across the workers It also prints the throughput: lead routing is one
+counts differ by at most one, that each reminder fired exactly once across the workers
+and that every reminder was alerted. It also prints the throughput: lead routing is one
 transaction per lead, all of them reading and writing the pool's rotation state, so it
 measures the worst case of contention.
 """
