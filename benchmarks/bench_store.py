@@ -342,12 +342,111 @@ def main() -> None:
     )
     queries.print()
 
+    # -- partial updates: the W6 "update" workload (employees and revenue of k accounts) --
+    k = min(args.gets, n)
+    chosen = random.Random(4).sample(range(n), k)
+    changes = {
+        records[i].id: {"employees": 7 + j % 90, "annual_revenue": Decimal(1000 + j)}
+        for j, i in enumerate(chosen)
+    }
+    raw_rows = [
+        (f["employees"], float(f["annual_revenue"]), str(f["annual_revenue"]), i)
+        for i, f in changes.items()
+    ]
+    raw_update = (
+        "UPDATE accounts SET employees = ?, annual_revenue = ?, annual_revenue__decimal = ?, "
+        "version = version + 1 WHERE id = ?"
+    )
+
+    def raw_many() -> None:
+        execute("BEGIN")
+        conn.executemany(raw_update, raw_rows)
+        execute("COMMIT")
+
+    def evolve_put_many() -> None:
+        get = store.accounts.get
+        store.accounts.put_many([attrs.evolve(get(i), **f) for i, f in changes.items()])
+
+    one_id, one = next(iter(changes.items()))
+
+    def raw_one() -> None:
+        execute(raw_update, raw_rows[0])
+
+    updates = Table(f"update employees and revenue of {k:,} accounts (best of {args.repeat})")
+    base = updates.add(
+        "raw sqlite3 executemany UPDATE of 3 columns", best_of(raw_many, repeat=args.repeat), per=k
+    )
+    updates.add(
+        "SQLiteStore.patch_many",
+        best_of(lambda: store.accounts.patch_many(changes), repeat=args.repeat),
+        base=base,
+        per=k,
+        target=1.5,
+    )
+    updates.add(
+        "SQLiteStore get + evolve + put_many",
+        best_of(evolve_put_many, repeat=args.repeat),
+        base=base,
+        per=k,
+    )
+    updates.add(
+        "MemoryStore.patch_many",
+        best_of(lambda: memory.accounts.patch_many(changes), repeat=args.repeat),
+        base=base,
+        per=k,
+    )
+    base = updates.add(
+        "raw sqlite3 UPDATE of one account", best_of(raw_one, repeat=max(args.repeat, 20))
+    )
+    updates.add(
+        "SQLiteStore.patch of one account",
+        best_of(lambda: store.accounts.patch(one_id, **one), repeat=max(args.repeat, 20)),
+        base=base,
+        target=1.5,
+    )
+    updates.print()
+
+    # -- a declared index: the W6 "filter" workload (accounts of one industry) --
+    by_industry = F.industry == "Retail"
+    raw_filter = f"SELECT {', '.join(columns)} FROM accounts WHERE industry = ? ORDER BY id"
+    conn.execute("CREATE INDEX IF NOT EXISTS raw_industry ON accounts (industry)")
+    store.ensure_index(Account, "industry")
+    memory.ensure_index(Account, "industry")
+    m = store.accounts.count(by_industry)
+    assert [r[0] for r in execute(raw_filter, ("Retail",)).fetchall()] == [
+        a.id for a in store.accounts.query(by_industry)
+    ]
+    filters = Table(f"accounts of one industry with a declared index: {m:,} of {n:,} rows")
+    base = filters.add(
+        "raw sqlite3 SELECT on an index (tuples)",
+        best_of(lambda: execute(raw_filter, ("Retail",)).fetchall(), repeat=args.repeat),
+        per=m,
+    )
+    filters.add(
+        "SQLiteStore.query (records)",
+        best_of(lambda: store.accounts.query(by_industry), repeat=args.repeat),
+        base=base,
+        per=m,
+    )
+    filters.add(
+        "MemoryStore.query (records)",
+        best_of(lambda: memory.accounts.query(by_industry), repeat=args.repeat),
+        base=base,
+        per=m,
+    )
+    filters.print()
+
     store.close()
     conn.close()
     shutil.rmtree(tmp, ignore_errors=True)
-    missed = [*inserts.missed(), *([] if verdict == "met" else ["MemoryStore.get"])]
+    missed = [
+        *inserts.missed(),
+        *updates.missed(),
+        *([] if verdict == "met" else ["MemoryStore.get"]),
+    ]
     print(
-        "\ntargets: SQLiteStore bulk insert <= 2x raw executemany; MemoryStore.get < 2 us -> "
+        "\ntargets: SQLiteStore bulk insert <= 2x raw executemany; patch and patch_many <= 1.5x "
+        "raw UPDATE; MemoryStore.get < 2 us -> "
         + ("all met" if not missed else f"{len(missed)} MISSED")
     )
 
