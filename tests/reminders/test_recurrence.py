@@ -366,3 +366,17 @@ def test_hourly_instants_are_consecutive_real_hours(
     got = occurrences("FREQ=HOURLY", start, zone, count=40)  # spans the change
     assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(got))
     assert all(i.minute == minute for i in got)
+
+
+def test_steps_between_times_of_day_are_counted_and_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # from 09:00:00 the first second of 23:00 is 14 * 3600 = 50,400 seconds away
+    rule, start = "FREQ=SECONDLY;BYHOUR=23", datetime(2026, 1, 1, 9)
+    assert occurrences(rule, start, "UTC", count=1) == [z("2026-01-01T23:00:00")]
+    monkeypatch.setattr("crmkit.reminders._recurrence.MAX_STEPS", 50_399)
+    with pytest.raises(ValidationError, match="too costly to expand") as info:
+        occurrences(rule, start, "UTC", count=1)
+    assert info.value.value == rule
+    monkeypatch.setattr("crmkit.reminders._recurrence.MAX_STEPS", 50_400)
+    assert occurrences(rule, start, "UTC", count=1) == [z("2026-01-01T23:00:00")]

@@ -57,7 +57,8 @@ MAX_WALLS = 25_000
 """The most wall times one expansion reads (one call to :func:`walk`)."""
 MAX_STEPS = 2_000_000
 """The most candidate times (of the rule's ``FREQ`` and ``INTERVAL``) one daily or
-sub-daily expansion may step over between allowed times of day."""
+sub-daily expansion may step over in all, counting from each restart to the next allowed
+time of day."""
 
 # RFC 5545 3.3.10 ranges: (smallest, largest, negative values allowed)
 _RANGES = {
@@ -190,6 +191,8 @@ def check_rule(text: str, start: datetime, timezone: str, *, record_id: str | No
             first = next(
                 _day_by_day(rule.replace(count=None, until=None), wall, text, record_id), None
             )
+        except ValidationError:
+            raise
         except _RAISED_BY_DATEUTIL as err:
             raise _bad(text, f"cannot be expanded ({err})", record_id) from None
     else:
@@ -220,10 +223,11 @@ _DAY_PARTS = ("_bymonth", "_byweekno", "_byyearday", "_bymonthday", "_bynmonthda
 
 def _allowed_days(rule: Any, first: date) -> Iterator[date]:
     """The days from ``first`` on that the rule's day parts allow, within
-    :data:`HORIZON_YEARS`. Each calendar day is one step: the search runs a daily rule
-    from a start moved forward by whole 400-year cycles (same dates and weekdays) so that
-    dateutil stops on its own at the year 9999."""
-    from dateutil.rrule import DAILY, rrule
+    :data:`HORIZON_YEARS`. Each calendar day is one check: the search runs a yearly rule
+    (every day of each year, filtered by the day parts) from a start moved forward by whole
+    400-year cycles (same dates and weekdays) so that dateutil stops on its own at the year
+    9999."""
+    from dateutil.rrule import YEARLY, rrule
 
     last = first + min(timedelta(days=int(365.25 * HORIZON_YEARS)), date.max - first)
     if not any(getattr(rule, part) for part in _DAY_PARTS):
@@ -233,14 +237,14 @@ def _allowed_days(rule: Any, first: date) -> Iterator[date]:
     room = datetime.max.year - HORIZON_YEARS - 1 - first.year
     shift = (room // 400) * 400 if room >= 400 else 0
     days = rrule(
-        DAILY,
+        YEARLY,
         dtstart=datetime.combine(first.replace(year=first.year + shift), time()),
         wkst=rule._wkst,
         bymonth=rule._bymonth,
         byweekno=rule._byweekno,
         byyearday=rule._byyearday,
         bymonthday=(*rule._bymonthday, *rule._bynmonthday),
-        byweekday=rule._byweekday,
+        byweekday=rule._byweekday or range(7),  # all days: no yearly default day
     )
     for moment in days:
         day = moment.date()
@@ -297,7 +301,7 @@ def _day_by_day(
             if steps > MAX_STEPS:
                 raise _bad(
                     text,
-                    f"is too costly to expand (over {MAX_STEPS} steps between occurrences)",
+                    f"is too costly to expand (over {MAX_STEPS} steps in one expansion)",
                     record_id,
                 )
             previous = wall
@@ -353,6 +357,8 @@ def walk(
             if wall is None:
                 return
             found = _instants(wall, zone, both)
+        except ValidationError:
+            raise
         except _RAISED_BY_DATEUTIL as err:
             raise _bad(text, f"cannot be expanded this far ({err})", record_id) from None
         for instant in found:
@@ -378,8 +384,10 @@ def occurrences(text: str, start: datetime, timezone: str, *, count: int = 10) -
         raise ValidationError("Reminder", "due_at", start, "must be a datetime")
     check_rule(text, start, timezone)
     result: list[datetime] = []
+    if count == 0:
+        return result
     for _, instant in walk(text, start, timezone):
+        result.append(instant)
         if len(result) >= count:
             break
-        result.append(instant)
     return result
