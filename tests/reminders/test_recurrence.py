@@ -246,7 +246,7 @@ PARTS = st.sampled_from(
         "FREQ=FORTNIGHTLY",
     ]
 )
-INTS = st.integers(-400, 400) | st.integers(-(10**12), 10**12)
+INTS = st.integers(-60, 60) | st.integers(-400, 400) | st.integers(-(10**12), 10**12)
 
 
 def _part(key: str, values: st.SearchStrategy[int]) -> st.SearchStrategy[str]:
