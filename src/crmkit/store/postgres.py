@@ -179,7 +179,8 @@ class _Codec:
             "_cls": self.record_type,
             "_new": object.__new__,
             "_UTC": UTC,
-            "_dumps": _custom_dumps,
+            "_dumps": _dumps,
+            "_custom_dumps": _custom_dumps,
             "_tree_dumps": _tree_dumps,
             "_untree": _untree,
             "_time": time.fromisoformat,
@@ -257,9 +258,8 @@ def _custom_dumps(custom: Mapping[str, Any]) -> str:
     would read back as an int; a float that large is written out in full with a ``.0``,
     which it keeps.
     """
-    text = _dumps(custom)
-    if "e" not in text:  # no float in exponent form: nothing jsonb would turn into an int
-        return text
+    if not any(isinstance(v, float) and abs(v) >= 1e16 for v in custom.values()):
+        return _dumps(custom)
     parts = []
     for key, value in custom.items():
         if isinstance(value, float) and math.isfinite(value) and value == int(value):
@@ -282,7 +282,7 @@ def _encode_expr(info: FieldInfo, v: str) -> str:
     if kind == "time":
         return f"(None if (x := {v}) is None else x.isoformat())"
     if kind == "custom":
-        return f"(_dumps(x) if (x := {v}) else '{{}}')"
+        return f"(_custom_dumps(x) if (x := {v}) else '{{}}')"
     if kind == "tags":
         return f"_dumps({v})"
     if kind == "json":
