@@ -800,6 +800,22 @@ def check_patches(
     return pairs
 
 
+def storable_id(record_id: object) -> bool:
+    """Whether ``record_id`` could name a stored record: text that is valid Unicode (an
+    id with a lone surrogate can never have been stored, so it is simply not found).
+
+    >>> storable_id("acc-1"), storable_id("acc-\\ud800"), storable_id(7)
+    (True, False, False)
+    """
+    if not isinstance(record_id, str):
+        return False
+    try:
+        record_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_page(limit: int | None, offset: int) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise CriteriaError(f"limit must be a whole number >= 0 or None, not {limit!r}")

@@ -91,6 +91,7 @@ from crmkit.store._base import (
     order_fields,
     patch_fields,
     patch_record,
+    storable_id,
     version_copier,
 )
 from crmkit.store.sqlite import (
@@ -527,7 +528,7 @@ class PostgresRepository(Generic[T]):
         return record
 
     def find(self, record_id: str) -> T | None:
-        if not isinstance(record_id, str):
+        if not storable_id(record_id):
             return None
         rows = self._rows(self._sql_get, (record_id,), f"reading {self._name} {record_id!r}")
         return self._decode(rows[0]) if rows else None
@@ -555,7 +556,7 @@ class PostgresRepository(Generic[T]):
         return int(self._rows(self._sql_count, (), f"counting {self._codec.table}")[0][0])
 
     def __contains__(self, record_id: object) -> bool:
-        if not isinstance(record_id, str):
+        if not storable_id(record_id):
             return False
         return bool(
             self._rows(self._sql_exists, (record_id,), f"looking up {self._name} {record_id!r}")
@@ -853,7 +854,7 @@ class PostgresRepository(Generic[T]):
         return [copy(new, old.version + 1) for old, new in pairs]
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
-        if not isinstance(record_id, str):
+        if not storable_id(record_id):
             raise NotFound(self._name, record_id)
         store = self._store
         try:

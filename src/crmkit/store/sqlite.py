@@ -88,6 +88,7 @@ from crmkit.store._base import (
     order_fields,
     patch_fields,
     patch_record,
+    storable_id,
     version_copier,
 )
 
@@ -608,7 +609,7 @@ class SQLiteRepository(Generic[T]):
         return record
 
     def find(self, record_id: str) -> T | None:
-        if not isinstance(record_id, str):
+        if not storable_id(record_id):
             return None
         store = self._store
         try:
@@ -650,7 +651,7 @@ class SQLiteRepository(Generic[T]):
         return int(rows[0][0])
 
     def __contains__(self, record_id: object) -> bool:
-        if not isinstance(record_id, str):
+        if not storable_id(record_id):
             return False
         rows = self._rows(
             self._codec.sql_exists, (record_id,), f"looking up {self._name} {record_id!r}"
@@ -923,7 +924,7 @@ class SQLiteRepository(Generic[T]):
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
         codec = self._codec
         store = self._store
-        if not isinstance(record_id, str):
+        if not storable_id(record_id):
             raise NotFound(self._name, record_id)
         with store._lock:
             try:

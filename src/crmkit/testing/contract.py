@@ -285,6 +285,15 @@ class StoreContract:
         assert "x-1" in repo
         assert len(repo) == 1
 
+    def test_an_id_that_is_not_valid_unicode_is_simply_not_found(self, store: Store) -> None:
+        bad = "acc-\ud800"
+        with pytest.raises(NotFound):
+            store.accounts.get(bad)
+        assert store.accounts.find(bad) is None
+        assert bad not in store.accounts
+        with pytest.raises(NotFound):
+            store.accounts.delete(bad)
+
     @pytest.mark.parametrize("record_type", [Account, Lead, Activity], ids=lambda t: t.__name__)
     def test_get_missing_raises_not_found(self, store: Store, record_type: type[Any]) -> None:
         repo = store.repository(record_type)
