@@ -18,6 +18,7 @@ from crmkit.records import (
     RECORD_TYPES,
     Account,
     Activity,
+    Campaign,
     CampaignMember,
     Contact,
     Lead,
@@ -25,16 +26,24 @@ from crmkit.records import (
 )
 from crmkit.store import MemoryStore, SQLiteStore
 
+from .._stores import empty_schema
+
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CLOCK = FixedClock(T0)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def make_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Makes an empty store of each real kind (PostgreSQL: one schema, emptied per call)."""
     opened: list[Any] = []
+    factory = request.getfixturevalue("postgres_factory") if request.param == "postgres" else None
 
     def make() -> Any:
-        store = MemoryStore() if request.param == "memory" else SQLiteStore(":memory:")
+        if factory is not None:
+            empty_schema(factory)
+            store = factory()
+        else:
+            store = MemoryStore() if request.param == "memory" else SQLiteStore(":memory:")
         opened.append(store)
         return store
 
@@ -83,6 +92,7 @@ def test_convert_creates_account_contact_and_opportunity(make_store: Any) -> Non
              email="ana@initech.es", country="ES", owner_id="rep-1", source="web")
     )  # fmt: skip
     store.activities.add(Activity(id="act", kind="call", at=T0, lead_id="l1"))
+    store.campaigns.add(Campaign(id="camp", name="Camp"))
     store.campaign_members.add(CampaignMember(id="cm", campaign_id="camp", lead_id="l1"))
     done = convert_lead(
         store, "l1", opportunity=True, ids={"account": "A", "contact": "C", "opportunity": "O"}
@@ -105,6 +115,7 @@ def test_convert_creates_account_contact_and_opportunity(make_store: Any) -> Non
     assert (activity.lead_id, activity.contact_id, activity.account_id) == ("l1", "C", "A")
     member = store.campaign_members.get("cm")
     assert (member.lead_id, member.contact_id) == ("l1", "C")
+    assert done.memberships_merged == 0
     lead = store.leads.get("l1")
     assert lead.status is LeadStatus.CONVERTED
     assert (lead.converted_account_id, lead.converted_contact_id) == ("A", "C")
@@ -123,6 +134,34 @@ def test_convert_reuses_a_matching_contact(make_store: Any) -> None:
     assert (done.contact.id, done.contact_created) == ("bob", False)
     assert len(store.contacts) == 1
     assert done.opportunity is None
+
+
+def test_convert_to_a_contact_already_in_the_campaign_keeps_one_membership(
+    make_store: Any,
+) -> None:
+    store = make_store()
+    store.accounts.add_many(ACCOUNTS)
+    store.campaigns.add_many([Campaign(id="both", name="B"), Campaign(id="lead-only", name="L")])
+    store.contacts.add(Contact(id="bob", account_id="acme", first_name="Robert",
+                               last_name="Smith"))  # fmt: skip
+    store.leads.add(Lead(id="l", first_name="Bob", last_name="Smith", company="Acme",
+                         email="bob@acme.com"))  # fmt: skip
+    store.campaign_members.add_many(
+        [
+            CampaignMember(id="bob-in", campaign_id="both", contact_id="bob", status="responded"),
+            CampaignMember(id="lead-in", campaign_id="both", lead_id="l"),
+            CampaignMember(id="lead-2", campaign_id="lead-only", lead_id="l"),
+        ]
+    )
+    lead_in = store.campaign_members.get("lead-in")
+    done = convert_lead(store, "l", clock=CLOCK)
+    assert done.contact.id == "bob"
+    assert done.memberships_merged == 1
+    in_both = [m for m in store.campaign_members if m.campaign_id == "both"]
+    assert [m.id for m in in_both if m.contact_id == "bob"] == ["bob-in"]
+    assert store.campaign_members.get("lead-in") == lead_in  # left as the lead's
+    carried = store.campaign_members.get("lead-2")
+    assert (carried.contact_id, carried.account_id) == ("bob", "acme")
 
 
 def test_convert_refusals_change_nothing(make_store: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from crmkit.dedupe import REFERENCES, merge, unmerge
@@ -19,6 +20,7 @@ from crmkit.records import (
     RECORD_TYPES,
     Account,
     Activity,
+    Campaign,
     CampaignMember,
     Contact,
     DealRegistration,
@@ -37,16 +39,25 @@ from crmkit.records import (
 from crmkit.store import MemoryStore, SQLiteStore
 from crmkit.testing import build
 
+from .._stores import empty_schema
+
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+CAMPAIGNS = ["camp", "camp2"]
 N = 4  # records of each referenced type
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def make_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Makes an empty store of each real kind (PostgreSQL: one schema, emptied per call)."""
     opened: list[Any] = []
+    factory = request.getfixturevalue("postgres_factory") if request.param == "postgres" else None
 
     def make() -> Any:
-        store = MemoryStore() if request.param == "memory" else SQLiteStore(":memory:")
+        if factory is not None:
+            empty_schema(factory)
+            store = factory()
+        else:
+            store = MemoryStore() if request.param == "memory" else SQLiteStore(":memory:")
         opened.append(store)
         return store
 
@@ -136,15 +147,6 @@ def worlds(draw: st.DrawFn) -> list[Any]:
             )
         )
         out.append(
-            CampaignMember(
-                id=f"cm{i}",
-                campaign_id="camp",
-                account_id=_ref(draw, "a"),
-                contact_id=_ref(draw, "c"),
-                lead_id=_ref(draw, "l"),
-            )
-        )
-        out.append(
             DealRegistration(
                 id=f"reg{i}",
                 partner_id="p",
@@ -189,6 +191,22 @@ def worlds(draw: st.DrawFn) -> list[Any]:
                 at=T0,
             )
         )
+    # members of two stored campaigns, each person (contact, else lead, else account) once
+    # per campaign as the stores require; several records of one kind in one campaign
+    # make the merge case where two merged records share a campaign
+    out.extend(Campaign(id=c, name=c.title()) for c in CAMPAIGNS)
+    members: list[CampaignMember] = []
+    for i in range(draw(st.integers(0, 8))):
+        member = CampaignMember(
+            id=f"cm{i}",
+            campaign_id=draw(st.sampled_from(CAMPAIGNS)),
+            account_id=_ref(draw, "a"),
+            contact_id=_ref(draw, "c"),
+            lead_id=_ref(draw, "l"),
+        )
+        if not any(_clash(member, other) for other in members):
+            members.append(member)
+    out.extend(members)
     return out
 
 
@@ -252,17 +270,61 @@ def test_merge_repoints_everything_and_unmerge_restores_it(
     assert _pointing_at(store, name, gone) == []
     assert _any_field_equal_to(store, gone) == []  # independent of REFERENCES
     after = _state(store)
+    # a membership that re-pointed would be a person twice in a campaign is removed, not
+    # re-pointed: it counts as merged (a third outcome beside kept and re-pointed)
+    removed = set(before["CampaignMember"]) - set(after["CampaignMember"])
+    snapshot = json.loads(store.merges.get("m1").snapshot)
+    assert {m["id"] for m in snapshot["removed_members"]} == removed
+    if removed:
+        event("a merge removed doubled campaign memberships")
     for type_name, records in before.items():
         expected = len(records) - (len(gone) if type_name == name else 0)
+        if type_name == "CampaignMember":
+            expected -= len(removed)
         assert len(after[type_name]) == expected, type_name
+    members = list(after["CampaignMember"].values())
+    assert not [(m.id, n.id) for m in members for n in members if m is not n and _clash(m, n)]
+    field = {"Account": "account_id", "Contact": "contact_id", "Lead": "lead_id"}.get(name)
+    for member_id in removed:  # only doubles go, and each had a reason to
+        old = before["CampaignMember"][member_id]
+        assert getattr(old, field) in ids
+        moved = attrs.evolve(old, **{field: done.survivor_id})
+        assert any(_clash(moved, m) for m in members)
+        if _person(old) == (field, done.survivor_id):  # yields only to someone else's
+            assert any(_clash(moved, m) and _person(m)[0] != field for m in members)
     assert len(store.merges) == 1
-    # every reference that pointed into the group now points at the survivor
-    for type_name, record_id, field in _pointing_at_in(before, name, set(ids)):
-        assert getattr(after[type_name][record_id], field) == done.survivor_id
+    # every reference that pointed into the group now points at the survivor (or, for
+    # a doubled membership, went with it)
+    for type_name, record_id, ref_field in _pointing_at_in(before, name, set(ids)):
+        if type_name == "CampaignMember" and record_id in removed:
+            continue
+        assert getattr(after[type_name][record_id], ref_field) == done.survivor_id
 
     unmerge(store, "m1", clock=_clock())
     assert _state(store) == before
     assert store.merges.get("m1").unmerged_at == T0
+
+
+def _person(member: CampaignMember) -> tuple[str, str | None]:
+    """The person a member stands for under the store's rule."""
+    for field in ("contact_id", "lead_id", "account_id"):
+        if getattr(member, field) is not None:
+            return field, getattr(member, field)
+    return "", None
+
+
+def _clash(member: CampaignMember, other: CampaignMember) -> bool:
+    """Whether the stores' rule forbids both members (one person twice in a campaign):
+    the person is the contact, else the lead, else an account member's account."""
+    if member.campaign_id != other.campaign_id:
+        return False
+    for one, two in ((member, other), (other, member)):
+        field, person = _person(one)
+        if person is None or getattr(two, field) != person:
+            continue
+        if field != "account_id" or (two.contact_id is None and two.lead_id is None):
+            return True
+    return False
 
 
 def _any_field_equal_to(store: Any, ids: set[str]) -> list[tuple[str, str, str]]:
@@ -299,7 +361,17 @@ def _clock() -> Any:
     return FixedClock(T0)
 
 
-def test_field_survivorship_and_custom_fields(make_store: Any) -> None:
+def test_field_survivorship_and_custom_fields(
+    make_store: Any, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["make_store"] == "postgres":
+        request.applymarker(
+            pytest.mark.xfail(
+                raises=AttributeError,
+                reason="PostgresStore encodes the Merge's merged_ids ('new' has an 'e') "
+                "through its custom-field JSON writer",
+            )
+        )
     store = make_store()
     store.contacts.add_many(
         [
@@ -416,3 +488,49 @@ def test_a_version_2_file_gains_the_merge_table(tmp_path: Path) -> None:
         store.merges.add(build(Merge, id="m"))
         assert [m.id for m in store.merges] == ["m"]
         assert [c.id for c in store.contacts] == ["c"]
+
+
+def test_merged_contacts_in_one_campaign_leave_one_membership_and_unmerge_restores_it(
+    make_store: Any,
+) -> None:
+    store = make_store()
+    store.campaigns.add_many([Campaign(id="spring", name="Spring"), Campaign(id="fall", name="F")])
+    store.contacts.add_many([Contact(id="keep", created_at=T0), Contact(id="dup")])
+    store.campaign_members.add_many(
+        [
+            CampaignMember(id="m-keep", campaign_id="spring", contact_id="keep"),
+            CampaignMember(id="m-dup", campaign_id="spring", contact_id="dup", lead_id="l7",
+                           status="responded", responded_at=T0),
+            CampaignMember(id="m-fall", campaign_id="fall", contact_id="dup"),
+        ]
+    )  # fmt: skip
+    before = _state(store)
+    old = store.campaign_members.get("m-dup")
+    merge(store, "Contact", ["keep", "dup"], merge_id="m")
+    assert sorted((m.id, m.campaign_id, m.contact_id) for m in store.campaign_members) == [
+        ("m-fall", "fall", "keep"),  # re-pointed: the survivor was not in that campaign
+        ("m-keep", "spring", "keep"),  # the survivor's own stands; m-dup was removed
+    ]
+    unmerge(store, "m")
+    assert _state(store) == before
+    back = store.campaign_members.get("m-dup")
+    assert attrs.evolve(back, version=old.version) == old  # same id, same fields
+
+
+def test_merged_leads_yield_to_a_contact_membership(make_store: Any) -> None:
+    store = make_store()
+    store.campaigns.add(Campaign(id="camp", name="Camp"))
+    store.leads.add_many([Lead(id="l1", created_at=T0), Lead(id="l2")])
+    store.contacts.add(Contact(id="c"))
+    store.campaign_members.add_many(
+        [
+            CampaignMember(id="lead-own", campaign_id="camp", lead_id="l1"),
+            CampaignMember(id="as-contact", campaign_id="camp", contact_id="c", lead_id="l2"),
+        ]
+    )
+    before = _state(store)
+    merge(store, "Lead", ["l1", "l2"], merge_id="m")
+    # both would name lead l1 in one campaign: the contact's membership stays
+    assert [(m.id, m.lead_id) for m in store.campaign_members] == [("as-contact", "l1")]
+    unmerge(store, "m")
+    assert _state(store) == before

@@ -171,18 +171,31 @@ class Conversion:
     account_created: bool
     contact_created: bool
     account_matches: tuple[AccountMatch, ...] = ()
+    memberships_merged: int = 0
+    """The lead's campaign memberships in campaigns the contact was already in: the
+    contact's membership stands and the lead's stays the lead's (it is not given the
+    contact, which would put the contact in the campaign twice)."""
 
 
-def _carry(repo: Any, lead_id: str, contact_id: str, account_id: str) -> None:
-    """The lead's records (activities, campaign members) gain its contact and account."""
+def _carry(
+    repo: Any, lead_id: str, contact_id: str, account_id: str, skip: frozenset[str] = frozenset()
+) -> int:
+    """The lead's records (activities, campaign members) gain its contact and account;
+    a campaign member of a campaign in ``skip`` keeps no contact. Returns how many
+    records were held back that way."""
+    held = 0
     for record in repo.query({"field": "lead_id", "op": "==", "value": lead_id}):
         changes = {}
         if record.contact_id is None:
+            if getattr(record, "campaign_id", None) in skip:
+                held += 1
+                continue
             changes["contact_id"] = contact_id
         if record.account_id is None:
             changes["account_id"] = account_id
         if changes:
             repo.update(attrs.evolve(record, **changes))
+    return held
 
 
 def _person(lead: Lead) -> str:
@@ -211,8 +224,10 @@ def convert_lead(
     is ``contact_id``, else a duplicate of the lead among that account's contacts and
     the contacts with its email (the contact rules of :data:`DEFAULT_RULES`), else a
     new one. ``opportunity=True`` (or a name) adds an opportunity. The lead's activities
-    and campaign memberships gain the contact and account (where they had none);
-    the owner of the new records is ``owner_id`` or the lead's. The lead becomes
+    and campaign memberships gain the contact and account (where they had none), except
+    a membership of a campaign the contact is already in: the contact's membership stands
+    and the lead's is left as it was (counted in ``memberships_merged``); the owner of
+    the new records is ``owner_id`` or the lead's. The lead becomes
     ``converted`` with its ``converted_*`` links; converting it again is a
     :class:`~crmkit.errors.ValidationError`. ``ids`` may fix the ids of new records
     (keys ``account``, ``contact``, ``opportunity``). Matching reads every account; to
@@ -348,7 +363,16 @@ def convert_lead(
                 )
             )
         _carry(store.activities, lead.id, contact.id, account.id)
-        _carry(store.campaign_members, lead.id, contact.id, account.id)
+        joined = store.campaign_members.query(
+            {"field": "contact_id", "op": "==", "value": contact.id}
+        )
+        merged_members = _carry(
+            store.campaign_members,
+            lead.id,
+            contact.id,
+            account.id,
+            frozenset(m.campaign_id for m in joined),
+        )
         converted = store.leads.update(
             attrs.evolve(
                 lead,
@@ -366,6 +390,7 @@ def convert_lead(
             account_created=account_created,
             contact_created=contact_created,
             account_matches=matches,
+            memberships_merged=merged_members,
         )
 
     return run_transaction(store, operation)

@@ -246,6 +246,58 @@ def _references(store: Store, name: str, ids: list[str]) -> list[tuple[type[Any]
     return found
 
 
+_MEMBER_FIELD = {"Account": "account_id", "Contact": "contact_id", "Lead": "lead_id"}
+
+
+def _member_person(member: CampaignMember) -> tuple[str, str] | None:
+    """Who a campaign member is, as the store's rule sees it: its contact, else its lead,
+    else (for an account member) its account."""
+    for field in ("contact_id", "lead_id", "account_id"):
+        value = getattr(member, field)
+        if value is not None:
+            return field, value
+    return None
+
+
+def _claims(member: CampaignMember, other: CampaignMember) -> bool:
+    """Whether the store's rule counts ``other`` as ``member``'s person again."""
+    person = _member_person(member)
+    if person is None or getattr(other, person[0]) != person[1]:
+        return False
+    return person[0] != "account_id" or (other.contact_id is None and other.lead_id is None)
+
+
+def _doubled_members(
+    store: Store, name: str, survivor_id: str, ranked_ids: list[str]
+) -> list[CampaignMember]:
+    """The memberships a merge removes rather than re-points: those that, re-pointed to
+    the survivor, would be a person already in that campaign. Members standing for
+    someone else (a contact member of a merged lead) are kept first, then the merged
+    records' own in rank order (the survivor's first)."""
+    field = _MEMBER_FIELD.get(name)
+    if field is None:
+        return []
+    rank = {record_id: i for i, record_id in enumerate(ranked_ids)}
+    found = store.campaign_members.query({"field": field, "op": "in", "value": ranked_ids})
+
+    def order(member: CampaignMember) -> tuple[bool, int, str]:
+        person = _member_person(member)
+        own = person is not None and person[0] == field
+        return (own, rank[getattr(member, field)], member.id)
+
+    kept: dict[str, list[CampaignMember]] = {}
+    removed = []
+    for member in sorted(found, key=order):
+        repoint: dict[str, Any] = {field: survivor_id}
+        moved = attrs.evolve(member, **repoint)
+        same = kept.setdefault(member.campaign_id, [])
+        if any(_claims(moved, k) or _claims(k, moved) for k in same):
+            removed.append(member)
+        else:
+            same.append(moved)
+    return removed
+
+
 def _resolve_parent(parent: str | None, survivor_id: str, before: Mapping[str, Any]) -> str | None:
     """The survivor's parent when it pointed into the merged group: the group's nearest
     ancestor outside it, else none."""
@@ -294,8 +346,11 @@ def merge(
     rank wins) and ``created_at`` is the earliest. Every reference to a merged record
     (see :data:`REFERENCES`, ownership history included) is re-pointed to the survivor,
     the merged records are deleted, and a :class:`~crmkit.records.Merge` record keeps
-    everything :func:`unmerge` needs. Duplicate memberships that re-pointing creates
-    (the same campaign twice) are kept: nothing is lost or counted away.
+    everything :func:`unmerge` needs. Where several merged records are members of one
+    campaign, the survivor keeps its own membership (else the best-ranked record's) and
+    the others are deleted rather than re-pointed, so the survivor is in each campaign
+    once (a lead's own membership also yields to a contact member that names a merged
+    lead); the snapshot keeps them and :func:`unmerge` adds them back.
 
     The reads run inside the transaction (``run_transaction``), so a retry decides
     afresh; with a fixed ``merge_id`` a retry after success fails with AlreadyExists.
@@ -336,14 +391,20 @@ def merge(
         chosen = _choose(ranked, field_rules, kind)
         if kind is Account:
             chosen["parent_id"] = _resolve_parent(chosen.get("parent_id"), keep.id, before)
+        removed = _doubled_members(store, name, keep.id, [r.id for r in ranked])
+        gone_members = {m.id for m in removed}
         changes: dict[tuple[str, str], dict[str, Any]] = {}
         current: dict[tuple[str, str], Any] = {}
         for ref_type, record, field in _references(store, name, merged):
             if ref_type is kind and record.id in group:
                 continue  # the group itself: the survivor is rebuilt, the rest deleted
+            if ref_type is CampaignMember and record.id in gone_members:
+                continue
             key = (ref_type.__name__, record.id)
             current[key] = record
             changes.setdefault(key, {})[field] = getattr(record, field)
+        for member in removed:  # first, so re-pointing the kept ones makes no duplicate
+            store.campaign_members.delete(member.id)
         after: dict[str, int] = {}
         for key, olds in changes.items():
             record = current[key]
@@ -363,6 +424,7 @@ def merge(
                 for field, old in olds.items()
             ],
             "after": after,
+            "removed_members": [to_dict(m) for m in removed],
             "survivor_version": new_survivor.version,
         }
         return store.merges.add(
@@ -387,8 +449,10 @@ def unmerge(
 ) -> Merge:
     """Undo the merge ``merge_id``: the survivor and the merged records get back every
     field they had, every re-pointed reference points where it did, and the Merge
-    record is marked ``unmerged_at``. Versions move forward (a restored record is a new
-    write), so readers holding the merged state see a conflict rather than stale data.
+    record is marked ``unmerged_at``; campaign memberships the merge removed as
+    duplicates are added back with their ids and fields. Versions move forward (a
+    restored record is a new write), so readers holding the merged state see a conflict
+    rather than stale data.
 
     If the survivor or a re-pointed record was written since the merge, unmerge raises
     :class:`~crmkit.errors.ConflictError` and changes nothing; ``force=True`` restores
@@ -452,6 +516,11 @@ def unmerge(
                 repo.add(item)
         for ref_repo, restored in restores:
             ref_repo.update(restored)
+        for item in data.get("removed_members", []):
+            member = from_dict(CampaignMember, item)
+            if force and member.id in store.campaign_members:
+                continue  # added again since the merge: the later write stands
+            store.campaign_members.add(member)
         return store.merges.update(attrs.evolve(record, unmerged_at=now))
 
     return run_transaction(store, operation)
