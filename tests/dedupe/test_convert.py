@@ -44,6 +44,8 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[Any]:
             store = factory()
         else:
             store = MemoryStore() if request.param == "memory" else SQLiteStore(":memory:")
+        while opened:  # one store open at a time: each holds a pool of connections
+            opened.pop().close()
         opened.append(store)
         return store
 
