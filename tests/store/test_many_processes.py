@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import attrs
+import pytest
 
 from crmkit.records import Account
 from crmkit.store import run_transaction
@@ -14,7 +15,7 @@ WORKERS = 4
 ROUNDS = 25
 
 
-def _increment(index: int, factory: StoreFactory) -> int:
+def _increment(index: int, factory: StoreFactory, lock: str | None) -> int:
     store = factory()
     try:
 
@@ -23,16 +24,19 @@ def _increment(index: int, factory: StoreFactory) -> int:
             store.accounts.update(attrs.evolve(account, employees=account.employees + 1))
 
         for _ in range(ROUNDS):
-            run_transaction(store, bump, attempts=50)
+            run_transaction(store, bump, attempts=50, lock=lock)
         return ROUNDS
     finally:
         store.close()
 
 
-def test_read_modify_write_in_run_transaction_loses_no_update(store_factory: StoreFactory) -> None:
+@pytest.mark.parametrize("lock", [None, "counter"], ids=["retry", "named lock"])
+def test_read_modify_write_in_run_transaction_loses_no_update(
+    store_factory: StoreFactory, lock: str | None
+) -> None:
     store = store_factory()
     store.accounts.add(Account(id="counter", name="Counter", employees=0))
-    done = run_processes(_increment, WORKERS, store_factory)
+    done = run_processes(_increment, WORKERS, store_factory, lock)
     assert sum(done) == WORKERS * ROUNDS
     assert store.accounts.get("counter").employees == WORKERS * ROUNDS
     assert store.accounts.get("counter").version == WORKERS * ROUNDS + 1

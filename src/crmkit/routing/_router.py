@@ -492,6 +492,12 @@ class Router:
     def _state_name(self, key: str) -> str:
         return f"crmkit.routing.{self.record_type.__name__}.{key}"
 
+    @property
+    def _lock_name(self) -> str:
+        """One lock for all routing of this record type: routers in other processes take
+        turns (on PostgreSQL) rather than refusing each other's rotation updates."""
+        return f"crmkit.routing.{self.record_type.__name__}"
+
     def _sync_manual(self, pool: PoolSpec, state: dict[str, Any]) -> None:
         """Count assignments made outside the router as the rep's latest turn."""
         mark = state.get("manual_mark")
@@ -543,7 +549,7 @@ class Router:
 
         if not apply:
             return decide()
-        decision = run_transaction(self.store, decide, attempts=ATTEMPTS)
+        decision = run_transaction(self.store, decide, attempts=ATTEMPTS, lock=self._lock_name)
         self._remember([record])
         return decision
 
@@ -787,7 +793,7 @@ class Router:
                 )
             return self._write([(current, again, plan)], states, now)[0]
 
-        stored = run_transaction(self.store, write, attempts=ATTEMPTS)
+        stored = run_transaction(self.store, write, attempts=ATTEMPTS, lock=self._lock_name)
         self._remember([stored])
         return stored
 
@@ -888,7 +894,7 @@ class Router:
 
         if not apply:
             return decide()
-        decisions = run_transaction(self.store, decide, attempts=ATTEMPTS)
+        decisions = run_transaction(self.store, decide, attempts=ATTEMPTS, lock=self._lock_name)
         self._remember(batch)
         return decisions
 
@@ -995,7 +1001,10 @@ class Router:
         out: list[RoutingDecision] = []
         for record in waiting:
             decision = run_transaction(
-                self.store, functools.partial(retry, record.id), attempts=ATTEMPTS
+                self.store,
+                functools.partial(retry, record.id),
+                attempts=ATTEMPTS,
+                lock=self._lock_name,
             )
             if decision is not None:
                 out.append(decision)

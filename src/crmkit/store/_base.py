@@ -199,7 +199,7 @@ class Store(Protocol):
 
     def repository(self, record_type: type[T]) -> Repository[T]: ...
 
-    def transaction(self) -> AbstractContextManager[None]: ...
+    def transaction(self, *, lock: str | None = None) -> AbstractContextManager[None]: ...
 
     def ensure_index(self, record_type: type[Any], *fields: str) -> tuple[str, ...]: ...
 
@@ -321,6 +321,7 @@ def run_transaction(
     *,
     attempts: int = 5,
     backoff: float = 0.01,
+    lock: str | None = None,
 ) -> T:
     """``operation()`` inside ``store.transaction()``, run again when the store says the
     transaction lost a race (a retryable :class:`~crmkit.errors.StorageError`).
@@ -337,6 +338,11 @@ def run_transaction(
     Inside an outer transaction there is nothing to retry on its own: the operation runs
     once and a conflict goes to the outer caller.
 
+    ``lock`` names state that many workers update at once (a routing pool's rotation):
+    stores that can (PostgreSQL) then run transactions with the same name one after the
+    other instead of letting them refuse each other; SQLite and MemoryStore already run
+    every write transaction one at a time and ignore it.
+
     >>> from crmkit.store import MemoryStore
     >>> from crmkit.records import Account
     >>> store = MemoryStore()
@@ -352,7 +358,7 @@ def run_transaction(
     pause = backoff
     for attempt in range(1, attempts + 1):
         try:
-            with store.transaction():
+            with store.transaction() if lock is None else store.transaction(lock=lock):
                 return operation()
         except StorageError as err:
             if not err.retryable or attempt == attempts:

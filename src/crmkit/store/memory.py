@@ -424,8 +424,11 @@ class MemoryStore(RepositoryAccess):
         return self._owner == threading.get_ident()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Everything inside lands together or not at all; transactions nest."""
+    def transaction(self, *, lock: str | None = None) -> Iterator[None]:
+        """Everything inside lands together or not at all; transactions nest.
+
+        ``lock`` is accepted for the protocol and ignored: a transaction already holds
+        the store's lock, so transactions run one at a time."""
         with self._lock:
             journal = _Journal()
             self._journals.append(journal)

@@ -1312,19 +1312,25 @@ class PostgresStore(RepositoryAccess):
         return not host.autocommit or not idle
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, lock: str | None = None) -> Iterator[None]:
         """Everything inside lands together or not at all; transactions nest.
 
         The outermost transaction is ``SERIALIZABLE``: if another transaction's writes
         would make it lose an update, PostgreSQL refuses one of them and it raises the
         retryable :class:`~crmkit.errors.TransactionConflict` (nothing of it was written).
         Inner transactions are savepoints.
+
+        ``lock`` names a lock (an advisory lock on this schema) taken before the
+        transaction begins and released after it ends: transactions under the same name,
+        in any process, then run one after the other, each seeing the last one's writes,
+        instead of refusing each other. Engines use it for state many workers update at
+        once (a routing pool's rotation). It is ignored inside an outer transaction.
         """
-        with self._atomic(_SERIALIZABLE):
+        with self._atomic(_SERIALIZABLE, lock=lock):
             yield
 
     @contextmanager
-    def _atomic(self, begin: str) -> Iterator[None]:
+    def _atomic(self, begin: str, *, lock: str | None = None) -> Iterator[None]:
         """A transaction started with ``begin`` (a savepoint inside one already open).
 
         Batches outside a transaction run ``READ COMMITTED``: each of their statements
@@ -1359,10 +1365,32 @@ class PostgresStore(RepositoryAccess):
         except psycopg.Error as err:
             raise self._error("starting a transaction", err) from err
         try:
-            with self._outermost(conn, begin):
-                yield
+            if lock is None:
+                with self._outermost(conn, begin):
+                    yield
+            else:
+                with self._advisory(conn, lock), self._outermost(conn, begin):
+                    yield
         finally:
             pool.putconn(conn)
+
+    @contextmanager
+    def _advisory(self, conn: psycopg.Connection[Any], name: str) -> Iterator[None]:
+        """Hold the session advisory lock ``name`` (of this schema) around the block."""
+        key = _lock_key(f"{self._schema}:{name}")
+        self._run_params(conn, "SELECT pg_advisory_lock(%s)", key, f"taking lock {name!r}")
+        try:
+            yield
+        finally:
+            if not _closed(conn):
+                with contextlib.suppress(psycopg.Error):  # a lost connection released it
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _run_params(self, conn: psycopg.Connection[Any], sql: str, key: int, doing: str) -> None:
+        try:
+            conn.execute(sql, (key,))
+        except psycopg.Error as err:
+            raise self._error(doing, err) from err
 
     @contextmanager
     def _outermost(self, conn: psycopg.Connection[Any], begin: str) -> Iterator[None]:

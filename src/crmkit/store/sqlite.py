@@ -1214,11 +1214,13 @@ class SQLiteStore(RepositoryAccess):
         return self._owner == threading.get_ident()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, lock: str | None = None) -> Iterator[None]:
         """Everything inside lands together or not at all; transactions nest.
 
         The outermost transaction is ``BEGIN IMMEDIATE`` (it takes the write lock at
-        once, so it never fails half way for a lock); inner ones are savepoints.
+        once, so it never fails half way for a lock); inner ones are savepoints. ``lock``
+        is accepted for the protocol and ignored: write transactions already run one at
+        a time.
         """
         with self._lock:
             depth = self._depth
