@@ -806,6 +806,20 @@ def check_patches(
     return pairs
 
 
+def raise_batch_problems(
+    record: str, batch: Sequence[Any], problems: Callable[[Any], list[tuple[str, Any, str]]]
+) -> None:
+    """Raise a :class:`BatchError` naming every record of ``batch`` that ``problems``
+    (a store's ``(field, value, reason)`` check of what it cannot encode) finds fault with."""
+    errors: list[tuple[int, CrmError]] = [
+        (index, ValidationError(record, name, value, reason, record_id=item.id))
+        for index, item in enumerate(batch)
+        for name, value, reason in problems(item)
+    ]
+    if errors:
+        raise BatchError(record, errors)
+
+
 def storable_id(record_id: object) -> bool:
     """Whether ``record_id`` could name a stored record: text that is valid Unicode (an
     id with a lone surrogate can never have been stored, so it is simply not found).

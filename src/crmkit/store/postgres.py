@@ -65,9 +65,7 @@ from crmkit._schema import FieldInfo, plural, schema_of
 from crmkit.criteria import _postgres_custom_expr, _postgres_sql
 from crmkit.errors import (
     AlreadyExists,
-    BatchError,
     ConflictError,
-    CrmError,
     NotFound,
     StatementTimeout,
     StorageError,
@@ -91,6 +89,7 @@ from crmkit.store._base import (
     order_fields,
     patch_fields,
     patch_record,
+    raise_batch_problems,
     storable_id,
     version_copier,
 )
@@ -934,14 +933,7 @@ class PostgresRepository(Generic[T]):
             raise store._error(doing, err) from err
 
     def _raise_batch_problems(self, batch: list[Any]) -> None:
-        errors: list[tuple[int, CrmError]] = []
-        for index, record in enumerate(batch):
-            for name, value, reason in self._codec.encoding_problems(record):
-                errors.append(
-                    (index, ValidationError(self._name, name, value, reason, record_id=record.id))
-                )
-        if errors:
-            raise BatchError(self._name, errors)
+        raise_batch_problems(self._name, batch, self._codec.encoding_problems)
 
 
 class _CheckedPostgresRepository(IntegrityChecked, PostgresRepository[T]):
