@@ -371,19 +371,51 @@ def run_transaction(
 # -- integrity rules that span records ----------------------------------------------------
 
 
+def _person(member: Any) -> tuple[str, str] | None:
+    """The field and value that say who a campaign member is (None: nobody named)."""
+    if member.contact_id is not None:
+        return "contact_id", member.contact_id
+    if member.lead_id is not None:
+        return "lead_id", member.lead_id
+    if member.account_id is not None:
+        return "account_id", member.account_id
+    return None
+
+
+def _in_chunks(values: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
 def member_problems(store: Store, members: Sequence[Any]) -> list[tuple[int, CrmError]]:
     """Why written campaign members break the rules (checked inside the write's transaction).
 
     A member must belong to a stored campaign, and a contact (or lead, or, for an account
     member, the account) is in a campaign once: the same person under another member id
-    is a duplicate (in a batch, every one after the first).
+    is a duplicate (in a batch, every one after the first). A batch costs one query per
+    500 campaigns or people, never one per member.
     """
     problems: list[tuple[int, CrmError]] = []
     position = {m.id: i for i, m in enumerate(members)}
-    campaign_ids = sorted({m.campaign_id for m in members})
-    known = {
-        c.id for c in store.campaigns.query({"field": "id", "op": "in", "value": campaign_ids})
-    }
+    known: set[str] = set()
+    for chunk in _in_chunks(m.campaign_id for m in members):
+        found = store.campaigns.query({"field": "id", "op": "in", "value": chunk})
+        known.update(c.id for c in found)
+    wanted: dict[str, set[str]] = {}
+    for member in members:
+        person = _person(member)
+        if person is not None:
+            wanted.setdefault(person[0], set()).add(person[1])
+    holders: dict[tuple[str, str, str], list[str]] = {}
+    for field, values in wanted.items():
+        for chunk in _in_chunks(values):
+            criteria = {"field": field, "op": "in", "value": chunk}
+            for other in store.campaign_members.query(criteria):
+                # an account member is one that names no contact and no lead
+                if field != "account_id" or (other.contact_id is None and other.lead_id is None):
+                    key = (other.campaign_id, field, getattr(other, field))
+                    holders.setdefault(key, []).append(other.id)
     for index, member in enumerate(members):
         if member.campaign_id not in known:
             problems.append(
@@ -399,32 +431,16 @@ def member_problems(store: Store, members: Sequence[Any]) -> list[tuple[int, Crm
                 )
             )
             continue
-        if member.contact_id is not None:
-            field, value = "contact_id", member.contact_id
-        elif member.lead_id is not None:
-            field, value = "lead_id", member.lead_id
-        elif member.account_id is not None:
-            field, value = "account_id", member.account_id
-        else:
+        person = _person(member)
+        if person is None:
             continue
-        same: Criteria | Mapping[str, Any] = {
-            "all": [
-                {"field": "campaign_id", "op": "==", "value": member.campaign_id},
-                {"field": field, "op": "==", "value": value},
-                {"field": "id", "op": "!=", "value": member.id},
-            ]
-            + (
-                [{"field": "contact_id", "op": "is null"}, {"field": "lead_id", "op": "is null"}]
-                if field == "account_id"
-                else []
-            )
-        }
+        field, value = person
         # within one batch the first member of a person stands; later ones are duplicates
-        others = [
+        others = sorted(
             other
-            for other in store.campaign_members.query(same)
-            if position.get(other.id, -1) < index
-        ]
+            for other in holders.get((member.campaign_id, field, value), ())
+            if other != member.id and position.get(other, -1) < index
+        )
         if others:
             problems.append(
                 (
@@ -433,8 +449,7 @@ def member_problems(store: Store, members: Sequence[Any]) -> list[tuple[int, Crm
                         "CampaignMember",
                         field,
                         value,
-                        f"is already in campaign {member.campaign_id!r} as member "
-                        f"{others[0].id!r}",
+                        f"is already in campaign {member.campaign_id!r} as member {others[0]!r}",
                         record_id=member.id,
                     ),
                 )
