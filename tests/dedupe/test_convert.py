@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,34 +23,9 @@ from crmkit.records import (
     Lead,
     LeadStatus,
 )
-from crmkit.store import MemoryStore, SQLiteStore
-
-from .._stores import empty_schema
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CLOCK = FixedClock(T0)
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def make_store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Makes an empty store of each real kind (PostgreSQL: one schema, emptied per call)."""
-    opened: list[Any] = []
-    factory = request.getfixturevalue("postgres_factory") if request.param == "postgres" else None
-
-    def make() -> Any:
-        if factory is not None:
-            empty_schema(factory)
-            store = factory()
-        else:
-            store = MemoryStore() if request.param == "memory" else SQLiteStore(":memory:")
-        while opened:  # one store open at a time: each holds a pool of connections
-            opened.pop().close()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 ACCOUNTS = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,36 +35,12 @@ from crmkit.records import (
     Reminder,
     StageChange,
 )
-from crmkit.store import MemoryStore, SQLiteStore
+from crmkit.store import SQLiteStore
 from crmkit.testing import build
-
-from .._stores import empty_schema
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CAMPAIGNS = ["camp", "camp2"]
 N = 4  # records of each referenced type
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def make_store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Makes an empty store of each real kind (PostgreSQL: one schema, emptied per call)."""
-    opened: list[Any] = []
-    factory = request.getfixturevalue("postgres_factory") if request.param == "postgres" else None
-
-    def make() -> Any:
-        if factory is not None:
-            empty_schema(factory)
-            store = factory()
-        else:
-            store = MemoryStore() if request.param == "memory" else SQLiteStore(":memory:")
-        while opened:  # one store open at a time: each holds a pool of connections
-            opened.pop().close()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def _ref(draw: st.DrawFn, prefix: str) -> str | None:

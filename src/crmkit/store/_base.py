@@ -51,6 +51,7 @@ from crmkit.errors import (
     ConflictError,
     CriteriaError,
     CrmError,
+    NotFound,
     StorageError,
     ValidationError,
 )
@@ -792,7 +793,7 @@ def check_patches(
     record_type: type[Any],
     changes: Any,
     expected_versions: Any,
-    current: Callable[[str], Any],
+    current: Callable[[str], Any] | Mapping[str, Any],
 ) -> list[tuple[Any, Any]]:
     """``[(stored record, patched record)]`` for ``patch_many``, or a :class:`BatchError`
     naming every bad entry (unknown id, bad field or value, stale version) by position."""
@@ -809,7 +810,12 @@ def check_patches(
     for index, (record_id, fields) in enumerate(changes.items()):
         try:
             checked = patch_fields(record_type, record_id, fields)
-            old = current(record_id)
+            if isinstance(current, Mapping):  # the stored records, read in one query
+                old = current.get(record_id)
+                if old is None:
+                    raise NotFound(name, record_id)
+            else:
+                old = current(record_id)
             expected = versions.get(record_id)
             if expected is not None and old.version != expected:
                 raise ConflictError(name, record_id, expected, old.version)
@@ -849,6 +855,21 @@ def storable_id(record_id: object) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def group_patches(
+    pairs: Sequence[tuple[Any, Any]],
+    changes: Mapping[str, Mapping[str, Any]],
+    encode: Callable[[Any, tuple[str, ...]], list[Any]],
+) -> dict[tuple[str, ...], list[list[Any]]]:
+    """``{changed field names: [row, ...]}`` for the SQL stores' ``patch_many``: each row is
+    ``encode(new record, names)`` followed by the id and the stored version, so one
+    ``UPDATE ... WHERE id = ? AND version = ?`` per set of fields writes them all."""
+    groups: dict[tuple[str, ...], list[list[Any]]] = {}
+    for old, new in pairs:
+        names = tuple(changes[old.id])
+        groups.setdefault(names, []).append([*encode(new, names), old.id, old.version])
+    return groups
 
 
 def check_page(limit: int | None, offset: int) -> None:

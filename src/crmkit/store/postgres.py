@@ -85,6 +85,7 @@ from crmkit.store._base import (
     check_patches,
     check_type,
     convert_patch,
+    group_patches,
     index_fields,
     order_fields,
     patch_fields,
@@ -213,9 +214,9 @@ class _Codec:
             info.name: ns[f"enc_{info.name}"] for info in self.fields[1:-1]
         }
 
-    def encode_field(self, name: str, value: Any) -> Any:
-        """One field's value as its column holds it (for partial updates)."""
-        return self._field_encoders[name](value)
+    def encode_patch(self, probe: Any, fields: tuple[str, ...]) -> list[Any]:
+        """The column values of ``fields`` taken from ``probe`` (for partial updates)."""
+        return [self._field_encoders[name](getattr(probe, name)) for name in fields]
 
     def encoding_problems(self, record: Any) -> list[tuple[str, Any, str]]:
         """Why a record cannot be written (only asked after encoding it failed)."""
@@ -781,7 +782,7 @@ class PostgresRepository(Generic[T]):
                 expected_version = old.version
         names = tuple(changes)
         checked = expected_version is not None
-        params = [codec.encode_field(name, getattr(probe, name)) for name in names]
+        params = codec.encode_patch(probe, names)
         params.append(record_id)
         if checked:
             params.append(expected_version)
@@ -823,20 +824,8 @@ class PostgresRepository(Generic[T]):
                 f"reading {codec.table}",
             )
             stored: dict[str, Any] = {row[0]: self._decode(row) for row in rows}
-
-            def current(record_id: str) -> Any:
-                record = stored.get(record_id)
-                if record is None:
-                    raise NotFound(self._name, record_id)
-                return record
-
-            pairs = check_patches(self._type, changes, expected_versions, current)
-            groups: dict[tuple[str, ...], list[list[Any]]] = {}
-            for old, new in pairs:
-                names = tuple(changes[old.id])
-                params = [codec.encode_field(name, getattr(new, name)) for name in names]
-                params.extend((old.id, old.version))
-                groups.setdefault(names, []).append(params)
+            pairs = check_patches(self._type, changes, expected_versions, stored)
+            groups = group_patches(pairs, changes, codec.encode_patch)
             doing = f"patching {len(pairs)} {codec.table}"
             try:
                 with store._use() as conn:

@@ -82,6 +82,7 @@ from crmkit.store._base import (
     check_patches,
     check_type,
     convert_patch,
+    group_patches,
     index_fields,
     order_fields,
     patch_fields,
@@ -893,20 +894,8 @@ class SQLiteRepository(Generic[T]):
         store, codec = self._store, self._codec
         with store.transaction():
             stored = self._get_many(changes) if isinstance(changes, Mapping) else {}
-
-            def current(record_id: str) -> Any:
-                record = stored.get(record_id)
-                if record is None:
-                    raise NotFound(self._name, record_id)
-                return record
-
-            pairs = check_patches(self._type, changes, expected_versions, current)
-            groups: dict[tuple[str, ...], list[list[Any]]] = {}
-            for old, new in pairs:
-                names = tuple(changes[old.id])
-                params = codec.encode_patch(new, names)
-                params.extend((old.id, old.version))
-                groups.setdefault(names, []).append(params)
+            pairs = check_patches(self._type, changes, expected_versions, stored)
+            groups = group_patches(pairs, changes, codec.encode_patch)
             doing = f"patching {len(pairs)} {plural(self._type)}"
             try:
                 with store._lock:
