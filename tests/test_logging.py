@@ -208,3 +208,24 @@ def test_a_sweep_logs_escalations(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     assert record.levelno == logging.INFO
     assert record.reason == "escalated"  # type: ignore[attr-defined]
     assert "managers" in record.getMessage()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_merges_and_unmerges_are_logged(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from crmkit.dedupe import merge, unmerge
+
+    store: Any = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "d.db")
+    try:
+        store.accounts.add_many([Account(id="a1", name="Acme"), Account(id="a2", name="ACME")])
+        caplog.set_level(logging.INFO, logger="crmkit.dedupe")
+        done = merge(store, Account, ["a1", "a2"], survivor="a1", clock=FixedClock(MONDAY_10))
+        unmerge(store, done.id, clock=FixedClock(MONDAY_10 + timedelta(hours=1)))
+        merged, undone = _records(caplog, "crmkit.dedupe")
+        assert merged.getMessage() == f"merge {done.id}: Account a2 merged into a1"
+        assert undone.getMessage() == f"merge {done.id} undone: Account a2 restored beside a1"
+        assert merged.merge_id == undone.merge_id == done.id  # type: ignore[attr-defined]
+    finally:
+        if kind == "sqlite":
+            store.close()
