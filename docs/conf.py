@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ exclude_patterns = ["_build"]
 html_theme = "furo"
 myst_heading_anchors = 3
 autodoc_member_order = "bysource"
-autodoc_preserve_defaults = True  # `record_type=Contact`, not the repr of the class
+autodoc_preserve_defaults = True  # defaults as written: `record_type=Contact`, `DEFAULT_PIPELINE`
 toc_object_entries = False  # a page's contents list its sections, not its hundred objects
 autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
 
@@ -81,6 +82,24 @@ def _numpy_sections(
         if title and len(underline) == len(title) and set(underline) == {"-"}:
             indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
             lines[i], lines[i + 1] = f"{indent}.. rubric:: {title}", ""
+
+
+def _attrs_defaults(
+    app: Any, what: str, name: str, obj: Any, options: Any, signature: str | None, ret: str | None
+) -> tuple[str | None, str | None] | None:
+    """Defaults are shown as written in the source, but the source of an attrs class's
+    ``__init__`` is generated (``attr_dict['domain'].default``): show the values instead."""
+    import attrs
+    from sphinx.util.inspect import object_description
+
+    if signature is None or "attr_dict[" not in signature or not attrs.has(obj):
+        return None
+    fields = attrs.fields_dict(obj)
+
+    def value(match: re.Match[str]) -> str:
+        return object_description(fields[match[1]].default)
+
+    return re.sub(r"attr_dict\['(\w+)'\]\.default", value, signature), ret
 
 
 def _constant_docstring(
@@ -148,6 +167,7 @@ def _resolve_any_kind(app: Any, env: Any, node: Any, contnode: Any) -> Any:
 
 def setup(app: Any) -> None:
     _materialise_lazy_names()
+    app.connect("autodoc-process-signature", _attrs_defaults)
     app.connect("autodoc-process-docstring", _numpy_sections)
     app.connect("autodoc-process-docstring", _constant_docstring)
     app.connect("doctree-read", _unlink_external_names)
