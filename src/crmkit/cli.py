@@ -5,6 +5,8 @@ Commands:
 - ``demo``: build a realistic synthetic CRM into a SQLite file (``crmkit-demo.db`` by
   default) and print a summary of it; running it again reuses the data.
 - ``import`` / ``export``: CSV in and out of a SQLite file (see :mod:`crmkit.io.cli`).
+- ``dedupe``: duplicate pairs and clusters of a CSV file of contacts, leads or accounts
+  (see ``crmkit.dedupe._cli``).
 
 :func:`main` returns the exit code instead of exiting, so it can be called from tests and
 scripts: 0 on success, 1 when the command failed, 2 for a usage error.
@@ -91,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     add_commands(commands)
+    from crmkit.dedupe._cli import add_command as add_dedupe
+
+    add_dedupe(commands)
     return parser
 
 

@@ -1,0 +1,229 @@
+"""The ``dedupe`` subcommand of ``python -m crmkit``: a duplicate job over a CSV file.
+
+The file is read with :func:`~crmkit.io.import_csv` (same parsing, ``--map`` and
+``--id-column``) into a store in memory; without an id column, records are named by their
+row number (``row-2`` is the first data row). Pairs and clusters go to CSV files or one
+JSON document, the summary to standard error.
+
+Examples
+--------
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="crmkit")
+>>> add_command(parser.add_subparsers(dest="command"))
+>>> args = parser.parse_args(["dedupe", "people.csv", "--rule", "contact-email",
+...                           "--clusters", "clusters.csv"])
+>>> args.type, args.rule, args.clusters, args.func.__name__
+('contacts', ['contact-email'], 'clusters.csv', 'run_dedupe')
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from crmkit.errors import CrmError
+
+__all__ = ["add_command", "run_dedupe"]
+
+_TYPES = {"contacts": "Contact", "leads": "Lead", "accounts": "Account"}
+_ROW_ID = "crmkit-row-id"
+
+
+def add_command(subparsers: Any) -> None:
+    """Register ``dedupe`` on ``subparsers`` (from ``add_subparsers()``)."""
+    from crmkit.dedupe._jobs import DEFAULT_RULES
+
+    known = ", ".join(r.id for rules in DEFAULT_RULES.values() for r in rules)
+    cmd = subparsers.add_parser(
+        "dedupe",
+        help="find duplicate records in a CSV file",
+        description="Find the duplicate pairs and clusters among the records of a CSV file "
+        "(contacts, leads or accounts) under matching rules. Pairs and clusters are written "
+        "as CSV (--pairs, --clusters) or JSON (--json); with none of these the pairs go to "
+        "standard output as CSV. The summary goes to standard error.",
+    )
+    cmd.add_argument("file", help="CSV file to read ('-' for standard input)")
+    cmd.add_argument(
+        "--type", choices=tuple(_TYPES), default="contacts", help="record type (default contacts)"
+    )
+    cmd.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="ID",
+        help=f"use only this default rule; repeatable (default: all of the type's: {known})",
+    )
+    cmd.add_argument(
+        "--rules", metavar="FILE", help="matching rules from a JSON or TOML file instead"
+    )
+    cmd.add_argument("--pairs", metavar="FILE", help="write the pairs as CSV ('-': stdout)")
+    cmd.add_argument("--clusters", metavar="FILE", help="write the clusters as CSV ('-': stdout)")
+    cmd.add_argument(
+        "--json", metavar="FILE", help="write summary, pairs and clusters as JSON ('-': stdout)"
+    )
+    cmd.add_argument(
+        "--map",
+        dest="mapping",
+        action="append",
+        default=[],
+        metavar="COLUMN=FIELD",
+        help="feed a column to a field (FIELD empty to ignore the column); repeatable",
+    )
+    cmd.add_argument("--id-column", help="the column holding record ids")
+    cmd.add_argument("--delimiter", default=",", help="cell separator (default ',')")
+    cmd.add_argument("--encoding", default="utf-8", help="file encoding (default utf-8)")
+    cmd.set_defaults(func=run_dedupe)
+
+
+def run_dedupe(args: argparse.Namespace) -> int:
+    """Handle ``crmkit dedupe``: 0 on success, 1 when the input or the rules were bad."""
+    try:
+        report = _run(args)
+    except (CrmError, OSError, ValueError) as err:
+        print(f"crmkit dedupe: {err}", file=sys.stderr)
+        return 1
+    print(report.summary(), file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> Any:
+    from crmkit.dedupe._jobs import DEFAULT_RULES, find_duplicate_pairs
+    from crmkit.dedupe._rules import rules_from_data
+    from crmkit.io import ImportFailed, import_csv
+    from crmkit.io.cli import _pairs
+    from crmkit.store.memory import MemoryStore
+
+    kind = _TYPES[args.type]
+    given = rules_from_data(_load(Path(args.rules))) if args.rules else None
+    rules = given if given is not None else list(DEFAULT_RULES[kind])
+    if args.rule:
+        by_id = {r.id: r for r in rules}
+        unknown = [r for r in args.rule if r not in by_id]
+        if unknown:
+            raise ValueError(
+                f"no rule {unknown[0]!r} for {args.type}; choose from {', '.join(by_id)}"
+            )
+        rules = [by_id[r] for r in args.rule]
+    mapping: dict[str, str | None] = {
+        column: field or None for column, field in _pairs(args.mapping, "--map").items()
+    }
+    text = _read(args.file, args.encoding)
+    id_column = args.id_column
+    if id_column is None and "id" not in {v for v in mapping.values() if v}:
+        header = next(csv.reader(io.StringIO(text), delimiter=args.delimiter), [])
+        if "id" not in {h.strip().lower() for h in header}:
+            text, id_column = _number_rows(text, args.delimiter), _ROW_ID
+    store = MemoryStore()
+    try:
+        import_csv(
+            store,
+            args.type,
+            io.StringIO(text),
+            mapping=mapping,
+            id_column=id_column,
+            delimiter=args.delimiter,
+        )
+    except ImportFailed as err:
+        raise ValueError(str(err.report)) from None
+    report = find_duplicate_pairs(store, rules, record_type=kind)
+    wrote_any = False
+    if args.pairs:
+        _write(args.pairs, lambda out: _pairs_csv(report, out))
+        wrote_any = True
+    if args.clusters:
+        _write(args.clusters, lambda out: _clusters_csv(report, out))
+        wrote_any = True
+    if args.json:
+        _write(args.json, lambda out: json.dump(_as_json(report), out, indent=2))
+        wrote_any = True
+    if not wrote_any:
+        _pairs_csv(report, sys.stdout)
+    return report
+
+
+def _load(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".toml":
+        import tomllib
+
+        return tomllib.loads(text)
+    return json.loads(text)
+
+
+def _read(name: str, encoding: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    with open(name, encoding=encoding, newline="") as handle:
+        return handle.read()
+
+
+def _number_rows(text: str, delimiter: str) -> str:
+    """The CSV with a first column naming each record by its row (``row-2`` onwards)."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), 1):
+        if number > 1 and not any(cell.strip() for cell in row):
+            continue
+        writer.writerow([_ROW_ID if number == 1 else f"row-{number}", *row])
+    return out.getvalue()
+
+
+def _write(dest: str, emit: Any) -> None:
+    if dest == "-":
+        emit(sys.stdout)
+        return
+    with open(dest, "w", encoding="utf-8", newline="") as handle:
+        emit(handle)
+
+
+def _agreed(pair: Any) -> str:
+    return " ".join(f.field for f in pair.fields if f.passed)
+
+
+def _pairs_csv(report: Any, out: IO[str]) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["left_id", "right_id", "rule", "score", "fields"])
+    for p in report.pairs:
+        writer.writerow([p.left_id, p.right_id, p.rule_id, f"{p.score:.4f}", _agreed(p)])
+
+
+def _clusters_csv(report: Any, out: IO[str]) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["cluster", "id"])
+    for number, cluster in enumerate(report.clusters, 1):
+        for record_id in cluster:
+            writer.writerow([number, record_id])
+
+
+def _as_json(report: Any) -> dict[str, Any]:
+    return {
+        "record_type": report.record_type,
+        "records": report.records,
+        "summary": report.summary(),
+        "pairs": [
+            {
+                "left_id": p.left_id,
+                "right_id": p.right_id,
+                "rule": p.rule_id,
+                "score": round(p.score, 4),
+                "fields": [
+                    {
+                        "field": f.field,
+                        "method": str(f.method),
+                        "left": f.left,
+                        "right": f.right,
+                        "score": None if f.score is None else round(f.score, 4),
+                        "passed": f.passed,
+                    }
+                    for f in p.fields
+                ],
+            }
+            for p in report.pairs
+        ],
+        "clusters": [list(c) for c in report.clusters],
+    }
