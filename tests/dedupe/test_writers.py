@@ -343,3 +343,17 @@ def test_account_routing_drops_no_lead(world: tuple[list[Account], list[Lead], f
             if best:
                 assert best[0].owner_id in (None, "away", "ghost")  # no owner to take it
                 assert decision.account_reasons == best[0].reasons
+
+
+def test_sweep_and_apply_use_the_scored_match(make_store: Any) -> None:
+    store = routing_store(make_store)
+    store.leads.add(Lead(id="waiting", company="Acme", email="w@acme.com", created_at=T0))
+    router = Router(store, clock=CLOCK, account_min_score=0.6)
+    swept = {d.record_id: d for d in router.sweep(T0)}
+    assert swept["waiting"].reason == Reason.ACCOUNT_MATCH
+    assert swept["waiting"].account_score == pytest.approx(0.9)
+    assert store.leads.get("waiting").owner_id == "owner"
+    lead = Lead(id="later", email="l@acme.com")
+    decision = router.route(lead, apply=False)
+    assert decision.account_reasons == ("domain acme.com",)
+    assert router.apply(decision, lead).owner_id == "owner"
