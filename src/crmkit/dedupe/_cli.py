@@ -5,15 +5,16 @@ The file is read with :func:`~crmkit.io.import_csv` (same parsing, ``--map`` and
 row number (``row-2`` is the first data row). Pairs and clusters go to CSV files or one
 JSON document, the summary to standard error.
 
+The subcommand's arguments are declared in :mod:`crmkit.cli` (so that building the
+parser does not import :mod:`crmkit.dedupe`).
+
 Examples
 --------
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="crmkit")
->>> add_command(parser.add_subparsers(dest="command"))
->>> args = parser.parse_args(["dedupe", "people.csv", "--rule", "contact-email",
-...                           "--clusters", "clusters.csv"])
+>>> from crmkit.cli import _parser
+>>> args = _parser().parse_args(["dedupe", "people.csv", "--rule", "contact-email",
+...                              "--clusters", "clusters.csv"])
 >>> args.type, args.rule, args.clusters, args.func.__name__
-('contacts', ['contact-email'], 'clusters.csv', 'run_dedupe')
+('contacts', ['contact-email'], 'clusters.csv', '_dedupe')
 """
 
 from __future__ import annotations
@@ -28,56 +29,11 @@ from typing import IO, Any
 
 from crmkit.errors import CrmError
 
-__all__ = ["add_command", "run_dedupe"]
+__all__ = ["run_dedupe"]
 
 _TYPES = {"contacts": "Contact", "leads": "Lead", "accounts": "Account"}
+"""The ``--type`` choices (as in :mod:`crmkit.cli`) and the record type of each."""
 _ROW_ID = "crmkit-row-id"
-
-
-def add_command(subparsers: Any) -> None:
-    """Register ``dedupe`` on ``subparsers`` (from ``add_subparsers()``)."""
-    from crmkit.dedupe._jobs import DEFAULT_RULES
-
-    known = ", ".join(r.id for rules in DEFAULT_RULES.values() for r in rules)
-    cmd = subparsers.add_parser(
-        "dedupe",
-        help="find duplicate records in a CSV file",
-        description="Find the duplicate pairs and clusters among the records of a CSV file "
-        "(contacts, leads or accounts) under matching rules. Pairs and clusters are written "
-        "as CSV (--pairs, --clusters) or JSON (--json); with none of these the pairs go to "
-        "standard output as CSV. The summary goes to standard error.",
-    )
-    cmd.add_argument("file", help="CSV file to read ('-' for standard input)")
-    cmd.add_argument(
-        "--type", choices=tuple(_TYPES), default="contacts", help="record type (default contacts)"
-    )
-    cmd.add_argument(
-        "--rule",
-        action="append",
-        default=[],
-        metavar="ID",
-        help=f"use only this default rule; repeatable (default: all of the type's: {known})",
-    )
-    cmd.add_argument(
-        "--rules", metavar="FILE", help="matching rules from a JSON or TOML file instead"
-    )
-    cmd.add_argument("--pairs", metavar="FILE", help="write the pairs as CSV ('-': stdout)")
-    cmd.add_argument("--clusters", metavar="FILE", help="write the clusters as CSV ('-': stdout)")
-    cmd.add_argument(
-        "--json", metavar="FILE", help="write summary, pairs and clusters as JSON ('-': stdout)"
-    )
-    cmd.add_argument(
-        "--map",
-        dest="mapping",
-        action="append",
-        default=[],
-        metavar="COLUMN=FIELD",
-        help="feed a column to a field (FIELD empty to ignore the column); repeatable",
-    )
-    cmd.add_argument("--id-column", help="the column holding record ids")
-    cmd.add_argument("--delimiter", default=",", help="cell separator (default ',')")
-    cmd.add_argument("--encoding", default="utf-8", help="file encoding (default utf-8)")
-    cmd.set_defaults(func=run_dedupe)
 
 
 def run_dedupe(args: argparse.Namespace) -> int:
