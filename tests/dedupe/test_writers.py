@@ -357,3 +357,17 @@ def test_sweep_and_apply_use_the_scored_match(make_store: Any) -> None:
     decision = router.route(lead, apply=False)
     assert decision.account_reasons == ("domain acme.com",)
     assert router.apply(decision, lead).owner_id == "owner"
+
+
+def test_import_upsert_of_the_same_record_is_not_its_own_duplicate(make_store: Any) -> None:
+    store = seeded(make_store)
+    text = "id,first_name,last_name,email\nl1,Ann,Lee,ANN@initech.com\n"
+    report = import_csv(
+        store,
+        "leads",
+        io.StringIO(text),
+        upsert=True,
+        duplicates=DuplicatePolicy(action="block"),
+    )
+    assert report.written == 1
+    assert store.leads.get("l1").email == "ANN@initech.com"
