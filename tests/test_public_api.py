@@ -66,7 +66,8 @@ PUBLIC = {
     "crmkit.cli": ["main"],
     "crmkit.dedupe": [
         "DEFAULT_RULES", "FREE_MAIL", "MERGEABLE", "NORMALISERS", "REFERENCES", "AccountMatch",
-        "AccountMatcher", "Conversion", "DuplicateAction", "DuplicateCheck", "DuplicateError",
+        "AccountMatcher", "Conversion", "DuplicateAction", "DuplicateBatchError", "DuplicateCheck",
+        "DuplicateError",
         "DuplicateIndex", "DuplicatePair", "DuplicatePolicy", "DuplicateReport", "FieldMatch",
         "GeneratedContacts", "MatchField", "MatchMethod", "MatchRule", "SurvivorRule",
         "canonical_first_name", "convert_lead", "domain_of", "find_duplicate_pairs",
@@ -139,7 +140,7 @@ PUBLIC = {
         "win_loss", "win_rate", "won_revenue",
     ],
     "crmkit.io": [
-        "ImportFailed", "ImportReport", "RowError", "export_csv", "import_csv",
+        "DuplicateRow", "ImportFailed", "ImportReport", "RowError", "export_csv", "import_csv",
     ],
 }  # fmt: skip
 

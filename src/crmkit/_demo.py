@@ -43,6 +43,7 @@ SECTIONS: tuple[str, ...] = (
     "crmkit.pipeline._demo",
     "crmkit.reminders._demo",
     "crmkit.campaigns",
+    "crmkit.dedupe._demo",
 )
 """Modules whose ``section(store, out)`` runs after the foundation summary, in order."""
 
