@@ -59,9 +59,9 @@ import attrs
 from crmkit._fields import text_problem
 from crmkit._repr import short_repr as _show
 from crmkit._schema import QUERYABLE_KINDS, schema_of
-from crmkit.registry import DECLARED
 from crmkit._time import micros, to_utc
 from crmkit.errors import CriteriaError
+from crmkit.registry import DECLARED
 
 __all__ = [
     "OPERATORS",

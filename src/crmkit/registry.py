@@ -40,12 +40,13 @@ before the stores are used (a store opened earlier picks them up on its next use
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -75,6 +76,7 @@ _KINDS = frozenset(
 )
 _TABLE = re.compile(r"^[a-z][a-z0-9_]{0,50}$")
 _BUILTIN_NAMES = frozenset(t.__name__ for t in RECORD_TYPES)
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 _MONEY_DIGITS = 15  # a float64 keeps 15 significant decimal digits exactly
 
 
@@ -146,7 +148,7 @@ def register_record(cls: type[T], *, table: str | None = None) -> type[T]:
     >>> register_record(Loose)
     Traceback (most recent call last):
     ...
-    crmkit.errors.ValidationError: Loose.id = <class ...>: is not made with a crmkit.fields maker ...
+    crmkit.errors.ValidationError: Loose.id = <class ...>: is not made with a crmkit.fields ...
     """
     if not isinstance(cls, type) or not attrs.has(cls):
         raise _refuse(cls, "must be an attrs class, like @attrs.frozen(kw_only=True)")
@@ -202,7 +204,7 @@ def register_record(cls: type[T], *, table: str | None = None) -> type[T]:
     STATE.types[name] = cls
     STATE.tables[cls] = table
     STATE.generation += 1
-    return cls
+    return cast(type[T], cls)
 
 
 def unregister_record(cls: type[Any]) -> None:
@@ -250,6 +252,8 @@ class CustomField:
         if kind == "text":
             return (value, None) if isinstance(value, str) else (value, "must be text")
         if kind == "bool":
+            if isinstance(value, str) and value.lower() in _BOOLS:
+                return _BOOLS[value.lower()], None
             return (value, None) if isinstance(value, bool) else (value, "must be True or False")
         if kind == "enum":
             assert self.enum is not None
@@ -263,6 +267,9 @@ class CustomField:
             return value, f"must be one of {', '.join(allowed)}"
         if isinstance(value, bool):
             return value, "must be a number, not True/False"
+        if isinstance(value, str) and kind in ("int", "float"):  # a CSV cell, a form field
+            with contextlib.suppress(ValueError):
+                value = int(value) if kind == "int" else float(value)
         if kind == "int":
             if isinstance(value, float) and value.is_integer():
                 value = int(value)

@@ -39,6 +39,7 @@ from crmkit.records import (
     Reminder,
     StageChange,
 )
+from crmkit.registry import references_to
 from crmkit.store import Store, run_transaction
 
 __all__ = ["MERGEABLE", "REFERENCES", "SurvivorRule", "merge", "rank_records", "unmerge"]
@@ -230,7 +231,8 @@ def _choose(ranked: list[Any], fields: Mapping[str, str], kind: type[Any]) -> di
 def _references(store: Store, name: str, ids: list[str]) -> list[tuple[type[Any], Any, str]]:
     """``(type, record, field)`` for every field of every record pointing into ``ids``."""
     found = []
-    for ref_type, field in REFERENCES[name]:
+    # references declared on registered types (fields.reference(Account)) count too
+    for ref_type, field in REFERENCES[name] + references_to(name):
         repo = store.repository(ref_type)
         for record in repo.query({"field": field, "op": "in", "value": ids}):
             found.append((ref_type, record, field))

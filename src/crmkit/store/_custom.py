@@ -74,7 +74,7 @@ def added_fields(
             continue
         if info.required:
             raise refuse(field, "was added as a required field; give it a default")
-        default = fields[field].default
+        default: Any = fields[field].default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             default = default.factory()
         added.append((info, default))
