@@ -344,7 +344,9 @@ def _record_strategy(
         strategy = _field_strategy(record_type, field, narrow)
         if field.name == "id" and ids is not None:
             strategy = ids
-        if field.default is attrs.NOTHING:
+        if field.default is attrs.NOTHING or (
+            field.name == "custom" and custom_declarations(record_type)
+        ):  # declared custom fields may be required: always draw them
             required[field.name] = strategy
         elif field.default is None:
             optional[field.name] = st.one_of(st.none(), strategy)
@@ -517,9 +519,15 @@ def records(record_type: type[T], *, ids: S[str] | None = None, narrow: bool = F
     make = _BY_TYPE.get(record_type)
     if make is not None:
         return make(ids=ids, narrow=narrow)
-    if record_type in record_types():  # registered with crmkit.registry.register_record
+    if not attrs.has(record_type):
+        raise TypeError(f"{record_type!r} is not a crmkit record type")
+
+    def registered() -> S[T]:  # checked when drawn: a test may register the type later
+        if record_type not in record_types():
+            raise TypeError(f"{record_type!r} is not a registered crmkit record type")
         return _record_strategy(record_type, ids=ids, narrow=narrow)
-    raise TypeError(f"{record_type!r} is not a crmkit record type")
+
+    return st.deferred(registered)
 
 
 # -- criteria ---------------------------------------------------------------------------
