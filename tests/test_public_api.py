@@ -113,8 +113,8 @@ PUBLIC = {
         "children", "depth", "descendants", "draw", "family", "family_summary",
         "hierarchy_history",
         "largest_families", "members", "merge_under", "open_pipeline", "parent", "path_to_root",
-        "reparent", "rollup", "rollup_field", "rollup_related", "roots", "siblings", "to_dot", "to_mermaid",
-        "ultimate_parent", "view", "whitespace", "won_revenue",
+        "reparent", "rollup", "rollup_field", "rollup_related", "roots", "siblings", "to_dot",
+        "to_mermaid", "ultimate_parent", "view", "whitespace", "won_revenue",
     ],
     "crmkit.ownership": [
         "CASCADES", "Move", "ReassignmentPlan", "ownership_history", "plan_departure",
