@@ -40,7 +40,13 @@ from crmkit.store import MemoryStore, SQLiteStore
 from crmkit.testing import StoreContract
 from crmkit.testing.strategies import records
 
-from ._stores import POSTGRES_DSN, StoreFactory, drop_schema, empty_schema, require_postgres
+from ._stores import (
+    POSTGRES_DSN,
+    StoreFactory,
+    drop_schema,
+    empty_schema,
+    require_postgres,
+)
 
 
 class Plan(enum.StrEnum):
@@ -197,9 +203,9 @@ def test_store_opened_before_registration_gets_the_type(
 
 
 def test_a_table_made_lazily_in_a_rolled_back_transaction_is_made_again(
-    tmp_path: Path, registered: list[type[Any]]
+    store_factory: StoreFactory, registered: list[type[Any]]
 ) -> None:
-    store = SQLiteStore(tmp_path / "crm.db")
+    store = store_factory()
     try:
         thing = register_record(_unique_type("RolledThing"))
         registered.append(thing)

@@ -1084,6 +1084,7 @@ class PostgresStore(RepositoryAccess):
             for t in RECORD_TYPES
         }
         self._generation = -1  # the registry's generation the repositories reflect
+        self._synced_in_transaction = False  # a rollback may undo what _sync created
         try:
             self._sync()
         except BaseException:
@@ -1233,6 +1234,7 @@ class PostgresStore(RepositoryAccess):
         of custom fields declared ``indexed``."""
         with self._lock:
             generation = STATE.generation
+            self._synced_in_transaction = self.in_transaction
             types = record_types()
             for gone in [t for t in self._repos if t not in RECORD_TYPES]:
                 del self._repos[gone]  # opened again below: cheap, and right after a rollback
@@ -1469,7 +1471,8 @@ class PostgresStore(RepositoryAccess):
         except BaseException:
             local.conn, local.depth = None, 0
             self._quietly(conn, "ROLLBACK", "rolling back a transaction")
-            self._generation = -1  # a registered type's new table may be undone
+            if self._synced_in_transaction:  # its new tables were undone too
+                self._generation = -1
             raise
         local.conn, local.depth = None, 0
         try:

@@ -1061,6 +1061,7 @@ class SQLiteStore(RepositoryAccess):
             for t in RECORD_TYPES
         }
         self._generation = -1  # the registry's generation the repositories reflect
+        self._synced_in_transaction = False  # a rollback may undo what _sync created
         try:
             self._sync()
         except BaseException:
@@ -1194,6 +1195,7 @@ class SQLiteStore(RepositoryAccess):
         of custom fields declared ``indexed``."""
         with self._lock:
             generation = STATE.generation
+            self._synced_in_transaction = self.in_transaction
             types = record_types()
             for gone in [t for t in self._repos if t not in RECORD_TYPES]:
                 del self._repos[gone]  # opened again below: cheap, and right after a rollback
@@ -1306,7 +1308,8 @@ class SQLiteStore(RepositoryAccess):
                 if depth == 0:
                     self._owner = None
                     self._run("ROLLBACK", "rolling back a transaction")
-                    self._generation = -1  # a registered type's new table may be undone
+                    if self._synced_in_transaction:  # its new tables were undone too
+                        self._generation = -1
                 else:
                     self._run(f"ROLLBACK TO {savepoint}", "rolling back a savepoint")
                     self._run(f"RELEASE {savepoint}", "rolling back a savepoint")
