@@ -86,7 +86,8 @@ REFERENCES: Mapping[str, tuple[tuple[type[Any], str], ...]] = {
     ),
 }
 """Every field that refers to a record of each mergeable type; ownership history
-(``OwnershipChange.record_type`` + ``record_id``) is re-pointed too."""
+(``OwnershipChange.record_type`` + ``record_id``) and the fields of registered record
+types declared with ``crmkit.fields.reference(...)`` are re-pointed too."""
 
 MERGEABLE = tuple(REFERENCES)
 """The record types :func:`merge` accepts."""
