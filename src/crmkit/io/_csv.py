@@ -28,7 +28,6 @@ from crmkit._time import zone_named
 from crmkit.errors import BatchError, CrmError, ValidationError
 from crmkit.io import _values as v
 from crmkit.records import (
-    RECORD_TYPES,
     Account,
     Contact,
     Lead,
@@ -38,6 +37,7 @@ from crmkit.records import (
     Territory,
     TerritoryModel,
 )
+from crmkit.registry import record_types
 
 if TYPE_CHECKING:
     from crmkit.dedupe import DuplicatePair, DuplicatePolicy
@@ -215,7 +215,7 @@ def _resolve_type(record_type: type[Any] | str) -> type[Any]:
             return record_type_named(record_type)
         except CrmError as err:
             raise ValidationError("import", "record_type", record_type, str(err)) from None
-    if record_type not in RECORD_TYPES:
+    if record_type not in record_types():
         raise ValidationError(
             "import",
             "record_type",
@@ -323,18 +323,32 @@ def _target_for(options: _Options, label: str) -> _Target:
     return _Target(name=label, custom=False, parse=parse)
 
 
+_NO_REF: Any = object()
+
+
+def _ref_target(record_type: type[Any], field: str) -> Any:
+    """The type ``field`` refers to (``None``: its own type; ``_NO_REF``: not a reference):
+    a field made with ``crmkit.fields.reference(Target)`` names it, else
+    :data:`REF_TARGETS` by the field's name."""
+    declared = attrs.fields_dict(record_type).get(field)
+    target = None if declared is None else declared.metadata.get("references")
+    if target is not None:
+        return None if target == record_type.__name__ else record_type_named(target)
+    return REF_TARGETS.get(field, _NO_REF)
+
+
 def _ref_for(options: _Options, field: str, by: str) -> _Ref:
     record_type = options.record_type
     fields = _importable(record_type)
-    if field not in fields or field not in REF_TARGETS:
-        refs = ", ".join(f for f in fields if f in REF_TARGETS)
+    if field not in fields or _ref_target(record_type, field) is _NO_REF:
+        refs = ", ".join(f for f in fields if _ref_target(record_type, f) is not _NO_REF)
         raise ValidationError(
             record_type.__name__,
             field,
             by,
             f"refs keys must be reference fields of {record_type.__name__}: {refs or 'none'}",
         )
-    target = REF_TARGETS[field] or record_type
+    target = _ref_target(record_type, field) or record_type
     many = fields[field].kind == "tags"
     if by.startswith("custom."):
         key, _ = _custom_key(target, by)
