@@ -50,8 +50,8 @@ nitpick_ignore_regex = [
     # private names (a leading underscore anywhere) and type variables
     (r"py:.*", r"(.*\.)?_[^.]*(\..*)?"),
     (r"py:.*", r"(crmkit(\.\w+)*\.)?T"),
-    # the numpy array aliases of private modules
-    (r"py:.*", r"(BoolArray|FloatArray|IntArray|Mask|Array)"),
+    # type aliases of private modules (numpy arrays, what a function reads from)
+    (r"py:.*", r"(Array|BoolArray|FloatArray|IntArray|Mask|Source)"),
 ]
 
 

@@ -62,7 +62,7 @@ def empty_schema(factory: StoreFactory) -> None:
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
         tables = conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename NOT IN "
-            "('crmkit_migrations')",
+            "('crmkit_migrations', 'crmkit_record_types')",
             (factory.schema,),
         ).fetchall()
         conn.execute("; ".join(f'DELETE FROM "{factory.schema}"."{t}"' for (t,) in tables))

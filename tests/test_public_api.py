@@ -20,7 +20,17 @@ PUBLIC = {
         "OwnershipChange", "Partner", "PostgresStore", "RegistrationStatus", "Reminder",
         "ReminderStatus", "Rep", "RoutingRule", "SQLiteStore", "StageChange", "StorageError",
         "Store", "SystemClock", "TargetKind", "Team", "Territory", "TerritoryModel",
-        "TerritoryModelState", "ValidationError", "__version__", "bind", "parse",
+        "TerritoryModelState", "ValidationError", "__version__", "bind", "declare_custom_field",
+        "parse", "record_types", "register_record", "unregister_record",
+    ],
+    "crmkit.registry": [
+        "CustomField", "custom_fields", "declare_custom_field", "is_custom", "record_types",
+        "references_to", "register_record", "table_of", "undeclare_custom_field",
+        "unregister_record",
+    ],
+    "crmkit.fields": [
+        "Scalar", "choice", "custom", "day", "flag", "integer", "money", "moment", "number",
+        "record_id", "reference", "tags", "text", "version", "zone",
     ],
     "crmkit.errors": [
         "AlreadyExists", "BatchError", "ConflictError", "CriteriaError", "CrmError",
@@ -66,7 +76,8 @@ PUBLIC = {
     "crmkit.cli": ["main"],
     "crmkit.dedupe": [
         "DEFAULT_RULES", "FREE_MAIL", "MERGEABLE", "NORMALISERS", "REFERENCES", "AccountMatch",
-        "AccountMatcher", "Conversion", "DuplicateAction", "DuplicateCheck", "DuplicateError",
+        "AccountMatcher", "Conversion", "DuplicateAction", "DuplicateBatchError", "DuplicateCheck",
+        "DuplicateError",
         "DuplicateIndex", "DuplicatePair", "DuplicatePolicy", "DuplicateReport", "FieldMatch",
         "GeneratedContacts", "MatchField", "MatchMethod", "MatchRule", "SurvivorRule",
         "canonical_first_name", "convert_lead", "domain_of", "find_duplicate_pairs",
@@ -103,8 +114,8 @@ PUBLIC = {
         "children", "depth", "descendants", "draw", "family", "family_summary",
         "hierarchy_history",
         "largest_families", "members", "merge_under", "open_pipeline", "parent", "path_to_root",
-        "reparent", "rollup", "rollup_field", "roots", "siblings", "to_dot", "to_mermaid",
-        "ultimate_parent", "view", "whitespace", "won_revenue",
+        "reparent", "rollup", "rollup_field", "rollup_related", "roots", "siblings", "to_dot",
+        "to_mermaid", "ultimate_parent", "view", "whitespace", "won_revenue",
     ],
     "crmkit.ownership": [
         "CASCADES", "Move", "ReassignmentPlan", "ownership_history", "plan_departure",
@@ -139,7 +150,7 @@ PUBLIC = {
         "win_loss", "win_rate", "won_revenue",
     ],
     "crmkit.io": [
-        "ImportFailed", "ImportReport", "RowError", "export_csv", "import_csv",
+        "DuplicateRow", "ImportFailed", "ImportReport", "RowError", "export_csv", "import_csv",
     ],
 }  # fmt: skip
 

@@ -66,6 +66,12 @@ from crmkit.records import (
     TerritoryModel,
     TerritoryModelState,
 )
+from crmkit.registry import (
+    declare_custom_field,
+    record_types,
+    register_record,
+    unregister_record,
+)
 
 if TYPE_CHECKING:
     from crmkit.store import MemoryStore, PostgresStore, SQLiteStore, Store
@@ -131,7 +137,11 @@ __all__ = [
     "ValidationError",
     "__version__",
     "bind",
+    "declare_custom_field",
     "parse",
+    "record_types",
+    "register_record",
+    "unregister_record",
 ]
 
 _LAZY = {

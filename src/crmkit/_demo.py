@@ -29,9 +29,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from crmkit._schema import plural
 from crmkit.datasets import AS_OF, STAGES, Progress, generate, load
 from crmkit.errors import CrmError
-from crmkit.records import RECORD_TYPES, LeadStatus
+from crmkit.records import LeadStatus
+from crmkit.registry import record_types
 from crmkit.store._base import Store
 
 __all__ = ["SECTIONS", "STATE_KEY", "DemoDataError", "run_demo", "summary"]
@@ -43,6 +45,7 @@ SECTIONS: tuple[str, ...] = (
     "crmkit.pipeline._demo",
     "crmkit.reminders._demo",
     "crmkit.campaigns",
+    "crmkit.dedupe._demo",
 )
 """Modules whose ``section(store, out)`` runs after the foundation summary, in order."""
 
@@ -54,14 +57,8 @@ class DemoDataError(CrmError):
     """The store holds other data than the demo asked for (use ``--fresh``)."""
 
 
-def _plural_names() -> list[str]:
-    from crmkit._schema import plural
-
-    return [plural(t) for t in RECORD_TYPES]
-
-
 def _has_records(store: Store) -> bool:
-    return any(len(getattr(store, name)) for name in _plural_names())
+    return any(len(store.repository(t)) for t in record_types())
 
 
 def run_demo(
@@ -174,7 +171,7 @@ def summary(store: Store, out: TextIO, *, as_of: datetime = AS_OF) -> None:
     _table(
         out,
         ("record type", "count"),
-        [(name, f"{len(getattr(store, name)):,}") for name in _plural_names()],
+        [(plural(t), f"{len(store.repository(t)):,}") for t in record_types()],
     )
     _accounts_by_country(store, out)
     _pipeline_by_stage(store, out)

@@ -465,18 +465,29 @@ def _to_custom(value: Any) -> Any:
     return value
 
 
+#: record type -> checker of its declared custom fields (see ``crmkit.registry``); the
+#: ``custom`` validator and the stores' write checks call it for types that have one
+CUSTOM_CHECKS: dict[type[Any], Callable[[Any, dict[str, Any], bool], None]] = {}
+
+
 def custom() -> Any:
     """User-defined fields: names are identifiers, values are scalars.
 
+    Fields declared with :func:`crmkit.registry.declare_custom_field` are checked (and
+    defaults filled in) too.
+
     Empty text and ``None`` values are dropped (a custom field is either present with a
     value or absent); whole numbers must fit in 64 bits, floats must be finite and text
-    valid Unicode (see :func:`scalar_problem`), so a custom value means the same in a
+    valid Unicode (see ``scalar_problem``), so a custom value means the same in a
     record, a numpy column and a row of any store.
     """
 
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, dict):
             fail(inst, attribute, value, "must be a mapping of field name to value")
+        declared = CUSTOM_CHECKS.get(type(inst))
+        if declared is not None:  # first: it turns declared money and enums into scalars
+            declared(inst, value, True)
         for key, item in value.items():
             if not isinstance(key, str) or not _CUSTOM_KEY.match(key):
                 fail(inst, attribute, key, "custom field names must be identifiers like 'tier'")
@@ -497,6 +508,38 @@ def custom() -> Any:
         validator=check,
         hash=False,
         metadata={"kind": "custom"},
+    )
+
+
+def reference(target: type[Any] | str, *, required: bool = False) -> Any:
+    """The id of a record of ``target`` (a record type or its name): text that
+    :func:`crmkit.dedupe.merge` re-points and roll-ups group by.
+
+    >>> import attrs
+    >>> from crmkit.records import Account
+    >>> @attrs.frozen(kw_only=True)
+    ... class Seat:
+    ...     id: str = record_id()
+    ...     account_id: str | None = reference(Account)
+    ...     version: int = version()
+    >>> attrs.fields(Seat).account_id.metadata["references"]
+    'Account'
+    """
+    name = target if isinstance(target, str) else getattr(target, "__name__", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValidationError(
+            "reference", None, target, "must name a record type, like reference(Account)"
+        )
+    metadata = {"kind": "text", "references": name}
+    if required:
+        return attrs.field(
+            converter=_blank_to_none, validator=_check_text(required=True), metadata=metadata
+        )
+    return attrs.field(
+        default=None,
+        converter=_blank_to_none,
+        validator=_check_text(required=False),
+        metadata=metadata,
     )
 
 

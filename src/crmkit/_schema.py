@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from crmkit.errors import CriteriaError
-from crmkit.records import RECORD_TYPES
+from crmkit.registry import STATE, record_types
 
 #: kinds a criteria can compare, and the numpy/SQL shape they take
 QUERYABLE_KINDS = frozenset({"text", "enum", "int", "float", "money", "bool", "datetime", "date"})
@@ -74,16 +74,24 @@ def schema_of(record_type: type[Any]) -> RecordSchema:
 
 def record_type_named(name: str) -> type[Any]:
     """Look a record type up by its class name (``"Account"``) or plural (``"accounts"``)."""
-    for record_type in RECORD_TYPES:
+    types = record_types()
+    for record_type in types:
         if name in (record_type.__name__, plural(record_type), record_type.__name__.lower()):
             return record_type
-    known = ", ".join(plural(t) for t in RECORD_TYPES)
+    known = ", ".join(plural(t) for t in types)
     raise CriteriaError(f"unknown record type {name!r}; known: {known}")
 
 
 def plural(record_type: type[Any]) -> str:
-    """The repository name of a record type: ``Account`` -> ``accounts``."""
-    return _PLURALS[record_type.__name__]
+    """The repository name of a record type: ``Account`` -> ``accounts`` (a registered
+    type's table, see :func:`crmkit.registry.register_record`)."""
+    table = STATE.tables.get(record_type)
+    return _PLURALS[record_type.__name__] if table is None else table
+
+
+def builtin_tables() -> frozenset[str]:
+    """The table names of crmkit's own record types."""
+    return frozenset(_PLURALS.values())
 
 
 _PLURALS = {

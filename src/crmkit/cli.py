@@ -5,6 +5,8 @@ Commands:
 - ``demo``: build a realistic synthetic CRM into a SQLite file (``crmkit-demo.db`` by
   default) and print a summary of it; running it again reuses the data.
 - ``import`` / ``export``: CSV in and out of a SQLite file (see :mod:`crmkit.io.cli`).
+- ``dedupe``: duplicate pairs and clusters of a CSV file of contacts, leads or accounts
+  (run by ``crmkit.dedupe._cli``).
 
 :func:`main` returns the exit code instead of exiting, so it can be called from tests and
 scripts: 0 on success, 1 when the command failed, 2 for a usage error.
@@ -25,7 +27,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crmkit import __version__
 from crmkit.errors import CrmError
@@ -91,7 +93,61 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     add_commands(commands)
+    _add_dedupe(commands)
     return parser
+
+
+def _add_dedupe(subparsers: Any) -> None:
+    """Register ``dedupe`` (run by :func:`crmkit.dedupe._cli.run_dedupe`)."""
+    cmd = subparsers.add_parser(
+        "dedupe",
+        help="find duplicate records in a CSV file",
+        description="Find the duplicate pairs and clusters among the records of a CSV file "
+        "(contacts, leads or accounts) under matching rules. Pairs and clusters are written "
+        "as CSV (--pairs, --clusters) or JSON (--json); with none of these the pairs go to "
+        "standard output as CSV. The summary goes to standard error.",
+    )
+    cmd.add_argument("file", help="CSV file to read ('-' for standard input)")
+    cmd.add_argument(
+        "--type",
+        choices=("contacts", "leads", "accounts"),
+        default="contacts",
+        help="record type (default contacts)",
+    )
+    cmd.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="use only this rule (an id among the type's default rules, such as "
+        "contact-email, or of --rules); repeatable (default: all of them)",
+    )
+    cmd.add_argument(
+        "--rules", metavar="FILE", help="matching rules from a JSON or TOML file instead"
+    )
+    cmd.add_argument("--pairs", metavar="FILE", help="write the pairs as CSV ('-': stdout)")
+    cmd.add_argument("--clusters", metavar="FILE", help="write the clusters as CSV ('-': stdout)")
+    cmd.add_argument(
+        "--json", metavar="FILE", help="write summary, pairs and clusters as JSON ('-': stdout)"
+    )
+    cmd.add_argument(
+        "--map",
+        dest="mapping",
+        action="append",
+        default=[],
+        metavar="COLUMN=FIELD",
+        help="feed a column to a field (FIELD empty to ignore the column); repeatable",
+    )
+    cmd.add_argument("--id-column", help="the column holding record ids")
+    cmd.add_argument("--delimiter", default=",", help="cell separator (default ',')")
+    cmd.add_argument("--encoding", default="utf-8", help="file encoding (default utf-8)")
+    cmd.set_defaults(func=_dedupe)
+
+
+def _dedupe(args: argparse.Namespace) -> int:
+    from crmkit.dedupe._cli import run_dedupe
+
+    return run_dedupe(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,7 @@ import cattrs
 
 from crmkit._repr import short_repr
 from crmkit.errors import CrmError, ValidationError
-from crmkit.records import RECORD_TYPES
+from crmkit.registry import record_types
 
 __all__ = ["from_dict", "from_json", "make_converter", "to_dict", "to_json"]
 
@@ -50,7 +50,7 @@ def make_converter() -> cattrs.Converter:
     >>> converter.unstructure(Opportunity(id="o", name="O", amount=Decimal("0.10")))["amount"]
     '0.10'
     """
-    for record_type in RECORD_TYPES:
+    for record_type in record_types():
         attrs.resolve_types(record_type)  # string annotations -> types, for cattrs' dispatch
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_unstructure_hook(datetime, datetime.isoformat)

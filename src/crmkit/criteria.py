@@ -61,6 +61,7 @@ from crmkit._repr import short_repr as _show
 from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit._time import micros, to_utc
 from crmkit.errors import CriteriaError
+from crmkit.registry import DECLARED
 
 __all__ = [
     "OPERATORS",
@@ -525,18 +526,21 @@ def _bind_condition(cond: Condition, record_type: type[Any]) -> _Leaf:
             raise CriteriaError(
                 f"custom field name {_show(key)} must be an identifier like 'tier'"
             )
-        attr, kind = None, None
+        attr, kind, enum_type = None, None, None
+        declared = DECLARED.get(record_type, {}).get(key)
+        if declared is not None:  # a typed custom field: compared as its kind
+            kind, enum_type = declared.kind, declared.enum
     else:
         info = schema.field(cond.field)
         if info.kind not in QUERYABLE_KINDS:
             raise CriteriaError(
                 f"{schema.name}.{cond.field} ({info.kind}) cannot be used in criteria"
             )
-        attr, key, kind = info.name, None, info.kind
+        attr, key, kind, enum_type = info.name, None, info.kind, info.enum
 
     where = f"{schema.name}.{cond.field} {cond.op}"
     if op == "is null":
-        domain = _DOMAIN_OF_KIND[kind] if kind else "any"
+        domain = _DOMAIN_OF_KIND[kind] if kind and attr is not None else "any"
         return _Leaf(cond.field, attr, key, domain, op, negate, None)
 
     scalars = value if isinstance(value, tuple) else (value,)
@@ -554,9 +558,8 @@ def _bind_condition(cond: Condition, record_type: type[Any]) -> _Leaf:
             raise CriteriaError(f"{where}: true/false fields support ==, !=, in and not in")
         normalised = tuple(_normalise(where, domain, v) for v in scalars)
         if kind == "enum":
-            info = schema.field(cond.field)
-            assert info.enum is not None
-            allowed = {str(m.value) for m in info.enum}
+            assert enum_type is not None
+            allowed = {str(m.value) for m in enum_type}
             for v in normalised:
                 if v not in allowed:
                     raise CriteriaError(

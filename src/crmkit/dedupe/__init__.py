@@ -15,6 +15,7 @@ from crmkit.dedupe._generate import GeneratedContacts, generate_duplicates, pair
 from crmkit.dedupe._jobs import (
     DEFAULT_RULES,
     DuplicateAction,
+    DuplicateBatchError,
     DuplicateCheck,
     DuplicateError,
     DuplicateIndex,
@@ -59,6 +60,7 @@ __all__ = [
     "AccountMatcher",
     "Conversion",
     "DuplicateAction",
+    "DuplicateBatchError",
     "DuplicateCheck",
     "DuplicateError",
     "DuplicateIndex",

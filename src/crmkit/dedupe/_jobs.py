@@ -20,11 +20,12 @@ from crmkit.dedupe._normalise import (
     phonetic_key,
 )
 from crmkit.dedupe._rules import MatchField, MatchMethod, MatchRule, fuzzy_block_keys
-from crmkit.errors import ValidationError
+from crmkit.errors import BatchError, ValidationError
 
 __all__ = [
     "DEFAULT_RULES",
     "DuplicateAction",
+    "DuplicateBatchError",
     "DuplicateCheck",
     "DuplicateError",
     "DuplicateIndex",
@@ -939,7 +940,16 @@ class DuplicateAction(enum.StrEnum):
 
 
 class DuplicateError(ValidationError):
-    """A record was refused because a ``block`` duplicate rule found duplicates."""
+    """A record was refused because a ``block`` duplicate rule found duplicates;
+    ``check`` is the verdict (its ``matches`` name the stored duplicates)."""
+
+    check: DuplicateCheck | None = None
+
+
+class DuplicateBatchError(BatchError, DuplicateError):
+    """Records of a batch were refused by a ``block`` duplicate rule and nothing was
+    written; ``errors`` lists each one's index in the batch and its
+    :class:`DuplicateError`."""
 
 
 @attrs.frozen(kw_only=True)
@@ -947,7 +957,7 @@ class DuplicateCheck:
     """The verdict of a :class:`DuplicatePolicy` on one record."""
 
     record_id: str
-    action: DuplicateAction
+    action: DuplicateAction = attrs.field(converter=DuplicateAction)
     matches: tuple[DuplicatePair, ...]
 
     @property
@@ -959,6 +969,40 @@ class DuplicateCheck:
     def alert(self) -> bool:
         """True when the action is ``alert`` and duplicates were found."""
         return self.action is DuplicateAction.ALERT and bool(self.matches)
+
+    @property
+    def duplicate_ids(self) -> tuple[str, ...]:
+        """The ids of the duplicates found, best first."""
+        return tuple(_other(m, self.record_id) for m in self.matches)
+
+    def describe(self) -> str:
+        """The duplicates in one line: their ids, the fields that agreed, rule and score.
+
+        >>> pair = DuplicatePair(left_id="l1", right_id="l2", score=1.0, rule_id="lead-email",
+        ...     fields=(FieldMatch(field="email", method=MatchMethod.NORMALISED,
+        ...         left="a@x.com", right="a@x.com", score=1.0, passed=True),))
+        >>> DuplicateCheck(record_id="l2", action="block", matches=(pair,)).describe()
+        'duplicates l1 on email (lead-email, score 1.00)'
+        """
+        parts = []
+        for m in self.matches:
+            agreed = ", ".join(f.field for f in m.fields if f.passed) or "no single field"
+            parts.append(
+                f"{_other(m, self.record_id)} on {agreed} ({m.rule_id}, score {m.score:.2f})"
+            )
+        return "duplicates " + "; ".join(parts) if parts else "no duplicates"
+
+    def error(self, record_type: str) -> DuplicateError:
+        """The :class:`DuplicateError` refusing this record."""
+        err = DuplicateError(
+            record_type, None, self.record_id, self.describe(), record_id=self.record_id
+        )
+        err.check = self
+        return err
+
+
+def _other(pair: DuplicatePair, record_id: str) -> str:
+    return pair.right_id if pair.left_id == record_id else pair.left_id
 
 
 def _optional_rules(value: Iterable[MatchRule] | MatchRule | None) -> tuple[MatchRule, ...] | None:
@@ -973,9 +1017,10 @@ class DuplicatePolicy:
     ``action`` (``allow``: record them, ``alert``: let the record in and report them,
     ``block``: refuse it).
 
-    This is the hook writers call before they add a record: :meth:`check` returns the
-    verdict, :meth:`enforce` raises :class:`DuplicateError` for a block. (CSV import,
-    lead capture and routing do not call it yet; pass it where you add records.)
+    :meth:`check` returns the verdict on one record, :meth:`enforce` raises
+    :class:`DuplicateError` for a block; :meth:`check_many` and :meth:`enforce_many` do a
+    batch, each record also against those before it. ``import_csv(duplicates=...)`` and
+    ``Router(duplicates=...)`` (lead capture and routing) call them.
 
     >>> from crmkit.records import Lead
     >>> policy = DuplicatePolicy(action="block", record_type="Lead")
@@ -985,7 +1030,7 @@ class DuplicatePolicy:
     >>> policy.enforce(index, Lead(id="l2", email="A@X.com"))
     Traceback (most recent call last):
     ...
-    crmkit.dedupe._jobs.DuplicateError: Lead 'l2': duplicates l1 (lead-email, score 1.00)
+    crmkit.dedupe._jobs.DuplicateError: Lead 'l2': duplicates l1 on email (lead-email, score 1.00)
     """
 
     action: DuplicateAction = attrs.field(default=DuplicateAction.ALERT, converter=DuplicateAction)
@@ -993,32 +1038,78 @@ class DuplicatePolicy:
     rules: tuple[MatchRule, ...] | None = attrs.field(default=None, converter=_optional_rules)
     min_score: float = 0.0
 
+    def index(self, source: Any, record_type: str | None = None) -> DuplicateIndex:
+        """A :class:`DuplicateIndex` of ``source`` (a store, repository, records or
+        columns) under this policy's rules (the defaults of ``record_type`` without)."""
+        kind = self.record_type or record_type
+        if kind is not None and self.rules is not None and self.rules[0].record_type != kind:
+            raise ValidationError(
+                "DuplicatePolicy",
+                "rules",
+                [r.id for r in self.rules],
+                f"compare {self.rules[0].record_type} records, not {kind}",
+            )
+        return DuplicateIndex(self.rules, record_type=kind).add_many(source)
+
     def check(self, source: Any, record: Any) -> DuplicateCheck:
         """The verdict on ``record`` against ``source`` (an index, store or records); an
         index answers with the rules it was built with."""
-        rules = self.rules if self.rules is not None else None
         if isinstance(source, DuplicateIndex):
             matches = source.find(record)
         else:
-            kind = self.record_type or type(record).__name__
-            matches = DuplicateIndex(rules, record_type=kind).add_many(source).find(record)
+            matches = self.index(source, type(record).__name__).find(record)
         kept = tuple(m for m in matches if m.score >= self.min_score)
         return DuplicateCheck(record_id=record.id, action=self.action, matches=kept)
+
+    def check_many(self, source: Any, records: Sequence[Any]) -> list[DuplicateCheck]:
+        """The verdicts on a batch in order: each record against ``source`` (an index, or
+        a store, repository or records to index) and the records before it in the batch.
+        An ``allow`` policy checks nothing.
+
+        >>> from crmkit.records import Lead
+        >>> batch = [Lead(id="l2", email="b@x.com"), Lead(id="l3", email="B@x.com")]
+        >>> [c.duplicate_ids for c in DuplicatePolicy(action="alert").check_many([], batch)]
+        [(), ('l2',)]
+        """
+        if self.action is DuplicateAction.ALLOW or not records:
+            return [
+                DuplicateCheck(record_id=r.id, action=self.action, matches=()) for r in records
+            ]
+        kind = type(records[0]).__name__
+        stored = source if isinstance(source, DuplicateIndex) else self.index(source, kind)
+        earlier = DuplicateIndex(stored.rules, window=stored._window)
+        out = []
+        for record in records:
+            best: dict[str, DuplicatePair] = {}
+            for pair in [*stored.find(record), *earlier.find(record)]:
+                other = _other(pair, record.id)
+                if pair.score >= self.min_score and (
+                    other not in best or best[other].score < pair.score
+                ):
+                    best[other] = pair
+            matches = sorted(best.values(), key=lambda p: (-p.score, p.left_id, p.right_id))
+            out.append(
+                DuplicateCheck(record_id=record.id, action=self.action, matches=tuple(matches))
+            )
+            earlier.add(record)
+        return out
 
     def enforce(self, source: Any, record: Any) -> DuplicateCheck:
         """:meth:`check`, raising :class:`DuplicateError` when the record is blocked."""
         verdict = self.check(source, record)
         if not verdict.allowed:
-            others = ", ".join(
-                f"{m.right_id if m.left_id == record.id else m.left_id} "
-                f"({m.rule_id}, score {m.score:.2f})"
-                for m in verdict.matches
-            )
-            raise DuplicateError(
-                type(record).__name__,
-                None,
-                record.id,
-                f"duplicates {others}",
-                record_id=record.id,
-            )
+            raise verdict.error(type(record).__name__)
         return verdict
+
+    def enforce_many(self, source: Any, records: Sequence[Any]) -> list[DuplicateCheck]:
+        """:meth:`check_many`, raising :class:`DuplicateBatchError` (every refused
+        record, by its index in the batch) when any record is blocked."""
+        verdicts = self.check_many(source, records)
+        blocked = [
+            (i, v.error(type(records[i]).__name__))
+            for i, v in enumerate(verdicts)
+            if not v.allowed
+        ]
+        if blocked:
+            raise DuplicateBatchError(type(records[0]).__name__, blocked)
+        return verdicts

@@ -40,6 +40,7 @@ from crmkit.records import (
     Reminder,
     StageChange,
 )
+from crmkit.registry import references_to
 from crmkit.store import Store, run_transaction
 
 __all__ = ["MERGEABLE", "REFERENCES", "SurvivorRule", "merge", "rank_records", "unmerge"]
@@ -88,7 +89,8 @@ REFERENCES: Mapping[str, tuple[tuple[type[Any], str], ...]] = {
     ),
 }
 """Every field that refers to a record of each mergeable type; ownership history
-(``OwnershipChange.record_type`` + ``record_id``) is re-pointed too."""
+(``OwnershipChange.record_type`` + ``record_id``) and the fields of registered record
+types declared with ``crmkit.fields.reference(...)`` are re-pointed too."""
 
 MERGEABLE = tuple(REFERENCES)
 """The record types :func:`merge` accepts."""
@@ -233,7 +235,8 @@ def _choose(ranked: list[Any], fields: Mapping[str, str], kind: type[Any]) -> di
 def _references(store: Store, name: str, ids: list[str]) -> list[tuple[type[Any], Any, str]]:
     """``(type, record, field)`` for every field of every record pointing into ``ids``."""
     found = []
-    for ref_type, field in REFERENCES[name]:
+    # references declared on registered types (fields.reference(Account)) count too
+    for ref_type, field in REFERENCES[name] + references_to(name):
         repo = store.repository(ref_type)
         for record in repo.query({"field": field, "op": "in", "value": ids}):
             found.append((ref_type, record, field))

@@ -44,6 +44,7 @@ from crmkit.hierarchy._rollup import (
     open_pipeline,
     rollup,
     rollup_field,
+    rollup_related,
     won_revenue,
 )
 
@@ -76,6 +77,7 @@ __all__ = [
     "reparent",
     "rollup",
     "rollup_field",
+    "rollup_related",
     "roots",
     "siblings",
     "to_dot",

@@ -29,6 +29,13 @@ a-2,Acme EU,a-1
 
 from __future__ import annotations
 
-from crmkit.io._csv import ImportFailed, ImportReport, RowError, export_csv, import_csv
+from crmkit.io._csv import (
+    DuplicateRow,
+    ImportFailed,
+    ImportReport,
+    RowError,
+    export_csv,
+    import_csv,
+)
 
-__all__ = ["ImportFailed", "ImportReport", "RowError", "export_csv", "import_csv"]
+__all__ = ["DuplicateRow", "ImportFailed", "ImportReport", "RowError", "export_csv", "import_csv"]

@@ -18,7 +18,7 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -28,7 +28,6 @@ from crmkit._time import zone_named
 from crmkit.errors import BatchError, CrmError, ValidationError
 from crmkit.io import _values as v
 from crmkit.records import (
-    RECORD_TYPES,
     Account,
     Contact,
     Lead,
@@ -38,6 +37,10 @@ from crmkit.records import (
     Territory,
     TerritoryModel,
 )
+from crmkit.registry import record_types
+
+if TYPE_CHECKING:
+    from crmkit.dedupe import DuplicatePair, DuplicatePolicy
 
 Source = str | os.PathLike[str] | IO[str]
 
@@ -91,9 +94,26 @@ class RowError:
 
 
 @attrs.frozen
+class DuplicateRow:
+    """A row whose record an ``alert`` duplicate rule found duplicates of (stored, or an
+    earlier row of the file); it was imported all the same."""
+
+    row: int
+    record_id: str
+    matches: tuple[DuplicatePair, ...]
+
+    def __str__(self) -> str:
+        from crmkit.dedupe import DuplicateCheck
+
+        check = DuplicateCheck(record_id=self.record_id, action="alert", matches=self.matches)
+        return f"row {self.row}: {self.record_id!r} {check.describe()}"
+
+
+@attrs.frozen
 class ImportReport:
     """What :func:`import_csv` did: rows read, written and skipped, every error, the
-    columns it ignored and the ids it wrote. ``rows_read == written + skipped``."""
+    columns it ignored, the ids it wrote, and the rows an ``alert`` duplicate rule
+    reported. ``rows_read == written + skipped``."""
 
     record_type: str
     rows_read: int
@@ -103,6 +123,7 @@ class ImportReport:
     ignored_columns: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
     dry_run: bool = False
+    duplicates: tuple[DuplicateRow, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -127,6 +148,11 @@ class ImportReport:
         ]
         if self.ignored_columns:
             lines.append("ignored columns: " + ", ".join(self.ignored_columns))
+        if self.duplicates:
+            lines.append(f"{len(self.duplicates)} row(s) with duplicates (imported):")
+            lines.extend(f"  {d}" for d in self.duplicates[:_MAX_LISTED])
+            if len(self.duplicates) > _MAX_LISTED:
+                lines.append(f"  ... and {len(self.duplicates) - _MAX_LISTED} more")
         if self.errors:
             lines.append(f"{len(self.errors)} error(s) in {len(self.bad_rows)} row(s):")
             lines.extend(f"  {e}" for e in self.errors[:_MAX_LISTED])
@@ -189,7 +215,7 @@ def _resolve_type(record_type: type[Any] | str) -> type[Any]:
             return record_type_named(record_type)
         except CrmError as err:
             raise ValidationError("import", "record_type", record_type, str(err)) from None
-    if record_type not in RECORD_TYPES:
+    if record_type not in record_types():
         raise ValidationError(
             "import",
             "record_type",
@@ -297,18 +323,32 @@ def _target_for(options: _Options, label: str) -> _Target:
     return _Target(name=label, custom=False, parse=parse)
 
 
+_NO_REF: Any = object()
+
+
+def _ref_target(record_type: type[Any], field: str) -> Any:
+    """The type ``field`` refers to (``None``: its own type; ``_NO_REF``: not a reference):
+    a field made with ``crmkit.fields.reference(Target)`` names it, else
+    :data:`REF_TARGETS` by the field's name."""
+    declared = attrs.fields_dict(record_type).get(field)
+    target = None if declared is None else declared.metadata.get("references")
+    if target is not None:
+        return None if target == record_type.__name__ else record_type_named(target)
+    return REF_TARGETS.get(field, _NO_REF)
+
+
 def _ref_for(options: _Options, field: str, by: str) -> _Ref:
     record_type = options.record_type
     fields = _importable(record_type)
-    if field not in fields or field not in REF_TARGETS:
-        refs = ", ".join(f for f in fields if f in REF_TARGETS)
+    if field not in fields or _ref_target(record_type, field) is _NO_REF:
+        refs = ", ".join(f for f in fields if _ref_target(record_type, f) is not _NO_REF)
         raise ValidationError(
             record_type.__name__,
             field,
             by,
             f"refs keys must be reference fields of {record_type.__name__}: {refs or 'none'}",
         )
-    target = REF_TARGETS[field] or record_type
+    target = _ref_target(record_type, field) or record_type
     many = fields[field].kind == "tags"
     if by.startswith("custom."):
         key, _ = _custom_key(target, by)
@@ -385,6 +425,7 @@ def import_csv(
     custom_types: Mapping[str, Any] | None = None,
     upsert: bool = False,
     dry_run: bool = False,
+    duplicates: DuplicatePolicy | None = None,
 ) -> ImportReport:
     """Read records of ``record_type`` from a CSV into ``store``.
 
@@ -409,6 +450,11 @@ def import_csv(
       ``"json"``; custom values are text unless said otherwise.
     - ``upsert=True`` replaces stored records with the same id instead of reporting them.
     - ``dry_run=True`` checks everything and writes nothing.
+    - ``duplicates`` is a duplicate rule (:class:`~crmkit.dedupe.DuplicatePolicy`): each
+      record is compared with the stored ones and the file's earlier rows. ``block`` makes
+      a row with duplicates a bad row (its error names the fields that agreed and the
+      duplicate's id); ``alert`` imports it and lists it in ``report.duplicates``;
+      ``allow``, or no policy (the default), checks nothing.
 
     With any bad row and ``skip_bad_rows=False`` nothing is written and
     :class:`ImportFailed` (a :class:`~crmkit.errors.ValidationError`) is raised; its
@@ -510,6 +556,10 @@ def import_csv(
     errors.extend(_resolve_refs(store, rtype, rows, ref_specs, columns))
     errors.extend(_build(rtype, rows, columns))
     errors.extend(_check_ids(store, rtype, rows, columns, upsert))
+    found: list[DuplicateRow] = []
+    if duplicates is not None:
+        blocked, found = _check_duplicates(store, rtype, rows, errors, columns, duplicates)
+        errors.extend(blocked)
     errors.extend(_cascade(rows, errors, ref_specs, columns))
     errors.sort(key=lambda e: e.row)
 
@@ -559,6 +609,7 @@ def import_csv(
         ignored_columns=tuple(ignored),
         ids=ids,
         dry_run=dry_run,
+        duplicates=tuple(d for d in found if d.row not in bad),
     )
 
 
@@ -908,6 +959,50 @@ def _check_ids(
             )
         )
     return errors
+
+
+def _check_duplicates(
+    store: Any,
+    record_type: type[Any],
+    rows: list[_Row],
+    errors: list[RowError],
+    columns: Mapping[int, tuple[str, _Target]],
+    policy: DuplicatePolicy,
+) -> tuple[list[RowError], list[DuplicateRow]]:
+    """The good rows under a duplicate rule, in file order (each against the store and
+    the rows before it): the rows it blocks as errors, and the rows it alerts on."""
+    from crmkit.dedupe import DuplicateAction, DuplicatePolicy
+
+    if not isinstance(policy, DuplicatePolicy):
+        raise ValidationError(
+            record_type.__name__, "duplicates", policy, "must be a crmkit.dedupe.DuplicatePolicy"
+        )
+    if policy.action is DuplicateAction.ALLOW:
+        return [], []
+    bad = {e.row for e in errors}
+    good = [row for row in rows if row.number not in bad and row.record is not None]
+    index = policy.index(store.repository(record_type), record_type.__name__)
+    blocked: list[RowError] = []
+    found: list[DuplicateRow] = []
+    for row, verdict in zip(good, policy.check_many(index, [r.record for r in good]), strict=True):
+        if not verdict.matches:
+            continue
+        if verdict.allowed:
+            found.append(DuplicateRow(row.number, verdict.record_id, verdict.matches))
+            continue
+        agreed = [f.field for f in verdict.matches[0].fields if f.passed]
+        col = _column_of(columns, agreed[0]) if len(agreed) == 1 else None
+        value = row.cells.get(agreed[0]) if col is not None else None
+        blocked.append(
+            RowError(
+                row.number,
+                col,
+                value,
+                f"{record_type.__name__} {verdict.record_id!r} {verdict.describe()}; "
+                "the duplicate rule blocks it",
+            )
+        )
+    return blocked, found
 
 
 def _cascade(

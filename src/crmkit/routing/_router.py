@@ -54,6 +54,7 @@ from crmkit.routing._types import (
 from crmkit.store._base import run_transaction
 
 if TYPE_CHECKING:
+    from crmkit.dedupe import AccountMatch, DuplicateCheck, DuplicatePolicy
     from crmkit.routing._bulk import RoutingBatch
 
 Array = np.ndarray[Any, Any]
@@ -269,8 +270,19 @@ class Router:
     continues exactly where the last one stopped. ``route_many(records)`` gives the same
     decisions as routing them one by one.
 
-    The Router caches rules, reps, teams, accounts (``match_accounts``) and the email
-    index behind ``duplicate_of``; call :meth:`refresh` after changing those.
+    The Router caches rules, reps, teams, accounts (``match_accounts``,
+    ``account_min_score``), the email index behind ``duplicate_of`` and the duplicate
+    index of ``duplicates``; call :meth:`refresh` after changing those.
+
+    ``account_min_score`` turns on account-based routing for leads: a lead whose best
+    :class:`~crmkit.dedupe.AccountMatcher` match scores at least that goes to the
+    account's owner, with the score and reasons in the decision; a lead with no such
+    match, or whose account owner cannot take it, goes through the rules as usual.
+    ``duplicates`` is a duplicate rule (:class:`~crmkit.dedupe.DuplicatePolicy`) for the
+    records routed (lead capture): ``block`` refuses a record with duplicates
+    (:class:`~crmkit.dedupe.DuplicateError`; ``route_many`` refuses the whole batch with
+    a :class:`~crmkit.dedupe.DuplicateBatchError`) and writes nothing, ``alert`` routes
+    it and lists the duplicates in ``decision.duplicates``.
 
     >>> from datetime import datetime, timezone
     >>> from crmkit import FixedClock, Lead, MemoryStore, Rep, RoutingRule
@@ -297,11 +309,27 @@ class Router:
         match_accounts: bool = False,
         respect_hours: bool = True,
         escalation: Escalation | None = None,
+        account_min_score: float | None = None,
+        duplicates: DuplicatePolicy | None = None,
     ) -> None:
         if record_type not in (Lead, Inquiry):
             raise ValidationError(
                 "Router", "record_type", record_type, "routes Lead or Inquiry records"
             )
+        if account_min_score is not None and (
+            record_type is not Lead
+            or isinstance(account_min_score, bool)
+            or not isinstance(account_min_score, int | float)
+            or not 0 <= account_min_score <= 1
+        ):
+            raise ValidationError(
+                "Router",
+                "account_min_score",
+                account_min_score,
+                "must be a score from 0 to 1, and routes leads only",
+            )
+        self.account_min_score = account_min_score
+        self.duplicates = duplicates
         self.store = store
         self.rule_set_name = rule_set
         self.record_type = record_type
@@ -372,6 +400,7 @@ class Router:
         for email, rid in zip(lowered.tolist(), ids[have].tolist(), strict=True):
             self._remember_email(email, rid)
         self._read_accounts()
+        self._read_duplicates()
         self._states = {}
         self._loads = Loads()
         self._static_cache: tuple[datetime | None, dict[str, Reason | None]] = (None, {})
@@ -382,6 +411,15 @@ class Router:
         ``account_id``, its ``contact_id``, its sender as a stored contact's email, then
         its sender domain. Free-mail domains never match."""
         self._account_steps: list[_Step] = []
+        self._matcher: Any = None
+        self._scored: dict[str, AccountMatch] = {}  # record id -> its best scored match
+        self._scored_hits: dict[str, _Hit] = {}  # the same, as a lookup step keyed by id
+        self._scored_on: dict[str, tuple[Any, ...]] = {}  # the values each was scored on
+        if self.account_min_score is not None:
+            from crmkit.dedupe import AccountMatcher
+
+            self._matcher = AccountMatcher(self.store.accounts)
+            self._account_steps.append(_Step("id", _same, _same_array, self._scored_hits))
         if not self.match_accounts:
             return
         by_id: dict[str, _Hit] = {}
@@ -398,7 +436,7 @@ class Router:
             if key:
                 by_company.setdefault(key, hit)
         if self.record_type is Lead:
-            self._account_steps = [
+            self._account_steps += [
                 _Step("email", email_domain, _email_domains, by_domain),
                 _Step("company", normalise_company, _companies, by_company),
             ]
@@ -425,6 +463,68 @@ class Router:
             _Step("sender_email", _lower, _lower_array, by_contact_email),
             _Step("sender_domain", _domain, _domain_array, by_domain),
         ]
+
+    def _read_duplicates(self) -> None:
+        """The duplicate index of the ``duplicates`` rule (none for ``allow``)."""
+        from crmkit.dedupe import DuplicateAction, DuplicatePolicy
+
+        self._duplicate_index: Any = None
+        policy = self.duplicates
+        if policy is None:
+            return
+        if not isinstance(policy, DuplicatePolicy):
+            raise ValidationError(
+                "Router", "duplicates", policy, "must be a crmkit.dedupe.DuplicatePolicy"
+            )
+        if policy.action is not DuplicateAction.ALLOW:
+            repo = self.store.repository(self.record_type)
+            self._duplicate_index = policy.index(repo, self.record_type.__name__)
+
+    def _check_duplicates(self, records: Sequence[Any]) -> list[DuplicateCheck] | None:
+        """The duplicate rule's verdicts on records about to be routed; a block raises
+        (nothing is written). ``None`` when there is no rule to check."""
+        if self._duplicate_index is None:
+            return None
+        assert self.duplicates is not None
+        if len(records) == 1:
+            return [self.duplicates.enforce(self._duplicate_index, records[0])]
+        return self.duplicates.enforce_many(self._duplicate_index, records)
+
+    def _score_accounts(self, records: Iterable[Any]) -> None:
+        """The best scored account match of each record without an owner (account-based
+        routing), kept for the decisions of this operation."""
+        self._scored.clear()
+        self._scored_hits.clear()
+        self._scored_on.clear()
+        for record in records:
+            if record.owner_id is None:
+                self._score_account(record)
+
+    def _score_account(self, record: Any) -> None:
+        self._scored.pop(record.id, None)
+        self._scored_hits.pop(record.id, None)
+        self._scored_on[record.id] = (record.email, record.company, record.country)
+        found = self._matcher.match(record, limit=1, min_score=self.account_min_score)
+        if found:
+            self._scored[record.id] = found[0]
+            self._scored_hits[record.id] = (found[0].account_id, found[0].owner_id, None)
+
+    def _with_findings(
+        self, decision: RoutingDecision, check: DuplicateCheck | None
+    ) -> RoutingDecision:
+        """The decision with the duplicates found and the scored account match's reasons."""
+        changes: dict[str, Any] = {}
+        if check is not None and check.matches:
+            changes["duplicates"] = check.matches
+        scored = self._scored.get(decision.record_id)
+        if (
+            scored is not None
+            and decision.account_id == scored.account_id
+            and decision.account_score is None
+        ):
+            changes["account_score"] = scored.score
+            changes["account_reasons"] = scored.reasons
+        return attrs.evolve(decision, **changes) if changes else decision
 
     def _remember_email(self, email: str, record_id: str) -> None:
         held = self._emails.setdefault(email, [])
@@ -539,6 +639,9 @@ class Router:
         scratch (routing is idempotent in that sense).
         """
         self._check_record(record)
+        checks = self._check_duplicates([record])
+        if self._matcher is not None:
+            self._score_accounts([record])
         now = self.clock.now()
 
         def decide() -> RoutingDecision:
@@ -549,11 +652,11 @@ class Router:
             return decision
 
         if not apply:
-            return decide()
+            return self._with_findings(decide(), checks[0] if checks else None)
         decision = run_transaction(self.store, decide, attempts=ATTEMPTS, lock=self._lock_name)
         self._remember([record])
         _log_outcomes([decision])
-        return decision
+        return self._with_findings(decision, checks[0] if checks else None)
 
     def _check_record(self, record: Any) -> None:
         if not isinstance(record, self.record_type):
@@ -602,6 +705,9 @@ class Router:
         if account is not None:
             account_id, owner, contact_id = account
             base.update(account_id=account_id, account_owner_id=owner, contact_id=contact_id)
+            scored = self._scored.get(record.id)
+            if scored is not None and scored.account_id == account_id:
+                base.update(account_score=scored.score, account_reasons=scored.reasons)
             if owner is not None:
                 owner_pool = PoolSpec(key=f"rep:{owner}", members=(owner,), fallback_queue=owner)
                 result = self._from_pool(owner_pool, record, now, states)
@@ -700,6 +806,12 @@ class Router:
         return known[rep.id]
 
     def _account_for(self, record: Any) -> _Hit | None:
+        if self._matcher is not None and self._scored_on.get(record.id) != (
+            record.email,
+            record.company,
+            record.country,
+        ):  # not scored in this operation (sweep, apply), or scored on other values
+            self._score_account(record)
         for step in self._account_steps:
             value = getattr(record, step.field)
             key = step.key(value) if value else None
@@ -842,6 +954,8 @@ class Router:
             email = getattr(record, field)
             if email:
                 self._remember_email(email.lower(), record.id)
+            if self._duplicate_index is not None:
+                self._duplicate_index.add(record)
 
     def _updated(self, record: Any, decision: RoutingDecision, now: datetime) -> Any:
         changes: dict[str, Any] = {}
@@ -880,6 +994,9 @@ class Router:
             raise ValidationError(
                 self.record_type.__name__, "id", dup, "appears twice in the batch", record_id=dup
             )
+        checks = self._check_duplicates(batch)
+        if self._matcher is not None:
+            self._score_accounts(batch)
         now = self.clock.now()
         columns = columns_of(self.record_type, batch, self._batch_fields())
 
@@ -895,11 +1012,16 @@ class Router:
             return decisions
 
         if not apply:
-            return decide()
-        decisions = run_transaction(self.store, decide, attempts=ATTEMPTS, lock=self._lock_name)
-        self._remember(batch)
-        _log_outcomes(decisions)
-        return decisions
+            decisions = decide()
+        else:
+            decisions = run_transaction(
+                self.store, decide, attempts=ATTEMPTS, lock=self._lock_name
+            )
+            self._remember(batch)
+            _log_outcomes(decisions)
+        return [
+            self._with_findings(d, checks[i] if checks else None) for i, d in enumerate(decisions)
+        ]
 
     def route_columns(self, columns: Mapping[str, Array]) -> RoutingBatch:
         """Decide routes for records given as numpy columns (``id`` plus the fields the rules
@@ -909,7 +1031,7 @@ class Router:
         A missing ``sender_domain`` column is derived from ``sender_email``.
         """
         now = self.clock.now()
-        optional = {"email", "sender_email", "owner_id", "status"} | {
+        optional = {"email", "sender_email", "owner_id", "status", "company", "country"} | {
             step.field for step in self._account_steps
         }
         columns = dict(columns)
@@ -929,6 +1051,9 @@ class Router:
                 self.record_type.__name__, None, sorted(columns), f"columns lack {missing}"
             )
         self._begin(now)
+        if self._matcher is not None:
+            n = np.asarray(columns["id"]).size
+            self._score_accounts(_RowView(columns, i) for i in range(n))
         return self._route_columns(columns, now, None)
 
     def batch_fields(self) -> list[str]:
@@ -939,6 +1064,8 @@ class Router:
         fields = set(self.rules.fields) | {"id", "owner_id", "status"}
         fields.add("email" if self.record_type is Lead else "sender_email")
         fields |= {step.field for step in self._account_steps}
+        if self._matcher is not None:
+            fields |= {"email", "company", "country"}
         for pool in [*self._pools, self._default_pool]:
             if pool is not None:
                 fields |= {m.record_field for m in pool.matches}

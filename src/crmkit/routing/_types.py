@@ -5,13 +5,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from crmkit.errors import ValidationError
 from crmkit.records import Rep, TargetKind
+
+if TYPE_CHECKING:
+    from crmkit.dedupe import DuplicatePair
 
 
 class RoutingStatus(enum.StrEnum):
@@ -88,6 +91,9 @@ class RoutingDecision:
     account_owner_id: str | None = None
     contact_id: str | None = None
     at: datetime | None = None
+    account_score: float | None = None
+    account_reasons: tuple[str, ...] = ()
+    duplicates: tuple[DuplicatePair, ...] = ()
 
     def explain(self) -> str:
         """A short, human-readable account of the decision.
@@ -133,13 +139,31 @@ class RoutingDecision:
             extra.append(self.strategy)
         if self.template_id:
             extra.append(f"template {self.template_id}")
+        if self.reason == Reason.ACCOUNT_MATCH and self.account_score is not None:
+            why = (
+                f"matches account {self.account_id} (score {self.account_score:.2f}: "
+                f"{', '.join(self.account_reasons)}), routed to its owner"
+            )
         line = f"{self.record_type} {self.record_id}: {head} ({why}"
         line += ("; " + ", ".join(extra)) if extra else ""
         line += ")"
         lines = [line]
-        if self.duplicate_of:
+        found = {p.right_id if p.left_id == self.record_id else p.left_id for p in self.duplicates}
+        if self.duplicate_of and self.duplicate_of not in found:
             lines.append(f"  duplicate of {self.record_type} {self.duplicate_of} (same email)")
+        for pair in self.duplicates:
+            other = pair.right_id if pair.left_id == self.record_id else pair.left_id
+            agreed = ", ".join(f.field for f in pair.fields if f.passed)
+            lines.append(
+                f"  duplicate of {self.record_type} {other} on {agreed} "
+                f"({pair.rule_id}, score {pair.score:.2f})"
+            )
         if self.account_id and self.reason != Reason.ACCOUNT_MATCH:
+            if self.account_score is not None:
+                lines.append(
+                    f"  account {self.account_id} scored {self.account_score:.2f} "
+                    f"({', '.join(self.account_reasons)})"
+                )
             if self.account_owner_id is None:
                 lines.append(f"  account {self.account_id} matched first, but it has no owner")
             else:
@@ -159,6 +183,16 @@ class RoutingDecision:
             {"rep_id": d.rep_id, "code": str(d.code), "text": d.text} for d in self.dropped
         ]
         data["at"] = self.at.isoformat() if self.at else None
+        data["account_reasons"] = list(self.account_reasons)
+        data["duplicates"] = [
+            {
+                "id": p.right_id if p.left_id == self.record_id else p.left_id,
+                "rule_id": p.rule_id,
+                "score": p.score,
+                "fields": [f.field for f in p.fields if f.passed],
+            }
+            for p in self.duplicates
+        ]
         return data
 
 

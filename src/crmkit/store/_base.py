@@ -45,6 +45,7 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 import attrs
 import numpy as np
 
+from crmkit._fields import CUSTOM_CHECKS
 from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit.criteria import BoundCriteria, Criteria, bind
 from crmkit.errors import (
@@ -891,6 +892,9 @@ def check_page(limit: int | None, offset: int) -> None:
 
 
 def check_type(record_type: type[Any], record: Any) -> None:
+    """Refuse a record of another type, or one whose declared custom fields (see
+    :func:`crmkit.registry.declare_custom_field`) do not fit, e.g. one built before the
+    declaration."""
     if not isinstance(record, record_type):
         raise ValidationError(
             record_type.__name__,
@@ -898,6 +902,9 @@ def check_type(record_type: type[Any], record: Any) -> None:
             record,
             f"expected a {record_type.__name__} record, got {type(record).__name__}",
         )
+    declared = CUSTOM_CHECKS.get(record_type)
+    if declared is not None:
+        declared(record, record.custom, False)
 
 
 def check_batch(

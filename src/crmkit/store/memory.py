@@ -33,9 +33,7 @@ from crmkit._fields import check_state
 from crmkit._schema import plural
 from crmkit.criteria import BoundCriteria
 from crmkit.errors import AlreadyExists, ConflictError, NotFound, ValidationError
-from crmkit.records import (
-    RECORD_TYPES,
-)
+from crmkit.registry import DECLARED, STATE, record_types
 from crmkit.store._base import (
     CHECKED_TYPES,
     CriteriaLike,
@@ -373,22 +371,40 @@ class MemoryStore(RepositoryAccess):
         self._lock = threading.RLock()
         self._journals: list[_Journal] = []
         self._owner: int | None = None  # the thread inside a transaction, if any
-        self._repos: dict[type[Any], MemoryRepository[Any]] = {
-            t: (_CheckedMemoryRepository if t in CHECKED_TYPES else MemoryRepository)(self, t)
-            for t in RECORD_TYPES
-        }
+        self._repos: dict[type[Any], MemoryRepository[Any]] = {}
+        self._generation = -1  # the registry's generation the repositories reflect
         self._state: dict[str, dict[str, Any]] = {}
         self._closed = False
+        self._sync()
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{plural(t)}={len(r)}" for t, r in self._repos.items() if len(r))
         return f"<MemoryStore {counts or 'empty'}>"
 
+    def _sync(self) -> None:
+        """Repositories for the record types registered now (see ``crmkit.registry``),
+        and the indexes of custom fields declared ``indexed``."""
+        with self._lock:
+            self._generation = STATE.generation
+            types = record_types()
+            for gone in [t for t in self._repos if t not in types]:
+                del self._repos[gone]
+            for t in types:
+                if t not in self._repos:
+                    kind = _CheckedMemoryRepository if t in CHECKED_TYPES else MemoryRepository
+                    self._repos[t] = kind(self, t)
+            for t, declared in list(DECLARED.items()):
+                for name, field in declared.items():
+                    if field.indexed and t in self._repos:
+                        self.ensure_index(t, f"custom.{name}")
+
     def repository(self, record_type: type[T]) -> MemoryRepository[T]:
-        """The repository for ``record_type``."""
+        """The repository for ``record_type`` (a built-in or registered record type)."""
+        if self._generation != STATE.generation:
+            self._sync()
         try:
             return self._repos[record_type]
-        except KeyError:
+        except (KeyError, TypeError):
             raise ValidationError(
                 "Store", None, record_type, "is not a crmkit record type"
             ) from None

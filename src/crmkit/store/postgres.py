@@ -75,6 +75,8 @@ from crmkit.errors import (
     ValidationError,
 )
 from crmkit.records import RECORD_TYPES, Merge
+from crmkit.registry import DECLARED, STATE, record_types
+from crmkit.store import _custom
 from crmkit.store._base import (
     CHECKED_TYPES,
     CriteriaLike,
@@ -1084,6 +1086,13 @@ class PostgresStore(RepositoryAccess):
             t: (_CheckedPostgresRepository if t in CHECKED_TYPES else PostgresRepository)(self, t)
             for t in RECORD_TYPES
         }
+        self._generation = -1  # the registry's generation the repositories reflect
+        self._synced_in_transaction = False  # a rollback may undo what _sync created
+        try:
+            self._sync()
+        except BaseException:
+            self.close()
+            raise
 
     # -- errors --
 
@@ -1230,8 +1239,87 @@ class PostgresStore(RepositoryAccess):
     def __repr__(self) -> str:
         return f"<PostgresStore schema={self._schema!r}>"
 
+    def _sync(self) -> None:
+        """Tables and repositories for the record types registered now (created, or
+        given their new optional fields, see ``crmkit.store._custom``), and the indexes
+        of custom fields declared ``indexed``."""
+        with self._lock:
+            generation = STATE.generation
+            self._synced_in_transaction = self.in_transaction
+            types = record_types()
+            for gone in [t for t in self._repos if t not in RECORD_TYPES]:
+                del self._repos[gone]  # opened again below: cheap, and right after a rollback
+            for t in types:
+                if t not in self._repos:
+                    self._open_custom(t)
+                    self._repos[t] = PostgresRepository(self, t)
+            self._generation = generation
+            for t, declared in list(DECLARED.items()):
+                for name, field in declared.items():
+                    if field.indexed and t in self._repos:
+                        self.ensure_index(t, f"custom.{name}")
+
+    def _open_custom(self, record_type: type[Any]) -> None:
+        """Create the table of a registered type, or add its new optional fields."""
+        codec = _codec(record_type)
+        s = _q(self._schema)
+        meta = f"{s}.{_q(_custom.TABLE)}"
+        table = f"{s}.{_q(codec.table)}"
+        doing = f"opening the table of {codec.name}"
+        described = _custom.describe(record_type)
+        with self._atomic(_READ_COMMITTED):
+            try:
+                with self._use() as conn:
+                    cur = psycopg.Cursor(conn, row_factory=tuple_row)
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self._schema),))
+                    cur.execute(
+                        f"CREATE TABLE IF NOT EXISTS {meta} (name text PRIMARY KEY, "
+                        "table_name text NOT NULL, fields text NOT NULL)"
+                    )
+                    row = cur.execute(
+                        f"SELECT table_name, fields FROM {meta} WHERE name = %s", (codec.name,)
+                    ).fetchone()
+                    if row is None:
+                        exists = cur.execute(
+                            "SELECT to_regclass(%s)", (f"{s}.{_q(codec.table)}",)
+                        ).fetchone()
+                        if exists is not None and exists[0] is not None:
+                            raise StorageError(
+                                f"{self._label}: table {codec.table} exists but was not "
+                                f"created for record type {codec.name}; pick another table "
+                                "name (register_record(cls, table=...))"
+                            )
+                        _create_table(cur, self._schema, record_type)
+                        cur.execute(
+                            f"INSERT INTO {meta} (name, table_name, fields) VALUES (%s, %s, %s)",
+                            (codec.name, codec.table, described),
+                        )
+                        return
+                    if row[0] != codec.table:
+                        raise StorageError(
+                            f"{self._label}: record type {codec.name} is stored in table "
+                            f"{row[0]}, not {codec.table}; register it with table={row[0]!r}"
+                        )
+                    if row[1] == described:
+                        return
+                    for info, default in _custom.added_fields(record_type, row[1], self._label):
+                        cur.execute(
+                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {_q(info.name)} "
+                            f"{_sql_type(info)}"
+                        )
+                        if default is not None:
+                            value = codec._field_encoders[info.name](default)
+                            cur.execute(f"UPDATE {table} SET {_q(info.name)} = %s", (value,))
+                    cur.execute(
+                        f"UPDATE {meta} SET fields = %s WHERE name = %s", (described, codec.name)
+                    )
+            except psycopg.Error as err:
+                raise self._error(doing, err) from err
+
     def repository(self, record_type: type[T]) -> PostgresRepository[T]:
-        """The repository for ``record_type``."""
+        """The repository for ``record_type`` (a built-in or registered record type)."""
+        if self._generation != STATE.generation:
+            self._sync()
         try:
             return self._repos[record_type]
         except (KeyError, TypeError):
@@ -1394,6 +1482,8 @@ class PostgresStore(RepositoryAccess):
         except BaseException:
             local.conn, local.depth = None, 0
             self._quietly(conn, "ROLLBACK", "rolling back a transaction")
+            if self._synced_in_transaction:  # its new tables were undone too
+                self._generation = -1
             raise
         local.conn, local.depth = None, 0
         try:

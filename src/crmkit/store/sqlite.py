@@ -72,6 +72,8 @@ from crmkit.records import (
     RECORD_TYPES,
     Merge,
 )
+from crmkit.registry import DECLARED, STATE, record_types
+from crmkit.store import _custom
 from crmkit.store._base import (
     CHECKED_TYPES,
     CriteriaLike,
@@ -1061,6 +1063,13 @@ class SQLiteStore(RepositoryAccess):
             t: (_CheckedSQLiteRepository if t in CHECKED_TYPES else SQLiteRepository)(self, t)
             for t in RECORD_TYPES
         }
+        self._generation = -1  # the registry's generation the repositories reflect
+        self._synced_in_transaction = False  # a rollback may undo what _sync created
+        try:
+            self._sync()
+        except BaseException:
+            self.close()
+            raise
 
     def _error(self, doing: str, err: BaseException) -> StorageError:
         hint = _hint(err)
@@ -1191,8 +1200,88 @@ class SQLiteStore(RepositoryAccess):
     def __repr__(self) -> str:
         return f"<SQLiteStore {self._label}>"
 
+    def _sync(self) -> None:
+        """Tables and repositories for the record types registered now (created, or
+        given their new optional fields, see ``crmkit.store._custom``), and the indexes
+        of custom fields declared ``indexed``."""
+        with self._lock:
+            generation = STATE.generation
+            self._synced_in_transaction = self.in_transaction
+            types = record_types()
+            for gone in [t for t in self._repos if t not in RECORD_TYPES]:
+                del self._repos[gone]  # opened again below: cheap, and right after a rollback
+            for t in types:
+                if t not in self._repos:
+                    with self.transaction():
+                        self._open_custom(t)
+                    self._repos[t] = SQLiteRepository(self, t)
+            self._generation = generation
+            for t, declared in list(DECLARED.items()):
+                for name, field in declared.items():
+                    if field.indexed and t in self._repos:
+                        self.ensure_index(t, f"custom.{name}")
+
+    def _open_custom(self, record_type: type[Any]) -> None:
+        """Create the table of a registered type, or add its new optional fields."""
+        codec = _codec(record_type)
+        doing = f"opening the table of {codec.name}"
+        try:
+            conn = self._conn
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_q(_custom.TABLE)} (name TEXT PRIMARY KEY NOT "
+                "NULL, table_name TEXT NOT NULL, fields TEXT NOT NULL)"
+            )
+            row = conn.execute(
+                f"SELECT table_name, fields FROM {_q(_custom.TABLE)} WHERE name = ?",
+                (codec.name,),
+            ).fetchone()
+            described = _custom.describe(record_type)
+            if row is None:
+                if self._query_master(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    codec.table,
+                ):
+                    raise StorageError(
+                        f"SQLite store {self._label}: table {codec.table} exists but was not "
+                        f"created for record type {codec.name}; pick another table name "
+                        "(register_record(cls, table=...))"
+                    )
+                _create_table(conn, record_type)
+                conn.execute(
+                    f"INSERT INTO {_q(_custom.TABLE)} (name, table_name, fields) VALUES (?, ?, ?)",
+                    (codec.name, codec.table, described),
+                )
+                return
+            if row[0] != codec.table:
+                raise StorageError(
+                    f"SQLite store {self._label}: record type {codec.name} is stored in table "
+                    f"{row[0]}, not {codec.table}; register it with table={row[0]!r}"
+                )
+            if row[1] == described:
+                return
+            where = f"SQLite store {self._label}"
+            for info, default in _custom.added_fields(record_type, row[1], where):
+                columns = _table_columns([info])
+                for column in columns:
+                    conn.execute(
+                        f"ALTER TABLE {_q(codec.table)} ADD COLUMN {_q(column.name)} "
+                        f"{column.sql_type}"
+                    )
+                if default is not None:
+                    values = codec.field_codecs[info.name][1](default)
+                    sets = ", ".join(f"{_q(c.name)} = ?" for c in columns)
+                    conn.execute(f"UPDATE {_q(codec.table)} SET {sets}", values)
+            conn.execute(
+                f"UPDATE {_q(_custom.TABLE)} SET fields = ? WHERE name = ?",
+                (described, codec.name),
+            )
+        except sqlite3.Error as err:
+            raise self._error(doing, err) from err
+
     def repository(self, record_type: type[T]) -> SQLiteRepository[T]:
-        """The repository for ``record_type``."""
+        """The repository for ``record_type`` (a built-in or registered record type)."""
+        if self._generation != STATE.generation:
+            self._sync()
         try:
             return self._repos[record_type]
         except (KeyError, TypeError):
@@ -1230,6 +1319,8 @@ class SQLiteStore(RepositoryAccess):
                 if depth == 0:
                     self._owner = None
                     self._run("ROLLBACK", "rolling back a transaction")
+                    if self._synced_in_transaction:  # its new tables were undone too
+                        self._generation = -1
                 else:
                     self._run(f"ROLLBACK TO {savepoint}", "rolling back a savepoint")
                     self._run(f"RELEASE {savepoint}", "rolling back a savepoint")

@@ -35,6 +35,10 @@ _TEXT_DEFAULTS = {
 }
 
 
+#: required fields of these kinds (in registered record types) get these values
+_NUMBER_DEFAULTS: dict[str, Any] = {"int": 1, "float": 1.0, "money": 1, "bool": False}
+
+
 def build(record_type: type[T], **fields: Any) -> T:
     """A valid ``record_type`` record; ``fields`` override the defaults.
 
@@ -52,6 +56,8 @@ def build(record_type: type[T], **fields: Any) -> T:
             values[field.name] = DEFAULT_TIME
         elif kind == "enum":
             values[field.name] = next(iter(field.metadata["enum"]))
+        elif kind in _NUMBER_DEFAULTS:
+            values[field.name] = _NUMBER_DEFAULTS[kind]
         elif field.name in _TEXT_DEFAULTS:
             values[field.name] = _TEXT_DEFAULTS[field.name]
         else:

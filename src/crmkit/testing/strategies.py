@@ -43,7 +43,6 @@ from hypothesis import strategies as st
 from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit.criteria import OPERATORS, AllOf, AnyOf, Condition, Criteria, Not
 from crmkit.records import (
-    RECORD_TYPES,
     Account,
     Activity,
     Cadence,
@@ -68,6 +67,8 @@ from crmkit.records import (
     Territory,
     TerritoryModel,
 )
+from crmkit.registry import CustomField, record_types
+from crmkit.registry import custom_fields as custom_declarations
 
 __all__ = [
     "CUSTOM_KEYS",
@@ -284,14 +285,45 @@ def _field_strategy(record_type: type[Any], field: attrs.Attribute[Any], narrow:
     if kind == "tags":
         return st.lists(texts(narrow=narrow), max_size=3)
     if kind == "custom":
-        return custom_fields(narrow=narrow)
+        return _custom_of(record_type, narrow)
     if kind == "time":
         return st.times()
     raise TypeError(f"no strategy for {record_type.__name__}.{name} ({kind})")  # pragma: no cover
 
 
+_DECLARED_VALUES: dict[str, Callable[[CustomField, bool], S[Any]]] = {
+    "text": lambda f, narrow: texts(narrow=narrow).filter(lambda t: bool(t.strip())),
+    "int": lambda f, narrow: _ints(narrow),
+    "float": lambda f, narrow: _floats(narrow),
+    "money": lambda f, narrow: st.integers(0, 10**9).map(lambda cents: cents / 100),
+    "bool": lambda f, narrow: st.booleans(),
+    "enum": lambda f, narrow: st.sampled_from([str(m.value) for m in cast(Any, f.enum)]),
+}
+
+
+def _custom_of(record_type: type[Any], narrow: bool) -> S[dict[str, Any]]:
+    """``custom`` mappings of ``record_type``: declared fields (see
+    :func:`crmkit.registry.declare_custom_field`) hold values of their kind."""
+    declared = custom_declarations(record_type)
+    if not declared:
+        return custom_fields(narrow=narrow)
+    required = {
+        n: _DECLARED_VALUES[f.kind](f, narrow)
+        for n, f in declared.items()
+        if f.required and f.default is None
+    }
+    optional = {n: _DECLARED_VALUES[f.kind](f, narrow) for n, f in declared.items()}
+    for name in required:
+        del optional[name]
+    typed = st.fixed_dictionaries(required, optional=optional)
+    free = custom_fields(narrow=narrow).map(
+        lambda d: {k: v for k, v in d.items() if k not in declared}
+    )
+    return st.tuples(free, typed).map(lambda pair: {**pair[0], **pair[1]})
+
+
 def _type_named(name: str) -> type[Any]:
-    for record_type in RECORD_TYPES:
+    for record_type in record_types():
         if record_type.__name__ == name:
             return record_type
     raise LookupError(name)  # pragma: no cover
@@ -312,7 +344,9 @@ def _record_strategy(
         strategy = _field_strategy(record_type, field, narrow)
         if field.name == "id" and ids is not None:
             strategy = ids
-        if field.default is attrs.NOTHING:
+        if field.default is attrs.NOTHING or (
+            field.name == "custom" and custom_declarations(record_type)
+        ):  # declared custom fields may be required: always draw them
             required[field.name] = strategy
         elif field.default is None:
             optional[field.name] = st.one_of(st.none(), strategy)
@@ -480,12 +514,20 @@ _BY_TYPE: dict[type[Any], Callable[..., S[Any]]] = {
 
 
 def records(record_type: type[T], *, ids: S[str] | None = None, narrow: bool = False) -> S[T]:
-    """Valid records of ``record_type`` (any type in ``crmkit.records.RECORD_TYPES``)."""
-    try:
-        make = _BY_TYPE[record_type]
-    except KeyError:
-        raise TypeError(f"{record_type!r} is not a crmkit record type") from None
-    return make(ids=ids, narrow=narrow)
+    """Valid records of ``record_type`` (built-in or registered, see
+    :func:`crmkit.registry.record_types`); declared custom fields get values of their kind."""
+    make = _BY_TYPE.get(record_type)
+    if make is not None:
+        return make(ids=ids, narrow=narrow)
+    if not attrs.has(record_type):
+        raise TypeError(f"{record_type!r} is not a crmkit record type")
+
+    def registered() -> S[T]:  # checked when drawn: a test may register the type later
+        if record_type not in record_types():
+            raise TypeError(f"{record_type!r} is not a registered crmkit record type")
+        return _record_strategy(record_type, ids=ids, narrow=narrow)
+
+    return st.deferred(registered)
 
 
 # -- criteria ---------------------------------------------------------------------------
