@@ -12,6 +12,7 @@ engines (stores, scoring, hierarchy ...) are imported only when you use them.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from crmkit.clock import Clock, FixedClock, SystemClock
@@ -76,6 +77,9 @@ if TYPE_CHECKING:
     from crmkit.store import MemoryStore, PostgresStore, SQLiteStore, Store
 
 __version__ = "0.1.0"
+
+# A library logs and leaves handling to the application (see docs/logging.md).
+logging.getLogger("crmkit").addHandler(logging.NullHandler())
 
 __all__ = [
     "Account",

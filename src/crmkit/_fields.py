@@ -478,7 +478,7 @@ def custom() -> Any:
 
     Empty text and ``None`` values are dropped (a custom field is either present with a
     value or absent); whole numbers must fit in 64 bits, floats must be finite and text
-    valid Unicode (see :func:`scalar_problem`), so a custom value means the same in a
+    valid Unicode (see ``scalar_problem``), so a custom value means the same in a
     record, a numpy column and a row of any store.
     """
 

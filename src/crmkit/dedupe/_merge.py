@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -43,6 +44,8 @@ from crmkit.registry import references_to
 from crmkit.store import Store, run_transaction
 
 __all__ = ["MERGEABLE", "REFERENCES", "SurvivorRule", "merge", "rank_records", "unmerge"]
+
+_log = logging.getLogger("crmkit.dedupe")
 
 REFERENCES: Mapping[str, tuple[tuple[type[Any], str], ...]] = {
     "Account": (
@@ -444,7 +447,16 @@ def merge(
             )
         )
 
-    return run_transaction(store, operation)
+    done = run_transaction(store, operation)
+    _log.info(
+        "merge %s: %s %s merged into %s",
+        done.id,
+        done.record_type,
+        ", ".join(done.merged_ids),
+        done.survivor_id,
+        extra={"merge_id": done.id, "survivor_id": done.survivor_id},
+    )
+    return done
 
 
 def unmerge(
@@ -526,4 +538,13 @@ def unmerge(
             store.campaign_members.add(member)
         return store.merges.update(attrs.evolve(record, unmerged_at=now))
 
-    return run_transaction(store, operation)
+    undone = run_transaction(store, operation)
+    _log.info(
+        "merge %s undone: %s %s restored beside %s",
+        undone.id,
+        undone.record_type,
+        ", ".join(undone.merged_ids),
+        undone.survivor_id,
+        extra={"merge_id": undone.id, "survivor_id": undone.survivor_id},
+    )
+    return undone

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 STATE_DOC = "crmkit.reminders"
+
+_log = logging.getLogger("crmkit.reminders")
 """The store state document holding the largest ``remind_before_minutes`` scheduled."""
 
 ALERTED = "reminder_alerted"
@@ -713,7 +716,18 @@ def tick(
         )
     shared = frozenset(holidays)
     own = {rep: frozenset(days) | shared for rep, days in (rep_holidays or {}).items()}
-    return transact(store, lambda: _tick(store, now, escalate_after_hours, shared, own))
+    events = transact(store, lambda: _tick(store, now, escalate_after_hours, shared, own))
+    for event in events:  # logged after the transaction, so a retried one logs once
+        if event.kind == "escalated":
+            _log.info(
+                "reminder %s (%r, owner %s) escalated: open since %s",
+                event.reminder_id,
+                event.title,
+                event.owner_id or "nobody",
+                event.at.isoformat(),
+                extra={"reminder_id": event.reminder_id, "owner_id": event.owner_id},
+            )
+    return events
 
 
 def _tick(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -654,6 +655,7 @@ class Router:
             return self._with_findings(decide(), checks[0] if checks else None)
         decision = run_transaction(self.store, decide, attempts=ATTEMPTS, lock=self._lock_name)
         self._remember([record])
+        _log_outcomes([decision])
         return self._with_findings(decision, checks[0] if checks else None)
 
     def _check_record(self, record: Any) -> None:
@@ -1016,6 +1018,7 @@ class Router:
                 self.store, decide, attempts=ATTEMPTS, lock=self._lock_name
             )
             self._remember(batch)
+            _log_outcomes(decisions)
         return [
             self._with_findings(d, checks[i] if checks else None) for i, d in enumerate(decisions)
         ]
@@ -1135,6 +1138,7 @@ class Router:
             )
             if decision is not None:
                 out.append(decision)
+        _log_outcomes(out)
         return out
 
     def _escalate(
@@ -1194,3 +1198,41 @@ def _copy_state(state: Mapping[str, Any]) -> dict[str, Any]:
 def _micros(now: datetime) -> int:
     delta = now - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+_log = logging.getLogger("crmkit.routing")
+
+#: reason -> (level, what happened); the other reasons are routine and not logged
+_LOGGED = {
+    Reason.NO_RULE_MATCHED: (logging.WARNING, "matched no routing rule"),
+    Reason.UNKNOWN_TEAM: (logging.WARNING, "routed to a team that does not exist"),
+    Reason.NO_ELIGIBLE_REP: (logging.INFO, "found no eligible rep"),
+    Reason.DEFAULT_TARGET: (logging.INFO, "matched no routing rule, went to the default"),
+    Reason.ESCALATED: (logging.INFO, "escalated"),
+}
+
+
+def _log_outcomes(decisions: Sequence[RoutingDecision]) -> None:
+    """Log the written decisions someone should look at, one line per reason and place:
+    ``Lead l7, l9: found no eligible rep; now in queue apac (no_eligible_rep)``."""
+    groups: dict[tuple[Reason, str, str | None, str | None], list[str]] = {}
+    for d in decisions:
+        if d.reason in _LOGGED:
+            key = (d.reason, d.record_type, d.queue, d.owner_id)
+            groups.setdefault(key, []).append(d.record_id)
+    for (reason, record_type, queue, owner), ids in groups.items():
+        level, what = _LOGGED[reason]
+        now = f"in queue {queue}" if queue else f"owned by {owner}" if owner else "unassigned"
+        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        _log.log(
+            level,
+            "%s %s: %s; now %s (%s)",
+            record_type,
+            shown,
+            what,
+            now,
+            reason.value,
+            extra={"reason": reason.value, "record_type": record_type, "record_ids": ids},
+        )

@@ -208,7 +208,7 @@ class RuleSet:
         )
 
     def first_match_index(self, record: Any, now: datetime) -> int:
-        """Position in :attr:`rules` of the first live rule that matches, or -1."""
+        """Position in ``rules`` of the first live rule that matches, or -1."""
         tests, windows = self._tests, self._windows
         for i in self._candidates(record):
             window = windows[i]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import random
 import time
 import weakref
@@ -85,6 +86,8 @@ from crmkit.records import (
 __all__ = ["CriteriaLike", "Repository", "RepositoryAccess", "Store", "run_transaction"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("crmkit.store")
 
 CriteriaLike = Criteria | Mapping[str, Any] | BoundCriteria | None
 """What ``query``, ``count`` and ``columns`` accept: builder criteria, the dict form, bound
@@ -365,6 +368,14 @@ def run_transaction(
         except StorageError as err:
             if not err.retryable or attempt == attempts:
                 raise
+            _log.warning(
+                "transaction failed on attempt %d of %d, running it again: %s: %s",
+                attempt,
+                attempts,
+                type(err).__name__,
+                err,
+                extra={"attempt": attempt, "attempts": attempts, "error": err},
+            )
         time.sleep(pause * (0.5 + random.random()))  # jitter, so racers spread out
         pause = min(pause * 2, 1.0)
     raise AssertionError("unreachable")  # pragma: no cover

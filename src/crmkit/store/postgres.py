@@ -37,6 +37,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import math
 import threading
 import weakref
@@ -113,6 +114,8 @@ from crmkit.store.sqlite import (
 __all__ = ["PostgresRepository", "PostgresStore"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("crmkit.store")
 R = TypeVar("R")
 
 _NAT = -(2**63)  # numpy's NaT as int64
@@ -1153,6 +1156,14 @@ class PostgresStore(RepositoryAccess):
                 raise
             if own:
                 cur.execute("COMMIT")
+            if current < SCHEMA_VERSION:
+                _log.info(
+                    "%s: migrated the layout from version %d to %d",
+                    self._label,
+                    current,
+                    SCHEMA_VERSION,
+                    extra={"from_version": current, "to_version": SCHEMA_VERSION},
+                )
         except psycopg.Error as err:
             raise self._error(doing, err) from err
 

@@ -41,6 +41,7 @@ Decimal('1.10')
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -97,6 +98,8 @@ from crmkit.store._base import (
 __all__ = ["SQLiteRepository", "SQLiteStore"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("crmkit.store")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -1130,6 +1133,14 @@ class SQLiteStore(RepositoryAccess):
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                if current < SCHEMA_VERSION:
+                    _log.info(
+                        "SQLite store %s: migrated the layout from version %d to %d",
+                        self._label,
+                        current,
+                        SCHEMA_VERSION,
+                        extra={"from_version": current, "to_version": SCHEMA_VERSION},
+                    )
             doing = "checking the database layout"
             self._check_layout()
         except sqlite3.OperationalError as err:
