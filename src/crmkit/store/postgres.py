@@ -94,6 +94,7 @@ from crmkit.store._base import (
     storable_id,
     version_copier,
 )
+from crmkit.store._events import EmitsChanges, Outbox, events_setting
 from crmkit.store.sqlite import (
     _EXTRA_INDEXES,
     _INDEXED,
@@ -375,12 +376,26 @@ def _migration_2(cur: psycopg.Cursor[Any], schema: str) -> None:
     _create_table(cur, schema, Merge)
 
 
+def _migration_3(cur: psycopg.Cursor[Any], schema: str) -> None:
+    """The outbox of change and domain events (``crmkit.events``)."""
+    s = _q(schema)
+    cur.execute(f'CREATE SEQUENCE IF NOT EXISTS {s}."crmkit_event_positions"')
+    cur.execute(
+        f'CREATE TABLE IF NOT EXISTS {s}."crmkit_events" (position bigint PRIMARY KEY, '
+        'kind text NOT NULL, name text COLLATE "C" NOT NULL, record_id text COLLATE "C", '
+        "operation text, version bigint, fields jsonb, payload jsonb, actor text, "
+        "at timestamptz NOT NULL)"
+    )
+
+
 _MIGRATIONS: tuple[Callable[[psycopg.Cursor[Any], str], None], ...] = (
     _migration_1,
     _migration_2,
+    _migration_3,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
-_OWN_TABLES = ("crmkit_migrations", "crmkit_state", "crmkit_indexes")
+_OWN_TABLES = ("crmkit_migrations", "crmkit_state", "crmkit_indexes", "crmkit_events")
+_EVENT_COLUMNS = "position, kind, name, record_id, operation, version, fields, payload, actor, at"
 
 
 def _lock_key(schema: str) -> int:
@@ -925,7 +940,11 @@ class PostgresRepository(Generic[T]):
         raise_batch_problems(self._name, batch, self._codec.encoding_problems)
 
 
-class _CheckedPostgresRepository(IntegrityChecked, PostgresRepository[T]):
+class _EmittingPostgresRepository(EmitsChanges, PostgresRepository[T]):
+    """A PostgresRepository whose writes yield change events (when the store's are on)."""
+
+
+class _CheckedPostgresRepository(IntegrityChecked, EmitsChanges, PostgresRepository[T]):
     """A PostgresRepository whose writes check the rules that span records (campaign members)."""
 
 
@@ -987,6 +1006,13 @@ class PostgresStore(RepositoryAccess):
     :class:`~crmkit.errors.StatementTimeout` (on a host's connection it is set for that
     session).
 
+    ``events=True`` turns the outbox of :mod:`crmkit.events` on for the schema (``False``
+    off); the choice is kept in the schema, and processes opening it with the default
+    ``events=None`` follow it. Events are written last in each transaction, under an
+    exclusive lock on the outbox table held until the commit, so positions become
+    visible in order (the eventsourcing library's technique); a ``NOTIFY`` wakes
+    :meth:`crmkit.events.Consumer.wait`.
+
     >>> store = PostgresStore("dbname=crm", schema="crm")  # doctest: +SKIP
     >>> store.accounts.add(Account(id="a1", name="Acme")).version  # doctest: +SKIP
     1
@@ -1001,7 +1027,10 @@ class PostgresStore(RepositoryAccess):
         pool_size: int = 5,
         statement_timeout: float | None = None,
         connect_timeout: float = 10.0,
+        events: bool | None = None,
     ) -> None:
+        if events is not None and not isinstance(events, bool):
+            raise ValidationError("PostgresStore", "events", events, "must be True, False or None")
         if not isinstance(schema, str) or not schema.isidentifier() or len(schema) > _NAME:
             raise ValidationError(
                 "PostgresStore", "schema", schema, "must be an identifier like 'crmkit'"
@@ -1037,6 +1066,9 @@ class PostgresStore(RepositoryAccess):
         self._host = connection
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._closed = False
+        self._outbox = Outbox(self._events_write, enabled=False)
+        digest = hashlib.sha256(schema.encode()).hexdigest()[:16]
+        self._channel = f"crmkit_events_{digest}"
         if connection is not None:
             self._setup(connection)
             if self._timeout_ms is not None:
@@ -1078,9 +1110,16 @@ class PostgresStore(RepositoryAccess):
                 self._finalizer()
                 raise self._error("opening the connection pool", err) from err
         self._repos: dict[type[Any], PostgresRepository[Any]] = {
-            t: (_CheckedPostgresRepository if t in CHECKED_TYPES else PostgresRepository)(self, t)
+            t: (_CheckedPostgresRepository if t in CHECKED_TYPES else _EmittingPostgresRepository)(
+                self, t
+            )
             for t in RECORD_TYPES
         }
+        try:
+            self._outbox.enabled = events_setting(self, events)
+        except BaseException:
+            self.close()
+            raise
 
     # -- errors --
 
@@ -1336,7 +1375,7 @@ class PostgresStore(RepositoryAccess):
                     finally:
                         local.conn, local.depth = None, 0
                     return
-                with self._outermost(host, begin):
+                with self._outbox.delivering(), self._outermost(host, begin):
                     yield
             return
         pool = self._pool
@@ -1346,12 +1385,13 @@ class PostgresStore(RepositoryAccess):
         except psycopg.Error as err:
             raise self._error("starting a transaction", err) from err
         try:
-            if lock is None:
-                with self._outermost(conn, begin):
-                    yield
-            else:
-                with self._advisory(conn, lock), self._outermost(conn, begin):
-                    yield
+            with self._outbox.delivering():
+                if lock is None:
+                    with self._outermost(conn, begin):
+                        yield
+                else:
+                    with self._advisory(conn, lock), self._outermost(conn, begin):
+                        yield
         finally:
             pool.putconn(conn)
 
@@ -1379,7 +1419,8 @@ class PostgresStore(RepositoryAccess):
         self._run(conn, begin, "starting a transaction")
         local.conn, local.depth = conn, 1
         try:
-            yield
+            with self._outbox.level(True):
+                yield
         except BaseException:
             local.conn, local.depth = None, 0
             self._quietly(conn, "ROLLBACK", "rolling back a transaction")
@@ -1400,7 +1441,9 @@ class PostgresStore(RepositoryAccess):
         self._run(conn, f"SAVEPOINT {name}", "starting a nested transaction")
         local.depth = depth + 1
         try:
-            yield
+            # depth 0: crmkit's outermost level inside a host's transaction
+            with self._outbox.level(depth == 0):
+                yield
         except BaseException:
             local.depth = depth
             self._quietly(conn, f"ROLLBACK TO SAVEPOINT {name}", "rolling back a savepoint")
@@ -1418,6 +1461,75 @@ class PostgresStore(RepositoryAccess):
         except psycopg.Error as err:
             if not _closed(conn):
                 raise self._error(doing, err) from err
+
+    # -- events (see crmkit.events) --
+
+    def _events_transaction(self) -> Any:
+        # what a lone write did before events: READ COMMITTED, now with its event
+        return self._atomic(_READ_COMMITTED)
+
+    def _events_write(self, rows: list[tuple[Any, ...]], at: Any) -> int:
+        """Append ``rows`` to the outbox, last in the transaction: the exclusive table
+        lock (held to the commit) makes transactions take positions in commit order, so
+        a reader that sees position n has seen every committed one before it."""
+        s = _q(self._schema)
+        sequence = f'{s}."crmkit_event_positions"'
+        try:
+            with self._use() as conn:
+                cur = psycopg.Cursor(conn, row_factory=tuple_row)
+                cur.execute(f'LOCK TABLE {s}."crmkit_events" IN EXCLUSIVE MODE')
+                row = cur.execute("SELECT nextval(%s::regclass)", (sequence,)).fetchone()
+                first = int(row[0]) if row else 1
+                last = first + len(rows) - 1
+                if last > first:
+                    cur.execute("SELECT setval(%s::regclass, %s)", (sequence, last))
+                with cur.copy(f'COPY {s}."crmkit_events" ({_EVENT_COLUMNS}) FROM STDIN') as copy:
+                    for offset, event in enumerate(rows):
+                        copy.write_row((first + offset, *event, at))
+                cur.execute("SELECT pg_notify(%s, %s)", (self._channel, str(last)))
+        except psycopg.Error as err:
+            raise self._error(f"writing {len(rows)} events", err) from err
+        return first
+
+    def _events_read(self, after: int, limit: int | None) -> list[Any]:
+        sql = (
+            f'SELECT {_EVENT_COLUMNS} FROM {_q(self._schema)}."crmkit_events" '
+            "WHERE position > %s ORDER BY position LIMIT %s"
+        )
+
+        def read(conn: psycopg.Connection[Any]) -> list[Any]:
+            cur = psycopg.Cursor(conn, row_factory=tuple_row)
+            return cur.execute(sql, (after, limit)).fetchall()
+
+        return self._read(read, "reading events")
+
+    def _events_wait(self, after: int, timeout: float) -> bool:
+        """Wait with ``LISTEN`` until an event after ``after`` is committed (by any
+        process) or ``timeout`` seconds have passed; whether one is there."""
+        pool = self._pool
+        if pool is None or self._local.conn is not None:  # a host's connection: poll
+            from crmkit.events import _poll_wait
+
+            return _poll_wait(self, after, timeout)
+        try:
+            conn = pool.getconn()
+        except psycopg.Error as err:
+            raise self._error("waiting for events", err) from err
+        try:
+            conn.execute(f"LISTEN {_q(self._channel)}")
+            try:
+                if self._events_read(after, 1):
+                    return True
+                for _ in conn.notifies(timeout=timeout, stop_after=1):
+                    break
+                return bool(self._events_read(after, 1))
+            finally:
+                if not _closed(conn):
+                    conn.execute(f"UNLISTEN {_q(self._channel)}")
+        except psycopg.Error as err:
+            raise self._error("waiting for events", err) from err
+        finally:
+            pool.putconn(conn)
 
     # -- state documents --
 
