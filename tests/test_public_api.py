@@ -20,7 +20,11 @@ PUBLIC = {
         "OwnershipChange", "Partner", "PostgresStore", "RegistrationStatus", "Reminder",
         "ReminderStatus", "Rep", "RoutingRule", "SQLiteStore", "StageChange", "StorageError",
         "Store", "SystemClock", "TargetKind", "Team", "Territory", "TerritoryModel",
-        "TerritoryModelState", "ValidationError", "__version__", "bind", "parse",
+        "TerritoryModelState", "ValidationError", "__version__", "acting_as", "bind", "parse",
+    ],
+    "crmkit.events": [
+        "ChangeEvent", "Consumer", "DomainEvent", "Event", "acting_as", "current_actor", "emit",
+        "emit_many", "enabled", "read", "subscribe",
     ],
     "crmkit.errors": [
         "AlreadyExists", "BatchError", "ConflictError", "CriteriaError", "CrmError",

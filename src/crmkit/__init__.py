@@ -67,6 +67,7 @@ from crmkit.records import (
 )
 
 if TYPE_CHECKING:
+    from crmkit.events import acting_as
     from crmkit.store import MemoryStore, PostgresStore, SQLiteStore, Store
 
 __version__ = "0.1.0"
@@ -126,11 +127,13 @@ __all__ = [
     "TerritoryModelState",
     "ValidationError",
     "__version__",
+    "acting_as",
     "bind",
     "parse",
 ]
 
 _LAZY = {
+    "acting_as": "crmkit.events",
     "MemoryStore": "crmkit.store",
     "PostgresStore": "crmkit.store",
     "SQLiteStore": "crmkit.store",

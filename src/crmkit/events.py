@@ -419,3 +419,48 @@ def _poll_wait(store: Any, after: int, timeout: float) -> bool:
         with outbox.written:
             outbox.written.wait(min(pause, left))
         pause = min(pause * 2, 0.2)
+
+
+def _owner_changes(store: Store, changes: Iterable[Any]) -> None:
+    """``owner.changed`` for each written :class:`~crmkit.records.OwnershipChange` (the
+    router, reassignment and territory realignment all write them)."""
+    emit_many(
+        store,
+        "owner.changed",
+        (
+            (
+                c.record_id,
+                {
+                    "record_type": c.record_type,
+                    "from_owner_id": c.from_owner_id,
+                    "to_owner_id": c.to_owner_id,
+                    "reason": c.reason,
+                    "change_id": c.id,
+                },
+            )
+            for c in changes
+        ),
+    )
+
+
+def _routed(store: Store, record_type: str, decisions: Sequence[Any], changes: Any) -> None:
+    """``<type>.routed`` (``lead.routed``, ``inquiry.routed``) for each applied routing
+    decision, then ``owner.changed`` for the new owners."""
+    emit_many(
+        store,
+        f"{record_type.lower()}.routed",
+        (
+            (
+                d.record_id,
+                {
+                    "status": d.status,
+                    "reason": d.reason,
+                    "owner_id": d.owner_id,
+                    "queue": d.queue,
+                    "rule_id": d.rule_id,
+                },
+            )
+            for d in decisions
+        ),
+    )
+    _owner_changes(store, changes)
