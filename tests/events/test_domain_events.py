@@ -41,7 +41,8 @@ def test_routing_a_lead(store: Any) -> None:
     events = read(store)
     assert _domain(store) == [("lead.routed", "l1"), ("owner.changed", "l1")]
     routed = next(e for e in events if isinstance(e, DomainEvent) and e.name == "lead.routed")
-    assert routed.payload["owner_id"] == "a" and routed.payload["status"] == "assigned"
+    assert routed.payload["owner_id"] == "a"
+    assert routed.payload["status"] == "assigned"
     assert routed.actor == "intake-api"
     assert ("Lead", "l1", "insert") in [
         (e.record_type, e.record_id, e.operation) for e in events if isinstance(e, ChangeEvent)

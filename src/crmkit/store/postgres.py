@@ -40,6 +40,7 @@ import json
 import math
 import threading
 import weakref
+from time import monotonic as time_monotonic
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, time
@@ -1518,11 +1519,15 @@ class PostgresStore(RepositoryAccess):
         try:
             conn.execute(f"LISTEN {_q(self._channel)}")
             try:
-                if self._events_read(after, 1):
-                    return True
-                for _ in conn.notifies(timeout=timeout, stop_after=1):
-                    break
-                return bool(self._events_read(after, 1))
+                deadline = time_monotonic() + timeout
+                while not self._events_read(after, 1):
+                    left = deadline - time_monotonic()
+                    if left <= 0:
+                        return False
+                    # a notification may be stale (sent before this LISTEN): look again
+                    for _ in conn.notifies(timeout=left, stop_after=1):
+                        break
+                return True
             finally:
                 if not _closed(conn):
                     conn.execute(f"UNLISTEN {_q(self._channel)}")
