@@ -40,10 +40,10 @@ import json
 import math
 import threading
 import weakref
-from time import monotonic as time_monotonic
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, time
+from time import monotonic as time_monotonic
 from typing import Any, Generic, TypeVar
 
 import numpy as np
