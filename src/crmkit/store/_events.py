@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from json import dumps as _dumps
 from typing import Any, cast
 
 import attrs
@@ -73,15 +74,18 @@ def domain_row(name: str, subject: str | None, payload: str, actor: str | None) 
     return ("domain", name, subject, None, None, None, payload, actor)
 
 
-def _changed(old: Any, new: Any) -> str:
-    import json
+_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
-    names = [
-        a.name
-        for a in attrs.fields(type(new))
-        if a.name not in ("id", "version") and getattr(old, a.name) != getattr(new, a.name)
-    ]
-    return json.dumps(names)
+
+def _changed(old: Any, new: Any) -> str:
+    """The JSON list of the fields whose values differ between two versions of a record."""
+    names = _NAMES.get(type(new))
+    if names is None:
+        names = _NAMES[type(new)] = tuple(
+            a.name for a in attrs.fields(type(new)) if a.name not in ("id", "version")
+        )
+    changed = [n for n in names if getattr(old, n) != getattr(new, n)]
+    return _dumps(changed)
 
 
 EVENTS_STATE = "crmkit.events"
@@ -358,11 +362,12 @@ class EmitsChanges:
         return [self._fill_actor(r) for r in batch]
 
     def _find_many(self, batch: Sequence[Any]) -> dict[str, Any]:
-        """The stored records among ``batch``'s ids, 500 ids per query."""
+        """The stored records among ``batch``'s ids: in one query where the repository
+        can (``_get_many``), else one lookup each (a MemoryStore's dict)."""
         ids = sorted({r.id for r in batch if isinstance(r, self._type) and isinstance(r.id, str)})
-        found: dict[str, Any] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            for record in cast(Any, self).query({"field": "id", "op": "in", "value": chunk}):
-                found[record.id] = record
-        return found
+        repo = cast(Any, self)
+        get_many = getattr(repo, "_get_many", None)
+        if get_many is not None:
+            found: dict[str, Any] = get_many(ids)
+            return found
+        return {i: r for i in ids if (r := repo.find(i)) is not None}

@@ -382,7 +382,8 @@ def _migration_3(cur: psycopg.Cursor[Any], schema: str) -> None:
     s = _q(schema)
     cur.execute(f'CREATE SEQUENCE IF NOT EXISTS {s}."crmkit_event_positions"')
     cur.execute(
-        f'CREATE TABLE IF NOT EXISTS {s}."crmkit_events" (position bigint PRIMARY KEY, '
+        f'CREATE TABLE IF NOT EXISTS {s}."crmkit_events" (position bigint PRIMARY KEY '
+        f"DEFAULT nextval('{s}.\"crmkit_event_positions\"'::regclass), "
         'kind text NOT NULL, name text COLLATE "C" NOT NULL, record_id text COLLATE "C", '
         "operation text, version bigint, fields jsonb, payload jsonb, actor text, "
         "at timestamptz NOT NULL)"
@@ -397,6 +398,8 @@ _MIGRATIONS: tuple[Callable[[psycopg.Cursor[Any], str], None], ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 _OWN_TABLES = ("crmkit_migrations", "crmkit_state", "crmkit_indexes", "crmkit_events")
 _EVENT_COLUMNS = "position, kind, name, record_id, operation, version, fields, payload, actor, at"
+_EVENT_VALUES = _EVENT_COLUMNS.removeprefix("position, ")
+_EVENTS_BY_COPY = 200  # more events than this go in with COPY, fewer with one pipelined insert
 
 
 def _lock_key(schema: str) -> int:
@@ -819,6 +822,16 @@ class PostgresRepository(Generic[T]):
         except psycopg.Error as err:
             raise store._error(doing, err) from err
         return self._decode(rows[0])
+
+    def _get_many(self, ids: Sequence[str]) -> dict[str, Any]:
+        """The stored records among ``ids``, read in one query (for change events)."""
+        rows = self._rows(
+            f"SELECT {self._select_list} FROM {self._table} "
+            "WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))",
+            [json.dumps(list(ids))],
+            f"reading {self._codec.table}",
+        )
+        return {row[0]: self._decode(row) for row in rows}
 
     def patch_many(
         self,
@@ -1472,25 +1485,37 @@ class PostgresStore(RepositoryAccess):
     def _events_write(self, rows: list[tuple[Any, ...]], at: Any) -> int:
         """Append ``rows`` to the outbox, last in the transaction: the exclusive table
         lock (held to the commit) makes transactions take positions in commit order, so
-        a reader that sees position n has seen every committed one before it."""
+        a reader that sees position n has seen every committed one before it (and the
+        positions of one transaction are consecutive). A few events go in one pipelined
+        round trip, many with ``COPY``."""
         s = _q(self._schema)
-        sequence = f'{s}."crmkit_event_positions"'
+        table = f'{s}."crmkit_events"'
+        last = f"currval('{s}.\"crmkit_event_positions\"'::regclass)"
+        values = [(*row, at) for row in rows]
         try:
             with self._use() as conn:
                 cur = psycopg.Cursor(conn, row_factory=tuple_row)
-                cur.execute(f'LOCK TABLE {s}."crmkit_events" IN EXCLUSIVE MODE')
-                row = cur.execute("SELECT nextval(%s::regclass)", (sequence,)).fetchone()
-                first = int(row[0]) if row else 1
-                last = first + len(rows) - 1
-                if last > first:
-                    cur.execute("SELECT setval(%s::regclass, %s)", (sequence, last))
-                with cur.copy(f'COPY {s}."crmkit_events" ({_EVENT_COLUMNS}) FROM STDIN') as copy:
-                    for offset, event in enumerate(rows):
-                        copy.write_row((first + offset, *event, at))
-                cur.execute("SELECT pg_notify(%s, %s)", (self._channel, str(last)))
+                if len(values) > _EVENTS_BY_COPY:
+                    cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+                    with cur.copy(f"COPY {table} ({_EVENT_VALUES}) FROM STDIN") as copy:
+                        for value in values:
+                            copy.write_row(value)
+                    cur.execute(f"SELECT {last}, pg_notify(%s, {last}::text)", (self._channel,))
+                else:
+                    marks = ", ".join(["%s"] * len(values[0]))
+                    with conn.pipeline():
+                        cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+                        cur.executemany(
+                            f"INSERT INTO {table} ({_EVENT_VALUES}) VALUES ({marks})", values
+                        )
+                        cur.execute(
+                            f"SELECT {last}, pg_notify(%s, {last}::text)", (self._channel,)
+                        )
+                found = cur.fetchone()
         except psycopg.Error as err:
             raise self._error(f"writing {len(rows)} events", err) from err
-        return first
+        assert found is not None
+        return int(found[0]) - len(rows) + 1
 
     def _events_read(self, after: int, limit: int | None) -> list[Any]:
         sql = (
