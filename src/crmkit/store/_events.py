@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from json import dumps as _dumps
 from typing import Any, cast
@@ -106,6 +106,9 @@ def events_setting(store: Any, events: bool | None) -> bool:
     return events
 
 
+_NOTHING = nullcontext()
+
+
 class _Local(threading.local):
     def __init__(self) -> None:
         self.pending: list[Row] = []
@@ -145,10 +148,19 @@ class Outbox:
             raise AssertionError("an event outside a transaction would never be written")
         local.pending.extend(rows)
 
-    @contextmanager
-    def level(self, outermost: bool) -> Iterator[None]:
+    def level(self, outermost: bool) -> AbstractContextManager[None]:
         """One transaction level: an error drops the events buffered inside it; the
-        outermost level writes every buffered event just before the store commits."""
+        outermost level writes every buffered event just before the store commits.
+        (Nothing to do, and nearly free, while events are off.)"""
+        return self._level(outermost) if self.enabled else _NOTHING
+
+    def delivering(self) -> AbstractContextManager[None]:
+        """Around a whole outermost transaction, commit included: once it has committed,
+        hand its events to the subscribers (an error or a rollback hands out nothing)."""
+        return self._delivering() if self.enabled else _NOTHING
+
+    @contextmanager
+    def _level(self, outermost: bool) -> Iterator[None]:
         local = self._local
         pending = local.pending
         mark = len(pending)
@@ -169,9 +181,7 @@ class Outbox:
                 local.committed = (first, rows, at)
 
     @contextmanager
-    def delivering(self) -> Iterator[None]:
-        """Around a whole outermost transaction, commit included: once it has committed,
-        hand its events to the subscribers (an error or a rollback hands out nothing)."""
+    def _delivering(self) -> Iterator[None]:
         local = self._local
         if local.delivering:
             yield
