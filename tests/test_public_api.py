@@ -24,7 +24,7 @@ PUBLIC = {
     ],
     "crmkit.events": [
         "ChangeEvent", "Consumer", "DomainEvent", "Event", "acting_as", "current_actor", "emit",
-        "emit_many", "enabled", "read", "subscribe",
+        "emit_many", "enabled", "read", "subscribe", "trim",
     ],
     "crmkit.errors": [
         "AlreadyExists", "BatchError", "ConflictError", "CriteriaError", "CrmError",

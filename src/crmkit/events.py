@@ -60,6 +60,7 @@ __all__ = [
     "enabled",
     "read",
     "subscribe",
+    "trim",
 ]
 
 _ACTOR: ContextVar[str | None] = ContextVar("crmkit_actor", default=None)
@@ -159,9 +160,8 @@ Event = ChangeEvent | DomainEvent
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, str) and value is not None:
-        return json.loads(value)
-    return value
+    """JSON text from SQLite, or what psycopg already decoded from ``jsonb``."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _moment(value: Any) -> datetime:
@@ -297,6 +297,25 @@ def read(store: Store, *, after: int = 0, limit: int | None = None) -> list[Even
         raise ValidationError("Event", "limit", limit, "must be a whole number >= 0 or None")
     rows = store._events_read(after, limit)  # type: ignore[attr-defined]
     return [event_from_row(row) for row in rows]
+
+
+def trim(store: Store, *, through: int) -> int:
+    """Delete the stored events up to position ``through``; returns how many went.
+
+    The outbox keeps every event until trimmed. Trim only what every consumer has
+    acknowledged (the smallest :attr:`Consumer.position` of your consumers); positions
+    are never reused, so cursors stay valid.
+
+    >>> from crmkit import Account, MemoryStore
+    >>> store = MemoryStore(events=True)
+    >>> _ = store.accounts.add_many([Account(id="a1", name="A"), Account(id="a2", name="B")])
+    >>> trim(store, through=1), [e.position for e in read(store)]
+    (1, [2])
+    """
+    _outbox(store, "trim events")
+    _check_position(through, "through")
+    deleted: int = store._events_trim(through)  # type: ignore[attr-defined]
+    return deleted
 
 
 def subscribe(store: Store, callback: Callable[[Event], Any]) -> Callable[[], None]:

@@ -18,6 +18,7 @@ from crmkit.events import (
     enabled,
     read,
     subscribe,
+    trim,
 )
 from crmkit.records import Campaign
 from crmkit.store import MemoryStore
@@ -251,6 +252,17 @@ def test_the_events_setting_is_kept_in_the_database(tmp_path: Any) -> None:
     with SQLiteStore(path) as last:
         assert not enabled(last)
         assert len(read(last)) == 2
+
+
+def test_trimmed_positions_are_never_reused(store: Any) -> None:
+    store.accounts.add_many([Account(id=f"a{i}", name="A") for i in range(3)])
+    consumer = Consumer(store, "indexer")
+    consumer.ack(consumer.poll(limit=2)[-1])
+    assert trim(store, through=consumer.position) == 2
+    assert [e.record_id for e in consumer.poll()] == ["a2"]
+    store.accounts.add(Account(id="a3", name="After"))
+    assert [e.position for e in read(store)] == [3, 4]
+    assert trim(store, through=0) == 0
 
 
 def test_bad_event_input_is_refused(store: Any) -> None:

@@ -498,6 +498,12 @@ class MemoryStore(RepositoryAccess):
             end = None if limit is None else start + limit
             return self._events[start:end]
 
+    def _events_trim(self, through: int) -> int:
+        with self._lock:
+            end = bisect.bisect_right(self._events, through, key=lambda row: row[0])
+            del self._events[:end]
+            return end
+
     def load_state(self, name: str) -> dict[str, Any] | None:
         """A small JSON document saved with :meth:`save_state`, or ``None``."""
         with self._lock:

@@ -1529,6 +1529,17 @@ class PostgresStore(RepositoryAccess):
 
         return self._read(read, "reading events")
 
+    def _events_trim(self, through: int) -> int:
+        try:
+            with self._use() as conn:
+                cur = psycopg.Cursor(conn).execute(
+                    f'DELETE FROM {_q(self._schema)}."crmkit_events" WHERE position <= %s',
+                    (through,),
+                )
+                return int(cur.rowcount)
+        except psycopg.Error as err:
+            raise self._error("trimming events", err) from err
+
     def _events_wait(self, after: int, timeout: float) -> bool:
         """Wait with ``LISTEN`` until an event after ``after`` is committed (by any
         process) or ``timeout`` seconds have passed; whether one is there."""

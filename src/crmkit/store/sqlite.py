@@ -1366,6 +1366,16 @@ class SQLiteStore(RepositoryAccess):
         except sqlite3.Error as err:
             raise self._error("reading events", err) from err
 
+    def _events_trim(self, through: int) -> int:
+        try:
+            with self._lock:
+                cursor = self._conn.execute(
+                    f"DELETE FROM {_EVENTS_TABLE} WHERE position <= ?", (through,)
+                )
+                return int(cursor.rowcount)
+        except sqlite3.Error as err:
+            raise self._error("trimming events", err) from err
+
     def load_state(self, name: str) -> dict[str, Any] | None:
         """A small JSON document saved with :meth:`save_state`, or ``None``."""
         try:
