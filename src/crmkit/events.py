@@ -234,7 +234,7 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot put a {type(value).__name__} in an event payload")
 
 
-def _domain_row(name: Any, subject: Any, payload: Any) -> tuple[Any, ...]:
+def _domain_row(name: Any, subject: Any, payload: Any, actor: Any) -> tuple[Any, ...]:
     from crmkit.store._events import domain_row
 
     if not isinstance(name, str) or not _NAME.match(name):
@@ -247,7 +247,9 @@ def _domain_row(name: Any, subject: Any, payload: Any) -> tuple[Any, ...]:
         text = json.dumps(_plain(dict(payload or {})), sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValidationError("Event", "payload", payload, f"must be JSON-able: {err}") from err
-    return domain_row(name, subject, text, current_actor())
+    if actor is not None and (not isinstance(actor, str) or not actor):
+        raise ValidationError("Event", "actor", actor, "an actor is non-empty text or None")
+    return domain_row(name, subject, text, actor)
 
 
 def emit(
@@ -256,9 +258,11 @@ def emit(
     *,
     subject: str | None = None,
     payload: Mapping[str, Any] | None = None,
+    actor: str | None = None,
 ) -> None:
     """Write the domain event ``name`` in the open transaction (or a transaction of its
-    own); nothing when the store's events are off.
+    own); nothing when the store's events are off. ``actor`` defaults to
+    :func:`current_actor`.
 
     >>> from crmkit import MemoryStore
     >>> store = MemoryStore(events=True)
@@ -266,19 +270,22 @@ def emit(
     >>> [(e.name, e.subject, dict(e.payload)) for e in read(store)]
     [('invoice.sent', 'inv-1', {'total': 12})]
     """
-    emit_many(store, name, [(subject, payload)])
+    emit_many(store, name, [(subject, payload)], actor=actor)
 
 
 def emit_many(
     store: Store,
     name: str,
     items: Iterable[tuple[str | None, Mapping[str, Any] | None]],
+    *,
+    actor: str | None = None,
 ) -> None:
     """Write one ``name`` event per ``(subject, payload)`` of ``items``, together."""
     outbox = getattr(store, "_outbox", None)
     if outbox is None or not outbox.enabled:
         return
-    rows = [_domain_row(name, subject, payload) for subject, payload in items]
+    who = current_actor() if actor is None else actor
+    rows = [_domain_row(name, subject, payload, who) for subject, payload in items]
     if not rows:
         return
     with store._events_transaction():  # type: ignore[attr-defined]
@@ -455,6 +462,7 @@ def _owner_changes(store: Store, changes: Iterable[Any]) -> None:
                     "to_owner_id": c.to_owner_id,
                     "reason": c.reason,
                     "change_id": c.id,
+                    "changed_by": c.changed_by,
                 },
             )
             for c in changes

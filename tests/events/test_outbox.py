@@ -254,6 +254,13 @@ def test_the_events_setting_is_kept_in_the_database(tmp_path: Any) -> None:
         assert len(read(last)) == 2
 
 
+def test_an_actor_given_as_an_argument_wins_over_the_context(store: Any) -> None:
+    with acting_as("alice"):
+        emit(store, "invoice.sent", subject="i1", actor="billing-job")
+        emit(store, "invoice.sent", subject="i2")
+    assert [e.actor for e in read(store)] == ["billing-job", "alice"]
+
+
 def test_trimmed_positions_are_never_reused(store: Any) -> None:
     store.accounts.add_many([Account(id=f"a{i}", name="A") for i in range(3)])
     consumer = Consumer(store, "indexer")
@@ -270,6 +277,8 @@ def test_bad_event_input_is_refused(store: Any) -> None:
         emit(store, "Lead Routed")
     with pytest.raises(ValidationError, match="JSON-able"):
         emit(store, "test.bad", payload={"x": object()})
+    with pytest.raises(ValidationError, match="actor"):
+        emit(store, "test.bad", actor="")
     with pytest.raises(ValidationError, match="consumer name"):
         Consumer(store, "")
     with pytest.raises(ValidationError, match="actor"), acting_as(""):
