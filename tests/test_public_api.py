@@ -20,8 +20,8 @@ PUBLIC = {
         "OwnershipChange", "Partner", "PostgresStore", "RegistrationStatus", "Reminder",
         "ReminderStatus", "Rep", "RoutingRule", "SQLiteStore", "StageChange", "StorageError",
         "Store", "SystemClock", "TargetKind", "Team", "Territory", "TerritoryModel",
-        "TerritoryModelState", "ValidationError", "__version__", "bind", "declare_custom_field",
-        "parse", "record_types", "register_record", "unregister_record",
+        "TerritoryModelState", "ValidationError", "__version__", "acting_as", "bind",
+        "declare_custom_field", "parse", "record_types", "register_record", "unregister_record",
     ],
     "crmkit.registry": [
         "CustomField", "custom_fields", "declare_custom_field", "is_custom", "record_types",
@@ -31,6 +31,10 @@ PUBLIC = {
     "crmkit.fields": [
         "Scalar", "choice", "custom", "day", "flag", "integer", "money", "moment", "number",
         "record_id", "reference", "tags", "text", "version", "zone",
+    ],
+    "crmkit.events": [
+        "ChangeEvent", "Consumer", "DomainEvent", "Event", "acting_as", "current_actor", "emit",
+        "emit_many", "enabled", "read", "subscribe", "trim",
     ],
     "crmkit.errors": [
         "AlreadyExists", "BatchError", "ConflictError", "CriteriaError", "CrmError",

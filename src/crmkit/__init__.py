@@ -74,6 +74,7 @@ from crmkit.registry import (
 )
 
 if TYPE_CHECKING:
+    from crmkit.events import acting_as
     from crmkit.store import MemoryStore, PostgresStore, SQLiteStore, Store
 
 __version__ = "0.1.0"
@@ -136,6 +137,7 @@ __all__ = [
     "TerritoryModelState",
     "ValidationError",
     "__version__",
+    "acting_as",
     "bind",
     "declare_custom_field",
     "parse",
@@ -145,6 +147,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "acting_as": "crmkit.events",
     "MemoryStore": "crmkit.store",
     "PostgresStore": "crmkit.store",
     "SQLiteStore": "crmkit.store",

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from crmkit.errors import ValidationError
+from crmkit.events import emit
 from crmkit.records import LifecycleChange
 from crmkit.store._base import run_transaction
 
@@ -243,7 +244,7 @@ def _move(
     change_id = f"{account_id}:lifecycle:{stored.version:04d}"
     if change_id in store.lifecycle_changes:
         change_id += f":{at.astimezone(UTC).strftime('%Y%m%dT%H%M%S%f')}"
-    return store.lifecycle_changes.add(
+    change = store.lifecycle_changes.add(
         LifecycleChange(
             id=change_id,
             account_id=account_id,
@@ -254,6 +255,13 @@ def _move(
             changed_by=changed_by,
         )
     )
+    emit(
+        store,
+        "account.lifecycle_changed",
+        subject=account_id,
+        payload={"from_stage": from_stage, "to_stage": to_stage, "at": at, "reason": reason},
+    )
+    return change
 
 
 def time_in_stage(store: Store, account_id: str, *, now: datetime) -> dict[str, timedelta]:

@@ -29,6 +29,7 @@ import numpy as np
 
 from crmkit._schema import plural, record_type_named
 from crmkit.errors import ConflictError, ValidationError
+from crmkit.events import _owner_changes
 from crmkit.records import LeadStatus, OwnershipChange
 from crmkit.store._base import run_transaction
 
@@ -121,7 +122,9 @@ def _write(
         reason=reason,
         changed_by=changed_by,
     )
-    return store.ownership_changes.add(change)
+    stored_change = store.ownership_changes.add(change)
+    _owner_changes(store, [stored_change])
+    return stored_change
 
 
 def reassign(

@@ -48,6 +48,7 @@ import attrs
 import numpy as np
 
 from crmkit.errors import NotFound, ValidationError
+from crmkit.events import emit
 from crmkit.pipeline import Table
 from crmkit.records import (
     DealRegistration,
@@ -315,6 +316,13 @@ def register(
                 custom[_QUEUED] = json.dumps(ahead)
             registration = attrs.evolve(registration, custom=custom)
         stored = store.deal_registrations.add(registration)
+        if found:
+            emit(
+                store,
+                "registration.conflict",
+                subject=stored.id,
+                payload={"partner_id": partner_id, "conflicts": [attrs.asdict(c) for c in found]},
+            )
         return Registered(registration=stored, conflicts=found)
 
     return run_transaction(store, write)

@@ -22,6 +22,7 @@ from crmkit.errors import (
     NotFound,
     ValidationError,
 )
+from crmkit.events import emit
 from crmkit.records import (
     Account,
     Activity,
@@ -433,6 +434,12 @@ def merge(
             "removed_members": [to_dict(m) for m in removed],
             "survivor_version": new_survivor.version,
         }
+        emit(
+            store,
+            "records.merged",
+            subject=keep.id,
+            payload={"record_type": name, "merged_ids": merged, "merge_id": new_id},
+        )
         return store.merges.add(
             Merge(
                 id=new_id,

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from crmkit.errors import ValidationError
+from crmkit.events import emit
 from crmkit.pipeline._stages import DEFAULT_PIPELINE, Pipeline
 from crmkit.records import Opportunity, OpportunityStatus, StageChange
 from crmkit.store._base import Store
@@ -145,6 +146,10 @@ def move(
                 custom=custom,
             )
         )
+        moved = {"from_stage": opp.stage, "to_stage": target.name, "amount": stored.amount}
+        emit(store, "opportunity.stage_changed", subject=opp.id, payload={**moved, "at": at})
+        if not target.is_open:  # opportunity.won / opportunity.lost
+            emit(store, f"opportunity.{stored.status.value}", subject=opp.id, payload=moved)
         return stored
 
 

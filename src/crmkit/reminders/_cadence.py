@@ -34,6 +34,7 @@ import numpy as np
 
 from crmkit.criteria import F
 from crmkit.errors import ValidationError
+from crmkit.events import emit
 from crmkit.records import (
     ActivityKind,
     Cadence,
@@ -337,7 +338,11 @@ def cadence_tick(store: Store, now: datetime) -> list[CadenceEvent]:
     live = F.status.isin([EnrollmentStatus.ACTIVE.value, EnrollmentStatus.PAUSED.value])
 
     def operation() -> list[CadenceEvent]:
-        return _exits(store, now, live) + _advance(store, now)
+        events = _exits(store, now, live) + _advance(store, now)
+        for ev in events:  # cadence.step_due, or cadence.exited / cadence.completed
+            name = ev.kind if ev.kind in ("exited", "completed") else "step_due"
+            emit(store, f"cadence.{name}", subject=ev.enrollment_id, payload=attrs.asdict(ev))
+        return events
 
     return transact(store, operation)
 

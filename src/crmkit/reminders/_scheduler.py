@@ -33,6 +33,7 @@ import attrs
 from crmkit._time import micros
 from crmkit.criteria import BoundCriteria, Criteria, F, bind
 from crmkit.errors import ValidationError
+from crmkit.events import emit_many
 from crmkit.records import Reminder, ReminderStatus, Rep
 from crmkit.reminders._calendar import BusinessCalendar, localize
 from crmkit.reminders._recurrence import check_rule, parse_rule, walk
@@ -763,7 +764,13 @@ def _tick(
                 changed[r.id] = attrs.evolve(r, custom={**r.custom, ESCALATED: mark})
     for r in changed.values():  # version-checked: what was read is what is replaced
         store.reminders.update(r)
+    for kind in ("due", "escalated", "missed"):  # reminder.due, reminder.escalated ...
+        emit_many(store, f"reminder.{kind}", (_payload(e) for e in events if e.kind == kind))
     return events
+
+
+def _payload(event: ReminderEvent) -> tuple[str, dict[str, Any]]:
+    return event.reminder_id, {"owner_id": event.owner_id, "title": event.title, "at": event.at}
 
 
 def _roll_forward(store: Store, now: datetime) -> list[ReminderEvent]:

@@ -16,6 +16,7 @@ import numpy as np
 from crmkit._columns import columns_of
 from crmkit.clock import Clock, SystemClock
 from crmkit.errors import ValidationError
+from crmkit.events import _routed
 from crmkit.records import (
     Inquiry,
     InquiryStatus,
@@ -942,6 +943,7 @@ class Router:
         stored: list[Any] = repo.put_many(to_write)
         if changes:
             self.store.ownership_changes.add_many(changes)
+        _routed(self.store, name, [decision for _, decision, _ in items], changes)
         for key in sorted(states):
             if states[key] is not self._states.get(key):
                 self.store.save_state(self._state_name(key), states[key])

@@ -15,6 +15,7 @@ import numpy as np
 from crmkit._schema import schema_of
 from crmkit.criteria import AllOf, Condition, Criteria, bind, parse
 from crmkit.errors import NotFound, ValidationError
+from crmkit.events import _owner_changes
 from crmkit.records import (
     Account,
     OpportunityStatus,
@@ -785,6 +786,7 @@ def apply_realignment(
                     )
             store.opportunities.put_many(updated)
         store.ownership_changes.add_many(changes)
+        _owner_changes(store, changes)
         activate_model(store, diff.to_model, now=now)
         return len(accounts)
 

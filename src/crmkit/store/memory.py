@@ -19,11 +19,13 @@ notebooks.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -51,6 +53,7 @@ from crmkit.store._base import (
     sort_records,
     version_copier,
 )
+from crmkit.store._events import EmitsChanges, Outbox
 from crmkit.store._index import Access, FieldIndex, ids_of, ordered_scan, plan
 
 __all__ = ["MemoryRepository", "MemoryStore"]
@@ -58,6 +61,8 @@ __all__ = ["MemoryRepository", "MemoryStore"]
 T = TypeVar("T")
 
 _MISSING = object()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 _STATE = "<state>"  # journal key prefix for state documents (not a record type name)
 _SCAN_FRACTION = 4  # read candidates from an index only when they are at most 1/4 of all
 
@@ -339,7 +344,11 @@ class MemoryRepository(Generic[T]):
             self._rows[record_id] = value
 
 
-class _CheckedMemoryRepository(IntegrityChecked, MemoryRepository[T]):
+class _EmittingMemoryRepository(EmitsChanges, MemoryRepository[T]):
+    """A MemoryRepository whose writes yield change events (when the store's are on)."""
+
+
+class _CheckedMemoryRepository(IntegrityChecked, EmitsChanges, MemoryRepository[T]):
     """A MemoryRepository whose writes check the rules that span records (campaign members)."""
 
 
@@ -356,11 +365,14 @@ class MemoryStore(RepositoryAccess):
     index would. ``index_from=None`` turns indexes off; ``0`` uses them from the first
     record. Results never depend on it. Each index costs about 60 bytes per record.
 
+    ``events=True`` keeps an outbox of change and domain events (see
+    :mod:`crmkit.events`), written with each transaction.
+
     >>> MemoryStore(index_from=0).index_from
     0
     """
 
-    def __init__(self, *, index_from: int | None = 1_000) -> None:
+    def __init__(self, *, index_from: int | None = 1_000, events: bool = False) -> None:
         if index_from is not None and (
             isinstance(index_from, bool) or not isinstance(index_from, int) or index_from < 0
         ):
@@ -371,6 +383,11 @@ class MemoryStore(RepositoryAccess):
         self._lock = threading.RLock()
         self._journals: list[_Journal] = []
         self._owner: int | None = None  # the thread inside a transaction, if any
+        if not isinstance(events, bool):
+            raise ValidationError("MemoryStore", "events", events, "must be True or False")
+        self._outbox = Outbox(self._events_write, enabled=events)
+        self._events: list[tuple[Any, ...]] = []  # rows, position first
+        self._next_position = 1
         self._repos: dict[type[Any], MemoryRepository[Any]] = {}
         self._generation = -1  # the registry's generation the repositories reflect
         self._state: dict[str, dict[str, Any]] = {}
@@ -391,7 +408,11 @@ class MemoryStore(RepositoryAccess):
                 del self._repos[gone]
             for t in types:
                 if t not in self._repos:
-                    kind = _CheckedMemoryRepository if t in CHECKED_TYPES else MemoryRepository
+                    kind = (
+                        _CheckedMemoryRepository
+                        if t in CHECKED_TYPES
+                        else _EmittingMemoryRepository
+                    )
                     self._repos[t] = kind(self, t)
             for t, declared in list(DECLARED.items()):
                 for name, field in declared.items():
@@ -445,12 +466,14 @@ class MemoryStore(RepositoryAccess):
 
         ``lock`` is accepted for the protocol and ignored: a transaction already holds
         the store's lock, so transactions run one at a time."""
-        with self._lock:
+        with self._outbox.delivering(), self._lock:
             journal = _Journal()
+            outermost = not self._journals
             self._journals.append(journal)
             self._owner = threading.get_ident()
             try:
-                yield
+                with self._outbox.level(outermost):
+                    yield
             except BaseException:
                 self._journals.pop()
                 if not self._journals:
@@ -474,6 +497,30 @@ class MemoryStore(RepositoryAccess):
                 if outer is not None:  # the outer transaction may still roll this back
                     for entry, old in journal.entries.items():
                         outer.entries.setdefault(entry, old)
+
+    # -- events (see crmkit.events) --
+
+    def _events_transaction(self) -> AbstractContextManager[None]:
+        return self.transaction()
+
+    def _events_write(self, rows: list[tuple[Any, ...]], at: datetime) -> int:
+        first = self._next_position
+        micros = (at - _EPOCH) // _US
+        self._events.extend((first + i, *row, micros) for i, row in enumerate(rows))
+        self._next_position = first + len(rows)
+        return first
+
+    def _events_read(self, after: int, limit: int | None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            start = bisect.bisect_right(self._events, after, key=lambda row: row[0])
+            end = None if limit is None else start + limit
+            return self._events[start:end]
+
+    def _events_trim(self, through: int) -> int:
+        with self._lock:
+            end = bisect.bisect_right(self._events, through, key=lambda row: row[0])
+            del self._events[:end]
+            return end
 
     def load_state(self, name: str) -> dict[str, Any] | None:
         """A small JSON document saved with :meth:`save_state`, or ``None``."""

@@ -44,6 +44,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, time
+from time import monotonic as time_monotonic
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -97,6 +98,7 @@ from crmkit.store._base import (
     storable_id,
     version_copier,
 )
+from crmkit.store._events import EmitsChanges, Outbox, events_setting
 from crmkit.store.sqlite import (
     _EXTRA_INDEXES,
     _INDEXED,
@@ -380,12 +382,29 @@ def _migration_2(cur: psycopg.Cursor[Any], schema: str) -> None:
     _create_table(cur, schema, Merge)
 
 
+def _migration_3(cur: psycopg.Cursor[Any], schema: str) -> None:
+    """The outbox of change and domain events (``crmkit.events``)."""
+    s = _q(schema)
+    cur.execute(f'CREATE SEQUENCE IF NOT EXISTS {s}."crmkit_event_positions"')
+    cur.execute(
+        f'CREATE TABLE IF NOT EXISTS {s}."crmkit_events" (position bigint PRIMARY KEY '
+        f"DEFAULT nextval('{s}.\"crmkit_event_positions\"'::regclass), "
+        'kind text NOT NULL, name text COLLATE "C" NOT NULL, record_id text COLLATE "C", '
+        "operation text, version bigint, fields jsonb, payload jsonb, actor text, "
+        "at timestamptz NOT NULL)"
+    )
+
+
 _MIGRATIONS: tuple[Callable[[psycopg.Cursor[Any], str], None], ...] = (
     _migration_1,
     _migration_2,
+    _migration_3,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
-_OWN_TABLES = ("crmkit_migrations", "crmkit_state", "crmkit_indexes")
+_OWN_TABLES = ("crmkit_migrations", "crmkit_state", "crmkit_indexes", "crmkit_events")
+_EVENT_COLUMNS = "position, kind, name, record_id, operation, version, fields, payload, actor, at"
+_EVENT_VALUES = _EVENT_COLUMNS.removeprefix("position, ")
+_EVENTS_BY_COPY = 200  # more events than this go in with COPY, fewer with one pipelined insert
 
 
 def _lock_key(schema: str) -> int:
@@ -809,6 +828,16 @@ class PostgresRepository(Generic[T]):
             raise store._error(doing, err) from err
         return self._decode(rows[0])
 
+    def _get_many(self, ids: Sequence[str]) -> dict[str, Any]:
+        """The stored records among ``ids``, read in one query (for change events)."""
+        rows = self._rows(
+            f"SELECT {self._select_list} FROM {self._table} "
+            "WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))",
+            [json.dumps(list(ids))],
+            f"reading {self._codec.table}",
+        )
+        return {row[0]: self._decode(row) for row in rows}
+
     def patch_many(
         self,
         changes: Mapping[str, Mapping[str, Any]],
@@ -930,7 +959,11 @@ class PostgresRepository(Generic[T]):
         raise_batch_problems(self._name, batch, self._codec.encoding_problems)
 
 
-class _CheckedPostgresRepository(IntegrityChecked, PostgresRepository[T]):
+class _EmittingPostgresRepository(EmitsChanges, PostgresRepository[T]):
+    """A PostgresRepository whose writes yield change events (when the store's are on)."""
+
+
+class _CheckedPostgresRepository(IntegrityChecked, EmitsChanges, PostgresRepository[T]):
     """A PostgresRepository whose writes check the rules that span records (campaign members)."""
 
 
@@ -992,6 +1025,13 @@ class PostgresStore(RepositoryAccess):
     :class:`~crmkit.errors.StatementTimeout` (on a host's connection it is set for that
     session).
 
+    ``events=True`` turns the outbox of :mod:`crmkit.events` on for the schema (``False``
+    off); the choice is kept in the schema, and processes opening it with the default
+    ``events=None`` follow it. Events are written last in each transaction, under an
+    exclusive lock on the outbox table held until the commit, so positions become
+    visible in order (the eventsourcing library's technique); a ``NOTIFY`` wakes
+    :meth:`crmkit.events.Consumer.wait`.
+
     >>> store = PostgresStore("dbname=crm", schema="crm")  # doctest: +SKIP
     >>> store.accounts.add(Account(id="a1", name="Acme")).version  # doctest: +SKIP
     1
@@ -1006,7 +1046,10 @@ class PostgresStore(RepositoryAccess):
         pool_size: int = 5,
         statement_timeout: float | None = None,
         connect_timeout: float = 10.0,
+        events: bool | None = None,
     ) -> None:
+        if events is not None and not isinstance(events, bool):
+            raise ValidationError("PostgresStore", "events", events, "must be True, False or None")
         if not isinstance(schema, str) or not schema.isidentifier() or len(schema) > _NAME:
             raise ValidationError(
                 "PostgresStore", "schema", schema, "must be an identifier like 'crmkit'"
@@ -1042,6 +1085,9 @@ class PostgresStore(RepositoryAccess):
         self._host = connection
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._closed = False
+        self._outbox = Outbox(self._events_write, enabled=False)
+        digest = hashlib.sha256(schema.encode()).hexdigest()[:16]
+        self._channel = f"crmkit_events_{digest}"
         if connection is not None:
             self._setup(connection)
             if self._timeout_ms is not None:
@@ -1083,13 +1129,16 @@ class PostgresStore(RepositoryAccess):
                 self._finalizer()
                 raise self._error("opening the connection pool", err) from err
         self._repos: dict[type[Any], PostgresRepository[Any]] = {
-            t: (_CheckedPostgresRepository if t in CHECKED_TYPES else PostgresRepository)(self, t)
+            t: (_CheckedPostgresRepository if t in CHECKED_TYPES else _EmittingPostgresRepository)(
+                self, t
+            )
             for t in RECORD_TYPES
         }
         self._generation = -1  # the registry's generation the repositories reflect
         self._synced_in_transaction = False  # a rollback may undo what _sync created
         try:
             self._sync()
+            self._outbox.enabled = events_setting(self, events)
         except BaseException:
             self.close()
             raise
@@ -1252,7 +1301,7 @@ class PostgresStore(RepositoryAccess):
             for t in types:
                 if t not in self._repos:
                     self._open_custom(t)
-                    self._repos[t] = PostgresRepository(self, t)
+                    self._repos[t] = _EmittingPostgresRepository(self, t)
             self._generation = generation
             for t, declared in list(DECLARED.items()):
                 for name, field in declared.items():
@@ -1435,7 +1484,7 @@ class PostgresStore(RepositoryAccess):
                     finally:
                         local.conn, local.depth = None, 0
                     return
-                with self._outermost(host, begin):
+                with self._outbox.delivering(), self._outermost(host, begin):
                     yield
             return
         pool = self._pool
@@ -1445,12 +1494,13 @@ class PostgresStore(RepositoryAccess):
         except psycopg.Error as err:
             raise self._error("starting a transaction", err) from err
         try:
-            if lock is None:
-                with self._outermost(conn, begin):
-                    yield
-            else:
-                with self._advisory(conn, lock), self._outermost(conn, begin):
-                    yield
+            with self._outbox.delivering():
+                if lock is None:
+                    with self._outermost(conn, begin):
+                        yield
+                else:
+                    with self._advisory(conn, lock), self._outermost(conn, begin):
+                        yield
         finally:
             pool.putconn(conn)
 
@@ -1478,7 +1528,8 @@ class PostgresStore(RepositoryAccess):
         self._run(conn, begin, "starting a transaction")
         local.conn, local.depth = conn, 1
         try:
-            yield
+            with self._outbox.level(True):
+                yield
         except BaseException:
             local.conn, local.depth = None, 0
             self._quietly(conn, "ROLLBACK", "rolling back a transaction")
@@ -1501,7 +1552,9 @@ class PostgresStore(RepositoryAccess):
         self._run(conn, f"SAVEPOINT {name}", "starting a nested transaction")
         local.depth = depth + 1
         try:
-            yield
+            # depth 0: crmkit's outermost level inside a host's transaction
+            with self._outbox.level(depth == 0):
+                yield
         except BaseException:
             local.depth = depth
             self._quietly(conn, f"ROLLBACK TO SAVEPOINT {name}", "rolling back a savepoint")
@@ -1519,6 +1572,102 @@ class PostgresStore(RepositoryAccess):
         except psycopg.Error as err:
             if not _closed(conn):
                 raise self._error(doing, err) from err
+
+    # -- events (see crmkit.events) --
+
+    def _events_transaction(self) -> Any:
+        # what a lone write did before events: READ COMMITTED, now with its event
+        return self._atomic(_READ_COMMITTED)
+
+    def _events_write(self, rows: list[tuple[Any, ...]], at: Any) -> int:
+        """Append ``rows`` to the outbox, last in the transaction: the exclusive table
+        lock (held to the commit) makes transactions take positions in commit order, so
+        a reader that sees position n has seen every committed one before it (and the
+        positions of one transaction are consecutive). A few events go in one pipelined
+        round trip, many with ``COPY``."""
+        s = _q(self._schema)
+        table = f'{s}."crmkit_events"'
+        last = f"currval('{s}.\"crmkit_event_positions\"'::regclass)"
+        values = [(*row, at) for row in rows]
+        try:
+            with self._use() as conn:
+                cur = psycopg.Cursor(conn, row_factory=tuple_row)
+                if len(values) > _EVENTS_BY_COPY:
+                    cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+                    with cur.copy(f"COPY {table} ({_EVENT_VALUES}) FROM STDIN") as copy:
+                        for value in values:
+                            copy.write_row(value)
+                    cur.execute(f"SELECT {last}, pg_notify(%s, {last}::text)", (self._channel,))
+                else:
+                    marks = ", ".join(["%s"] * len(values[0]))
+                    with conn.pipeline():
+                        cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+                        cur.executemany(
+                            f"INSERT INTO {table} ({_EVENT_VALUES}) VALUES ({marks})", values
+                        )
+                        cur.execute(
+                            f"SELECT {last}, pg_notify(%s, {last}::text)", (self._channel,)
+                        )
+                found = cur.fetchone()
+        except psycopg.Error as err:
+            raise self._error(f"writing {len(rows)} events", err) from err
+        assert found is not None
+        return int(found[0]) - len(rows) + 1
+
+    def _events_read(self, after: int, limit: int | None) -> list[Any]:
+        sql = (
+            f'SELECT {_EVENT_COLUMNS} FROM {_q(self._schema)}."crmkit_events" '
+            "WHERE position > %s ORDER BY position LIMIT %s"
+        )
+
+        def read(conn: psycopg.Connection[Any]) -> list[Any]:
+            cur = psycopg.Cursor(conn, row_factory=tuple_row)
+            return cur.execute(sql, (after, limit)).fetchall()
+
+        return self._read(read, "reading events")
+
+    def _events_trim(self, through: int) -> int:
+        try:
+            with self._use() as conn:
+                cur = psycopg.Cursor(conn).execute(
+                    f'DELETE FROM {_q(self._schema)}."crmkit_events" WHERE position <= %s',
+                    (through,),
+                )
+                return int(cur.rowcount)
+        except psycopg.Error as err:
+            raise self._error("trimming events", err) from err
+
+    def _events_wait(self, after: int, timeout: float) -> bool:
+        """Wait with ``LISTEN`` until an event after ``after`` is committed (by any
+        process) or ``timeout`` seconds have passed; whether one is there."""
+        pool = self._pool
+        if pool is None or self._local.conn is not None:  # a host's connection: poll
+            from crmkit.events import _poll_wait
+
+            return _poll_wait(self, after, timeout)
+        try:
+            conn = pool.getconn()
+        except psycopg.Error as err:
+            raise self._error("waiting for events", err) from err
+        try:
+            conn.execute(f"LISTEN {_q(self._channel)}")
+            try:
+                deadline = time_monotonic() + timeout
+                while not self._events_read(after, 1):
+                    left = deadline - time_monotonic()
+                    if left <= 0:
+                        return False
+                    # a notification may be stale (sent before this LISTEN): look again
+                    for _ in conn.notifies(timeout=left, stop_after=1):
+                        break
+                return True
+            finally:
+                if not _closed(conn):
+                    conn.execute(f"UNLISTEN {_q(self._channel)}")
+        except psycopg.Error as err:
+            raise self._error("waiting for events", err) from err
+        finally:
+            pool.putconn(conn)
 
     # -- state documents --
 

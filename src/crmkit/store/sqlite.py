@@ -94,6 +94,7 @@ from crmkit.store._base import (
     storable_id,
     version_copier,
 )
+from crmkit.store._events import EmitsChanges, Outbox, events_setting
 
 __all__ = ["SQLiteRepository", "SQLiteStore"]
 
@@ -106,6 +107,8 @@ _US = timedelta(microseconds=1)
 _NAT = -(2**63)  # numpy's NaT as int64
 _INT64 = (-(2**63), 2**63 - 1)
 _STATE_TABLE = "crmkit_state"
+_EVENTS_TABLE = "crmkit_events"
+_EVENT_COLUMNS = "position, kind, name, record_id, operation, version, fields, payload, actor, at"
 _DECIMAL_SUFFIX = "__decimal"
 
 #: fields worth an index wherever a record type has them (lookups, joins, common filters)
@@ -559,10 +562,22 @@ def _migration_3(conn: sqlite3.Connection) -> None:
     _create_table(conn, Merge)
 
 
+def _migration_4(conn: sqlite3.Connection) -> None:
+    """The outbox of change and domain events (``crmkit.events``): ``position`` counts up
+    and is never reused (``AUTOINCREMENT``); ``at`` is microseconds since the epoch."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {_EVENTS_TABLE} ("
+        "position INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL, "
+        "record_id TEXT, operation TEXT, version INTEGER, fields TEXT, payload TEXT, "
+        "actor TEXT, at INTEGER NOT NULL)"
+    )
+
+
 _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_4,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -1000,7 +1015,11 @@ class SQLiteRepository(Generic[T]):
         raise_batch_problems(self._name, batch, self._codec.encoding_problems)
 
 
-class _CheckedSQLiteRepository(IntegrityChecked, SQLiteRepository[T]):
+class _EmittingSQLiteRepository(EmitsChanges, SQLiteRepository[T]):
+    """A SQLiteRepository whose writes yield change events (when the store's are on)."""
+
+
+class _CheckedSQLiteRepository(IntegrityChecked, EmitsChanges, SQLiteRepository[T]):
     """A SQLiteRepository whose writes check the rules that span records (campaign members)."""
 
 
@@ -1034,9 +1053,17 @@ class SQLiteStore(RepositoryAccess):
     Other processes may open the same file: WAL lets them read while one writes, and a
     writer waits up to ``timeout`` seconds for the write lock before a
     :class:`~crmkit.errors.StorageError` says the database is locked.
+
+    ``events=True`` turns the outbox of :mod:`crmkit.events` on for the database (and
+    ``False`` off); the choice is kept in the file, so every process that opens it later
+    with the default ``events=None`` follows it.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 5.0, events: bool | None = None
+    ) -> None:
+        if events is not None and not isinstance(events, bool):
+            raise ValidationError("SQLiteStore", "events", events, "must be True, False or None")
         self._path = path
         self._label = ":memory:" if path == ":memory:" else repr(os.fspath(path))
         self._lock = threading.RLock()
@@ -1059,14 +1086,18 @@ class SQLiteStore(RepositoryAccess):
         except BaseException:
             self.close()
             raise
+        self._outbox = Outbox(self._events_write, enabled=False)
         self._repos: dict[type[Any], SQLiteRepository[Any]] = {
-            t: (_CheckedSQLiteRepository if t in CHECKED_TYPES else SQLiteRepository)(self, t)
+            t: (_CheckedSQLiteRepository if t in CHECKED_TYPES else _EmittingSQLiteRepository)(
+                self, t
+            )
             for t in RECORD_TYPES
         }
         self._generation = -1  # the registry's generation the repositories reflect
         self._synced_in_transaction = False  # a rollback may undo what _sync created
         try:
             self._sync()
+            self._outbox.enabled = events_setting(self, events)
         except BaseException:
             self.close()
             raise
@@ -1214,7 +1245,7 @@ class SQLiteStore(RepositoryAccess):
                 if t not in self._repos:
                     with self.transaction():
                         self._open_custom(t)
-                    self._repos[t] = SQLiteRepository(self, t)
+                    self._repos[t] = _EmittingSQLiteRepository(self, t)
             self._generation = generation
             for t, declared in list(DECLARED.items()):
                 for name, field in declared.items():
@@ -1303,7 +1334,7 @@ class SQLiteStore(RepositoryAccess):
         is accepted for the protocol and ignored: write transactions already run one at
         a time.
         """
-        with self._lock:
+        with self._outbox.delivering(), self._lock:
             depth = self._depth
             savepoint = f"crmkit_{depth}"
             self._run(
@@ -1313,7 +1344,8 @@ class SQLiteStore(RepositoryAccess):
             self._depth = depth + 1
             self._owner = threading.get_ident()
             try:
-                yield
+                with self._outbox.level(depth == 0):
+                    yield
             except BaseException:
                 self._depth = depth
                 if depth == 0:
@@ -1398,6 +1430,49 @@ class SQLiteStore(RepositoryAccess):
                 return self._conn.execute(sql, (table,)).fetchall()
         except sqlite3.Error as err:
             raise self._error("reading the database layout", err) from err
+
+    # -- events (see crmkit.events) --
+
+    def _events_transaction(self) -> Any:
+        return self.transaction()
+
+    def _events_write(self, rows: list[tuple[Any, ...]], at: datetime) -> int:
+        """Append ``rows`` to the outbox (inside the outermost transaction, which holds
+        the write lock: positions are handed out in commit order)."""
+        micros = (at - _EPOCH) // _US
+        try:
+            found = self._conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = ?", (_EVENTS_TABLE,)
+            ).fetchone()
+            first = (int(found[0]) if found else 0) + 1
+            self._conn.executemany(
+                f"INSERT INTO {_EVENTS_TABLE} ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(first + i, *row, micros) for i, row in enumerate(rows)],
+            )
+        except sqlite3.Error as err:
+            raise self._error(f"writing {len(rows)} events", err) from err
+        return first
+
+    def _events_read(self, after: int, limit: int | None) -> list[Any]:
+        try:
+            with self._lock:
+                return self._conn.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM {_EVENTS_TABLE} WHERE position > ? "
+                    "ORDER BY position LIMIT ?",
+                    (after, -1 if limit is None else limit),
+                ).fetchall()
+        except sqlite3.Error as err:
+            raise self._error("reading events", err) from err
+
+    def _events_trim(self, through: int) -> int:
+        try:
+            with self._lock:
+                cursor = self._conn.execute(
+                    f"DELETE FROM {_EVENTS_TABLE} WHERE position <= ?", (through,)
+                )
+                return int(cursor.rowcount)
+        except sqlite3.Error as err:
+            raise self._error("trimming events", err) from err
 
     def load_state(self, name: str) -> dict[str, Any] | None:
         """A small JSON document saved with :meth:`save_state`, or ``None``."""
