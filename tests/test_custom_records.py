@@ -26,6 +26,7 @@ from crmkit.codec import from_dict, from_json, to_dict, to_json
 from crmkit.criteria import F, bind
 from crmkit.dedupe import merge, unmerge
 from crmkit.errors import CriteriaError, StorageError, ValidationError
+from crmkit.events import ChangeEvent, read
 from crmkit.hierarchy import AccountHierarchy, rollup_related
 from crmkit.io import export_csv, import_csv
 from crmkit.records import RECORD_TYPES, Account
@@ -485,3 +486,34 @@ def test_strategies_draw_typed_custom_values(typed: None) -> None:
         assert isinstance(record.custom["seats"], int)
 
     check()
+
+
+# -- change events ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
+def test_writes_of_a_registered_type_yield_change_events(backend: str, tmp_path: Path) -> None:
+    schema = f"crmkit_test_{uuid.uuid4().hex[:12]}"
+    if backend == "memory":
+        store: Any = MemoryStore(events=True)
+    elif backend == "sqlite":
+        store = StoreFactory("sqlite", str(tmp_path / "events.db"))(events=True)
+    else:
+        require_postgres()
+        store = StoreFactory("postgres", POSTGRES_DSN, schema)(events=True)
+    try:
+        subscriptions = store.repository(Subscription)
+        subscriptions.add(Subscription(id="s1", seats=3))
+        subscriptions.patch("s1", seats=5)
+        subscriptions.delete("s1")
+        changes = [e for e in read(store) if isinstance(e, ChangeEvent)]
+        assert [(e.record_type, e.record_id, e.operation, e.version) for e in changes] == [
+            ("Subscription", "s1", "insert", 1),
+            ("Subscription", "s1", "update", 2),
+            ("Subscription", "s1", "delete", 2),
+        ]
+        assert changes[1].fields == ("seats",)
+    finally:
+        store.close()
+        if backend == "postgres":
+            drop_schema(schema)
