@@ -603,7 +603,31 @@ def index_fields(record_type: type[Any], fields: Sequence[str]) -> tuple[str, ..
 
 
 def order_fields(record_type: type[Any], order_by: str | Sequence[str]) -> list[tuple[str, bool]]:
-    """``order_by`` as ``[(field, descending)]``, checked against the record type."""
+    """``order_by`` as ``[(field, descending)]``, checked against the record type (each
+    checked form is kept, so a repeated query does not check it again)."""
+    key = (record_type, order_by if isinstance(order_by, str) else order_key(order_by))
+    known = _ORDERS.get(key)
+    if known is not None:
+        return list(known)
+    result = _order_fields(record_type, order_by)
+    if key[1] is not None:
+        if len(_ORDERS) >= 512:
+            _ORDERS.clear()
+        _ORDERS[key] = tuple(result)
+    return result
+
+
+def order_key(order_by: Any) -> tuple[str, ...] | None:
+    """``order_by`` as a hashable key for the caches of checked orders, or ``None``."""
+    if isinstance(order_by, (list, tuple)) and all(type(item) is str for item in order_by):
+        return tuple(order_by)
+    return None
+
+
+_ORDERS: dict[tuple[type[Any], Any], tuple[tuple[str, bool], ...]] = {}
+
+
+def _order_fields(record_type: type[Any], order_by: Any) -> list[tuple[str, bool]]:
     if isinstance(order_by, str):
         items: list[Any] = [order_by]
     elif isinstance(order_by, (list, tuple)):

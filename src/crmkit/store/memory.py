@@ -53,7 +53,7 @@ from crmkit.store._base import (
     sort_records,
     version_copier,
 )
-from crmkit.store._index import Access, FieldIndex, ids_of, ordered_scan, plan
+from crmkit.store._index import Access, FieldIndex, estimate, ids_of, ordered_scan, plan
 
 __all__ = ["MemoryRepository", "MemoryStore"]
 
@@ -62,6 +62,7 @@ T = TypeVar("T")
 _MISSING = object()
 _STATE = "<state>"  # journal key prefix for state documents (not a record type name)
 _SCAN_FRACTION = 4  # read candidates from an index only when they are at most 1/4 of all
+_PLANS = 256  # plans kept per repository (bound criteria are cached, so they repeat)
 
 
 class _Journal:
@@ -82,6 +83,9 @@ class MemoryRepository(Generic[T]):
         self._indexes: dict[tuple[str, str | None], FieldIndex] = {}
         self._declared: list[tuple[str, ...]] = []
         self._copy: Callable[[Any, int], Any] = version_copier(record_type)
+        # bound criteria -> (rows when planned, accesses or None): a repeated query reuses
+        # the plan and only re-counts its candidates
+        self._plans: dict[BoundCriteria, tuple[int, list[Access] | None]] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryRepository {plural(self._type)}: {len(self._rows)} records>"
@@ -175,7 +179,19 @@ class MemoryRepository(Generic[T]):
     def _plan(self, test: BoundCriteria) -> tuple[list[Access], int] | None:
         if test.matches_everything or not self._uses_indexes():
             return None
-        return plan(test, self._index)
+        size = len(self._rows)
+        known = self._plans.get(test)
+        if known is not None and size <= 2 * known[0] + 64 and known[0] <= 2 * size + 64:
+            accesses = known[1]
+            if accesses is None:
+                return None
+            index = self._index
+            return accesses, sum(estimate(access, index) for access in accesses)
+        planned = plan(test, self._index)
+        if len(self._plans) >= _PLANS:
+            self._plans.clear()
+        self._plans[test] = (size, None if planned is None else planned[0])
+        return planned
 
     def _candidates(self, planned: tuple[list[Access], int] | None) -> list[T]:
         """Every record that may match: from the indexes when they narrow the search."""
