@@ -109,6 +109,10 @@ class SortedRun:
     def __len__(self) -> int:
         return self._len
 
+    def first(self) -> tuple[Any, str] | None:
+        """The smallest ``(key, id)`` pair, or ``None`` when empty."""
+        return (self._keys[0][0], self._ids[0][0]) if self._keys else None
+
     def _chunk_for(self, key: Any, record_id: str) -> int:
         """The first chunk whose last pair is >= ``(key, record_id)``."""
         return bisect_left(self._maxes, (key, record_id))

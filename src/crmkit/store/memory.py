@@ -24,6 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -33,9 +34,7 @@ from crmkit._fields import check_state
 from crmkit._schema import plural
 from crmkit.criteria import BoundCriteria
 from crmkit.errors import AlreadyExists, ConflictError, NotFound, ValidationError
-from crmkit.records import (
-    RECORD_TYPES,
-)
+from crmkit.records import RECORD_TYPES, Reminder, ReminderStatus
 from crmkit.store._base import (
     CHECKED_TYPES,
     CriteriaLike,
@@ -53,9 +52,18 @@ from crmkit.store._base import (
     sort_records,
     version_copier,
 )
-from crmkit.store._index import Access, FieldIndex, estimate, ids_of, ordered_scan, plan
+from crmkit.store._index import (
+    Access,
+    FieldIndex,
+    Interval,
+    SortedRun,
+    estimate,
+    ids_of,
+    ordered_scan,
+    plan,
+)
 
-__all__ = ["MemoryRepository", "MemoryStore"]
+__all__ = ["MemoryReminderRepository", "MemoryRepository", "MemoryStore"]
 
 T = TypeVar("T")
 
@@ -361,6 +369,78 @@ class _CheckedMemoryRepository(IntegrityChecked, MemoryRepository[T]):
     """A MemoryRepository whose writes check the rules that span records (campaign members)."""
 
 
+def _open_due(reminder: Any) -> datetime | None:
+    """When an open reminder is effectively due (``snoozed_until``, else ``due_at``)."""
+    if reminder is _MISSING or reminder.status is not ReminderStatus.OPEN:
+        return None
+    due: datetime = reminder.snoozed_until or reminder.due_at
+    return due
+
+
+class MemoryReminderRepository(MemoryRepository[Reminder]):
+    """The reminders of a :class:`MemoryStore`: also keeps the open ones ordered by their
+    effective due time, so ``next_due`` and ``due`` read them in O(log n) however many
+    reminders are snoozed or done.
+
+    >>> from datetime import UTC, datetime
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = store.reminders.add_many([Reminder(id="b", title="Call", due_at=t),
+    ...                               Reminder(id="a", title="Mail", due_at=t)])
+    >>> store.reminders.first_open().id, [r.id for r in store.reminders.open_due_by(t)]
+    ('a', ['a', 'b'])
+    """
+
+    def __init__(self, store: MemoryStore, record_type: type[Reminder]) -> None:
+        super().__init__(store, record_type)
+        self._open: SortedRun | None = SortedRun()  # None: rebuilt on the next read
+
+    def _opened(self) -> SortedRun:
+        run = self._open
+        if run is None:
+            pairs = ((_open_due(r), i) for i, r in self._rows.items())
+            run = self._open = SortedRun((due, i) for due, i in pairs if due is not None)
+        return run
+
+    def first_open(self) -> Reminder | None:
+        """The open reminder effectively due first (ties by id), or ``None``."""
+        with self._store._lock:
+            first = self._opened().first()
+            return None if first is None else self._rows[first[1]]
+
+    def open_due_by(self, limit: datetime) -> list[Reminder]:
+        """The open reminders effectively due at or before ``limit``, by (due, id)."""
+        with self._store._lock:
+            rows = self._rows
+            pairs = self._opened().pairs(Interval(None, False, limit, True))
+            return [rows[record_id] for _, record_id in pairs]
+
+    def _track(self, record_id: str, old: Any, new: Any) -> None:
+        run = self._open
+        if run is None:
+            return
+        before, after = _open_due(old), _open_due(new)
+        if before == after:
+            return
+        if before is not None:
+            run.remove(before, record_id)
+        if after is not None:
+            run.add(after, record_id)
+
+    def _write(self, record_id: str, value: Any) -> None:
+        self._track(record_id, self._rows.get(record_id, _MISSING), value)
+        super()._write(record_id, value)
+
+    def _restore(self, record_id: str, value: Any) -> None:
+        self._track(record_id, self._rows.get(record_id, _MISSING), value)
+        super()._restore(record_id, value)
+
+    def _drop_indexes_for(self, changes: int) -> None:
+        if changes > max(256, len(self._rows) // 8):
+            self._open = None
+        super()._drop_indexes_for(changes)
+
+
 class MemoryStore(RepositoryAccess):
     """A complete store in memory: fast, isolated per instance, thread-safe.
 
@@ -393,6 +473,7 @@ class MemoryStore(RepositoryAccess):
             t: (_CheckedMemoryRepository if t in CHECKED_TYPES else MemoryRepository)(self, t)
             for t in RECORD_TYPES
         }
+        self._repos[Reminder] = MemoryReminderRepository(self, Reminder)
         self._state: dict[str, dict[str, Any]] = {}
         self._closed = False
 
