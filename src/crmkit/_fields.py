@@ -690,14 +690,18 @@ def compile_init(cls: type[Any]) -> None:
             params.append(f"{x}=_d{i}")
         if not converted and a.converter is not None:
             if kind == "text":
-                convert.append(
-                    f"    {x} = ({x}.strip() or None) if type({x}) is str else _k{i}({x})"
+                convert.append(  # None stays None: no call
+                    f"    if type({x}) is str:\n        {x} = {x}.strip() or None\n"
+                    f"    elif {x} is not None:\n        {x} = _k{i}({x})"
                 )
             elif kind == "enum" and spec is not None:
                 ns[f"_e{i}"] = spec[1]
                 convert.append(f"    if type({x}) is not _e{i}:\n        {x} = _k{i}({x})")
             elif kind in ("int", "float"):
-                convert.append(f"    if type({x}) is not {kind}:\n        {x} = _k{i}({x})")
+                convert.append(
+                    f"    if {x} is not None and type({x}) is not {kind}:\n"
+                    f"        {x} = _k{i}({x})"
+                )
             elif kind == "moment":
                 convert.append(f"    if {x} is not None:\n        {x} = _k{i}({x})")
             else:

@@ -113,3 +113,28 @@ def test_a_repeated_order_by_is_checked_every_time(store: MemoryStore | SQLiteSt
         assert [a.id for a in store.accounts.query(order_by=["-name"])] == ["true", "text", "one"]
         with pytest.raises(CriteriaError):
             store.accounts.query(order_by=["nope"])
+
+
+def test_a_repeated_lookup_of_exact_keys_reads_each_record_once() -> None:
+    store = MemoryStore(index_from=0)
+    store.accounts.add_many(
+        [Account(id=f"a{i:02d}", name="A", industry=f"i{i % 10}") for i in range(40)]
+    )
+    for _ in range(3):  # the first query plans, the others read the cached plan's keys
+        assert [a.id for a in store.accounts.query(F.industry == "i3")] == [
+            "a03",
+            "a13",
+            "a23",
+            "a33",
+        ]
+        assert [a.id for a in store.accounts.query(F.industry.isin(["i1", "i2", "i1"]))] == [
+            "a01",
+            "a02",
+            "a11",
+            "a12",
+            "a21",
+            "a22",
+            "a31",
+            "a32",
+        ]
+        assert store.accounts.query(F.industry == "Mining") == []

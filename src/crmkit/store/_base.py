@@ -605,6 +605,8 @@ def index_fields(record_type: type[Any], fields: Sequence[str]) -> tuple[str, ..
 def order_fields(record_type: type[Any], order_by: str | Sequence[str]) -> list[tuple[str, bool]]:
     """``order_by`` as ``[(field, descending)]``, checked against the record type (each
     checked form is kept, so a repeated query does not check it again)."""
+    if type(order_by) is tuple and not order_by:  # the default: id order
+        return []
     key = (record_type, order_by if isinstance(order_by, str) else order_key(order_by))
     known = _ORDERS.get(key)
     if known is not None:

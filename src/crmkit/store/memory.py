@@ -61,6 +61,7 @@ from crmkit.store._index import (
     ids_of,
     ordered_scan,
     plan,
+    point_ids,
 )
 
 __all__ = ["MemoryReminderRepository", "MemoryRepository", "MemoryStore"]
@@ -71,6 +72,7 @@ _MISSING = object()
 _STATE = "<state>"  # journal key prefix for state documents (not a record type name)
 _SCAN_FRACTION = 4  # read candidates from an index only when they are at most 1/4 of all
 _PLANS = 256  # plans kept per repository (bound criteria are cached, so they repeat)
+_Planned = tuple[list[Access], int, "list[str] | None"]  # accesses, their size, their ids
 
 
 class _Journal:
@@ -150,8 +152,9 @@ class MemoryRepository(Generic[T]):
                     return found[offset:end]
             rows = self._candidates(planned)
         found = rows if test.matches_everything else test.filter(rows)
-        sort_records(found, self._type, order_by)
-        return found[offset:end]
+        if len(found) > 1:
+            sort_records(found, self._type, order_by)
+        return found if offset == 0 and end is None else found[offset:end]
 
     def count(self, criteria: CriteriaLike = None) -> int:
         test = bound(criteria, self._type)
@@ -184,7 +187,9 @@ class MemoryRepository(Generic[T]):
             self._indexes[(field, partition)] = index
         return index
 
-    def _plan(self, test: BoundCriteria) -> tuple[list[Access], int] | None:
+    def _plan(self, test: BoundCriteria) -> _Planned | None:
+        """Index accesses for ``test``, how many ids they read, and those ids when reading
+        them was as cheap as counting them (a lookup of exact keys)."""
         if test.matches_everything or not self._uses_indexes():
             return None
         size = len(self._rows)
@@ -194,18 +199,22 @@ class MemoryRepository(Generic[T]):
             if accesses is None:
                 return None
             index = self._index
-            return accesses, sum(estimate(access, index) for access in accesses)
+            ids = point_ids(accesses, index)
+            if ids is not None:
+                return accesses, len(ids), ids
+            return accesses, sum(estimate(access, index) for access in accesses), None
         planned = plan(test, self._index)
         if len(self._plans) >= _PLANS:
             self._plans.clear()
         self._plans[test] = (size, None if planned is None else planned[0])
-        return planned
+        return None if planned is None else (planned[0], planned[1], None)
 
-    def _candidates(self, planned: tuple[list[Access], int] | None) -> list[T]:
+    def _candidates(self, planned: _Planned | None) -> list[T]:
         """Every record that may match: from the indexes when they narrow the search."""
         rows = self._rows
         if planned is not None and planned[1] <= len(rows) // _SCAN_FRACTION:
-            return [rows[i] for i in ids_of(planned[0], self._index)]
+            ids = planned[2]
+            return [rows[i] for i in (ids_of(planned[0], self._index) if ids is None else ids)]
         return list(rows.values())
 
     def _ordered(self, test: BoundCriteria, order: tuple[str, bool], end: int) -> list[T] | None:
