@@ -739,6 +739,17 @@ _NEEDS_RECORD = frozenset(_VALIDATED_WITH) | {d for ds in _VALIDATED_WITH.values
 _UNPATCHABLE = frozenset({"id", "version"})
 
 
+_FIELDS: dict[type[Any], dict[str, attrs.Attribute[Any]]] = {}
+
+
+def _fields_of(record_type: type[Any]) -> dict[str, attrs.Attribute[Any]]:
+    """``attrs.fields_dict(record_type)``, built once per class (attrs builds it per call)."""
+    known = _FIELDS.get(record_type)
+    if known is None:
+        known = _FIELDS[record_type] = attrs.fields_dict(record_type)
+    return known
+
+
 def patch_fields(record_type: type[Any], record_id: Any, changes: Any) -> dict[str, Any]:
     """``changes`` checked as a mapping of field names of ``record_type`` to new values."""
     name = record_type.__name__
@@ -750,7 +761,7 @@ def patch_fields(record_type: type[Any], record_id: Any, changes: Any) -> dict[s
             "a patch is a non-empty mapping of field names to values",
             record_id=record_id if isinstance(record_id, str) else None,
         )
-    known = attrs.fields_dict(record_type)
+    known = _fields_of(record_type)
     for field in changes:
         if field in _UNPATCHABLE or field not in known:
             reason = (
@@ -762,11 +773,12 @@ def patch_fields(record_type: type[Any], record_id: Any, changes: Any) -> dict[s
     return dict(changes)
 
 
-def patch_record(record: T, changes: Mapping[str, Any]) -> T:
+def patch_record(record: T, changes: Mapping[str, Any], version: int | None = None) -> T:
     """``record`` with ``changes`` applied, converting and validating only what changed.
 
     ``attrs.evolve`` would check every field again; a patch of two fields of a wide
-    record checks two (plus any field whose validator reads a changed one).
+    record checks two (plus any field whose validator reads a changed one). ``version``
+    stamps the copy (default: the record's own).
 
     >>> from crmkit.records import Account
     >>> acme = Account(id="a1", name="Acme", employees=10)
@@ -778,8 +790,8 @@ def patch_record(record: T, changes: Mapping[str, Any]) -> T:
     12
     """
     cls = type(record)
-    known = attrs.fields_dict(cast(Any, cls))
-    new = version_copier(cls)(record, cast(Any, record).version)
+    known = _fields_of(cls)
+    new = version_copier(cls)(record, cast(Any, record).version if version is None else version)
     checked: list[str] = []
     for name, value in changes.items():
         field = known[name]
@@ -802,7 +814,7 @@ def convert_patch(record_type: type[T], record_id: str, changes: Mapping[str, An
     :func:`patch_record`)."""
     if any(name in _NEEDS_RECORD for name in changes):
         return None
-    known = attrs.fields_dict(cast(Any, record_type))
+    known = _fields_of(record_type)
     probe: Any = object.__new__(record_type)
     object.__setattr__(probe, "id", record_id)
     for name, value in changes.items():

@@ -298,7 +298,7 @@ class MemoryRepository(Generic[T]):
             old: Any = self.get(record_id)
             if expected_version is not None and old.version != expected_version:
                 raise ConflictError(self._name, record_id, expected_version, old.version)
-            stored: T = self._copy(patch_record(old, changes), old.version + 1)
+            stored: T = patch_record(old, changes, old.version + 1)
             self._write(record_id, stored)
             return stored
 
