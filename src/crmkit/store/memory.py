@@ -32,6 +32,7 @@ import numpy as np
 from crmkit._columns import columns_of, field_kind
 from crmkit._fields import check_state
 from crmkit._schema import plural
+from crmkit._time import micros
 from crmkit.criteria import BoundCriteria
 from crmkit.errors import AlreadyExists, ConflictError, NotFound, ValidationError
 from crmkit.records import RECORD_TYPES, Reminder, ReminderStatus
@@ -378,12 +379,12 @@ class _CheckedMemoryRepository(IntegrityChecked, MemoryRepository[T]):
     """A MemoryRepository whose writes check the rules that span records (campaign members)."""
 
 
-def _open_due(reminder: Any) -> datetime | None:
-    """When an open reminder is effectively due (``snoozed_until``, else ``due_at``)."""
+def _open_due(reminder: Any) -> int | None:
+    """When an open reminder is effectively due (``snoozed_until``, else ``due_at``), in
+    microseconds (integers sort and compare faster than datetimes)."""
     if reminder is _MISSING or reminder.status is not ReminderStatus.OPEN:
         return None
-    due: datetime = reminder.snoozed_until or reminder.due_at
-    return due
+    return micros(reminder.snoozed_until or reminder.due_at)
 
 
 class MemoryReminderRepository(MemoryRepository[Reminder]):
@@ -421,7 +422,7 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
         """The open reminders effectively due at or before ``limit``, by (due, id)."""
         with self._store._lock:
             rows = self._rows
-            pairs = self._opened().pairs(Interval(None, False, limit, True))
+            pairs = self._opened().pairs(Interval(None, False, micros(limit), True))
             return [rows[record_id] for _, record_id in pairs]
 
     def _track(self, record_id: str, old: Any, new: Any) -> None:
@@ -448,6 +449,13 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
         if changes > max(256, len(self._rows) // 8):
             self._open = None
         super()._drop_indexes_for(changes)
+
+    def add_many(self, records: Iterable[Reminder]) -> list[Reminder]:
+        """Add every reminder or none; a large batch re-sorts the open ones once, here."""
+        with self._store._lock:
+            stored = super().add_many(records)
+            self._opened()
+            return stored
 
 
 class MemoryStore(RepositoryAccess):
