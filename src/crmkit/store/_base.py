@@ -542,7 +542,7 @@ def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
             return known[1]
     try:
         data = criteria.to_dict() if isinstance(criteria, Criteria) else criteria
-        key = json.dumps(data, allow_nan=False)
+        key = _KEY.encode(data)
     except (TypeError, ValueError, RecursionError):  # not JSON: bind it afresh
         return bind(criteria, record_type)
     result = _bind_json(key, cast(Hashable, record_type))
@@ -552,6 +552,10 @@ def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
         _BY_OBJECT[(id(criteria), record_type)] = (weakref.ref(criteria), result)
     return result
 
+
+#: the cache key of criteria in their JSON form (one encoder: ``json.dumps`` with options
+#: builds a new one per call)
+_KEY = json.JSONEncoder(allow_nan=False)
 
 #: criteria objects bound lately, by identity (the weak reference tells a reused id apart)
 _BY_OBJECT: dict[tuple[int, type[Any]], tuple[weakref.ref[Any], BoundCriteria]] = {}
