@@ -149,6 +149,11 @@ def check_json(
             raise ValidationError(record, field, item, problem, record_id=record_id)
 
 
+#: validators the compiled ``__init__`` may check inline, with the field maker's
+#: parameters (see :func:`compile_init`)
+_FAST: dict[Callable[..., Any], tuple[Any, ...]] = {}
+
+
 def fail(inst: Any, attribute: attrs.Attribute[Any], value: Any, reason: str) -> NoReturn:
     raise ValidationError(
         type(inst).__name__,
@@ -202,6 +207,7 @@ def _check_text(required: bool) -> Callable[[Any, attrs.Attribute[Any], Any], No
         if problem is not None:
             fail(inst, attribute, value, problem)
 
+    _FAST[check] = ("text", required)
     return check
 
 
@@ -254,6 +260,8 @@ def choice(enum_type: type[enum.Enum], *, default: Any = attrs.NOTHING) -> Any:
         if not isinstance(value, enum_type):
             fail(inst, attribute, value, f"must be one of {allowed}")
 
+    _FAST[check] = ("enum", enum_type, optional)
+
     return attrs.field(
         default=default,
         converter=convert,
@@ -291,6 +299,14 @@ def _number_check(
         if maximum is not None and value > maximum:
             fail(inst, attribute, value, f"must be <= {maximum}")
 
+    if kind == "int":
+        low = INT64_MIN if minimum is None else max(int(minimum), INT64_MIN)
+        high = INT64_MAX if maximum is None else min(int(maximum), INT64_MAX)
+        _FAST[check] = ("int", low, high, optional)
+    elif kind == "float":
+        low_f = -math.inf if minimum is None else minimum
+        high_f = math.inf if maximum is None else maximum
+        _FAST[check] = ("float", low_f, high_f, optional)
     return check
 
 
@@ -370,6 +386,7 @@ def flag(*, default: bool) -> Any:
         if not isinstance(value, bool):
             fail(inst, attribute, value, "must be True or False")
 
+    _FAST[check] = ("bool",)
     return attrs.field(default=default, validator=check, metadata={"kind": "bool"})
 
 
@@ -401,6 +418,7 @@ def moment(*, required: bool = False) -> Any:
                 "must be timezone-aware; add tzinfo=timezone.utc or a ZoneInfo",
             )
 
+    _FAST[check] = ("moment", required)
     if required:
         return attrs.field(converter=_to_utc, validator=check, metadata={"kind": "datetime"})
     return attrs.field(
@@ -502,6 +520,7 @@ def custom() -> Any:
             if problem is not None:
                 fail(inst, attribute, item, f"custom field {key!r} {problem}")
 
+    _FAST[check] = ("custom",)
     return attrs.field(
         factory=dict,
         converter=_to_custom,
@@ -645,3 +664,129 @@ def criteria_field() -> Any:
             )
 
     return attrs.field(default=None, validator=check, metadata={"kind": "json"})
+
+
+def compile_init(cls: type[Any]) -> None:
+    """Give the record class ``cls`` an ``__init__`` that converts and checks its fields
+    inline, about twice as fast as the one attrs writes, with the same results and errors.
+
+    Every field is converted first and then checked in field order, as attrs does. A
+    value of the plain expected type (``str`` for text, ``int`` for a whole number ...)
+    is handled inline; anything else goes to the field's own converter and validator, so
+    every message stays the one they raise. The code is generated from the class's attrs
+    fields (never from data), the way attrs generates its own.
+
+    >>> @attrs.frozen(kw_only=True)
+    ... class Note:
+    ...     id: str = record_id()
+    ...     stars: int | None = integer(maximum=5)
+    >>> compile_init(Note)
+    >>> Note(id=" n1 ", stars=5)
+    Note(id='n1', stars=5)
+    >>> Note(id="n1", stars=6)
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: Note 'n1' field 'stars' = 6: must be <= 5
+    """
+    ns: dict[str, Any] = {
+        "_NOTHING": attrs.NOTHING,
+        "_isfinite": math.isfinite,
+        "_datetime": datetime,
+        "_disabled": attrs.validators.get_disabled,
+    }
+    params: list[str] = []
+    convert: list[str] = []
+    check: list[str] = []
+    for i, a in enumerate(attrs.fields(cls)):
+        setter = getattr(cls.__dict__.get(a.name), "__set__", None)
+        factory = a.default if isinstance(a.default, attrs.Factory) else None  # type: ignore[arg-type]
+        if (
+            not a.init
+            or setter is None
+            or a.alias is None
+            or not a.alias.isidentifier()
+            or a.alias.startswith("_")
+            or (factory is not None and factory.takes_self)
+            or isinstance(a.converter, attrs.Converter)
+        ):
+            return  # a shape this compiler does not know: keep attrs' __init__
+        x = a.alias
+        ns[f"_s{i}"], ns[f"_a{i}"] = setter, a
+        ns[f"_k{i}"], ns[f"_v{i}"] = a.converter, a.validator
+        spec = _FAST.get(a.validator) if a.validator is not None else None
+        kind = None if spec is None else spec[0]
+        if kind == "text" and a.converter is not _blank_to_none:
+            kind = None
+        converted = False
+        if factory is not None:
+            params.append(f"{x}=_NOTHING")
+            ns[f"_f{i}"] = factory.factory
+            if kind == "custom" and factory.factory is dict:  # {} converts to a new {}
+                convert.append(f"    {x} = {{}} if {x} is _NOTHING else _k{i}({x})")
+                converted = True
+            else:
+                convert.append(f"    if {x} is _NOTHING:\n        {x} = _f{i}()")
+        elif a.default is attrs.NOTHING:
+            params.append(x)
+        else:
+            ns[f"_d{i}"] = a.default
+            params.append(f"{x}=_d{i}")
+        if not converted and a.converter is not None:
+            if kind == "text":
+                convert.append(  # None stays None: no call
+                    f"    if type({x}) is str:\n        {x} = {x}.strip() or None\n"
+                    f"    elif {x} is not None:\n        {x} = _k{i}({x})"
+                )
+            elif kind == "enum" and spec is not None:
+                ns[f"_e{i}"] = spec[1]
+                convert.append(f"    if type({x}) is not _e{i}:\n        {x} = _k{i}({x})")
+            elif kind in ("int", "float"):
+                convert.append(
+                    f"    if {x} is not None and type({x}) is not {kind}:\n"
+                    f"        {x} = _k{i}({x})"
+                )
+            elif kind == "moment":
+                convert.append(f"    if {x} is not None:\n        {x} = _k{i}({x})")
+            else:
+                convert.append(f"    {x} = _k{i}({x})")
+        convert.append(f"    _s{i}(self, {x})")
+        if a.validator is None:
+            continue
+        call = f"_v{i}(self, _a{i}, {x})"
+        if kind == "text" and spec is not None:
+            plain = f"type({x}) is str and {x}.isascii() and '\\x00' not in {x}"
+            none = f"{x} is None or" if spec[1] else f"{x} is not None and"
+            check.append(f"    if {none} not ({plain}):\n        {call}")
+        elif kind == "enum" and spec is not None:
+            ns[f"_e{i}"] = spec[1]
+            none_ok = f"{x} is not None and " if spec[2] else ""
+            check.append(f"    if {none_ok}type({x}) is not _e{i}:\n        {call}")
+        elif kind in ("int", "float") and spec is not None:
+            ns[f"_lo{i}"], ns[f"_hi{i}"] = spec[1], spec[2]
+            finite = f" or not _isfinite({x})" if kind == "float" else ""
+            bad = f"type({x}) is not {kind}{finite} or {x} < _lo{i} or {x} > _hi{i}"
+            none = f"{x} is not None and" if spec[3] else f"{x} is None or"
+            check.append(f"    if {none} ({bad}):\n        {call}")
+        elif kind == "bool":
+            check.append(f"    if type({x}) is not bool:\n        {call}")
+        elif kind == "moment" and spec is not None:
+            bad = f"type({x}) is not _datetime or {x}.tzinfo is None"
+            none = f"{x} is None or" if spec[1] else f"{x} is not None and"
+            check.append(f"    if {none} ({bad}):\n        {call}")
+        elif kind == "custom":
+            ns["_custom_checks"] = CUSTOM_CHECKS  # declared fields: required, defaults
+            check.append(
+                f"    if type({x}) is not dict or {x} or type(self) in _custom_checks:\n"
+                f"        {call}"
+            )
+        else:
+            check.append(f"    {call}")
+    lines = [f"def __init__(self, *, {', '.join(params)}):", *convert]
+    if check:
+        lines += ["    if not _disabled():", *("    " + c.replace("\n", "\n    ") for c in check)]
+    if hasattr(cls, "__attrs_post_init__"):
+        lines.append("    self.__attrs_post_init__()")
+    exec(compile("\n".join(lines) + "\n", f"<crmkit init {cls.__name__}>", "exec"), ns)
+    init = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    type.__setattr__(cls, "__init__", init)

@@ -770,3 +770,6 @@ RECORD_TYPES: tuple[type[Any], ...] = (
     Merge,
 )
 """Every record type, in the order stores create their tables."""
+
+for _record_type in RECORD_TYPES:  # inline conversion and checks: see f.compile_init
+    f.compile_init(_record_type)

@@ -266,3 +266,63 @@ def test_tick_is_idempotent_and_emits_each_alert_once(
         r.id for r in batch if (r.snoozed_until or r.due_at) + timedelta(hours=4) <= last
     }
     assert {rid for kind, rid in emitted if kind == "escalated"} == expected_esc
+
+
+def _schedule_then_fail(store: AnyStore, rid: str, at: datetime) -> None:
+    with store.transaction():
+        schedule(store, id=rid, title="t", due_at=at)
+        raise RuntimeError("roll back")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["schedule", "snooze", "complete", "cancel", "rollback"]),
+            st.integers(0, 7),
+            st.integers(0, 40),
+        ),
+        max_size=30,
+    ),
+    st.integers(0, 45),
+)
+def test_next_due_and_due_agree_with_sqlite_and_by_hand(
+    ops: list[tuple[str, int, int]], now_hours: int
+) -> None:
+    """The memory store answers next_due/due from its ordered open reminders: the same
+    answers as SQLite's queries and as a scan, after snoozes, completions, cancels,
+    rolled-back transactions and a large batch."""
+    base = utc(2026, 1, 5)
+    stores: list[AnyStore] = [MemoryStore(), SQLiteStore(":memory:")]
+    bulk = [
+        Reminder(id=f"b{i:03d}", title="t", due_at=base + timedelta(hours=i % 50))
+        for i in range(300)  # a large batch: the ordered structure is rebuilt on read
+    ]
+    for s in stores:
+        schedule_many(s, bulk)
+    for op, n, hours in ops:
+        rid, at = f"r{n}", base + timedelta(hours=hours)
+        for s in stores:
+            if op == "schedule" and rid not in s.reminders:
+                schedule(s, id=rid, title="t", due_at=at, remind_before_minutes=30 * (n % 2))
+            elif op == "rollback" and rid not in s.reminders:
+                with pytest.raises(RuntimeError):
+                    _schedule_then_fail(s, rid, at)
+            elif rid in s.reminders and s.reminders.get(rid).status.value == "open":
+                if op == "snooze":
+                    snooze(s, rid, at)
+                elif op == "complete":
+                    complete(s, rid, at)
+                elif op == "cancel":
+                    cancel(s, rid)
+        assert next_due(stores[0]) == next_due(stores[1])  # reads between the writes
+    now = base + timedelta(hours=now_hours)
+    memory, sqlite = stores
+    open_ = [r for r in memory.reminders if r.status.value == "open"]
+    first = min(open_, key=lambda r: (r.snoozed_until or r.due_at, r.id), default=None)
+    assert next_due(memory) == next_due(sqlite) == first
+    by_hand = sorted((alert_at(r), r.id) for r in open_ if alert_at(r) <= now)
+    assert [r.id for r in due(memory, now)] == [r.id for r in due(sqlite, now)]
+    assert [r.id for r in due(memory, now)] == [rid for _, rid in by_hand]
+    for s in stores:
+        s.close()

@@ -39,6 +39,7 @@ from crmkit.reminders._calendar import BusinessCalendar, localize
 from crmkit.reminders._recurrence import check_rule, parse_rule, walk
 from crmkit.reminders._transact import transact
 from crmkit.store._base import Store
+from crmkit.store.memory import MemoryReminderRepository
 
 __all__ = [
     "STATE_DOC",
@@ -167,6 +168,8 @@ def alert_at(reminder: Reminder) -> datetime:
 
 
 def _bump_max_before(store: Store, minutes: int) -> None:
+    if minutes <= 0:  # the recorded largest lead time is never below 0
+        return
     doc = store.load_state(STATE_DOC) or {}
     if minutes > int(doc.get("max_before_minutes", 0)):
         store.save_state(STATE_DOC, {**doc, "max_before_minutes": minutes})
@@ -300,7 +303,9 @@ def snooze(store: Store, reminder_id: str, until: datetime) -> Reminder:
 
     def operation() -> Reminder:
         reminder = _get_open(store, reminder_id)
-        return store.reminders.update(attrs.evolve(reminder, snoozed_until=until))
+        return store.reminders.patch(
+            reminder_id, expected_version=reminder.version, snoozed_until=until
+        )
 
     return transact(store, operation)
 
@@ -323,7 +328,9 @@ def cancel(store: Store, reminder_id: str) -> Reminder:
 
     def operation() -> Reminder:
         reminder = _get_open(store, reminder_id)
-        return store.reminders.update(attrs.evolve(reminder, status=ReminderStatus.CANCELLED))
+        return store.reminders.patch(
+            reminder_id, expected_version=reminder.version, status=ReminderStatus.CANCELLED
+        )
 
     return transact(store, operation)
 
@@ -346,8 +353,11 @@ def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
 
     def operation() -> Completion:
         reminder = _get_open(store, reminder_id)
-        done = store.reminders.update(
-            attrs.evolve(reminder, status=ReminderStatus.DONE, completed_at=now)
+        done = store.reminders.patch(  # only the changed columns are written
+            reminder_id,
+            expected_version=reminder.version,
+            status=ReminderStatus.DONE,
+            completed_at=now,
         )
         spawned = None
         if reminder.rrule is not None:
@@ -572,7 +582,16 @@ def due(store: Store, now: datetime) -> list[Reminder]:
     now = _aware(now, "now")
     doc = store.load_state(STATE_DOC) or {}
     ahead = timedelta(minutes=int(doc.get("max_before_minutes", 0)))
-    found = store.reminders.query(_open_due_before(now + ahead, now))
+    repo = store.reminders
+    if isinstance(repo, MemoryReminderRepository):  # open reminders kept by effective due
+        found = [
+            r
+            for r in repo.open_due_by(now + ahead)
+            if (r.snoozed_until is None and r.due_at <= now + ahead)
+            or (r.snoozed_until is not None and r.snoozed_until <= now)
+        ]
+    else:
+        found = repo.query(_open_due_before(now + ahead, now))
     if not ahead:  # alert time is the effective due time, which the query bounded
         return sorted(found, key=lambda r: (effective_due(r), r.id))
     alerts = [(alert_at(r), r.id, r) for r in found]
@@ -633,6 +652,9 @@ def next_due(store: Store) -> Reminder | None:
     >>> next_due(store).id
     'b'
     """
+    repo = store.reminders
+    if isinstance(repo, MemoryReminderRepository):  # open reminders kept by effective due
+        return repo.first_open()
     plain_open, snoozed_open = _next_due_criteria()
     plain = store.reminders.query(plain_open, order_by=["due_at"], limit=1)
     snoozed = store.reminders.query(snoozed_open, order_by=["snoozed_until"], limit=1)

@@ -554,7 +554,7 @@ def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
             return known[1]
     try:
         data = criteria.to_dict() if isinstance(criteria, Criteria) else criteria
-        key = json.dumps(data, allow_nan=False)
+        key = _KEY.encode(data)
     except (TypeError, ValueError, RecursionError):  # not JSON: bind it afresh
         return bind(criteria, record_type)
     result = _bind_json(key, cast(Hashable, record_type))
@@ -564,6 +564,10 @@ def bound(criteria: CriteriaLike, record_type: type[Any]) -> BoundCriteria:
         _BY_OBJECT[(id(criteria), record_type)] = (weakref.ref(criteria), result)
     return result
 
+
+#: the cache key of criteria in their JSON form (one encoder: ``json.dumps`` with options
+#: builds a new one per call)
+_KEY = json.JSONEncoder(allow_nan=False)
 
 #: criteria objects bound lately, by identity (the weak reference tells a reused id apart)
 _BY_OBJECT: dict[tuple[int, type[Any]], tuple[weakref.ref[Any], BoundCriteria]] = {}
@@ -615,7 +619,33 @@ def index_fields(record_type: type[Any], fields: Sequence[str]) -> tuple[str, ..
 
 
 def order_fields(record_type: type[Any], order_by: str | Sequence[str]) -> list[tuple[str, bool]]:
-    """``order_by`` as ``[(field, descending)]``, checked against the record type."""
+    """``order_by`` as ``[(field, descending)]``, checked against the record type (each
+    checked form is kept, so a repeated query does not check it again)."""
+    if type(order_by) is tuple and not order_by:  # the default: id order
+        return []
+    key = (record_type, order_by if isinstance(order_by, str) else order_key(order_by))
+    known = _ORDERS.get(key)
+    if known is not None:
+        return list(known)
+    result = _order_fields(record_type, order_by)
+    if key[1] is not None:
+        if len(_ORDERS) >= 512:
+            _ORDERS.clear()
+        _ORDERS[key] = tuple(result)
+    return result
+
+
+def order_key(order_by: Any) -> tuple[str, ...] | None:
+    """``order_by`` as a hashable key for the caches of checked orders, or ``None``."""
+    if isinstance(order_by, (list, tuple)) and all(type(item) is str for item in order_by):
+        return tuple(order_by)
+    return None
+
+
+_ORDERS: dict[tuple[type[Any], Any], tuple[tuple[str, bool], ...]] = {}
+
+
+def _order_fields(record_type: type[Any], order_by: Any) -> list[tuple[str, bool]]:
     if isinstance(order_by, str):
         items: list[Any] = [order_by]
     elif isinstance(order_by, (list, tuple)):
@@ -725,6 +755,17 @@ _NEEDS_RECORD = frozenset(_VALIDATED_WITH) | {d for ds in _VALIDATED_WITH.values
 _UNPATCHABLE = frozenset({"id", "version"})
 
 
+_FIELDS: dict[type[Any], dict[str, attrs.Attribute[Any]]] = {}
+
+
+def _fields_of(record_type: type[Any]) -> dict[str, attrs.Attribute[Any]]:
+    """``attrs.fields_dict(record_type)``, built once per class (attrs builds it per call)."""
+    known = _FIELDS.get(record_type)
+    if known is None:
+        known = _FIELDS[record_type] = attrs.fields_dict(record_type)
+    return known
+
+
 def patch_fields(record_type: type[Any], record_id: Any, changes: Any) -> dict[str, Any]:
     """``changes`` checked as a mapping of field names of ``record_type`` to new values."""
     name = record_type.__name__
@@ -736,7 +777,7 @@ def patch_fields(record_type: type[Any], record_id: Any, changes: Any) -> dict[s
             "a patch is a non-empty mapping of field names to values",
             record_id=record_id if isinstance(record_id, str) else None,
         )
-    known = attrs.fields_dict(record_type)
+    known = _fields_of(record_type)
     for field in changes:
         if field in _UNPATCHABLE or field not in known:
             reason = (
@@ -748,11 +789,12 @@ def patch_fields(record_type: type[Any], record_id: Any, changes: Any) -> dict[s
     return dict(changes)
 
 
-def patch_record(record: T, changes: Mapping[str, Any]) -> T:
+def patch_record(record: T, changes: Mapping[str, Any], version: int | None = None) -> T:
     """``record`` with ``changes`` applied, converting and validating only what changed.
 
     ``attrs.evolve`` would check every field again; a patch of two fields of a wide
-    record checks two (plus any field whose validator reads a changed one).
+    record checks two (plus any field whose validator reads a changed one). ``version``
+    stamps the copy (default: the record's own).
 
     >>> from crmkit.records import Account
     >>> acme = Account(id="a1", name="Acme", employees=10)
@@ -764,8 +806,8 @@ def patch_record(record: T, changes: Mapping[str, Any]) -> T:
     12
     """
     cls = type(record)
-    known = attrs.fields_dict(cast(Any, cls))
-    new = version_copier(cls)(record, cast(Any, record).version)
+    known = _fields_of(cls)
+    new = version_copier(cls)(record, cast(Any, record).version if version is None else version)
     checked: list[str] = []
     for name, value in changes.items():
         field = known[name]
@@ -788,7 +830,7 @@ def convert_patch(record_type: type[T], record_id: str, changes: Mapping[str, An
     :func:`patch_record`)."""
     if any(name in _NEEDS_RECORD for name in changes):
         return None
-    known = attrs.fields_dict(cast(Any, record_type))
+    known = _fields_of(record_type)
     probe: Any = object.__new__(record_type)
     object.__setattr__(probe, "id", record_id)
     for name, value in changes.items():

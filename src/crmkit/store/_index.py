@@ -31,7 +31,15 @@ import attrs
 from crmkit._schema import schema_of
 from crmkit.criteria import _DOMAIN_OF_KIND, BoundCriteria, _in_domain, _Leaf, _Node
 
-__all__ = ["Access", "FieldIndex", "Interval", "SortedRun", "ordered_scan", "plan"]
+__all__ = [
+    "Access",
+    "FieldIndex",
+    "Interval",
+    "SortedRun",
+    "ordered_scan",
+    "plan",
+    "point_ids",
+]
 
 _ALL = object()  # the one partition of an index without a partition field
 _INDEXABLE = frozenset({"datetime", "number", "date", "text", "bool"})
@@ -108,6 +116,24 @@ class SortedRun:
 
     def __len__(self) -> int:
         return self._len
+
+    def first(self) -> tuple[Any, str] | None:
+        """The smallest ``(key, id)`` pair, or ``None`` when empty."""
+        return (self._keys[0][0], self._ids[0][0]) if self._keys else None
+
+    def ids_at(self, key: Any) -> list[str]:
+        """The ids whose key equals ``key``, ascending."""
+        found: list[str] = []
+        chunks, i = self._keys, bisect_left(self._max_keys, key)
+        while i < len(chunks):
+            keys = chunks[i]
+            lo = bisect_left(keys, key)
+            hi = bisect_right(keys, key, lo)
+            found += self._ids[i][lo:hi]
+            if hi < len(keys):
+                break
+            i += 1
+        return found
 
     def _chunk_for(self, key: Any, record_id: str) -> int:
         """The first chunk whose last pair is >= ``(key, record_id)``."""
@@ -302,6 +328,28 @@ def ids_of(accesses: Iterable[Access], index_for: IndexFor) -> set[str]:
             if access.nulls:
                 found.update(index.nulls.get(part, ()))
     return found
+
+
+def point_ids(accesses: list[Access], index_for: IndexFor) -> list[str] | None:
+    """The ids a plan of one lookup of exact keys reads (``F.industry == x``, ``in``),
+    without counting first; ``None`` for any other plan."""
+    if len(accesses) != 1:
+        return None
+    access = accesses[0]
+    if access.partition is not None or access.nulls:
+        return None
+    for interval in access.intervals:
+        if not (interval.low_inclusive and interval.high_inclusive) or interval.low is None:
+            return None
+        if interval.low != interval.high:
+            return None
+    run = index_for(access.field, None).runs.get(_ALL)
+    if run is None:
+        return []
+    if len(access.intervals) == 1:
+        return run.ids_at(access.intervals[0].low)
+    found = dict.fromkeys(i for interval in access.intervals for i in run.ids_at(interval.low))
+    return list(found)
 
 
 def plan(test: BoundCriteria, index_for: IndexFor) -> tuple[list[Access], int] | None:

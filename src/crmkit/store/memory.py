@@ -33,8 +33,10 @@ import numpy as np
 from crmkit._columns import columns_of, field_kind
 from crmkit._fields import check_state
 from crmkit._schema import plural
+from crmkit._time import micros
 from crmkit.criteria import BoundCriteria
 from crmkit.errors import AlreadyExists, ConflictError, NotFound, ValidationError
+from crmkit.records import Reminder, ReminderStatus
 from crmkit.registry import DECLARED, STATE, record_types
 from crmkit.store._base import (
     CHECKED_TYPES,
@@ -54,7 +56,17 @@ from crmkit.store._base import (
     version_copier,
 )
 from crmkit.store._events import EmitsChanges, Outbox
-from crmkit.store._index import Access, FieldIndex, ids_of, ordered_scan, plan
+from crmkit.store._index import (
+    Access,
+    FieldIndex,
+    Interval,
+    SortedRun,
+    estimate,
+    ids_of,
+    ordered_scan,
+    plan,
+    point_ids,
+)
 
 __all__ = ["MemoryRepository", "MemoryStore"]
 
@@ -65,6 +77,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _STATE = "<state>"  # journal key prefix for state documents (not a record type name)
 _SCAN_FRACTION = 4  # read candidates from an index only when they are at most 1/4 of all
+_PLANS = 256  # plans kept per repository (bound criteria are cached, so they repeat)
+_Planned = tuple[list[Access], int, "list[str] | None"]  # accesses, their size, their ids
 
 
 class _Journal:
@@ -85,6 +99,9 @@ class MemoryRepository(Generic[T]):
         self._indexes: dict[tuple[str, str | None], FieldIndex] = {}
         self._declared: list[tuple[str, ...]] = []
         self._copy: Callable[[Any, int], Any] = version_copier(record_type)
+        # bound criteria -> (rows when planned, accesses or None): a repeated query reuses
+        # the plan and only re-counts its candidates
+        self._plans: dict[BoundCriteria, tuple[int, list[Access] | None]] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryRepository {plural(self._type)}: {len(self._rows)} records>"
@@ -141,8 +158,9 @@ class MemoryRepository(Generic[T]):
                     return found[offset:end]
             rows = self._candidates(planned)
         found = rows if test.matches_everything else test.filter(rows)
-        sort_records(found, self._type, order_by)
-        return found[offset:end]
+        if len(found) > 1:
+            sort_records(found, self._type, order_by)
+        return found if offset == 0 and end is None else found[offset:end]
 
     def count(self, criteria: CriteriaLike = None) -> int:
         test = bound(criteria, self._type)
@@ -175,16 +193,34 @@ class MemoryRepository(Generic[T]):
             self._indexes[(field, partition)] = index
         return index
 
-    def _plan(self, test: BoundCriteria) -> tuple[list[Access], int] | None:
+    def _plan(self, test: BoundCriteria) -> _Planned | None:
+        """Index accesses for ``test``, how many ids they read, and those ids when reading
+        them was as cheap as counting them (a lookup of exact keys)."""
         if test.matches_everything or not self._uses_indexes():
             return None
-        return plan(test, self._index)
+        size = len(self._rows)
+        known = self._plans.get(test)
+        if known is not None and size <= 2 * known[0] + 64 and known[0] <= 2 * size + 64:
+            accesses = known[1]
+            if accesses is None:
+                return None
+            index = self._index
+            ids = point_ids(accesses, index)
+            if ids is not None:
+                return accesses, len(ids), ids
+            return accesses, sum(estimate(access, index) for access in accesses), None
+        planned = plan(test, self._index)
+        if len(self._plans) >= _PLANS:
+            self._plans.clear()
+        self._plans[test] = (size, None if planned is None else planned[0])
+        return None if planned is None else (planned[0], planned[1], None)
 
-    def _candidates(self, planned: tuple[list[Access], int] | None) -> list[T]:
+    def _candidates(self, planned: _Planned | None) -> list[T]:
         """Every record that may match: from the indexes when they narrow the search."""
         rows = self._rows
         if planned is not None and planned[1] <= len(rows) // _SCAN_FRACTION:
-            return [rows[i] for i in ids_of(planned[0], self._index)]
+            ids = planned[2]
+            return [rows[i] for i in (ids_of(planned[0], self._index) if ids is None else ids)]
         return list(rows.values())
 
     def _ordered(self, test: BoundCriteria, order: tuple[str, bool], end: int) -> list[T] | None:
@@ -214,9 +250,19 @@ class MemoryRepository(Generic[T]):
                 index.add(record_id, after)
 
     def _drop_indexes_for(self, changes: int) -> None:
-        """Drop the indexes before a large batch; the next query rebuilds them in one sort."""
+        """Drop the indexes before a large batch; the next query rebuilds them in one sort
+        (declared indexes: the batch itself, see :meth:`_rebuild_declared`)."""
         if changes > max(256, len(self._rows) // 8):
             self._indexes.clear()
+
+    def _rebuild_declared(self) -> None:
+        """Build the declared indexes a large batch dropped, at the end of the batch, so
+        the first query after a bulk load does not pay for them (as a hand-kept index
+        does not)."""
+        for fields in self._declared:
+            for field in fields:
+                if not field.startswith("custom."):
+                    self._index(field, None)
 
     def columns(
         self, fields: Sequence[str], criteria: CriteriaLike = None
@@ -268,7 +314,7 @@ class MemoryRepository(Generic[T]):
             old: Any = self.get(record_id)
             if expected_version is not None and old.version != expected_version:
                 raise ConflictError(self._name, record_id, expected_version, old.version)
-            stored: T = self._copy(patch_record(old, changes), old.version + 1)
+            stored: T = patch_record(old, changes, old.version + 1)
             self._write(record_id, stored)
             return stored
 
@@ -288,6 +334,7 @@ class MemoryRepository(Generic[T]):
                 record = copy(new, old.version + 1)
                 self._write(old.id, record)
                 stored.append(record)
+            self._rebuild_declared()
             return stored
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
@@ -307,6 +354,7 @@ class MemoryRepository(Generic[T]):
             stored = [self._copy(r, 1) for r in batch]
             for record in stored:
                 self._write(record.id, record)
+            self._rebuild_declared()
             return stored
 
     def put_many(self, records: Iterable[T]) -> list[T]:
@@ -317,6 +365,7 @@ class MemoryRepository(Generic[T]):
             stored = [self._copy(r, self._next_version(r.id)) for r in batch]
             for record in stored:
                 self._write(record.id, record)
+            self._rebuild_declared()
             return stored
 
     def _next_version(self, record_id: str) -> int:
@@ -350,6 +399,89 @@ class _EmittingMemoryRepository(EmitsChanges, MemoryRepository[T]):
 
 class _CheckedMemoryRepository(IntegrityChecked, EmitsChanges, MemoryRepository[T]):
     """A MemoryRepository whose writes check the rules that span records (campaign members)."""
+
+
+def _open_due(reminder: Any) -> int | None:
+    """When an open reminder is effectively due (``snoozed_until``, else ``due_at``), in
+    microseconds (integers sort and compare faster than datetimes)."""
+    if reminder is _MISSING or reminder.status is not ReminderStatus.OPEN:
+        return None
+    return micros(reminder.snoozed_until or reminder.due_at)
+
+
+class MemoryReminderRepository(MemoryRepository[Reminder]):
+    """The reminders of a :class:`MemoryStore`: also keeps the open ones ordered by their
+    effective due time, so ``next_due`` and ``due`` read them in O(log n) however many
+    reminders are snoozed or done.
+
+    >>> from datetime import UTC, datetime
+    >>> store = MemoryStore()
+    >>> t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    >>> _ = store.reminders.add_many([Reminder(id="b", title="Call", due_at=t),
+    ...                               Reminder(id="a", title="Mail", due_at=t)])
+    >>> store.reminders.first_open().id, [r.id for r in store.reminders.open_due_by(t)]
+    ('a', ['a', 'b'])
+    """
+
+    def __init__(self, store: MemoryStore, record_type: type[Reminder]) -> None:
+        super().__init__(store, record_type)
+        self._open: SortedRun | None = SortedRun()  # None: rebuilt on the next read
+
+    def _opened(self) -> SortedRun:
+        run = self._open
+        if run is None:
+            pairs = ((_open_due(r), i) for i, r in self._rows.items())
+            run = self._open = SortedRun((due, i) for due, i in pairs if due is not None)
+        return run
+
+    def first_open(self) -> Reminder | None:
+        """The open reminder effectively due first (ties by id), or ``None``."""
+        with self._store._lock:
+            first = self._opened().first()
+            return None if first is None else self._rows[first[1]]
+
+    def open_due_by(self, limit: datetime) -> list[Reminder]:
+        """The open reminders effectively due at or before ``limit``, by (due, id)."""
+        with self._store._lock:
+            rows = self._rows
+            pairs = self._opened().pairs(Interval(None, False, micros(limit), True))
+            return [rows[record_id] for _, record_id in pairs]
+
+    def _track(self, record_id: str, old: Any, new: Any) -> None:
+        run = self._open
+        if run is None:
+            return
+        before, after = _open_due(old), _open_due(new)
+        if before == after:
+            return
+        if before is not None:
+            run.remove(before, record_id)
+        if after is not None:
+            run.add(after, record_id)
+
+    def _write(self, record_id: str, value: Any) -> None:
+        self._track(record_id, self._rows.get(record_id, _MISSING), value)
+        super()._write(record_id, value)
+
+    def _restore(self, record_id: str, value: Any) -> None:
+        self._track(record_id, self._rows.get(record_id, _MISSING), value)
+        super()._restore(record_id, value)
+
+    def _drop_indexes_for(self, changes: int) -> None:
+        if changes > max(256, len(self._rows) // 8):
+            self._open = None
+        super()._drop_indexes_for(changes)
+
+    def add_many(self, records: Iterable[Reminder]) -> list[Reminder]:
+        """Add every reminder or none; a large batch re-sorts the open ones once, here."""
+        with self._store._lock:
+            stored = super().add_many(records)
+            self._opened()
+            return stored
+
+
+class _EmittingMemoryReminderRepository(EmitsChanges, MemoryReminderRepository):
+    """A MemoryReminderRepository whose writes yield change events (when the store's are on)."""
 
 
 class MemoryStore(RepositoryAccess):
@@ -408,11 +540,11 @@ class MemoryStore(RepositoryAccess):
                 del self._repos[gone]
             for t in types:
                 if t not in self._repos:
-                    kind = (
-                        _CheckedMemoryRepository
-                        if t in CHECKED_TYPES
-                        else _EmittingMemoryRepository
-                    )
+                    kind: type[MemoryRepository[Any]] = _EmittingMemoryRepository
+                    if t in CHECKED_TYPES:
+                        kind = _CheckedMemoryRepository
+                    elif t is Reminder:
+                        kind = _EmittingMemoryReminderRepository
                     self._repos[t] = kind(self, t)
             for t, declared in list(DECLARED.items()):
                 for name, field in declared.items():

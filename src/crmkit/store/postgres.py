@@ -64,7 +64,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installed extra
 from crmkit._columns import column_from_values, field_kind
 from crmkit._fields import check_state
 from crmkit._schema import FieldInfo, plural, schema_of
-from crmkit.criteria import _postgres_custom_expr, _postgres_sql
+from crmkit.criteria import BoundCriteria, _postgres_custom_expr, _postgres_sql
 from crmkit.errors import (
     AlreadyExists,
     ConflictError,
@@ -497,6 +497,7 @@ class PostgresRepository(Generic[T]):
         self._type = record_type
         codec = self._codec = _codec(record_type)
         self._name = codec.name
+        self._wheres: dict[BoundCriteria, tuple[str, tuple[Any, ...]]] = {}
         s = _q(store.schema)
         t = self._table = f"{s}.{_q(codec.table)}"
         names = ", ".join(_q(c) for c in codec.column_names)
@@ -588,10 +589,19 @@ class PostgresRepository(Generic[T]):
 
     def _where(self, criteria: CriteriaLike) -> tuple[str, list[Any]]:
         test = bound(criteria, self._type)
+        known = self._wheres.get(test)  # bound criteria are cached: a repeated query hits
+        if known is not None:
+            return known[0], list(known[1])
+        params: list[Any] = []
         if test.matches_everything:
-            return "", []
-        sql, params = _postgres_sql(test, self._column_expr)
-        return f" WHERE {sql}", params
+            where = ""
+        else:
+            sql, params = _postgres_sql(test, self._column_expr)
+            where = f" WHERE {sql}"
+        if len(self._wheres) >= 256:
+            self._wheres.clear()
+        self._wheres[test] = (where, tuple(params))
+        return where, params
 
     def _column_expr(self, name: str) -> str:
         # criteria and ordering compare numbers as float64, as the other stores do

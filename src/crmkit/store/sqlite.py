@@ -60,6 +60,7 @@ import numpy as np
 from crmkit._columns import column_from_values, field_kind
 from crmkit._fields import check_state
 from crmkit._schema import FieldInfo, plural, schema_of
+from crmkit.criteria import BoundCriteria
 from crmkit.errors import (
     AlreadyExists,
     ConflictError,
@@ -88,6 +89,7 @@ from crmkit.store._base import (
     group_patches,
     index_fields,
     order_fields,
+    order_key,
     patch_fields,
     patch_record,
     raise_batch_problems,
@@ -603,6 +605,10 @@ def _hint(err: BaseException) -> str:
 
 # -- the repository -----------------------------------------------------------------------
 
+#: bound criteria -> their ``WHERE`` clause and parameters (SQLite's column encodings are
+#: the same in every store, so one cache serves all)
+_WHERE: dict[BoundCriteria, tuple[str, tuple[Any, ...]]] = {}
+
 
 class SQLiteRepository(Generic[T]):
     """The records of one type in a :class:`SQLiteStore`."""
@@ -612,6 +618,7 @@ class SQLiteRepository(Generic[T]):
         self._type = record_type
         self._codec = _codec(record_type)
         self._name = self._codec.name
+        self._orders: dict[Any, tuple[str, tuple[Any, ...]]] = {}
 
     def __repr__(self) -> str:
         return f"<SQLiteRepository {self._codec.table}>"
@@ -680,10 +687,19 @@ class SQLiteRepository(Generic[T]):
 
     def _where(self, criteria: CriteriaLike) -> tuple[str, list[Any]]:
         test = bound(criteria, self._type)
+        known = _WHERE.get(test)  # bound criteria are cached, so a repeated query finds it
+        if known is not None:
+            return known[0], list(known[1])
+        params: list[Any] = []
         if test.matches_everything:
-            return "", []
-        sql, params = test.to_sql(self._criteria_column)
-        return f" WHERE {sql}", params
+            where = ""
+        else:
+            sql, params = test.to_sql(self._criteria_column)
+            where = f" WHERE {sql}"
+        if len(_WHERE) >= 512:
+            _WHERE.clear()
+        _WHERE[test] = (where, tuple(params))
+        return where, params
 
     def _criteria_column(self, name: str) -> str:
         # criteria compare numbers as float64; an INTEGER column compared with a REAL
@@ -693,6 +709,18 @@ class SQLiteRepository(Generic[T]):
         return _q(name)
 
     def _order(self, order_by: str | Sequence[str]) -> tuple[str, list[Any]]:
+        key = order_by if isinstance(order_by, str) else order_key(order_by)
+        known = self._orders.get(key) if key is not None else None
+        if known is not None:
+            return known[0], list(known[1])
+        sql, params = self._order_sql(order_by)
+        if key is not None:
+            if len(self._orders) >= 256:
+                self._orders.clear()
+            self._orders[key] = (sql, tuple(params))
+        return sql, params
+
+    def _order_sql(self, order_by: str | Sequence[str]) -> tuple[str, list[Any]]:
         terms: list[str] = []
         params: list[Any] = []
         for name, descending in order_fields(self._type, order_by):
