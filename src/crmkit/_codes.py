@@ -74,13 +74,13 @@ class TextCodes:
         if len(hits) == table.size:
             return np.ones(codes.size, dtype=bool)
         if len(hits) <= 4:
-            out = codes == hits[0]
+            out: Array = codes == hits[0]
             for code in hits[1:]:
                 out |= codes == code
             return out
         if table.size - len(hits) <= 2:
             misses = np.flatnonzero(~table).tolist()
-            out = codes != misses[0]
+            out = np.asarray(codes != misses[0], dtype=bool)
             for code in misses[1:]:
                 out &= codes != code
             return out
@@ -177,8 +177,9 @@ def _number(key: Array) -> tuple[Array, Array] | None:
     slot = ((key * _MIX) >> np.uint64(64 - _HASH_BITS)).astype(np.intp)
     held = np.zeros(size, dtype=np.uint64)
     held[slot] = key
-    if not np.array_equal(held[slot], key):
-        return None
+    if not np.array_equal(held[slot], key):  # many distinct keys: sort them
+        distinct, codes = np.unique(key, return_inverse=True)
+        return codes.reshape(-1).astype(np.intp, copy=False), distinct
     present = np.zeros(size, dtype=bool)
     present[slot] = True
     occupied = np.flatnonzero(present)
@@ -201,7 +202,7 @@ class CodedColumns:
     >>> cols = CodedColumns({"country": np.array(["DE", "US", "DE"]),
     ...                      "employees": np.array([5, 50, 500])}, 3)
     >>> root = bind((F.country == "DE") & (F.employees >= 50), Account)._root
-    >>> cols.mask(root, 0, 3).tolist()
+    >>> cols.mask(root, slice(0, 3)).tolist()
     [False, False, True]
     """
 
@@ -256,8 +257,8 @@ class CodedColumns:
             self._typed[key] = found = col
         return found
 
-    def leaf(self, leaf: _Leaf, lo: int, hi: int) -> Mask:
-        """One leaf's mask over rows ``[lo, hi)`` (negation included)."""
+    def leaf(self, leaf: _Leaf, rows: slice | Array) -> Mask:
+        """One leaf's mask over some rows (a slice or positions), negation included."""
         if leaf.domain == "text":
             codes = self.text(leaf.field)
             table = self._tables.get(id(leaf))
@@ -266,33 +267,34 @@ class CodedColumns:
                 if leaf.negate:
                     table = ~table
                 self._tables[id(leaf)] = table
-            return codes.gather(table, codes.codes[lo:hi])
-        col = self._number_like(leaf.field, leaf.domain)[lo:hi]
+            return codes.gather(table, codes.codes[rows])
+        col = self._number_like(leaf.field, leaf.domain)[rows]
         found = _int_compare(leaf, col) if col.dtype.kind in "iu" else None
         mask = _leaf_mask(leaf, col) if found is None else found
         return ~mask if leaf.negate else mask
 
-    def mask(self, node: _Leaf | _Node, lo: int, hi: int) -> Mask:
-        """A bound criteria tree's mask over rows ``[lo, hi)``."""
+    def mask(self, node: _Leaf | _Node, rows: slice | Array) -> Mask:
+        """A bound criteria tree's mask over some rows (a slice or positions)."""
         if isinstance(node, _Leaf):
-            return self.leaf(node, lo, hi)
+            return self.leaf(node, rows)
         if node.kind == "not":
-            return ~self.mask(node.items[0], lo, hi)
+            return ~self.mask(node.items[0], rows)
         if not node.items:
-            return np.full(hi - lo, node.kind == "all")
-        result = self.mask(node.items[0], lo, hi)
+            size = len(range(self.n)[rows]) if isinstance(rows, slice) else len(rows)
+            return np.full(size, node.kind == "all")
+        result = self.mask(node.items[0], rows)
         for item in node.items[1:]:
             if node.kind == "all":
-                result &= self.mask(item, lo, hi)
+                result &= self.mask(item, rows)
             else:
-                result |= self.mask(item, lo, hi)
+                result |= self.mask(item, rows)
         return result
 
-    def narrow(self, node: _Leaf | _Node, lo: int, hi: int, keep: Mask) -> None:
-        """``keep &= mask(node)`` over rows ``[lo, hi)``, one conjunct at a time."""
+    def narrow(self, node: _Leaf | _Node, rows: slice | Array, keep: Mask) -> None:
+        """``keep &= mask(node)`` over some rows, one conjunct at a time."""
         items = node.items if isinstance(node, _Node) and node.kind == "all" else (node,)
         for item in items:
-            keep &= self.mask(item, lo, hi)
+            keep &= self.mask(item, rows)
 
 
 def _int_compare(leaf: _Leaf, col: Array) -> Mask | None:

@@ -257,8 +257,9 @@ class RuleSet:
                 index_codes.codes[order], np.arange(index_codes.values.size + 1)
             )
             view = view.reorder(order)
-        none = np.int32(len(self.rules))
-        best = np.full(n, none, dtype=np.int32)
+        small = np.int16 if len(self.rules) < np.iinfo(np.int16).max else np.int32
+        none = len(self.rules)
+        best = np.full(n, none, dtype=small)
         for i in live:
             values, root = self._plans[i]
             if values is None or bounds is None or index_codes is None:
@@ -275,7 +276,7 @@ class RuleSet:
                     continue
                 segment = best[lo:hi]
                 free = segment == none
-                view.narrow(root, lo, hi, free)
+                view.narrow(root, slice(lo, hi), free)
                 segment[free] = i
         found = np.where(best == none, -1, best).astype(np.int64)
         if order is None:
