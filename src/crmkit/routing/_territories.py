@@ -328,77 +328,117 @@ class _Factor:
         return lo, max(lo, hi)
 
 
-def match_territories(
-    territories: Sequence[Territory], columns: Mapping[str, Array]
-) -> tuple[Array, Array, Array]:
-    """Every (account row, territory index) match, and each territory's depth.
+class TerritoryIndex:
+    """Territories compiled once for many assignments: each territory's conditions (its
+    own and its ancestors') split into what is indexed (equality on text fields, one
+    range) and a residual criteria bound once. :func:`assign_columns` and
+    :func:`match_territories` take one in place of the territories.
 
-    Territories are grouped by the equality fields and the range field of their top-level
-    conditions (``country == "US"``, ``postal_code between [...]``); each group sorts the
-    accounts once by (equality key, range rank) and finds every territory's accounts with
-    two vectorised binary searches. Remaining conditions are masks over those candidates
-    only; a territory with nothing indexable is one mask over all accounts.
+    >>> from crmkit import F, Territory
+    >>> index = TerritoryIndex([Territory(id="de", name="DE",
+    ...                                   criteria=(F.country == "DE").to_dict())])
+    >>> assign_columns(index, {"id": np.array(["a1", "a2"]),
+    ...                        "country": np.array(["DE", "FR"])}).primary_index.tolist()
+    [0, -1]
     """
-    conds, depth = _effective(territories)
-    n = len(next(iter(columns.values()))) if columns else 0
-    schema = schema_of(Account)
-    kinds = {f.name: f.kind for f in schema.fields}
-    factors: dict[str, _Factor] = {}
-    coded = CodedColumns(columns, n)
 
-    def factor(name: str) -> _Factor:
-        if name not in factors:
-            column = np.asarray(columns[name])
-            if column.dtype.kind == "U" or kinds.get(name) in ("text", "enum"):
-                text = coded.text(name)
-                factors[name] = _Factor.of_text(text.values, text.codes)
-            else:
-                factors[name] = _Factor(column)
-        return factors[name]
-
-    groups: dict[
-        tuple[tuple[str, ...], str | None],
-        list[tuple[int, list[Condition], list[Condition], list[Criteria]]],
-    ] = {}
-    for k, items in enumerate(conds):
-        eq: dict[str, Condition] = {}
-        rng: list[Condition] = []
-        rest: list[Criteria] = []
-        for item in items:
-            if (
-                isinstance(item, Condition)
-                and not item.field.startswith("custom.")
-                and item.field not in eq
-            ):
-                kind = kinds.get(item.field)
-                if item.op in ("==", "in") and kind in ("text", "enum"):
-                    eq[item.field] = item
-                    continue
+    def __init__(self, territories: Sequence[Territory]) -> None:
+        self.territories = list(territories)
+        conds, self.depth = _effective(self.territories)
+        schema = schema_of(Account)
+        self.kinds = {f.name: f.kind for f in schema.fields}
+        self.groups: dict[
+            tuple[tuple[str, ...], str | None],
+            list[tuple[int, list[Condition], list[Condition], Any]],
+        ] = {}
+        for k, items in enumerate(conds):
+            eq: dict[str, Condition] = {}
+            rng: list[Condition] = []
+            rest: list[Criteria] = []
+            for item in items:
                 if (
-                    item.op in _RANGE_OPS
-                    and kind in ("text", "int", "float", "money")
-                    and (not rng or rng[0].field == item.field)
+                    isinstance(item, Condition)
+                    and not item.field.startswith("custom.")
+                    and item.field not in eq
                 ):
-                    rng.append(item)  # lo <= x < hi is two conditions, one range
-                    continue
-            rest.append(item)
-        key = (tuple(sorted(eq)), rng[0].field if rng else None)
-        groups.setdefault(key, []).append((k, [eq[f] for f in key[0]], rng, rest))
-    pair_acc: list[Array] = []
-    pair_ter: list[Array] = []
-    roots: dict[int, Any] = {}
-    for (eq_fields, rng_field), members in groups.items():
-        if not eq_fields and rng_field is None:
-            for k, _eq, _rng, rest in members:
-                mask = (
-                    bind(AllOf(items=tuple(rest)), Account).mask(columns)
-                    if rest
-                    else np.ones(n, bool)
-                )
-                rows = np.flatnonzero(mask)
-                pair_acc.append(rows)
-                pair_ter.append(np.full(rows.size, k, dtype=np.int64))
-            continue
+                    kind = self.kinds.get(item.field)
+                    if item.op in ("==", "in") and kind in ("text", "enum"):
+                        eq[item.field] = item
+                        continue
+                    if (
+                        item.op in _RANGE_OPS
+                        and kind in ("text", "int", "float", "money")
+                        and (not rng or rng[0].field == item.field)
+                    ):
+                        rng.append(item)  # lo <= x < hi is two conditions, one range
+                        continue
+                rest.append(item)
+            key = (tuple(sorted(eq)), rng[0].field if rng else None)
+            root = bind(AllOf(items=tuple(rest)), Account)._root if rest else None
+            self.groups.setdefault(key, []).append((k, [eq[f] for f in key[0]], rng, root))
+        self.ids = (
+            np.array([t.id for t in self.territories], dtype=str)
+            if self.territories
+            else np.array([], dtype=str)
+        )
+        priority = np.array([t.priority for t in self.territories], dtype=np.int64)
+        # rank of (priority, -depth): equal ranks tie, the lowest wins
+        if self.territories:
+            _, rank = np.unique(np.stack([priority, -self.depth]), axis=1, return_inverse=True)
+            self.rank = rank.reshape(-1).astype(np.int64)
+        else:
+            self.rank = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.territories)
+
+    def match(self, columns: Mapping[str, Array]) -> tuple[Array, Array]:
+        """Every (account row, territory index) match."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        kinds = self.kinds
+        factors: dict[str, _Factor] = {}
+        coded = CodedColumns(columns, n)
+
+        def factor(name: str) -> _Factor:
+            if name not in factors:
+                column = np.asarray(columns[name])
+                if column.dtype.kind == "U" or kinds.get(name) in ("text", "enum"):
+                    text = coded.text(name)
+                    factors[name] = _Factor.of_text(text.values, text.codes)
+                else:
+                    factors[name] = _Factor(column)
+            return factors[name]
+
+        pair_acc: list[Array] = []
+        pair_ter: list[Array] = []
+        for (eq_fields, rng_field), members in self.groups.items():
+            if not eq_fields and rng_field is None:
+                for k, _eq, _rng, root in members:
+                    mask = coded.mask(root, slice(None)) if root is not None else np.ones(n, bool)
+                    rows = np.flatnonzero(mask)
+                    pair_acc.append(rows)
+                    pair_ter.append(np.full(rows.size, k, dtype=np.int64))
+                continue
+            found = self._group(coded, factor, n, eq_fields, rng_field, members)
+            if found is not None:
+                pair_acc.append(found[0])
+                pair_ter.append(found[1])
+        if pair_acc:
+            return (
+                np.concatenate(pair_acc).astype(np.int64),
+                np.concatenate(pair_ter).astype(np.int64),
+            )
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+    def _group(
+        self,
+        coded: CodedColumns,
+        factor: Any,
+        n: int,
+        eq_fields: tuple[str, ...],
+        rng_field: str | None,
+        members: list[tuple[int, list[Condition], list[Condition], Any]],
+    ) -> tuple[Array, Array] | None:
         facs = [factor(f) for f in eq_fields]
         codes_key = np.zeros(n, dtype=np.int64)
         for fac in facs:
@@ -406,17 +446,19 @@ def match_territories(
         rfac = factor(rng_field) if rng_field is not None else None
         width = (rfac.uniq.size + 1) if rfac is not None else 1
         composite = codes_key * width + (rfac.codes if rfac is not None else 0)
+        if composite.size and int(composite.max()) < np.iinfo(np.int32).max:
+            composite = composite.astype(np.int32)  # sorts faster
         order = np.argsort(composite)
         ordered = composite[order]
         q_ter: list[int] = []
         q_lo: list[int] = []
-        residual: dict[int, list[Criteria]] = {}
+        residual: dict[int, Any] = {}
         code_cache: list[dict[Any, int]] = [{} for _ in facs]
         bound_cache: dict[tuple[tuple[str, Any], ...], int] = {}
         bound_conds: list[list[Condition]] = []
         q_bound: list[int] = []
         for k, eqs, rng, rest in members:
-            if rest:
+            if rest is not None:
                 residual[k] = rest
             value_sets = []
             for fac, cache, cond in zip(facs, code_cache, eqs, strict=True):
@@ -449,7 +491,7 @@ def match_territories(
                 q_lo.append(kv * width)
                 q_bound.append(b)
         if not q_ter:
-            continue
+            return None
         base = np.array(q_lo, dtype=np.int64)
         which = np.array(q_bound, dtype=np.int64)
         if rfac is not None and bound_conds:
@@ -472,19 +514,27 @@ def match_territories(
                 if k not in residual or lengths[q] == 0:
                     continue
                 lo, hi = int(bounds[q]), int(bounds[q] + lengths[q])
-                root = roots.get(k)
-                if root is None:
-                    root = roots[k] = bind(AllOf(items=tuple(residual[k])), Account)._root
-                keep[lo:hi] = coded.mask(root, accounts[lo:hi])
+                keep[lo:hi] = coded.mask(residual[k], accounts[lo:hi])
             accounts, ter = accounts[keep], ter[keep]
-        pair_acc.append(accounts)
-        pair_ter.append(ter)
-    if pair_acc:
-        acc = np.concatenate(pair_acc).astype(np.int64)
-        ter = np.concatenate(pair_ter).astype(np.int64)
-    else:
-        acc = ter = np.zeros(0, dtype=np.int64)
-    return acc, ter, depth
+        return accounts, ter
+
+
+def match_territories(
+    territories: Sequence[Territory] | TerritoryIndex, columns: Mapping[str, Array]
+) -> tuple[Array, Array, Array]:
+    """Every (account row, territory index) match, and each territory's depth.
+
+    Territories are grouped by the equality fields and the range field of their top-level
+    conditions (``country == "US"``, ``postal_code between [...]``, or a half-open
+    ``postal_code >= lo`` and ``postal_code < hi``); each group sorts the accounts once by
+    (equality key, range rank) and finds every territory's accounts with vectorised binary
+    searches. Remaining conditions are masks over those candidates only, on the text
+    columns' integer codes; a territory with nothing indexable is one mask over all
+    accounts.
+    """
+    index = territories if isinstance(territories, TerritoryIndex) else TerritoryIndex(territories)
+    acc, ter = index.match(columns)
+    return acc, ter, index.depth
 
 
 def _plain(value: Any) -> Any:
@@ -496,10 +546,12 @@ def _plain(value: Any) -> Any:
 
 
 def assign_columns(
-    territories: Sequence[Territory], columns: Mapping[str, Array]
+    territories: Sequence[Territory] | TerritoryIndex, columns: Mapping[str, Array]
 ) -> TerritoryAssignment:
     """Assign accounts given as columns (``id``, optional ``territory_id`` and
     ``realignment_locked``, and the fields the territories read).
+
+    ``territories`` may be a :class:`TerritoryIndex` built once for many calls.
 
     Examples
     --------
@@ -519,20 +571,17 @@ def assign_columns(
     >>> result.matches("a1")
     ['de', 'eu']
     """
-    terr = list(territories)
+    compiled = (
+        territories if isinstance(territories, TerritoryIndex) else TerritoryIndex(territories)
+    )
     ids = np.asarray(columns["id"])
-    acc, ter, depth = match_territories(terr, columns)
+    acc, ter = compiled.match(columns)
     n = ids.size
-    tids = np.array([t.id for t in terr], dtype=str) if terr else np.array([], dtype=str)
-    priority = np.array([t.priority for t in terr], dtype=np.int64)
+    tids = compiled.ids
     index = np.full(n, -1, dtype=np.int64)
     reason = np.full(n, _REASONS.index(NO_MATCH), dtype=np.int8)
     if acc.size:
-        # rank of (priority, -depth) per territory: equal ranks tie, the lowest wins
-        keys = np.stack([priority, -depth])
-        _, rank = np.unique(keys, axis=1, return_inverse=True)
-        rank = rank.reshape(-1).astype(np.int64)
-        pair_rank = rank[ter]
+        pair_rank = compiled.rank[ter]
         best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(best, acc, pair_rank)
         top = pair_rank == best[acc]
