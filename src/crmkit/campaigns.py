@@ -711,10 +711,7 @@ def attribution_from_columns(
     from crmkit._codes import text_codes
 
     named = text_codes(np.asarray(members["campaign_id"], dtype=str))
-    if campaign_ids is None:
-        ids = named.values
-    else:
-        ids = np.unique(np.asarray(campaign_ids, dtype=str))
+    ids = named.values if campaign_ids is None else np.unique(np.asarray(campaign_ids, dtype=str))
     # the campaign of each member, found once per distinct campaign id
     at = np.minimum(np.searchsorted(ids, named.values), max(len(ids) - 1, 0))
     table = np.where(ids[at] == named.values, at, -1) if len(ids) else np.full(at.size, -1)
