@@ -1,36 +1,130 @@
-"""Routing and territory benchmarks: crmkit beside a naive loop, pure Python and numpy floors.
+"""Routing and territory benchmarks: crmkit beside the strongest numpy floors, pure Python
+and a naive loop.
 
-python benchmarks/bench_routing.py [--quick]
+python benchmarks/bench_routing.py [--quick] [--repeat N]
 
-1. Bulk routing of n leads through 500 rules (country/employees, industry/source rules to
-   20 round-robin teams of 5): crmkit ``Router.route_columns`` (rules + strategies) and
-   ``RuleSet.first_match_columns`` (rules only) beside a numpy first-match floor written by
-   hand (progressive masks over pre-built comparisons), the best pure Python (rules indexed
-   by country, subsampled) and a naive per-lead loop over all rules (subsampled), both
-   extrapolated to n.
-2. Single-lead routing throughput: ``Router.route(lead, apply=False)`` (decide),
+1. Lead routing as the peer harness's W3 (n leads, 500 rules, 20 round-robin queues of 10
+   reps with capacities): crmkit ``Router.route_columns`` (rules + round robin, answer
+   read from ``owner_code``/``owner_ids``) and ``RuleSet.first_match_columns`` (rules
+   only) beside the harness's ``numpy_indexed`` floor on integer columns
+   (``_workloads.w3_floor``). crmkit gets the same leads as text columns.
+2. The older rule set of this script (country/employees, industry/source rules to 20
+   teams) beside a numpy first-match floor (progressive masks), the best pure Python
+   (rules indexed by country) and a naive loop, both subsampled and extrapolated.
+3. Single-lead routing throughput: ``Router.route(lead, apply=False)`` (decide),
    ``Router.route(lead)`` (decide and write to a MemoryStore) and the rule index alone.
-3. Territory assignment of n accounts to 5,000 territories (50 countries x 100 postal
-   ranges): crmkit ``match_territories`` / ``assign_columns`` beside an indexed numpy floor
-   (sort once, two searchsorted calls per territory, vectorised), a per-territory numpy mask
-   (subsampled territories) and a Python loop (subsampled accounts), extrapolated.
+4. Territory assignment as the harness's W4 (n accounts, 5,000 territories: half-open
+   postal ranges per country, overlays with industry sets and employee bands): crmkit
+   ``assign_columns`` from the Territory records and from a ``TerritoryIndex`` built once,
+   beside the harness's ``numpy_decision_table`` floor on integer columns.
+
+Every ratio is a median of ``--repeat`` (at least 3) runs, taken in this one run; the
+answers are checked equal to the floor's first.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
+import _workloads as wl
 from _common import Table, bench_args, best_of, timed
 from crmkit import F, FixedClock, Lead, MemoryStore, Rep, RoutingRule, Territory
-from crmkit.routing import Router, RuleSet, assign_columns
+from crmkit.routing import Router, RuleSet, Target, TerritoryIndex, assign_columns
 from crmkit.routing._territories import match_territories
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 COUNTRIES = np.array([f"C{i:02}" for i in range(50)])
 INDUSTRIES = np.array([f"I{i:02}" for i in range(20)])
 SOURCES = np.array(["web", "event", "partner", "ads", "referral"])
+
+
+def median_of(fn: Any, repeat: int) -> float:
+    """The median wall time of ``max(repeat, 3)`` runs (gc off while timing)."""
+    return float(np.median([best_of(fn, repeat=1) for _ in range(max(repeat, 3))]))
+
+
+def bench_w3(n: int, repeat: int) -> None:
+    d = wl.w3_data(n)
+    p = wl.w3_crmkit_input(d)
+    store = MemoryStore()
+    store.reps.add_many(p["reps"])
+    store.routing_rules.add_many(p["rules"])
+    default = Target("team", f"q{d['default_queue']:02d}")
+    router = Router(store, default=default, clock=FixedClock(NOW), respect_hours=False)
+    floor = wl.w3_floor(d)
+    ours = wl.w3_answer(p, router.route_columns(p["cols"]))
+    assert np.array_equal(floor[0], ours[0])
+    assert np.array_equal(floor[1], ours[1])
+    table = Table(f"lead routing (harness W3): {n:,} leads, 500 rules, median of runs")
+    base = table.add(
+        "numpy_indexed floor (integer columns)", median_of(lambda: wl.w3_floor(d), repeat), per=n
+    )
+    table.add(
+        "crmkit Router.route_columns + answer",
+        median_of(lambda: wl.w3_answer(p, router.route_columns(p["cols"])), repeat),
+        base=base,
+        target=2.0,
+        per=n,
+    )
+    table.add(
+        "crmkit Router built + route_columns",
+        median_of(
+            lambda: Router(
+                store, default=default, clock=FixedClock(NOW), respect_hours=False
+            ).route_columns(p["cols"]),
+            repeat,
+        ),
+        base=base,
+        per=n,
+    )
+    rules = router.rules
+    table.add(
+        "crmkit RuleSet.first_match_columns (rules only)",
+        median_of(lambda: rules.first_match_columns(p["cols"], NOW), repeat),
+        base=base,
+        per=n,
+    )
+    table.print()
+
+
+def bench_w4(n: int, repeat: int) -> None:
+    d = wl.w4_data(n)
+    p = wl.w4_crmkit_input(d)
+    index = TerritoryIndex(p["territories"])
+    floor = wl.w4_floor(d)
+    ours = wl.w4_answer(p, assign_columns(p["territories"], p["cols"]))
+    assert np.array_equal(floor[0], ours[0])
+    assert np.array_equal(floor[1], ours[1])
+    table = Table(f"territories (harness W4): {n:,} accounts, 5,000 territories, median of runs")
+    base = table.add(
+        "numpy_decision_table floor (integer columns)",
+        median_of(lambda: wl.w4_floor(d), repeat),
+        per=n,
+    )
+    table.add(
+        "crmkit assign_columns(TerritoryIndex) + answer",
+        median_of(lambda: wl.w4_answer(p, assign_columns(index, p["cols"])), repeat),
+        base=base,
+        target=2.0,
+        per=n,
+    )
+    table.add(
+        "crmkit assign_columns(territories) + answer",
+        median_of(lambda: wl.w4_answer(p, assign_columns(p["territories"], p["cols"])), repeat),
+        base=base,
+        target=2.0,
+        per=n,
+    )
+    table.add(
+        "crmkit TerritoryIndex(territories) alone",
+        median_of(lambda: TerritoryIndex(p["territories"]), repeat),
+        base=base,
+        per=n,
+    )
+    table.print()
 
 
 def lead_columns(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -341,6 +435,8 @@ def bench_territories(n: int, repeat: int) -> None:
 
 def main() -> None:
     args = bench_args(__doc__, default_n=1_000_000, quick_n=100_000)
+    bench_w3(args.n, args.repeat)
+    bench_w4(args.n, args.repeat)
     bench_bulk(args.n, args.repeat)
     bench_single(args.repeat)
     bench_territories(args.n, args.repeat)
