@@ -67,24 +67,41 @@ class TextCodes:
     def gather(self, table: Array, codes: Array | None = None) -> Array:
         """``table[code]`` per row, where ``table`` holds one boolean per value; equality
         with one or a few values is tested directly (cheaper than a gather)."""
-        codes = self.codes if codes is None else codes
-        hits = np.flatnonzero(table).tolist()
-        if not hits:
-            return np.zeros(codes.size, dtype=bool)
-        if len(hits) == table.size:
-            return np.ones(codes.size, dtype=bool)
-        if len(hits) <= 4:
-            out: Array = codes == hits[0]
-            for code in hits[1:]:
-                out |= codes == code
-            return out
-        if table.size - len(hits) <= 2:
-            misses = np.flatnonzero(~table).tolist()
-            out = np.asarray(codes != misses[0], dtype=bool)
-            for code in misses[1:]:
-                out &= codes != code
-            return out
-        return np.asarray(table[codes], dtype=bool)
+        return _gather(_plan_of(table), self.codes if codes is None else codes)
+
+
+def _plan_of(table: Array) -> tuple[str, Any]:
+    """How to gather a boolean table per row: ``none``, ``all``, ``any_of`` a few codes,
+    ``none_of`` a few codes, or a ``table`` lookup."""
+    hits = np.flatnonzero(table).tolist()
+    if not hits:
+        return "none", None
+    if len(hits) == table.size:
+        return "all", None
+    if len(hits) <= 4:
+        return "any_of", hits
+    if table.size - len(hits) <= 2:
+        return "none_of", np.flatnonzero(~table).tolist()
+    return "table", table
+
+
+def _gather(plan: tuple[str, Any], codes: Array) -> Mask:
+    kind, what = plan
+    if kind == "none":
+        return np.zeros(codes.size, dtype=bool)
+    if kind == "all":
+        return np.ones(codes.size, dtype=bool)
+    if kind == "any_of":
+        out: Mask = codes == what[0]
+        for code in what[1:]:
+            out |= codes == code
+        return out
+    if kind == "none_of":
+        out = np.asarray(codes != what[0], dtype=bool)
+        for code in what[1:]:
+            out &= codes != code
+        return out
+    return np.asarray(what[codes], dtype=bool)
 
 
 def text_codes(column: Array) -> TextCodes:
@@ -212,7 +229,7 @@ class CodedColumns:
         self.order = order
         self._text: dict[str, TextCodes] = {}
         self._typed: dict[tuple[str, str], Array] = {}
-        self._tables: dict[int, Array] = {}
+        self._tables: dict[int, tuple[str, Any]] = {}
 
     def _column(self, name: str) -> Array:
         if name not in self.columns:
@@ -261,13 +278,11 @@ class CodedColumns:
         """One leaf's mask over some rows (a slice or positions), negation included."""
         if leaf.domain == "text":
             codes = self.text(leaf.field)
-            table = self._tables.get(id(leaf))
-            if table is None:
+            plan = self._tables.get(id(leaf))
+            if plan is None:
                 table = _leaf_mask(leaf, codes.values)
-                if leaf.negate:
-                    table = ~table
-                self._tables[id(leaf)] = table
-            return codes.gather(table, codes.codes[rows])
+                plan = self._tables[id(leaf)] = _plan_of(~table if leaf.negate else table)
+            return _gather(plan, codes.codes[rows])
         col = self._number_like(leaf.field, leaf.domain)[rows]
         found = _int_compare(leaf, col) if col.dtype.kind in "iu" else None
         mask = _leaf_mask(leaf, col) if found is None else found

@@ -162,6 +162,7 @@ class RuleSet:
             bind(r.criteria, record_type) for r in ordered
         )
         self._tests = tuple(b.matches for b in self.bound)
+        self._fields: frozenset[str] | None = None
         self._windows = tuple(
             (r.starts_at, r.ends_at) if (r.starts_at or r.ends_at) else None for r in ordered
         )
@@ -196,10 +197,12 @@ class RuleSet:
     @property
     def fields(self) -> frozenset[str]:
         """Every field the rules read."""
-        out: set[str] = set()
-        for b in self.bound:
-            out |= b.fields
-        return frozenset(out)
+        if self._fields is None:
+            out: set[str] = set()
+            for b in self.bound:
+                out |= b.fields
+            self._fields = frozenset(out)
+        return self._fields
 
     def _candidates(self, record: Any) -> tuple[int, ...]:
         if self.index_field is None:
