@@ -188,7 +188,10 @@ def _number(key: Array) -> tuple[Array, Array] | None:
         present[slot] = True
         rank = np.cumsum(present, dtype=np.intp)
         rank -= 1
-        return rank[slot], np.flatnonzero(present) + low
+        distinct = np.flatnonzero(present).astype(key.dtype)
+        if low:
+            distinct += key.dtype.type(low)
+        return rank[slot], distinct
     size = 1 << _HASH_BITS
     key = key.astype(np.uint64, copy=False)
     slot = ((key * _MIX) >> np.uint64(64 - _HASH_BITS)).astype(np.intp)
