@@ -18,8 +18,9 @@ python benchmarks/bench_routing.py [--quick] [--repeat N]
    ``assign_columns`` from the Territory records and from a ``TerritoryIndex`` built once,
    beside the harness's ``numpy_decision_table`` floor on integer columns.
 
-Every ratio is a median of ``--repeat`` (at least 3) runs, taken in this one run; the
-answers are checked equal to the floor's first.
+For 1 and 4 every time is a median of ``--repeat`` (at least 3) rounds that run the
+contenders interleaved, in this one run; the answers are checked equal to the floor's
+first.
 """
 
 from __future__ import annotations
@@ -41,9 +42,16 @@ INDUSTRIES = np.array([f"I{i:02}" for i in range(20)])
 SOURCES = np.array(["web", "event", "partner", "ads", "referral"])
 
 
-def median_of(fn: Any, repeat: int) -> float:
-    """The median wall time of ``max(repeat, 3)`` runs (gc off while timing)."""
-    return float(np.median([best_of(fn, repeat=1) for _ in range(max(repeat, 3))]))
+def interleaved(contenders: dict[str, Any], repeat: int) -> dict[str, float]:
+    """The median wall time of each contender over ``max(repeat, 3)`` rounds; every round
+    runs each contender once, starting one further along each time, so that machine load
+    drifting during the run falls on all of them alike."""
+    names = list(contenders)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(max(repeat, 3)):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(best_of(contenders[name], repeat=1))
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def bench_w3(n: int, repeat: int) -> None:
@@ -53,40 +61,32 @@ def bench_w3(n: int, repeat: int) -> None:
     store.reps.add_many(p["reps"])
     store.routing_rules.add_many(p["rules"])
     default = Target("team", f"q{d['default_queue']:02d}")
-    router = Router(store, default=default, clock=FixedClock(NOW), respect_hours=False)
+
+    def router() -> Router:
+        return Router(store, default=default, clock=FixedClock(NOW), respect_hours=False)
+
+    built = router()
     floor = wl.w3_floor(d)
-    ours = wl.w3_answer(p, router.route_columns(p["cols"]))
+    ours = wl.w3_answer(p, built.route_columns(p["cols"]))
     assert np.array_equal(floor[0], ours[0])
     assert np.array_equal(floor[1], ours[1])
-    table = Table(f"lead routing (harness W3): {n:,} leads, 500 rules, median of runs")
-    base = table.add(
-        "numpy_indexed floor (integer columns)", median_of(lambda: wl.w3_floor(d), repeat), per=n
+    t = interleaved(
+        {
+            "floor": lambda: wl.w3_floor(d),
+            "route": lambda: wl.w3_answer(p, built.route_columns(p["cols"])),
+            "build+route": lambda: wl.w3_answer(p, router().route_columns(p["cols"])),
+            "rules": lambda: built.rules.first_match_columns(p["cols"], NOW),
+        },
+        repeat,
     )
+    table = Table(f"lead routing (harness W3): {n:,} leads, 500 rules, medians, interleaved")
+    base = table.add("numpy_indexed floor (integer columns)", t["floor"], per=n)
     table.add(
-        "crmkit Router.route_columns + answer",
-        median_of(lambda: wl.w3_answer(p, router.route_columns(p["cols"])), repeat),
-        base=base,
-        target=2.0,
-        per=n,
-    )
-    table.add(
-        "crmkit Router built + route_columns",
-        median_of(
-            lambda: Router(
-                store, default=default, clock=FixedClock(NOW), respect_hours=False
-            ).route_columns(p["cols"]),
-            repeat,
-        ),
-        base=base,
-        per=n,
-    )
-    rules = router.rules
-    table.add(
-        "crmkit RuleSet.first_match_columns (rules only)",
-        median_of(lambda: rules.first_match_columns(p["cols"], NOW), repeat),
-        base=base,
-        per=n,
-    )
+        "crmkit route_columns + answer", t["route"], base=base, target=2.0, per=n,
+        note="Router built once",
+    )  # fmt: skip
+    table.add("crmkit Router(...) + route_columns + answer", t["build+route"], base=base, per=n)
+    table.add("crmkit RuleSet.first_match_columns (rules only)", t["rules"], base=base, per=n)
     table.print()
 
 
@@ -98,32 +98,25 @@ def bench_w4(n: int, repeat: int) -> None:
     ours = wl.w4_answer(p, assign_columns(p["territories"], p["cols"]))
     assert np.array_equal(floor[0], ours[0])
     assert np.array_equal(floor[1], ours[1])
-    table = Table(f"territories (harness W4): {n:,} accounts, 5,000 territories, median of runs")
-    base = table.add(
-        "numpy_decision_table floor (integer columns)",
-        median_of(lambda: wl.w4_floor(d), repeat),
-        per=n,
+    t = interleaved(
+        {
+            "floor": lambda: wl.w4_floor(d),
+            "index": lambda: wl.w4_answer(p, assign_columns(index, p["cols"])),
+            "records": lambda: wl.w4_answer(p, assign_columns(p["territories"], p["cols"])),
+            "compile": lambda: TerritoryIndex(p["territories"]),
+        },
+        repeat,
     )
+    table = Table(f"territories (harness W4): {n:,} accounts, 5,000 territories, medians")
+    base = table.add("numpy_decision_table floor (integer columns)", t["floor"], per=n)
     table.add(
-        "crmkit assign_columns(TerritoryIndex) + answer",
-        median_of(lambda: wl.w4_answer(p, assign_columns(index, p["cols"])), repeat),
-        base=base,
-        target=2.0,
-        per=n,
-    )
+        "crmkit assign_columns(TerritoryIndex) + answer", t["index"], base=base, target=2.0,
+        per=n, note="territories compiled once",
+    )  # fmt: skip
     table.add(
-        "crmkit assign_columns(territories) + answer",
-        median_of(lambda: wl.w4_answer(p, assign_columns(p["territories"], p["cols"])), repeat),
-        base=base,
-        target=2.0,
-        per=n,
+        "crmkit assign_columns(territories) + answer", t["records"], base=base, target=2.0, per=n
     )
-    table.add(
-        "crmkit TerritoryIndex(territories) alone",
-        median_of(lambda: TerritoryIndex(p["territories"]), repeat),
-        base=base,
-        per=n,
-    )
+    table.add("crmkit TerritoryIndex(territories) alone", t["compile"], base=base, per=n)
     table.print()
 
 
