@@ -252,6 +252,7 @@ class _Factor:
     """A column factorised once: sorted unique values and each row's code."""
 
     def __init__(self, column: Array) -> None:
+        self._order: Array | None = None
         self.numeric = column.dtype.kind in "iuf"
         if self.numeric:
             self.uniq, codes = np.unique(column.astype(np.float64), return_inverse=True)
@@ -266,9 +267,17 @@ class _Factor:
             self.first_valid = 1 if self.uniq.size and self.uniq[0] == "" else 0
             self.end_valid = self.uniq.size
 
+    def order(self) -> Array:
+        """The rows in code order (computed once)."""
+        if self._order is None:
+            small = self.codes.astype(np.int16) if self.uniq.size < 2**15 else self.codes
+            self._order = np.argsort(small, kind="stable" if small.dtype == np.int16 else None)
+        return self._order
+
     @classmethod
     def of_text(cls, values: Array, codes: Array) -> _Factor:
         out = cls.__new__(cls)
+        out._order = None
         out.numeric = False
         out.uniq, out.codes = values, codes.astype(np.int64)
         out.first_valid = 1 if values.size and values[0] == "" else 0
@@ -446,9 +455,16 @@ class TerritoryIndex:
         rfac = factor(rng_field) if rng_field is not None else None
         width = (rfac.uniq.size + 1) if rfac is not None else 1
         composite = codes_key * width + (rfac.codes if rfac is not None else 0)
-        if composite.size and int(composite.max()) < np.iinfo(np.int32).max:
-            composite = composite.astype(np.int32)  # sorts faster
-        order = np.argsort(composite)
+        keys = int(codes_key.max()) + 1 if n else 0
+        if rfac is not None and keys <= np.iinfo(np.int16).max:
+            # the accounts in range order once per field, then a stable radix sort by the
+            # small equality key: (equality key, range rank) without sorting per group
+            by_range = rfac.order()
+            order = by_range[np.argsort(codes_key[by_range].astype(np.int16), kind="stable")]
+        else:
+            if composite.size and int(composite.max()) < np.iinfo(np.int32).max:
+                composite = composite.astype(np.int32)  # sorts faster
+            order = np.argsort(composite)
         ordered = composite[order]
         q_ter: list[int] = []
         q_lo: list[int] = []
