@@ -277,6 +277,16 @@ class CodedColumns:
             self._typed[key] = found = col
         return found
 
+    def table(self, leaf: _Leaf) -> Mask:
+        """A text leaf decided once per distinct value of its field (negation included)."""
+        table = _leaf_mask(leaf, self.text(leaf.field).values)
+        return ~table if leaf.negate else table
+
+    def numbers(self, name: str) -> Array:
+        """The column as float64 (NaN where missing), in ``order`` when given."""
+        col = self._number_like(name, "number")
+        return col.astype(np.float64, copy=False)
+
     def leaf(self, leaf: _Leaf, rows: slice | Array) -> Mask:
         """One leaf's mask over some rows (a slice or positions), negation included."""
         if leaf.domain == "text":

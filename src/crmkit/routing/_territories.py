@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -15,7 +16,7 @@ import numpy as np
 from crmkit._codes import CodedColumns, text_codes
 from crmkit._mask import _typed_column
 from crmkit._schema import schema_of
-from crmkit.criteria import AllOf, Condition, Criteria, bind, parse
+from crmkit.criteria import AllOf, Condition, Criteria, _Leaf, _Node, bind, parse
 from crmkit.errors import NotFound, ValidationError
 from crmkit.records import (
     Account,
@@ -524,6 +525,9 @@ class TerritoryIndex:
         offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
         accounts = order[np.arange(total, dtype=np.int64) + offsets]
         if residual:
+            keep = _pairs_residual(coded, residual, accounts, ter, len(self.territories))
+            if keep is not None:
+                return accounts[keep], ter[keep]
             keep = np.ones(total, dtype=bool)
             bounds = np.cumsum(lengths) - lengths
             for q, k in enumerate(q_ter):
@@ -533,6 +537,76 @@ class TerritoryIndex:
                 keep[lo:hi] = coded.mask(residual[k], accounts[lo:hi])
             accounts, ter = accounts[keep], ter[keep]
         return accounts, ter
+
+
+_NUMBER_BOUNDS = frozenset({">=", ">", "<=", "<", "==", "between"})
+
+
+def _pairs_residual(
+    coded: CodedColumns, residual: Mapping[int, Any], accounts: Array, ter: Array, count: int
+) -> Array | None:
+    """Which (account, territory) pairs pass their territory's residual criteria, for all
+    pairs at once, or None when some residual is not a plain conjunction of text tests and
+    number bounds (the caller then tests territory by territory).
+
+    A text test is a table over the field's distinct values (one row per territory); number
+    bounds become one closed interval per territory and field.
+    """
+    text: dict[str, dict[int, Array]] = {}
+    numbers: dict[str, dict[int, tuple[float, float]]] = {}
+    for k, root in residual.items():
+        items = root.items if isinstance(root, _Node) and root.kind == "all" else (root,)
+        for leaf in items:
+            if not isinstance(leaf, _Leaf):
+                return None
+            if leaf.domain == "text":
+                table = coded.table(leaf)
+                rows = text.setdefault(leaf.field, {})
+                rows[k] = rows[k] & table if k in rows else table
+            elif leaf.domain == "number" and not leaf.negate and leaf.op in _NUMBER_BOUNDS:
+                low, high = _closed(leaf.op, leaf.value)
+                found = numbers.setdefault(leaf.field, {}).get(k, (-math.inf, math.inf))
+                numbers[leaf.field][k] = (max(found[0], low), min(found[1], high))
+            else:
+                return None
+    if any((len(rows) + 1) * coded.text(f).values.size > 1 << 25 for f, rows in text.items()):
+        return None  # tables too large: many distinct values
+    keep = np.ones(accounts.size, dtype=bool)
+    for field, rows in text.items():
+        codes = coded.text(field)
+        size = codes.values.size
+        local = np.full(count, len(rows), dtype=np.int64)  # the last row: no test, all pass
+        tables = np.ones((len(rows) + 1, size), dtype=bool)
+        for row, (k, table) in enumerate(rows.items()):
+            local[k] = row
+            tables[row] = table
+        keep &= tables.reshape(-1)[local[ter] * size + codes.codes[accounts]]
+    for field, ranges in numbers.items():
+        lows = np.full(count, -math.inf)
+        highs = np.full(count, math.inf)
+        tested = np.zeros(count, dtype=bool)
+        for k, (low, high) in ranges.items():
+            lows[k], highs[k], tested[k] = low, high, True
+        values = coded.numbers(field)[accounts]
+        inside = (values >= lows[ter]) & (values <= highs[ter])  # NaN is never inside
+        keep &= inside | ~tested[ter]
+    return keep
+
+
+def _closed(op: str, value: Any) -> tuple[float, float]:
+    """A number condition as a closed interval of float64 values."""
+    if op == "between":
+        return float(value[0]), float(value[1])
+    v = float(value)
+    if op == "==":
+        return v, v
+    if op == ">=":
+        return v, math.inf
+    if op == ">":
+        return float(np.nextafter(v, math.inf)), math.inf
+    if op == "<=":
+        return -math.inf, v
+    return -math.inf, float(np.nextafter(v, -math.inf))
 
 
 def match_territories(
