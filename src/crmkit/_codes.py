@@ -42,11 +42,12 @@ class TextCodes:
     """A text column factorised once: ``values`` (sorted, distinct; ``""`` is missing)
     and ``codes`` (each row's position in ``values``)."""
 
-    __slots__ = ("_index", "codes", "values")
+    __slots__ = ("_index", "codes", "order", "values")
 
-    def __init__(self, values: Array, codes: Array) -> None:
+    def __init__(self, values: Array, codes: Array, order: Array | None = None) -> None:
         self.values = values
         self.codes = _compact(codes, values.size)
+        self.order = order  # the rows in code order, when factorising sorted them anyway
         self._index: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -62,6 +63,7 @@ class TextCodes:
         """The codes of some rows (the value table is shared)."""
         out = TextCodes.__new__(TextCodes)
         out.values, out.codes, out._index = self.values, self.codes[rows], self._index
+        out.order = None
         return out
 
     def gather(self, table: Array, codes: Array | None = None) -> Array:
@@ -120,7 +122,8 @@ def text_codes(column: Array) -> TextCodes:
     if found is None:
         values, codes = np.unique(col, return_inverse=True)
         return TextCodes(values, codes.reshape(-1).astype(np.intp, copy=False))
-    return TextCodes(*found)
+    values, codes, order = found
+    return TextCodes(values, codes, order)
 
 
 def _compact(codes: Array, count: int) -> Array:
@@ -132,9 +135,9 @@ def _compact(codes: Array, count: int) -> Array:
     return codes.astype(np.int64, copy=False)
 
 
-def _latin1_codes(col: Array, units: Array) -> tuple[Array, Array] | None:
-    """``(values, codes)`` for Latin-1 text, codes in text order, or None when there are
-    many distinct values spread wide (the caller then sorts)."""
+def _latin1_codes(col: Array, units: Array) -> tuple[Array, Array, Array | None] | None:
+    """``(values, codes, rows in code order or None)`` for Latin-1 text, codes in text
+    order, or None when there are many distinct values spread wide (the caller sorts)."""
     n, width = units.shape
     if width <= 4:  # one uint32 key per row: the code units, 8 bits each
         key = units[:, 0].copy()
@@ -144,16 +147,17 @@ def _latin1_codes(col: Array, units: Array) -> tuple[Array, Array] | None:
         found = _number(key)
         if found is None:
             return None
-        codes, distinct = found
+        codes, distinct, order = found
         shifts = np.arange(width - 1, -1, -1, dtype=np.uint32) * np.uint32(8)
         chars = (distinct.astype(np.uint32)[:, None] >> shifts) & np.uint32(0xFF)
         values = np.ascontiguousarray(chars).view(f"<U{width}").reshape(-1)
-        return values, codes
+        return values, codes, order
     padded = -(-width // 8) * 8
     low = np.zeros((n, padded), dtype=np.uint8)
     low[:, :width] = units
     words = low.view(">u8").astype(np.uint64)
     codes_so_far: Array | None = None
+    order = None
     for j in range(words.shape[1]):
         key = words[:, j]
         used = min(8, width - 8 * j)
@@ -162,7 +166,7 @@ def _latin1_codes(col: Array, units: Array) -> tuple[Array, Array] | None:
         found = _number(key)
         if found is None:
             return None
-        part, distinct = found
+        part, distinct, order = found
         if codes_so_far is None:
             codes_so_far = part
             continue
@@ -170,17 +174,18 @@ def _latin1_codes(col: Array, units: Array) -> tuple[Array, Array] | None:
         found = _number(combined)
         if found is None:
             return None
-        codes_so_far = found[0]
+        codes_so_far, _, order = found
     assert codes_so_far is not None
     size = int(codes_so_far.max()) + 1
     first_row = np.empty(size, dtype=np.intp)
     first_row[codes_so_far] = np.arange(n, dtype=np.intp)
-    return col[first_row], codes_so_far
+    return col[first_row], codes_so_far, order
 
 
-def _number(key: Array) -> tuple[Array, Array] | None:
-    """Codes numbering integer keys in key order and the distinct keys (sorted), or None
-    when the keys are many and spread wide."""
+def _number(key: Array) -> tuple[Array, Array, Array | None] | None:
+    """Codes numbering integer keys in key order, the distinct keys (sorted) and, when
+    they were sorted, the rows in key order; None when the keys are many and spread
+    wide."""
     low, high = int(key.min()), int(key.max())
     if high - low < _DENSE_SPAN:
         slot = (key - key.dtype.type(low) if low else key).astype(np.intp)
@@ -191,22 +196,28 @@ def _number(key: Array) -> tuple[Array, Array] | None:
         distinct = np.flatnonzero(present).astype(key.dtype)
         if low:
             distinct += key.dtype.type(low)
-        return rank[slot], distinct
+        return rank[slot], distinct, None
     size = 1 << _HASH_BITS
     key = key.astype(np.uint64, copy=False)
     slot = ((key * _MIX) >> np.uint64(64 - _HASH_BITS)).astype(np.intp)
     held = np.zeros(size, dtype=np.uint64)
     held[slot] = key
     if not np.array_equal(held[slot], key):  # many distinct keys: sort them
-        distinct, codes = np.unique(key, return_inverse=True)
-        return codes.reshape(-1).astype(np.intp, copy=False), distinct
+        order = np.argsort(key)
+        ordered = key[order]
+        first = np.empty(ordered.size, dtype=bool)
+        first[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        codes = np.empty(ordered.size, dtype=np.intp)
+        codes[order] = np.cumsum(first, dtype=np.intp) - 1
+        return codes, ordered[first], order
     present = np.zeros(size, dtype=bool)
     present[slot] = True
     occupied = np.flatnonzero(present)
     by_key = np.argsort(held[occupied], kind="stable")
     rank = np.zeros(size, dtype=np.intp)
     rank[occupied[by_key]] = np.arange(occupied.size)
-    return rank[slot], held[occupied[by_key]]
+    return rank[slot], held[occupied[by_key]], None
 
 
 # -- criteria over coded columns -----------------------------------------------------------

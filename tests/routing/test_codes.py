@@ -55,6 +55,9 @@ def test_text_codes_on_large_columns(column: np.ndarray) -> None:
     uniq, inverse = np.unique(column, return_inverse=True)
     assert np.array_equal(codes.values, uniq)
     assert np.array_equal(codes.codes, inverse.reshape(-1))
+    if codes.order is not None:  # rows in code order, when factorising sorted them
+        assert np.all(np.diff(codes.codes[codes.order]) >= 0)
+        assert np.array_equal(np.sort(codes.order), np.arange(column.size))
 
 
 # -- rules on codes -------------------------------------------------------------------------

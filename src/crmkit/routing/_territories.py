@@ -276,9 +276,9 @@ class _Factor:
         return self._order
 
     @classmethod
-    def of_text(cls, values: Array, codes: Array) -> _Factor:
+    def of_text(cls, values: Array, codes: Array, order: Array | None = None) -> _Factor:
         out = cls.__new__(cls)
-        out._order = None
+        out._order = order
         out.numeric = False
         out.uniq, out.codes = values, codes.astype(np.int64)
         out.first_valid = 1 if values.size and values[0] == "" else 0
@@ -414,7 +414,7 @@ class TerritoryIndex:
                 column = np.asarray(columns[name])
                 if column.dtype.kind == "U" or kinds.get(name) in ("text", "enum"):
                     text = coded.text(name)
-                    factors[name] = _Factor.of_text(text.values, text.codes)
+                    factors[name] = _Factor.of_text(text.values, text.codes, text.order)
                 else:
                     factors[name] = _Factor(column)
             return factors[name]
