@@ -1,36 +1,123 @@
-"""Routing and territory benchmarks: crmkit beside a naive loop, pure Python and numpy floors.
+"""Routing and territory benchmarks: crmkit beside the strongest numpy floors, pure Python
+and a naive loop.
 
-python benchmarks/bench_routing.py [--quick]
+python benchmarks/bench_routing.py [--quick] [--repeat N]
 
-1. Bulk routing of n leads through 500 rules (country/employees, industry/source rules to
-   20 round-robin teams of 5): crmkit ``Router.route_columns`` (rules + strategies) and
-   ``RuleSet.first_match_columns`` (rules only) beside a numpy first-match floor written by
-   hand (progressive masks over pre-built comparisons), the best pure Python (rules indexed
-   by country, subsampled) and a naive per-lead loop over all rules (subsampled), both
-   extrapolated to n.
-2. Single-lead routing throughput: ``Router.route(lead, apply=False)`` (decide),
+1. Lead routing as the peer harness's W3 (n leads, 500 rules, 20 round-robin queues of 10
+   reps with capacities): crmkit ``Router.route_columns`` (rules + round robin, answer
+   read from ``owner_code``/``owner_ids``) and ``RuleSet.first_match_columns`` (rules
+   only) beside the harness's ``numpy_indexed`` floor on integer columns
+   (``_workloads.w3_floor``). crmkit gets the same leads as text columns.
+2. The older rule set of this script (country/employees, industry/source rules to 20
+   teams) beside a numpy first-match floor (progressive masks), the best pure Python
+   (rules indexed by country) and a naive loop, both subsampled and extrapolated.
+3. Single-lead routing throughput: ``Router.route(lead, apply=False)`` (decide),
    ``Router.route(lead)`` (decide and write to a MemoryStore) and the rule index alone.
-3. Territory assignment of n accounts to 5,000 territories (50 countries x 100 postal
-   ranges): crmkit ``match_territories`` / ``assign_columns`` beside an indexed numpy floor
-   (sort once, two searchsorted calls per territory, vectorised), a per-territory numpy mask
-   (subsampled territories) and a Python loop (subsampled accounts), extrapolated.
+4. Territory assignment as the harness's W4 (n accounts, 5,000 territories: half-open
+   postal ranges per country, overlays with industry sets and employee bands): crmkit
+   ``assign_columns`` from the Territory records and from a ``TerritoryIndex`` built once,
+   beside the harness's ``numpy_decision_table`` floor on integer columns.
+
+For 1 and 4 every time is a median of ``--repeat`` (at least 3) rounds that run the
+contenders interleaved, in this one run; the answers are checked equal to the floor's
+first.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
+import _workloads as wl
 from _common import Table, bench_args, best_of, timed
 from crmkit import F, FixedClock, Lead, MemoryStore, Rep, RoutingRule, Territory
-from crmkit.routing import Router, RuleSet, assign_columns
+from crmkit.routing import Router, RuleSet, Target, TerritoryIndex, assign_columns
 from crmkit.routing._territories import match_territories
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 COUNTRIES = np.array([f"C{i:02}" for i in range(50)])
 INDUSTRIES = np.array([f"I{i:02}" for i in range(20)])
 SOURCES = np.array(["web", "event", "partner", "ads", "referral"])
+
+
+def interleaved(contenders: dict[str, Any], repeat: int) -> dict[str, float]:
+    """The median wall time of each contender over ``max(repeat, 3)`` rounds; every round
+    runs each contender once, starting one further along each time, so that machine load
+    drifting during the run falls on all of them alike."""
+    names = list(contenders)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(max(repeat, 3)):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(best_of(contenders[name], repeat=1))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def bench_w3(n: int, repeat: int) -> None:
+    d = wl.w3_data(n)
+    p = wl.w3_crmkit_input(d)
+    store = MemoryStore()
+    store.reps.add_many(p["reps"])
+    store.routing_rules.add_many(p["rules"])
+    default = Target("team", f"q{d['default_queue']:02d}")
+
+    def router() -> Router:
+        return Router(store, default=default, clock=FixedClock(NOW), respect_hours=False)
+
+    built = router()
+    floor = wl.w3_floor(d)
+    ours = wl.w3_answer(p, built.route_columns(p["cols"]))
+    assert np.array_equal(floor[0], ours[0])
+    assert np.array_equal(floor[1], ours[1])
+    t = interleaved(
+        {
+            "floor": lambda: wl.w3_floor(d),
+            "route": lambda: wl.w3_answer(p, built.route_columns(p["cols"])),
+            "build+route": lambda: wl.w3_answer(p, router().route_columns(p["cols"])),
+            "rules": lambda: built.rules.first_match_columns(p["cols"], NOW),
+        },
+        repeat,
+    )
+    table = Table(f"lead routing (harness W3): {n:,} leads, 500 rules, medians, interleaved")
+    base = table.add("numpy_indexed floor (integer columns)", t["floor"], per=n)
+    table.add(
+        "crmkit route_columns + answer", t["route"], base=base, target=2.0, per=n,
+        note="Router built once",
+    )  # fmt: skip
+    table.add("crmkit Router(...) + route_columns + answer", t["build+route"], base=base, per=n)
+    table.add("crmkit RuleSet.first_match_columns (rules only)", t["rules"], base=base, per=n)
+    table.print()
+
+
+def bench_w4(n: int, repeat: int) -> None:
+    d = wl.w4_data(n)
+    p = wl.w4_crmkit_input(d)
+    index = TerritoryIndex(p["territories"])
+    floor = wl.w4_floor(d)
+    ours = wl.w4_answer(p, assign_columns(p["territories"], p["cols"]))
+    assert np.array_equal(floor[0], ours[0])
+    assert np.array_equal(floor[1], ours[1])
+    t = interleaved(
+        {
+            "floor": lambda: wl.w4_floor(d),
+            "index": lambda: wl.w4_answer(p, assign_columns(index, p["cols"])),
+            "records": lambda: wl.w4_answer(p, assign_columns(p["territories"], p["cols"])),
+            "compile": lambda: TerritoryIndex(p["territories"]),
+        },
+        repeat,
+    )
+    table = Table(f"territories (harness W4): {n:,} accounts, 5,000 territories, medians")
+    base = table.add("numpy_decision_table floor (integer columns)", t["floor"], per=n)
+    table.add(
+        "crmkit assign_columns(TerritoryIndex) + answer", t["index"], base=base, target=2.0,
+        per=n, note="territories compiled once",
+    )  # fmt: skip
+    table.add(
+        "crmkit assign_columns(territories) + answer", t["records"], base=base, target=2.0, per=n
+    )
+    table.add("crmkit TerritoryIndex(territories) alone", t["compile"], base=base, per=n)
+    table.print()
 
 
 def lead_columns(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -341,6 +428,8 @@ def bench_territories(n: int, repeat: int) -> None:
 
 def main() -> None:
     args = bench_args(__doc__, default_n=1_000_000, quick_n=100_000)
+    bench_w3(args.n, args.repeat)
+    bench_w4(args.n, args.repeat)
     bench_bulk(args.n, args.repeat)
     bench_single(args.repeat)
     bench_territories(args.n, args.repeat)

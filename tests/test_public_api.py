@@ -140,7 +140,8 @@ PUBLIC = {
     "crmkit.routing": [
         "BalancePlan", "Dropped", "Escalation", "Move", "RealignmentDiff", "Reason", "Router",
         "RoutingBatch", "RoutingDecision", "RoutingStatus", "RuleSet", "STRATEGIES", "Schedule",
-        "Target", "TerritoryAssignment", "activate_model", "active_model", "apply_realignment",
+        "Target", "TerritoryAssignment", "TerritoryIndex", "activate_model", "active_model",
+        "apply_realignment",
         "assign_columns", "assign_territories", "email_domain", "imbalance", "load_rules",
         "normalise_company", "realignment_diff", "rules_from_data", "suggest_balance",
     ],

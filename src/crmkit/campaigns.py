@@ -368,23 +368,19 @@ def _set_status(store: Store, member_id: str, status: Any, at: datetime) -> Camp
 
 
 def _codes(member_keys: _Array, opp_keys: _Array) -> tuple[_Array, _Array]:
-    """Integer codes for the keys (``-1`` for empty text, or a member key no opportunity
-    has). Only the opportunity side is sorted; members are looked up by binary search."""
+    """Integer codes for the keys, shared by both sides (``-1`` for empty text): both
+    columns are factorised together once, so the join compares integers, not text."""
+    from crmkit._codes import text_codes
+
     opp_keys = np.asarray(opp_keys, dtype=str)
     member_keys = np.asarray(member_keys, dtype=str)
-    known = np.unique(opp_keys[opp_keys != ""])
-    if len(known) == 0 or len(member_keys) == 0:
+    if not np.any(opp_keys != "") or len(member_keys) == 0:
         return np.full(len(member_keys), -1), np.full(len(opp_keys), -1)
-
-    def lookup(keys: _Array) -> _Array:
-        codes = np.full(len(keys), -1, dtype=np.int64)
-        where = np.flatnonzero(keys != "")
-        present = keys[where]
-        pos = np.minimum(np.searchsorted(known, present), len(known) - 1)
-        codes[where] = np.where(known[pos] == present, pos, -1)
-        return codes
-
-    return lookup(member_keys), lookup(opp_keys)
+    coded = text_codes(np.concatenate([member_keys, opp_keys]))
+    codes = coded.codes.astype(np.int64)
+    if coded.values.size and coded.values[0] == "":
+        codes -= 1  # "" was code 0: now -1
+    return codes[: len(member_keys)], codes[len(member_keys) :]
 
 
 def _join(member_key: _Array, opp_key: _Array) -> tuple[_Array, _Array]:
@@ -537,7 +533,10 @@ def touch_credits(
     credit = (whole // denominator) * numerator + part // denominator
     remainder = part % denominator
     left = whole[starts] - np.add.reduceat(credit, starts) if n else np.zeros(0, np.int64)
-    by_remainder = np.lexsort((rank, -remainder, opp_rows))
+    if model == "u_shaped":
+        by_remainder = np.lexsort((rank, -remainder, opp_rows))
+    else:  # every touch of an opportunity has the same remainder: keep the touch order
+        by_remainder = np.arange(n)
     place = np.arange(n) - np.repeat(starts, sizes)
     credit[by_remainder] += place < np.repeat(left, sizes)
     return {
@@ -647,25 +646,41 @@ def credits(store: Store, model: str = "linear") -> Table:
     )
 
 
+def _positions(ids: _Array, keys: _Array) -> _Array:
+    """The position of each key in the sorted ``ids`` (-1 where it is not one); the keys
+    are factorised first, so only their distinct values are searched."""
+    from crmkit._codes import text_codes
+
+    if len(ids) == 0 or len(keys) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    coded = text_codes(np.asarray(keys, dtype=str))
+    at = np.minimum(np.searchsorted(ids, coded.values), len(ids) - 1)
+    table = np.where(ids[at] == coded.values, at, -1)
+    return np.asarray(table[coded.codes], dtype=np.int64)
+
+
 def _by_campaign(ids: _Array, keys: _Array, weights: _Array | None = None) -> _Array:
     """Sum ``weights`` (or count) per campaign; ``ids`` sorted; unknown keys are skipped."""
+    return _sum_at(ids, _positions(ids, keys), weights)
+
+
+def _sum_at(ids: _Array, position: _Array, weights: _Array | None = None) -> _Array:
     if len(ids) == 0:
         return np.zeros(0)
-    position = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
-    known = ids[position] == keys
+    known = position >= 0
     return np.bincount(
         position[known], weights=None if weights is None else weights[known], minlength=len(ids)
     ).astype(np.float64)
 
 
-def _money_by_campaign(ids: _Array, keys: _Array, minor: _Array, digits: _Array) -> _Array:
+def _money_by_campaign(ids: _Array, position: _Array, minor: _Array, digits: _Array) -> _Array:
     """Exact ``Decimal`` sums per campaign of credits in minor units (all brought to the
-    most minor digits present, so 1 JPY and 0.5 USD add up to 1.500)."""
+    most minor digits present, so 1 JPY and 0.5 USD add up to 1.500); ``position`` is each
+    credit's campaign in ``ids`` (-1: none)."""
     scale = int(digits.max()) if len(digits) else 2
     total = np.zeros(len(ids), np.int64)
-    if len(ids) and len(keys):
-        position = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
-        known = ids[position] == keys
+    if len(ids) and len(position):
+        known = position >= 0
         scaled = minor[known] * 10 ** (scale - digits[known])
         np.add.at(total, position[known], scaled)
     return to_decimal(total, np.full(len(ids), scale))
@@ -693,22 +708,24 @@ def attribution_from_columns(
     >>> attribution_from_columns(members, opps, "first_touch")["won_revenue"].tolist()
     [Decimal('900.00'), Decimal('0.00')]
     """
-    ids = (
-        np.unique(np.asarray(members["campaign_id"], dtype=str))
-        if campaign_ids is None
-        else np.unique(np.asarray(campaign_ids, dtype=str))
-    )
+    from crmkit._codes import text_codes
+
+    named = text_codes(np.asarray(members["campaign_id"], dtype=str))
+    ids = named.values if campaign_ids is None else np.unique(np.asarray(campaign_ids, dtype=str))
+    # the campaign of each member, found once per distinct campaign id
+    at = np.minimum(np.searchsorted(ids, named.values), max(len(ids) - 1, 0))
+    table = np.where(ids[at] == named.values, at, -1) if len(ids) else np.full(at.size, -1)
     touches = touch_credits(members, opportunities, model)
-    keys = np.asarray(members["campaign_id"])[touches["member"]]
+    position = np.asarray(table[named.codes[touches["member"]]], dtype=np.int64)
     status = np.asarray(opportunities["status"])[touches["opportunity"]]
     credit, digits = touches["credit_minor"], touches["digits"]
     return Table(
         columns={
             "campaign_id": ids,
-            "opportunities": _by_campaign(ids, keys, touches["weight"]),
-            "amount": _money_by_campaign(ids, keys, credit, digits),
-            "pipeline": _money_by_campaign(ids, keys, credit * (status == "open"), digits),
-            "won_revenue": _money_by_campaign(ids, keys, credit * (status == "won"), digits),
+            "opportunities": _sum_at(ids, position, touches["weight"]),
+            "amount": _money_by_campaign(ids, position, credit, digits),
+            "pipeline": _money_by_campaign(ids, position, credit * (status == "open"), digits),
+            "won_revenue": _money_by_campaign(ids, position, credit * (status == "won"), digits),
         },
         keys=("campaign_id",),
         title=f"attribution ({model})",

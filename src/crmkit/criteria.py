@@ -363,6 +363,15 @@ class Field:
         """Inclusive at both ends."""
         return Condition(self.name, "between", (low, high))
 
+    def range(self, low: Any, high: Any) -> AllOf:
+        """Half-open: ``low <= value < high`` (``>=`` and ``<``; territory matching
+        indexes the pair as one range).
+
+        >>> F.employees.range(50, 250).to_dict()["all"][1]
+        {'field': 'employees', 'op': '<', 'value': 250}
+        """
+        return AllOf(items=(Condition(self.name, ">=", low), Condition(self.name, "<", high)))
+
     def startswith(self, prefix: str) -> Condition:
         return Condition(self.name, "startswith", prefix)
 

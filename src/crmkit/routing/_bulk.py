@@ -11,7 +11,7 @@ the records one by one.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +80,9 @@ class _Union:
 class RoutingBatch:
     """Decisions for a batch, as arrays; :meth:`decision` builds one ``RoutingDecision``.
 
-    ``owner`` and ``queue`` are object arrays (``None`` where not set), ``status`` holds
+    ``owner_code`` and ``queue_code`` hold, per row, a position in ``owner_ids`` /
+    ``queue_ids`` (-1: none); ``owner`` and ``queue`` are the same as object arrays of ids
+    (``None`` where not set), built when first asked for. ``status`` holds
     ``"assigned"``/``"queued"``/``"unassigned"`` and ``rule`` the matched rule's index in
     the rule set (-1: the default target, -2: none).
     """
@@ -91,13 +93,13 @@ class RoutingBatch:
         self.n = n
         self.kind = np.full(n, _QUEUE, dtype=np.int8)
         self.rule = np.full(n, -2, dtype=np.int64)
-        self.owner = np.full(n, None, dtype=object)
-        self.queue = np.full(n, None, dtype=object)
+        self.owner_code = np.full(n, -1, dtype=np.int32)
+        self.owner_ids: list[str] = []
+        self.queue_code = np.full(n, -1, dtype=np.int32)
+        self.queue_ids: list[str] = []
+        self._code_of: dict[tuple[bool, str], int] = {}
+        self._objects: dict[str, Array] = {}
         self.ids: Array = np.array([], dtype=str)
-        self.duplicate_of = np.full(n, None, dtype=object)
-        self.account = np.full(n, None, dtype=object)
-        self.account_owner = np.full(n, None, dtype=object)
-        self.contact = np.full(n, None, dtype=object)
         self.unit = np.full(n, -1, dtype=np.int64)
         self.unit_pos = np.full(n, -1, dtype=np.int64)
         self.pre: dict[int, Dropped] = {}
@@ -105,14 +107,83 @@ class RoutingBatch:
         self.units: list[_Unit] = []
         self.states: dict[str, dict[str, Any]] = {}
 
+    def _code(self, queue: bool, value: str) -> int:
+        key = (queue, value)
+        code = self._code_of.get(key)
+        if code is None:
+            table = self.queue_ids if queue else self.owner_ids
+            code = self._code_of[key] = len(table)
+            table.append(value)
+        return code
+
+    def _set(self, queue: bool, rows: Any, value: str | None) -> None:
+        """Owner (or queue) of some rows; None clears it."""
+        codes = self.queue_code if queue else self.owner_code
+        codes[rows] = -1 if value is None else self._code(queue, value)
+        self._objects.pop("queue" if queue else "owner", None)
+
+    def _set_codes(self, queue: bool, rows: Array, values: Sequence[str], picks: Array) -> None:
+        """``values[picks[k]]`` for row ``rows[k]``: one code per distinct value."""
+        codes = self.queue_code if queue else self.owner_code
+        table = np.array([self._code(queue, v) for v in values], dtype=np.int32)
+        codes[rows] = table[picks]
+        self._objects.pop("queue" if queue else "owner", None)
+
+    def _lazy(self, name: str) -> Array:
+        found = self._objects.get(name)
+        if found is None:
+            if name in ("owner", "queue"):
+                codes, table = (
+                    (self.owner_code, self.owner_ids)
+                    if name == "owner"
+                    else (self.queue_code, self.queue_ids)
+                )
+                found = np.array([*table, None], dtype=object)[codes]
+            else:
+                found = np.full(self.n, None, dtype=object)
+            self._objects[name] = found
+        return found
+
+    @property
+    def owner(self) -> Array:
+        """The owner id per row, ``None`` where not assigned (an object array, built from
+        ``owner_code`` and ``owner_ids`` when first asked for)."""
+        return self._lazy("owner")
+
+    @property
+    def queue(self) -> Array:
+        """The queue per row, ``None`` where not queued (built from ``queue_code`` and
+        ``queue_ids``)."""
+        return self._lazy("queue")
+
+    @property
+    def duplicate_of(self) -> Array:
+        return self._lazy("duplicate_of")
+
+    @duplicate_of.setter
+    def duplicate_of(self, value: Array) -> None:
+        self._objects["duplicate_of"] = value
+
+    @property
+    def account(self) -> Array:
+        return self._lazy("account")
+
+    @property
+    def account_owner(self) -> Array:
+        return self._lazy("account_owner")
+
+    @property
+    def contact(self) -> Array:
+        return self._lazy("contact")
+
     def __len__(self) -> int:
         return self.n
 
     @property
     def status(self) -> Array:
         """``"assigned"``, ``"queued"`` or ``"unassigned"`` per row."""
-        owned = self.owner != None  # noqa: E711
-        queued = ~owned & (self.queue != None)  # noqa: E711
+        owned = self.owner_code >= 0
+        queued = ~owned & (self.queue_code >= 0)
         out = np.full(self.n, "unassigned", dtype="<U10")
         out[owned] = "assigned"
         out[queued] = "queued"
@@ -319,7 +390,9 @@ def route_batch(
     owners = _text(np.asarray(columns["owner_id"])) if "owner_id" in columns else np.full(n, "")
     owned = owners != ""
     batch.kind[owned] = _OWNED
-    batch.owner[owned] = owners[owned].astype(object)
+    if owned.any():
+        held, which = np.unique(owners[owned], return_inverse=True)
+        batch._set_codes(False, np.flatnonzero(owned), held.tolist(), which.reshape(-1))
     if email_field in columns:
         batch.duplicate_of = _duplicates(
             router, _text(np.asarray(columns[email_field])), ids, np.ones(n, dtype=bool)
@@ -402,8 +475,14 @@ def route_batch(
     # rules
     rules = rule_of[rule_rows]
     spec: PoolSpec | None
-    for index in np.unique(rules).tolist():
-        rows = rule_rows[rules == index]
+    small = rules.astype(np.int16) if len(router.rules) < np.iinfo(np.int16).max else rules
+    by_rule = np.argsort(small, kind="stable")  # a radix sort for 16-bit keys
+    rule_values, rule_starts = np.unique(rules[by_rule], return_index=True)
+    rule_ends = [*rule_starts[1:].tolist(), rules.size][: rule_starts.size]
+    for index, start, end in zip(
+        rule_values.tolist(), rule_starts.tolist(), rule_ends, strict=True
+    ):
+        rows = rule_rows[by_rule[start:end]]
         if index >= 0:
             spec, rule = router._pools[index], router.rules.rules[index]
         elif router._default_rule is not None:
@@ -414,7 +493,7 @@ def route_batch(
         batch.rule[rows] = index
         if spec is None:
             batch.kind[rows] = _QUEUE
-            batch.queue[rows] = rule.target_id
+            batch._set(True, rows, rule.target_id)
             continue
         if spec.matches:
             coded = [_match_codes(columns, m.record_field, rows) for m in spec.matches]
@@ -563,9 +642,9 @@ def route_batch(
         else:
             picks = rr_picks(rows.size, allow)
         got = picks >= 0
-        rep_arr = np.array(reps, dtype=object)
-        batch.owner[rows[got]] = rep_arr[picks[got]] if reps else None
-        batch.queue[rows[~got]] = unit.spec.fallback_queue
+        if reps:
+            batch._set_codes(False, rows[got], reps, picks[got])
+        batch._set(True, rows[~got], unit.spec.fallback_queue)
         counts = np.bincount(picks[got], minlength=len(reps)) if reps else np.zeros(0, int)
         for k, rep_id in enumerate(reps):
             taken = int(counts[k])
@@ -588,15 +667,15 @@ def route_batch(
     for pool_key, parts in assigned_rows.items():
         state = states[pool_key]
         rows = np.concatenate([p[0] for p in parts])
-        owners_here = np.concatenate([np.asarray(batch.owner[p[0]], dtype=object) for p in parts])
+        owners_here = np.concatenate([batch.owner_code[p[0]] for p in parts])
         order = np.argsort(rows, kind="stable")
         owners_sorted = owners_here[order]
         base = int(state["seq"])
         if owners_sorted.size:
             last_index: dict[str, int] = {}
-            uniq, first_rev = np.unique(owners_sorted[::-1].astype(str), return_index=True)
-            for rep_id, rev in zip(uniq.tolist(), first_rev.tolist(), strict=True):
-                last_index[rep_id] = owners_sorted.size - 1 - rev
+            uniq, first_rev = np.unique(owners_sorted[::-1], return_index=True)
+            for code, rev in zip(uniq.tolist(), first_rev.tolist(), strict=True):
+                last_index[batch.owner_ids[code]] = owners_sorted.size - 1 - rev
             new = copy.deepcopy(state)
             new["seq"] = base + int(owners_sorted.size)
             for rep_id, idx in last_index.items():
@@ -624,8 +703,8 @@ def route_batch(
                     decision = attrs.evolve(decision, duplicate_of=batch.duplicate_of[row])
                 batch.sequential[row] = decision
                 batch.kind[row] = _SEQ
-                batch.owner[row] = decision.owner_id
-                batch.queue[row] = decision.queue
+                batch._set(False, row, decision.owner_id)
+                batch._set(True, row, decision.queue)
                 if decision.status == RoutingStatus.ASSIGNED and decision.owner_id:
                     if open_row[row]:
                         loads.add(decision.owner_id)

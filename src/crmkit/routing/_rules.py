@@ -14,7 +14,7 @@ import numpy as np
 
 from crmkit._schema import schema_of
 from crmkit.codec import from_dict
-from crmkit.criteria import AllOf, BoundCriteria, Condition, bind, parse
+from crmkit.criteria import AllOf, BoundCriteria, Condition, _Leaf, _Node, bind, parse
 from crmkit.errors import CrmError, ValidationError
 from crmkit.records import Lead, RoutingRule
 
@@ -162,6 +162,7 @@ class RuleSet:
             bind(r.criteria, record_type) for r in ordered
         )
         self._tests = tuple(b.matches for b in self.bound)
+        self._fields: frozenset[str] | None = None
         self._windows = tuple(
             (r.starts_at, r.ends_at) if (r.starts_at or r.ends_at) else None for r in ordered
         )
@@ -179,6 +180,10 @@ class RuleSet:
                 for value in set(conditions[i][field]):
                     by_value.setdefault(value, []).append(i)
         self._unindexed = tuple(unindexed)
+        self._plans = {
+            i: _plan(self.bound[i], field, conditions[i].get(field) if field else None)
+            for i in self._live
+        }
         self._by_value = {
             v: tuple(sorted(set(hits) | set(unindexed))) for v, hits in by_value.items()
         }
@@ -192,10 +197,12 @@ class RuleSet:
     @property
     def fields(self) -> frozenset[str]:
         """Every field the rules read."""
-        out: set[str] = set()
-        for b in self.bound:
-            out |= b.fields
-        return frozenset(out)
+        if self._fields is None:
+            out: set[str] = set()
+            for b in self.bound:
+                out |= b.fields
+            self._fields = frozenset(out)
+        return self._fields
 
     def _candidates(self, record: Any) -> tuple[int, ...]:
         if self.index_field is None:
@@ -226,60 +233,82 @@ class RuleSet:
         return None if i < 0 else self.rules[i]
 
     def first_match_columns(self, columns: Mapping[str, Array], now: datetime) -> Array:
-        """Index of the first matching live rule per row (-1: none), by progressive masks.
+        """Index of the first matching live rule per row (-1: none).
 
-        Rows are grouped by the index field (the equality field most rules test), so each
-        group is only tested against the rules that can match it; within a group each
-        rule's mask covers only the rows no earlier rule took, and the row set is compacted
-        whenever it has halved.
+        Text columns are factorised once (see :mod:`crmkit._codes`) and every text test
+        is decided per distinct value, then gathered per row as integer codes. Rows are
+        sorted once by the index field (the equality field most rules test), so a rule
+        that names its values only looks at those rows; every rule's mask covers only the
+        rows no earlier rule took.
         """
-        live = frozenset(i for i in self._live if rule_is_live(self.rules[i], now))
+        from crmkit._codes import CodedColumns
+
         n = _length(columns)
         result = np.full(n, -1, dtype=np.int64)
-        field = self.index_field
-        needed = {name: np.asarray(columns[name]) for name in self.fields if name in columns}
-        needed[" rows"] = np.zeros(n, dtype=bool)  # gives rules that read nothing a length
-        if field is None or field not in columns or n == 0:
-            self._progressive(needed, np.arange(n), [i for i in self._live if i in live], result)
+        live = [i for i in self._live if rule_is_live(self.rules[i], now)]
+        if n == 0 or not live:
             return result
-        column = np.asarray(columns[field])
-        if column.dtype.kind != "U":
-            column = np.array(
-                ["" if v is None else str(getattr(v, "value", v)) for v in column.tolist()]
+        view = CodedColumns(columns, n)
+        field = self.index_field
+        order: Array | None = None
+        bounds: Array | None = None
+        index_codes = None
+        if field is not None and field in columns:
+            index_codes = view.text(field)
+            order = np.argsort(index_codes.codes, kind="stable")
+            bounds = np.searchsorted(
+                index_codes.codes[order], np.arange(index_codes.values.size + 1)
             )
-        values, codes = np.unique(column, return_inverse=True)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(values.size + 1))
-        for k, value in enumerate(values.tolist()):
-            rows = order[bounds[k] : bounds[k + 1]]
-            candidates = self._by_value.get(value, self._unindexed) if value else self._unindexed
-            chosen = [i for i in candidates if i in live]
-            if chosen and rows.size:
-                sub = {name: col[rows] for name, col in needed.items()}
-                self._progressive(sub, rows, chosen, result)
+            view = view.reorder(order)
+        small = np.int16 if len(self.rules) < np.iinfo(np.int16).max else np.int32
+        none = len(self.rules)
+        best = np.full(n, none, dtype=small)
+        for i in live:
+            values, root = self._plans[i]
+            if values is None or bounds is None or index_codes is None:
+                root = self.bound[i]._root
+                spans = [(0, n)]
+            else:
+                spans = []
+                for value in dict.fromkeys(values):
+                    code = index_codes.code_of(value)
+                    if code >= 0:
+                        spans.append((int(bounds[code]), int(bounds[code + 1])))
+            for lo, hi in spans:
+                if hi <= lo:
+                    continue
+                segment = best[lo:hi]
+                free = segment == none
+                view.narrow(root, slice(lo, hi), free)
+                segment[free] = i
+        found = np.where(best == none, -1, best).astype(np.int64)
+        if order is None:
+            return found
+        result[order] = found
         return result
 
-    def _progressive(
-        self, sub: dict[str, Array], rows: Array, live: Sequence[int], result: Array
-    ) -> None:
-        alive = np.ones(rows.size, dtype=bool)
-        left = rows.size
-        for i in live:
-            if left == 0:
-                break
-            mask = self.bound[i].mask(sub)
-            mask &= alive
-            hit = np.flatnonzero(mask)
-            if hit.size == 0:
-                continue
-            result[rows[hit]] = i
-            alive[hit] = False
-            left -= hit.size
-            if left * 2 < rows.size:
-                keep = np.flatnonzero(alive)
-                rows = rows[keep]
-                sub = {name: col[keep] for name, col in sub.items()}
-                alive = np.ones(rows.size, dtype=bool)
+
+def _plan(
+    bound: BoundCriteria, field: str | None, values: tuple[str, ...] | None
+) -> tuple[tuple[str, ...] | None, _Leaf | _Node]:
+    """``(index values, the rest of the criteria)``: a rule whose top level tests the
+    index field with ``==``/``in`` only looks at the rows holding those values, so that
+    test is dropped from what is evaluated."""
+    root = bound._root
+    if field is None or values is None:
+        return None, root
+    items = root.items if isinstance(root, _Node) and root.kind == "all" else (root,)
+    for k, item in enumerate(items):
+        if (
+            isinstance(item, _Leaf)
+            and item.field == field
+            and item.op in ("==", "in")
+            and not item.negate
+            and (item.value if isinstance(item.value, tuple) else (item.value,)) == values
+        ):
+            rest = items[:k] + items[k + 1 :]
+            return values, rest[0] if len(rest) == 1 else _Node("all", rest)
+    return None, root
 
 
 def _length(columns: Mapping[str, Array]) -> int:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 import numpy as np
 
+from crmkit._codes import CodedColumns, text_codes
+from crmkit._mask import _typed_column
 from crmkit._schema import schema_of
-from crmkit.criteria import AllOf, Condition, Criteria, bind, parse
+from crmkit.criteria import AllOf, Condition, Criteria, _Leaf, _Node, bind, parse
 from crmkit.errors import NotFound, ValidationError
 from crmkit.events import _owner_changes
 from crmkit.records import (
@@ -107,22 +110,58 @@ def territories_of(store: Any, model_id: str) -> list[Territory]:
 # -- assignment -------------------------------------------------------------------------------
 
 
+_REASONS = (PRIMARY, TIE, NO_MATCH, LOCKED)
+
+
 @attrs.frozen(eq=False)
 class TerritoryAssignment:
     """Every matching territory per account, and the primary one.
 
-    ``account_ids`` and ``primary`` (territory id or ``""``) are parallel arrays;
-    ``reason`` says ``primary``, ``tie`` (several territories at the best priority and
-    depth: no primary), ``no_match`` or ``locked`` (``realignment_locked`` accounts keep
-    their territory). ``pairs`` holds every (account index, territory index) match.
+    ``primary_index`` holds, per account, the position of its primary territory in
+    ``territory_ids`` (-1: none) and ``reason_code`` a position in ``REASONS``:
+    ``primary``, ``tie`` (several territories at the best priority and depth: no
+    primary), ``no_match`` or ``locked`` (``realignment_locked`` accounts keep their
+    territory). ``primary`` (territory id or ``""``) and ``reason`` are the same as text,
+    built when first asked for. ``pairs`` holds every (account index, territory index)
+    match.
     """
+
+    REASONS: ClassVar[tuple[str, ...]] = _REASONS
 
     account_ids: Array
     territory_ids: Array
-    primary: Array
-    reason: Array
+    primary_index: Array
+    reason_code: Array
     pair_account: Array
     pair_territory: Array
+    locked: Array | None = None
+    locked_territory: Array | None = None
+    _text: dict[str, Array] = attrs.field(factory=dict, init=False, repr=False)
+
+    @property
+    def primary(self) -> Array:
+        """The primary territory id per account (``""``: none; a locked account keeps its
+        ``territory_id``)."""
+        found = self._text.get("primary")
+        if found is None:
+            table = np.append(self.territory_ids, "") if self.territory_ids.size else None
+            if table is None:
+                found = np.full(self.primary_index.size, "", dtype="<U1")
+            else:
+                found = table[self.primary_index]
+            if self.locked is not None and self.locked_territory is not None:
+                found = found.astype(np.result_type(found, self.locked_territory))
+                found[self.locked] = self.locked_territory[self.locked]
+            self._text["primary"] = found
+        return found
+
+    @property
+    def reason(self) -> Array:
+        """Why each account has (or lacks) a primary territory, as text."""
+        found = self._text.get("reason")
+        if found is None:
+            found = self._text["reason"] = np.array(_REASONS)[self.reason_code]
+        return found
 
     def matches(self, account_id: str) -> list[str]:
         """Every territory an account falls in, by territory id."""
@@ -215,15 +254,37 @@ class _Factor:
     """A column factorised once: sorted unique values and each row's code."""
 
     def __init__(self, column: Array) -> None:
-        self.uniq, self.codes = np.unique(column, return_inverse=True)
-        self.codes = self.codes.astype(np.int64)
-        self.numeric = column.dtype.kind == "f"
+        self._order: Array | None = None
+        self.numeric = column.dtype.kind in "iuf"
+        if self.numeric:
+            self.uniq, codes = np.unique(column.astype(np.float64), return_inverse=True)
+        else:
+            coded = text_codes(_typed_column("text", column)[0])
+            self.uniq, codes = coded.values, coded.codes
+        self.codes = codes.reshape(-1).astype(np.int64)
         if self.numeric:
             valid = self.uniq.size - int(np.isnan(self.uniq).sum())
             self.first_valid, self.end_valid = 0, valid
         else:
             self.first_valid = 1 if self.uniq.size and self.uniq[0] == "" else 0
             self.end_valid = self.uniq.size
+
+    def order(self) -> Array:
+        """The rows in code order (computed once)."""
+        if self._order is None:
+            small = self.codes.astype(np.int16) if self.uniq.size < 2**15 else self.codes
+            self._order = np.argsort(small, kind="stable" if small.dtype == np.int16 else None)
+        return self._order
+
+    @classmethod
+    def of_text(cls, values: Array, codes: Array, order: Array | None = None) -> _Factor:
+        out = cls.__new__(cls)
+        out._order = order
+        out.numeric = False
+        out.uniq, out.codes = values, codes.astype(np.int64)
+        out.first_valid = 1 if values.size and values[0] == "" else 0
+        out.end_valid = values.size
+        return out
 
     def code_of(self, value: Any) -> int:
         v = float(value) if self.numeric else value
@@ -232,87 +293,163 @@ class _Factor:
             return k
         return -1
 
-    def bounds(self, cond: Condition) -> tuple[int, int]:
+    def bounds_many(self, ranges: Sequence[Sequence[Condition]]) -> tuple[Array, Array]:
+        """:meth:`bounds` of many ranges with a few vectorised binary searches."""
+        conv: Any = float if self.numeric else str
+        lows = np.full(len(ranges), self.first_valid, dtype=np.int64)
+        highs = np.full(len(ranges), self.end_valid, dtype=np.int64)
+        found: dict[tuple[bool, str], tuple[list[int], list[Any]]] = {}
+        for k, conds in enumerate(ranges):
+            for cond in conds:
+                if cond.op == "between":
+                    a, b = cond.value
+                    parts = [(True, "left", a), (False, "right", b)]
+                elif cond.op in (">", ">="):
+                    parts = [(True, "left" if cond.op == ">=" else "right", cond.value)]
+                else:
+                    parts = [(False, "right" if cond.op == "<=" else "left", cond.value)]
+                for lower, side, value in parts:
+                    rows, values = found.setdefault((lower, side), ([], []))
+                    rows.append(k)
+                    values.append(conv(value))
+        for (lower, side), (rows, values) in found.items():
+            at = np.searchsorted(self.uniq, np.array(values), side)  # type: ignore[call-overload]
+            if lower:
+                np.maximum.at(lows, np.array(rows, dtype=np.intp), at)
+            else:
+                np.minimum.at(highs, np.array(rows, dtype=np.intp), at)
+        return lows, np.maximum(lows, highs)
+
+    def bounds(self, conds: Sequence[Condition]) -> tuple[int, int]:
+        """The codes ``[lo, hi)`` every condition admits (a half-open range is two)."""
         conv: Any = float if self.numeric else str
         u: Any = self.uniq
         lo, hi = self.first_valid, self.end_valid
-        if cond.op == "between":
-            a, b = cond.value
-            lo = max(lo, int(np.searchsorted(u, conv(a), "left")))
-            hi = min(hi, int(np.searchsorted(u, conv(b), "right")))
-        elif cond.op in (">", ">="):
-            side: Literal["left", "right"] = "left" if cond.op == ">=" else "right"
-            lo = max(lo, int(np.searchsorted(u, conv(cond.value), side)))
-        else:
-            side2: Literal["left", "right"] = "right" if cond.op == "<=" else "left"
-            hi = min(hi, int(np.searchsorted(u, conv(cond.value), side2)))
+        for cond in conds:
+            if cond.op == "between":
+                a, b = cond.value
+                lo = max(lo, int(np.searchsorted(u, conv(a), "left")))
+                hi = min(hi, int(np.searchsorted(u, conv(b), "right")))
+            elif cond.op in (">", ">="):
+                side: Literal["left", "right"] = "left" if cond.op == ">=" else "right"
+                lo = max(lo, int(np.searchsorted(u, conv(cond.value), side)))
+            else:
+                side2: Literal["left", "right"] = "right" if cond.op == "<=" else "left"
+                hi = min(hi, int(np.searchsorted(u, conv(cond.value), side2)))
         return lo, max(lo, hi)
 
 
-def match_territories(
-    territories: Sequence[Territory], columns: Mapping[str, Array]
-) -> tuple[Array, Array, Array]:
-    """Every (account row, territory index) match, and each territory's depth.
+class TerritoryIndex:
+    """Territories compiled once for many assignments: each territory's conditions (its
+    own and its ancestors') split into what is indexed (equality on text fields, one
+    range) and a residual criteria bound once. :func:`assign_columns` and
+    :func:`match_territories` take one in place of the territories.
 
-    Territories are grouped by the equality fields and the range field of their top-level
-    conditions (``country == "US"``, ``postal_code between [...]``); each group sorts the
-    accounts once by (equality key, range rank) and finds every territory's accounts with
-    two vectorised binary searches. Remaining conditions are masks over those candidates
-    only; a territory with nothing indexable is one mask over all accounts.
+    >>> from crmkit import F, Territory
+    >>> index = TerritoryIndex([Territory(id="de", name="DE",
+    ...                                   criteria=(F.country == "DE").to_dict())])
+    >>> assign_columns(index, {"id": np.array(["a1", "a2"]),
+    ...                        "country": np.array(["DE", "FR"])}).primary_index.tolist()
+    [0, -1]
     """
-    conds, depth = _effective(territories)
-    n = len(next(iter(columns.values()))) if columns else 0
-    schema = schema_of(Account)
-    kinds = {f.name: f.kind for f in schema.fields}
-    factors: dict[str, _Factor] = {}
 
-    def factor(name: str) -> _Factor:
-        if name not in factors:
-            factors[name] = _Factor(np.asarray(columns[name]))
-        return factors[name]
-
-    groups: dict[
-        tuple[tuple[str, ...], str | None],
-        list[tuple[int, list[Condition], Condition | None, list[Criteria]]],
-    ] = {}
-    for k, items in enumerate(conds):
-        eq: dict[str, Condition] = {}
-        rng: Condition | None = None
-        rest: list[Criteria] = []
-        for item in items:
-            if (
-                isinstance(item, Condition)
-                and not item.field.startswith("custom.")
-                and item.field not in eq
-            ):
-                kind = kinds.get(item.field)
-                if item.op in ("==", "in") and kind in ("text", "enum"):
-                    eq[item.field] = item
-                    continue
+    def __init__(self, territories: Sequence[Territory]) -> None:
+        self.territories = list(territories)
+        conds, self.depth = _effective(self.territories)
+        schema = schema_of(Account)
+        self.kinds = {f.name: f.kind for f in schema.fields}
+        self.groups: dict[
+            tuple[tuple[str, ...], str | None],
+            list[tuple[int, list[Condition], list[Condition], Any]],
+        ] = {}
+        for k, items in enumerate(conds):
+            eq: dict[str, Condition] = {}
+            rng: list[Condition] = []
+            rest: list[Criteria] = []
+            for item in items:
                 if (
-                    rng is None
-                    and item.op in _RANGE_OPS
-                    and kind in ("text", "int", "float", "money")
+                    isinstance(item, Condition)
+                    and not item.field.startswith("custom.")
+                    and item.field not in eq
                 ):
-                    rng = item
-                    continue
-            rest.append(item)
-        key = (tuple(sorted(eq)), rng.field if rng is not None else None)
-        groups.setdefault(key, []).append((k, [eq[f] for f in key[0]], rng, rest))
-    pair_acc: list[Array] = []
-    pair_ter: list[Array] = []
-    for (eq_fields, rng_field), members in groups.items():
-        if not eq_fields and rng_field is None:
-            for k, _eq, _rng, rest in members:
-                mask = (
-                    bind(AllOf(items=tuple(rest)), Account).mask(columns)
-                    if rest
-                    else np.ones(n, bool)
-                )
-                rows = np.flatnonzero(mask)
-                pair_acc.append(rows)
-                pair_ter.append(np.full(rows.size, k, dtype=np.int64))
-            continue
+                    kind = self.kinds.get(item.field)
+                    if item.op in ("==", "in") and kind in ("text", "enum"):
+                        eq[item.field] = item
+                        continue
+                    if (
+                        item.op in _RANGE_OPS
+                        and kind in ("text", "int", "float", "money")
+                        and (not rng or rng[0].field == item.field)
+                    ):
+                        rng.append(item)  # lo <= x < hi is two conditions, one range
+                        continue
+                rest.append(item)
+            key = (tuple(sorted(eq)), rng[0].field if rng else None)
+            root = bind(AllOf(items=tuple(rest)), Account)._root if rest else None
+            self.groups.setdefault(key, []).append((k, [eq[f] for f in key[0]], rng, root))
+        self.ids = (
+            np.array([t.id for t in self.territories], dtype=str)
+            if self.territories
+            else np.array([], dtype=str)
+        )
+        priority = np.array([t.priority for t in self.territories], dtype=np.int64)
+        # rank of (priority, -depth): equal ranks tie, the lowest wins
+        if self.territories:
+            _, rank = np.unique(np.stack([priority, -self.depth]), axis=1, return_inverse=True)
+            self.rank = rank.reshape(-1).astype(np.int64)
+        else:
+            self.rank = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.territories)
+
+    def match(self, columns: Mapping[str, Array]) -> tuple[Array, Array]:
+        """Every (account row, territory index) match."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        kinds = self.kinds
+        factors: dict[str, _Factor] = {}
+        coded = CodedColumns(columns, n)
+
+        def factor(name: str) -> _Factor:
+            if name not in factors:
+                column = np.asarray(columns[name])
+                if column.dtype.kind == "U" or kinds.get(name) in ("text", "enum"):
+                    text = coded.text(name)
+                    factors[name] = _Factor.of_text(text.values, text.codes, text.order)
+                else:
+                    factors[name] = _Factor(column)
+            return factors[name]
+
+        pair_acc: list[Array] = []
+        pair_ter: list[Array] = []
+        for (eq_fields, rng_field), members in self.groups.items():
+            if not eq_fields and rng_field is None:
+                for k, _eq, _rng, root in members:
+                    mask = coded.mask(root, slice(None)) if root is not None else np.ones(n, bool)
+                    rows = np.flatnonzero(mask)
+                    pair_acc.append(rows)
+                    pair_ter.append(np.full(rows.size, k, dtype=np.int64))
+                continue
+            found = self._group(coded, factor, n, eq_fields, rng_field, members)
+            if found is not None:
+                pair_acc.append(found[0])
+                pair_ter.append(found[1])
+        if pair_acc:
+            return (
+                np.concatenate(pair_acc).astype(np.int64),
+                np.concatenate(pair_ter).astype(np.int64),
+            )
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+    def _group(
+        self,
+        coded: CodedColumns,
+        factor: Any,
+        n: int,
+        eq_fields: tuple[str, ...],
+        rng_field: str | None,
+        members: list[tuple[int, list[Condition], list[Condition], Any]],
+    ) -> tuple[Array, Array] | None:
         facs = [factor(f) for f in eq_fields]
         codes_key = np.zeros(n, dtype=np.int64)
         for fac in facs:
@@ -320,16 +457,26 @@ def match_territories(
         rfac = factor(rng_field) if rng_field is not None else None
         width = (rfac.uniq.size + 1) if rfac is not None else 1
         composite = codes_key * width + (rfac.codes if rfac is not None else 0)
-        order = np.argsort(composite, kind="stable")
+        keys = int(codes_key.max()) + 1 if n else 0
+        if rfac is not None and keys <= np.iinfo(np.int16).max:
+            # the accounts in range order once per field, then a stable radix sort by the
+            # small equality key: (equality key, range rank) without sorting per group
+            by_range = rfac.order()
+            order = by_range[np.argsort(codes_key[by_range].astype(np.int16), kind="stable")]
+        else:
+            if composite.size and int(composite.max()) < np.iinfo(np.int32).max:
+                composite = composite.astype(np.int32)  # sorts faster
+            order = np.argsort(composite)
         ordered = composite[order]
         q_ter: list[int] = []
         q_lo: list[int] = []
-        q_hi: list[int] = []
-        residual: dict[int, list[Criteria]] = {}
+        residual: dict[int, Any] = {}
         code_cache: list[dict[Any, int]] = [{} for _ in facs]
-        bound_cache: dict[tuple[str, Any], tuple[int, int]] = {}
+        bound_cache: dict[tuple[tuple[str, Any], ...], int] = {}
+        bound_conds: list[list[Condition]] = []
+        q_bound: list[int] = []
         for k, eqs, rng, rest in members:
-            if rest:
+            if rest is not None:
                 residual[k] = rest
             value_sets = []
             for fac, cache, cond in zip(facs, code_cache, eqs, strict=True):
@@ -342,14 +489,14 @@ def match_territories(
                     if code >= 0:
                         codes.add(code)
                 value_sets.append(sorted(codes))
-            if rfac is not None and rng is not None:
-                bkey = (rng.op, rng.value)
-                found = bound_cache.get(bkey)
-                if found is None:
-                    found = bound_cache[bkey] = rfac.bounds(rng)
-                lo_r, hi_r = found
+            if rfac is not None and rng:
+                bkey = tuple((c.op, c.value) for c in rng)
+                b = bound_cache.get(bkey)
+                if b is None:
+                    b = bound_cache[bkey] = len(bound_conds)
+                    bound_conds.append(rng)
             else:
-                lo_r, hi_r = 0, 1
+                b = -1
             if len(value_sets) == 1 and len(value_sets[0]) == 1:
                 combos: Any = ((value_sets[0][0],),)
             else:
@@ -359,36 +506,126 @@ def match_territories(
                 for fac, code in zip(facs, combo, strict=True):
                     kv = kv * fac.uniq.size + code
                 q_ter.append(k)
-                q_lo.append(kv * width + lo_r)
-                q_hi.append(kv * width + hi_r)
+                q_lo.append(kv * width)
+                q_bound.append(b)
         if not q_ter:
-            continue
-        starts = np.searchsorted(ordered, np.array(q_lo, dtype=np.int64), "left")
-        ends = np.searchsorted(ordered, np.array(q_hi, dtype=np.int64), "left")
+            return None
+        base = np.array(q_lo, dtype=np.int64)
+        which = np.array(q_bound, dtype=np.int64)
+        if rfac is not None and bound_conds:
+            lows, highs = rfac.bounds_many(bound_conds)
+            lows, highs = np.append(lows, 0), np.append(highs, 1)  # -1: no range
+        else:
+            lows, highs = np.zeros(1, np.int64), np.ones(1, np.int64)
+        q_lo_a, q_hi_a = base + lows[which], base + highs[which]
+        starts = np.searchsorted(ordered, q_lo_a, "left")
+        ends = np.searchsorted(ordered, q_hi_a, "left")
         lengths = ends - starts
         total = int(lengths.sum())
         ter = np.repeat(np.array(q_ter, dtype=np.int64), lengths)
         offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
         accounts = order[np.arange(total, dtype=np.int64) + offsets]
         if residual:
+            keep = _pairs_residual(coded, residual, accounts, ter, len(self.territories))
+            if keep is not None:
+                return accounts[keep], ter[keep]
             keep = np.ones(total, dtype=bool)
             bounds = np.cumsum(lengths) - lengths
             for q, k in enumerate(q_ter):
                 if k not in residual or lengths[q] == 0:
                     continue
                 lo, hi = int(bounds[q]), int(bounds[q] + lengths[q])
-                rows = accounts[lo:hi]
-                sub = {name: np.asarray(col)[rows] for name, col in columns.items()}
-                keep[lo:hi] = bind(AllOf(items=tuple(residual[k])), Account).mask(sub)
+                keep[lo:hi] = coded.mask(residual[k], accounts[lo:hi])
             accounts, ter = accounts[keep], ter[keep]
-        pair_acc.append(accounts)
-        pair_ter.append(ter)
-    if pair_acc:
-        acc = np.concatenate(pair_acc).astype(np.int64)
-        ter = np.concatenate(pair_ter).astype(np.int64)
-    else:
-        acc = ter = np.zeros(0, dtype=np.int64)
-    return acc, ter, depth
+        return accounts, ter
+
+
+_NUMBER_BOUNDS = frozenset({">=", ">", "<=", "<", "==", "between"})
+
+
+def _pairs_residual(
+    coded: CodedColumns, residual: Mapping[int, Any], accounts: Array, ter: Array, count: int
+) -> Array | None:
+    """Which (account, territory) pairs pass their territory's residual criteria, for all
+    pairs at once, or None when some residual is not a plain conjunction of text tests and
+    number bounds (the caller then tests territory by territory).
+
+    A text test is a table over the field's distinct values (one row per territory); number
+    bounds become one closed interval per territory and field.
+    """
+    text: dict[str, dict[int, Array]] = {}
+    numbers: dict[str, dict[int, tuple[float, float]]] = {}
+    for k, root in residual.items():
+        items = root.items if isinstance(root, _Node) and root.kind == "all" else (root,)
+        for leaf in items:
+            if not isinstance(leaf, _Leaf):
+                return None
+            if leaf.domain == "text":
+                table = coded.table(leaf)
+                rows = text.setdefault(leaf.field, {})
+                rows[k] = rows[k] & table if k in rows else table
+            elif leaf.domain == "number" and not leaf.negate and leaf.op in _NUMBER_BOUNDS:
+                low, high = _closed(leaf.op, leaf.value)
+                found = numbers.setdefault(leaf.field, {}).get(k, (-math.inf, math.inf))
+                numbers[leaf.field][k] = (max(found[0], low), min(found[1], high))
+            else:
+                return None
+    if any((len(rows) + 1) * coded.text(f).values.size > 1 << 25 for f, rows in text.items()):
+        return None  # tables too large: many distinct values
+    keep = np.ones(accounts.size, dtype=bool)
+    for field, rows in text.items():
+        codes = coded.text(field)
+        size = codes.values.size
+        local = np.full(count, len(rows), dtype=np.int64)  # the last row: no test, all pass
+        tables = np.ones((len(rows) + 1, size), dtype=bool)
+        for row, (k, table) in enumerate(rows.items()):
+            local[k] = row
+            tables[row] = table
+        keep &= tables.reshape(-1)[local[ter] * size + codes.codes[accounts]]
+    for field, ranges in numbers.items():
+        lows = np.full(count, -math.inf)
+        highs = np.full(count, math.inf)
+        tested = np.zeros(count, dtype=bool)
+        for k, (low, high) in ranges.items():
+            lows[k], highs[k], tested[k] = low, high, True
+        values = coded.numbers(field)[accounts]
+        inside = (values >= lows[ter]) & (values <= highs[ter])  # NaN is never inside
+        keep &= inside | ~tested[ter]
+    return keep
+
+
+def _closed(op: str, value: Any) -> tuple[float, float]:
+    """A number condition as a closed interval of float64 values."""
+    if op == "between":
+        return float(value[0]), float(value[1])
+    v = float(value)
+    if op == "==":
+        return v, v
+    if op == ">=":
+        return v, math.inf
+    if op == ">":
+        return float(np.nextafter(v, math.inf)), math.inf
+    if op == "<=":
+        return -math.inf, v
+    return -math.inf, float(np.nextafter(v, -math.inf))
+
+
+def match_territories(
+    territories: Sequence[Territory] | TerritoryIndex, columns: Mapping[str, Array]
+) -> tuple[Array, Array, Array]:
+    """Every (account row, territory index) match, and each territory's depth.
+
+    Territories are grouped by the equality fields and the range field of their top-level
+    conditions (``country == "US"``, ``postal_code between [...]``, or a half-open
+    ``postal_code >= lo`` and ``postal_code < hi``); each group sorts the accounts once by
+    (equality key, range rank) and finds every territory's accounts with vectorised binary
+    searches. Remaining conditions are masks over those candidates only, on the text
+    columns' integer codes; a territory with nothing indexable is one mask over all
+    accounts.
+    """
+    index = territories if isinstance(territories, TerritoryIndex) else TerritoryIndex(territories)
+    acc, ter = index.match(columns)
+    return acc, ter, index.depth
 
 
 def _plain(value: Any) -> Any:
@@ -400,10 +637,12 @@ def _plain(value: Any) -> Any:
 
 
 def assign_columns(
-    territories: Sequence[Territory], columns: Mapping[str, Array]
+    territories: Sequence[Territory] | TerritoryIndex, columns: Mapping[str, Array]
 ) -> TerritoryAssignment:
     """Assign accounts given as columns (``id``, optional ``territory_id`` and
     ``realignment_locked``, and the fields the territories read).
+
+    ``territories`` may be a :class:`TerritoryIndex` built once for many calls.
 
     Examples
     --------
@@ -423,45 +662,43 @@ def assign_columns(
     >>> result.matches("a1")
     ['de', 'eu']
     """
-    terr = list(territories)
+    compiled = (
+        territories if isinstance(territories, TerritoryIndex) else TerritoryIndex(territories)
+    )
     ids = np.asarray(columns["id"])
-    acc, ter, depth = match_territories(terr, columns)
+    acc, ter = compiled.match(columns)
     n = ids.size
-    tids = np.array([t.id for t in terr], dtype=str) if terr else np.array([], dtype=str)
-    priority = np.array([t.priority for t in terr], dtype=np.int64)
-    primary = np.full(n, "", dtype=tids.dtype if tids.size else "<U1")
-    primary = primary.astype(object)
-    reason = np.full(n, NO_MATCH, dtype=object)
+    tids = compiled.ids
+    index = np.full(n, -1, dtype=np.int64)
+    reason = np.full(n, _REASONS.index(NO_MATCH), dtype=np.int8)
     if acc.size:
-        order = np.lexsort((-depth[ter], priority[ter], acc))
-        a, t = acc[order], ter[order]
-        first = np.ones(a.size, dtype=bool)
-        first[1:] = a[1:] != a[:-1]
-        heads = np.flatnonzero(first)
-        nxt = heads + 1
-        tie = np.zeros(heads.size, dtype=bool)
-        ok = nxt < a.size
-        same = ok.copy()
-        same[ok] = a[nxt[ok]] == a[heads[ok]]
-        tie[same] = (priority[t[nxt[same]]] == priority[t[heads[same]]]) & (
-            depth[t[nxt[same]]] == depth[t[heads[same]]]
-        )
-        winners = a[heads]
-        primary[winners[~tie]] = tids[t[heads[~tie]]]
-        reason[winners[~tie]] = PRIMARY
-        reason[winners[tie]] = TIE
+        pair_rank = compiled.rank[ter]
+        best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(best, acc, pair_rank)
+        top = pair_rank == best[acc]
+        at_top = np.bincount(acc[top], minlength=n)
+        index[acc[top]] = ter[top]
+        placed = at_top == 1
+        tie = at_top > 1
+        index[tie] = -1
+        reason[placed] = _REASONS.index(PRIMARY)
+        reason[tie] = _REASONS.index(TIE)
+    locked: Array | None = None
+    current: Array | None = None
     if "realignment_locked" in columns:
         locked = np.asarray(columns["realignment_locked"], dtype=bool)
         current = np.asarray(columns.get("territory_id", np.full(n, "")))
-        primary[locked] = current[locked]
-        reason[locked] = LOCKED
+        index[locked] = -1
+        reason[locked] = _REASONS.index(LOCKED)
     return TerritoryAssignment(
         account_ids=ids,
         territory_ids=tids,
-        primary=primary.astype(str) if n else np.array([], dtype=str),
-        reason=reason.astype(str) if n else np.array([], dtype=str),
+        primary_index=index,
+        reason_code=reason,
         pair_account=acc,
         pair_territory=ter,
+        locked=locked,
+        locked_territory=current,
     )
 
 
