@@ -343,7 +343,7 @@ class TerritoryIndex:
     """Territories compiled once for many assignments: each territory's conditions (its
     own and its ancestors') split into what is indexed (equality on text fields, one
     range) and a residual criteria bound once. :func:`assign_columns` and
-    :func:`match_territories` take one in place of the territories.
+    ``match_territories`` take one in place of the territories.
 
     >>> from crmkit import F, Territory
     >>> index = TerritoryIndex([Territory(id="de", name="DE",
