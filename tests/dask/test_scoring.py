@@ -82,7 +82,7 @@ def test_engagement_on_the_process_cluster(on_cluster: Any) -> None:
     frame = pd.DataFrame(
         {
             "account_id": ["a", "b", "a", "", "a", "c"],
-            "kind": ["meeting", "call", "call", "meeting", "email_opened", "note"],
+            "kind": ["meeting", "call", "call", "meeting", "meeting", "note"],
             "at": pd.to_datetime(
                 [
                     "2026-02-20",

@@ -22,6 +22,11 @@ Array = np.ndarray[Any, Any]
 
 
 def _territory_part(part: Any, territories: Sequence[Territory], id_column: str) -> Any:
+    if not len(part):
+        return text_frame(
+            {id_column: part[id_column].to_numpy(), "territory_id": [], "reason": []},
+            part.index,
+        )
     cols = columns_of(part, "crmkit.dask.assign_territories")
     if id_column != "id":
         cols["id"] = cols.pop(id_column)

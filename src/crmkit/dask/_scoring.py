@@ -370,7 +370,7 @@ def _segment_part(
 ) -> Any:
     x = part[column].to_numpy(dtype=np.float64, na_value=np.nan)
     if cuts is None:  # no finite score anywhere: every row is in the last segment
-        label = np.full(len(x), names[-1], dtype=str)
+        label = np.asarray(names, dtype=str)[np.full(len(x), len(names) - 1)]
     else:
         label = tiers(x, thresholds=cuts.tolist(), labels=names)
     return text_frame({id_column: part[id_column].to_numpy(), "segment": label}, part.index)
