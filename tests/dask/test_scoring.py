@@ -210,3 +210,24 @@ def test_fit_priority_segments_on_the_process_cluster(on_cluster: Any) -> None:
         frame["employees"].to_numpy(dtype=float), labels=["top", "mid", "low"]
     )
     assert seg["segment"].tolist() == want_seg.labels.tolist()
+
+
+@settings(max_examples=10)
+@given(data=st.data(), explain=st.booleans())
+def test_engagement_on_codes_equals_one_process(
+    data: st.DataObject, explain: bool, synchronous: None
+) -> None:
+    # the compact form: account positions and kind codes (as the benchmark writes them)
+    frame = data.draw(events())
+    codes = {k: i for i, k in enumerate(KINDS)}
+    accounts = {"a": 0, "b": 1, "c": 2, "d": 5, "": -1}
+    frame = frame.assign(
+        account_id=frame["account_id"].map(accounts).astype("int64"),
+        kind=frame["kind"].map(codes).astype("int8"),
+    )
+    bounds = data.draw(cuts(len(frame)))
+    got = cd.engagement_scores(
+        partitioned(frame, bounds), now=NOW, weights=WEIGHTS, half_lives=HALF_LIVES,
+        kind_names=KINDS, explain=explain,
+    )  # fmt: skip
+    _same(got, _single(frame, kind_names=KINDS, explain=explain))

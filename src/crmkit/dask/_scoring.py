@@ -42,16 +42,19 @@ def _partial_engagement(
     now: datetime | np.datetime64,
     contacts: Any,
     ids: int | None,
+    kind_names: Sequence[str] | None,
     custom: frozenset[str],
     names: Sequence[str],
     id_dtype: Any,
 ) -> Any:
-    """One partition's contributions per account and kind (no caps: caps apply to totals)."""
+    """One partition's sums per account: per kind (``names``), or the total alone
+    (``names == [TOTAL]``); caps apply to the combined sums, not here."""
     pd = dask_module("pandas")
     cols = columns_of(part, "crmkit.dask.engagement_scores")
     absent: set[str] = set()
     if custom:  # kinds crmkit does not know must be in the data; only this part is seen here
-        absent = set(custom) - set(np.unique(cols["kind"]).tolist())
+        absent = set(custom) - _kinds_in(np.unique(cols["kind"]), kind_names)
+    per_kind = list(names) != [TOTAL]
     result = engagement_kernel(
         cols,
         weights=_keep(weights, absent) or {},
@@ -61,13 +64,27 @@ def _partial_engagement(
         entity=entity,
         contacts=contacts,
         ids=ids,
-        explain=True,
+        kind_names=kind_names,
+        explain=per_kind,
     )
-    assert result.contributions is not None
-    table = pd.DataFrame(result.contributions, columns=list(result.feature_names))
-    table = table.reindex(columns=list(names), fill_value=0.0)
+    if per_kind:
+        assert result.contributions is not None
+        table = pd.DataFrame(result.contributions, columns=list(result.feature_names))
+        table = table.reindex(columns=list(names), fill_value=0.0)
+    else:
+        table = pd.DataFrame({TOTAL: result.values})
     table.insert(0, entity, pd.Series(result.ids, dtype=id_dtype))
     return table
+
+
+TOTAL = "__total__"
+
+
+def _kinds_in(values: Array, kind_names: Sequence[str] | None) -> set[str]:
+    """The kind names among ``values`` (text, or integer codes into ``kind_names``)."""
+    if kind_names is None or values.dtype.kind not in "iu":
+        return {str(v) for v in values.tolist()}
+    return {_kind(kind_names[int(c)]) for c in values.tolist() if 0 <= int(c) < len(kind_names)}
 
 
 def engagement_scores(
@@ -82,6 +99,7 @@ def engagement_scores(
     entity: str = "account_id",
     ids: Any = None,
     contacts: Any = None,
+    kind_names: Sequence[str] | None = None,
     explain: bool = False,
     split_every: int | None = None,
 ) -> ScoreResult:
@@ -97,6 +115,9 @@ def engagement_scores(
 
     ``ids``: an int ``n`` when ``entity`` holds positions ``0..n-1``, or the account ids
     in result order (an event of another account is an error, as in one process).
+    ``kind_names``: the kinds when the ``kind`` column holds integer codes (the compact
+    form for billions of events). Without ``caps`` or ``explain`` each partition sends
+    one total per account, else one sum per account and kind.
     ``parent_ids``/``rollup`` are not taken here: roll the scores up with
     :func:`crmkit.dask.rollup` or :func:`crmkit.hierarchy.rollup`.
 
@@ -127,7 +148,7 @@ def engagement_scores(
     custom = frozenset(_kind(k) for k in keyed) - _ACTIVITY_KINDS
     missing: set[str] = set()
     if custom:
-        seen = set(df["kind"].dropna().unique().compute().tolist())
+        seen = _kinds_in(np.asarray(df["kind"].dropna().unique().compute()), kind_names)
         missing = set(custom) - seen
     # the kernel checks every argument once, on no events (and names a custom kind that no
     # event has, exactly as it would on all of them)
@@ -136,7 +157,7 @@ def engagement_scores(
     # would meet an integer array)
     empty = {
         entity: np.array([-1]) if isinstance(ids, int) else np.array([""]),
-        "kind": np.array([""]),
+        "kind": np.array([-1]) if kind_names is not None else np.array([""]),
         "at": np.array(["NaT"], dtype="datetime64[us]"),
         "contact_id": np.array([""]),
     }
@@ -151,8 +172,13 @@ def engagement_scores(
         entity=entity,
         ids=ids if isinstance(ids, int) else None,
         contacts=contacts,
+        kind_names=kind_names,
     )
-    names = list(dict.fromkeys(_kind(k) for k, w in weights.items() if float(w) != 0))
+    kinds = [_kind(k) for k, w in weights.items() if float(w) != 0]
+    if kind_names is not None:  # the kernel's order: the kinds as kind_names lists them
+        kinds = [_kind(k) for k in kind_names if _kind(k) in kinds]
+    kinds = list(dict.fromkeys(kinds))
+    names = kinds if caps or explain else [TOTAL]
     id_dtype = df._meta[entity].dtype
     pd = dask_module("pandas")
     meta = pd.DataFrame({entity: pd.Series([], dtype=id_dtype), **{n: [] for n in names}})
@@ -166,6 +192,7 @@ def engagement_scores(
         now=now,
         contacts=broadcast(contacts) if contacts is not None else None,
         ids=ids if isinstance(ids, int) else None,
+        kind_names=None if kind_names is None else list(kind_names),
         custom=custom,
         names=names,
         id_dtype=id_dtype,
@@ -212,6 +239,11 @@ def engagement_scores(
         matrix = dense
     else:
         result_ids = found
+    if names == [TOTAL]:
+        totals = matrix[:, 0] if len(matrix) else np.zeros(0)
+        if total_cap is not None:
+            totals = np.minimum(totals, float(total_cap))
+        return ScoreResult(ids=result_ids, values=totals, name="engagement")
     for kind, cap in (caps or {}).items():
         if _kind(kind) in names:
             j = names.index(_kind(kind))
