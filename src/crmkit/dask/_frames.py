@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,3 +75,21 @@ def text_frame(data: Mapping[str, Any], index: Any = None) -> Any:
     """A pandas DataFrame (text columns as ``str``), for partition results and metas."""
     pd = dask_module("pandas")
     return pd.DataFrame(dict(data), index=index)
+
+
+def tree(parts: list[Any], combine: Callable[[Any, Any], Any], split_every: int) -> Any:
+    """Combine delayed partials ``split_every`` at a time until one is left."""
+    dask = dask_module("dask")
+    fold = dask.delayed(_fold, pure=True)
+    while len(parts) > 1:
+        parts = [
+            fold(combine, *parts[i : i + split_every]) for i in range(0, len(parts), split_every)
+        ]
+    return parts[0]
+
+
+def _fold(combine: Callable[[Any, Any], Any], *parts: Any) -> Any:
+    out = parts[0]
+    for part in parts[1:]:
+        out = combine(out, part)
+    return out

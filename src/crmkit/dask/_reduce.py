@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from crmkit.dask._frames import broadcast, columns_of, dask_module, frame, need
+from crmkit.dask._frames import broadcast, columns_of, dask_module, frame, need, tree
 from crmkit.errors import NotFound, ValidationError
 from crmkit.hierarchy import AccountHierarchy, RollupResult
 from crmkit.hierarchy import rollup as rollup_kernel
@@ -20,24 +20,6 @@ from crmkit.pipeline._table import Table
 from crmkit.scoring._inputs import text
 
 Array = np.ndarray[Any, Any]
-
-
-def _tree(parts: list[Any], combine: Callable[[Any, Any], Any], split_every: int) -> Any:
-    """Combine delayed partials ``split_every`` at a time until one is left."""
-    dask = dask_module("dask")
-    fold = dask.delayed(_fold, pure=True)
-    while len(parts) > 1:
-        parts = [
-            fold(combine, *parts[i : i + split_every]) for i in range(0, len(parts), split_every)
-        ]
-    return parts[0]
-
-
-def _fold(combine: Callable[[Any, Any], Any], *parts: Any) -> Any:
-    out = parts[0]
-    for part in parts[1:]:
-        out = combine(out, part)
-    return out
 
 
 # -- roll-ups ---------------------------------------------------------------------------
@@ -125,7 +107,7 @@ def rollup(
     n = len(hierarchy)
     if not parts:
         return rollup_kernel(hierarchy, np.full(n, np.nan), how=how)
-    total, counts, has = dask.compute(_tree(parts, _rollup_combine(how), split_every))[0]
+    total, counts, has = dask.compute(tree(parts, _rollup_combine(how), split_every))[0]
     if how == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
             total = np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
@@ -226,7 +208,7 @@ def pipeline_summary(
         parts = [
             dask.delayed(_summary_part)(df._meta, names, shared, pipeline, cycle_start, labels)
         ]
-    keys, sums, missing = dask.compute(_tree(parts, _summary_combine(names), split_every))[0]
+    keys, sums, missing = dask.compute(tree(parts, _summary_combine(names), split_every))[0]
     if len(parts) == 1:  # one partition: sorted already, but key arrays keep their dtype
         keys = {k: np.asarray(v) for k, v in keys.items()}
     return Table(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from crmkit.dask._frames import broadcast, columns_of, dask_module, frame, need, text_frame
+from crmkit.dask._frames import broadcast, columns_of, dask_module, frame, need, text_frame, tree
 from crmkit.errors import ValidationError
 from crmkit.records import ActivityKind
 from crmkit.scoring import FitModel, ScoreResult, tiers
@@ -78,6 +78,19 @@ def _partial_engagement(
 
 
 TOTAL = "__total__"
+
+
+def _dense(table: Any, names: Sequence[str]) -> Array:
+    """A partial of account positions ``0..n-1`` as an ``(n, kinds)`` array."""
+    return np.asarray(table[list(names)].to_numpy(dtype=np.float64))
+
+
+def _add(a: Array, b: Array) -> Array:
+    """Two dense partials added (the shorter one reaches fewer positions)."""
+    out = np.zeros((max(len(a), len(b)), a.shape[1]))
+    out[: len(a)] += a
+    out[: len(b)] += b
+    return out
 
 
 def _kinds_in(values: Array, kind_names: Sequence[str] | None) -> set[str]:
@@ -199,17 +212,25 @@ def engagement_scores(
         meta=meta,
         align_dataframes=False,
     )
-    summed = partials.groupby(entity, sort=False).sum(split_every=split_every).compute()
-    found = np.asarray(summed.index)
-    if found.dtype.kind in "iu":
-        order = np.argsort(found, kind="stable")
+    if getattr(id_dtype, "kind", "O") in "iu":
+        # account positions: each partial is a dense array, added up in a tree
+        dask = dask_module("dask")
+        dense_parts = [dask.delayed(_dense, pure=True)(p, names) for p in partials.to_delayed()]
+        if dense_parts:
+            matrix = dask.compute(tree(dense_parts, _add, split_every or 8))[0]
+        else:
+            matrix = np.zeros((0, len(names)))
+        found = np.arange(len(matrix))
     else:
-        found = text(found.astype(object))
+        summed = (
+            partials.groupby(entity, sort=False)
+            .sum(split_every=split_every, split_out=1)
+            .compute()
+        )
+        found = text(np.asarray(summed.index).astype(object))
         order = np.argsort(found, kind="stable")
-    found = found[order]
-    matrix = (
-        summed[names].to_numpy(dtype=np.float64)[order] if names else np.zeros((len(order), 0))
-    )
+        found = found[order]
+        matrix = summed[names].to_numpy(dtype=np.float64)[order]
     if isinstance(ids, int):
         result_ids: Array = np.arange(ids)
         dense = np.zeros((ids, len(names)))
