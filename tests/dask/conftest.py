@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
+import dask  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 import pandas as pd  # noqa: E402
-
-import dask  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +31,7 @@ def cluster_client() -> Iterator[Any]:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             memory_limit="1GiB",
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
