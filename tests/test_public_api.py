@@ -76,6 +76,10 @@ PUBLIC = {
         "ownership_changes", "partners", "records", "reminders", "reps", "routing_rules",
         "stage_changes", "teams", "territories", "territory_models", "texts",
     ],
+    "crmkit.dask": [
+        "RouterRecipe", "assign_territories", "engagement_scores", "fit_scores",
+        "pipeline_summary", "priority_scores", "rollup", "route", "segment_by_quantiles",
+    ],
     "crmkit.datasets": ["AS_OF", "SIZES", "STAGES", "Dataset", "SizeSpec", "generate", "load"],
     "crmkit.cli": ["main"],
     "crmkit.dedupe": [

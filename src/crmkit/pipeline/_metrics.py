@@ -65,6 +65,29 @@ def _status(ctx: Context) -> tuple[Array, Array, Array]:
 def _summary_columns(
     ctx: Context, pipeline: Pipeline, by: By, cycle_start: str
 ) -> tuple[dict[str, Array], dict[str, int], list[str]]:
+    keys, sums, missing = summary_sums(ctx, pipeline, by, cycle_start)
+    return {**keys, **summary_ratios(sums)}, missing, list(keys)
+
+
+SUMS = (
+    "open_count",
+    "open_pipeline",
+    "weighted_pipeline",
+    "won_count",
+    "won_revenue",
+    "lost_count",
+    "won_with_amount",
+    "cycle_total",
+    "cycle_n",
+)
+"""The additive parts of :func:`summary`, per group (``crmkit.dask`` adds them up)."""
+
+
+def summary_sums(
+    ctx: Context, pipeline: Pipeline, by: By, cycle_start: str
+) -> tuple[dict[str, Array], dict[str, Array], dict[str, int]]:
+    """The group keys, the :data:`SUMS` per group and the missing counts of
+    :func:`summary`; every one of them adds up across disjoint sets of deals."""
     opp = ctx.data.opportunities
     groups = group(ctx, by)
     is_open, is_won, is_lost = _status(ctx)
@@ -74,38 +97,46 @@ def _summary_columns(
     probability, probability_missing = _probabilities(ctx, pipeline, is_open)
     weighted = np.where(np.isnan(probability), 0.0, probability) * value
     ids, count = groups.ids, groups.count
-
-    open_count = _sum(ids, count, is_open.astype(np.float64))
-    won_count = _sum(ids, count, is_won.astype(np.float64))
-    lost_count = _sum(ids, count, is_lost.astype(np.float64))
-    won_with_amount = _sum(ids, count, (is_won & has_amount).astype(np.float64))
-    won_revenue = _sum(ids, count, np.where(is_won, value, 0.0))
-
     days = _cycle_days(ctx, cycle_start)
     has_cycle = is_won & ~np.isnan(days)
-    cycle_total = _sum(ids, count, np.where(has_cycle, days, 0.0))
-    cycle_n = _sum(ids, count, has_cycle.astype(np.float64))
-
-    columns = dict(groups.keys)
-    columns["open_count"] = open_count.astype(np.int64)
-    columns["open_pipeline"] = _sum(ids, count, np.where(is_open, value, 0.0))
-    columns["weighted_pipeline"] = _sum(ids, count, np.where(is_open, weighted, 0.0))
-    columns["won_count"] = won_count.astype(np.int64)
-    columns["won_revenue"] = won_revenue
-    columns["lost_count"] = lost_count.astype(np.int64)
-    columns["closed_count"] = (won_count + lost_count).astype(np.int64)
-    columns["win_rate"] = divide(won_count, won_count + lost_count)
-    columns["avg_deal_size"] = divide(won_revenue, won_with_amount)
-    columns["cycle_days"] = divide(cycle_total, cycle_n)
-    columns["velocity"] = divide(
-        open_count * columns["win_rate"] * columns["avg_deal_size"], columns["cycle_days"]
-    )
+    sums = {
+        "open_count": _sum(ids, count, is_open.astype(np.float64)),
+        "open_pipeline": _sum(ids, count, np.where(is_open, value, 0.0)),
+        "weighted_pipeline": _sum(ids, count, np.where(is_open, weighted, 0.0)),
+        "won_count": _sum(ids, count, is_won.astype(np.float64)),
+        "won_revenue": _sum(ids, count, np.where(is_won, value, 0.0)),
+        "lost_count": _sum(ids, count, is_lost.astype(np.float64)),
+        "won_with_amount": _sum(ids, count, (is_won & has_amount).astype(np.float64)),
+        "cycle_total": _sum(ids, count, np.where(has_cycle, days, 0.0)),
+        "cycle_n": _sum(ids, count, has_cycle.astype(np.float64)),
+    }
     missing = ctx.missing_counts()
     missing.update(probability_missing)
     missing["won_without_cycle"] = int((is_won & np.isnan(days)).sum())
     missing["unknown_status"] = int((~(is_open | is_won | is_lost)).sum())
     missing.update(groups.missing)
-    return columns, missing, list(groups.keys)
+    return dict(groups.keys), sums, missing
+
+
+def summary_ratios(sums: dict[str, Array]) -> dict[str, Array]:
+    """The columns of :func:`summary` (counts, totals and rates) from its :data:`SUMS`."""
+    open_count, won_count, lost_count = sums["open_count"], sums["won_count"], sums["lost_count"]
+    won_revenue = sums["won_revenue"]
+    columns: dict[str, Array] = {}
+    columns["open_count"] = open_count.astype(np.int64)
+    columns["open_pipeline"] = sums["open_pipeline"]
+    columns["weighted_pipeline"] = sums["weighted_pipeline"]
+    columns["won_count"] = won_count.astype(np.int64)
+    columns["won_revenue"] = won_revenue
+    columns["lost_count"] = lost_count.astype(np.int64)
+    columns["closed_count"] = (won_count + lost_count).astype(np.int64)
+    columns["win_rate"] = divide(won_count, won_count + lost_count)
+    columns["avg_deal_size"] = divide(won_revenue, sums["won_with_amount"])
+    columns["cycle_days"] = divide(sums["cycle_total"], sums["cycle_n"])
+    columns["velocity"] = divide(
+        open_count * columns["win_rate"] * columns["avg_deal_size"], columns["cycle_days"]
+    )
+    return columns
 
 
 def _probabilities(
