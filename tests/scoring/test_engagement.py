@@ -257,3 +257,32 @@ def test_empty_store_and_empty_columns():
     assert r.values.tolist() == [0.0, 0.0]
     with pytest.raises(ValidationError, match="total_cap"):
         engagement_scores(events, weights={"call": 1}, now=NOW, total_cap=-1)
+
+
+def test_no_events_with_caps_scores_every_account_zero() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    columns = {
+        "account_id": np.array([], dtype=object),
+        "kind": np.array([], dtype=object),
+        "at": np.array([], dtype="datetime64[us]"),
+    }
+    result = engagement_scores(
+        columns, weights={"call": 1.0}, now=now, caps={"call": 5.0}, ids=["a", "b"]
+    )
+    assert result.values.dtype == np.float64
+    assert result.values.tolist() == [0.0, 0.0]
+
+
+def test_an_event_without_a_timestamp_counts_zero_without_a_warning() -> None:
+    # pytest turns warnings into errors: an overflow in the decay would fail here
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    columns = {
+        "account_id": np.array(["a", "b"], dtype=object),
+        "kind": np.array(["call", "call"], dtype=object),
+        "at": np.array(["2025-12-02", "NaT"], dtype="datetime64[us]"),
+    }
+    result = engagement_scores(columns, weights={"call": 8.0}, now=now, half_lives=30.0)
+    assert dict(zip(result.ids.tolist(), result.values.tolist(), strict=True)) == {
+        "a": pytest.approx(4.0),
+        "b": 0.0,
+    }

@@ -143,6 +143,7 @@ def engagement_scores(
         k1 = n_kinds + 1
         kind_slot = np.where(kind_codes < 0, n_kinds, kind_codes)
         matrix = np.bincount(slot * k1 + kind_slot, value, minlength=(n + offset) * k1)
+        matrix = matrix.astype(np.float64, copy=False)  # bincount of no events gives ints
         matrix = matrix.reshape(n + offset, k1)[offset:, :n_kinds]
         for kind, cap in cap_map.items():
             hits = np.flatnonzero(kind_labels == kind)
@@ -151,7 +152,7 @@ def engagement_scores(
         contributions = np.ascontiguousarray(matrix[:, used])
         totals = contributions.sum(axis=1)
     else:
-        totals = np.bincount(slot, value, minlength=n + offset)[offset:]
+        totals = np.bincount(slot, value, minlength=n + offset)[offset:].astype(np.float64)
 
     if total_cap is not None:
         cap = _check_number(total_cap, "total_cap")
@@ -414,6 +415,9 @@ def _decayed(
         age = now_us - part
         code = codes[start:stop]
         out = value[start:stop]
+        nat = part == np.iinfo(np.int64).min if has_nat else None
+        if nat is not None:
+            age[nat] = 0  # no timestamp: counts 0 below; an age of 0 keeps exp2 finite
         if positive:
             exponent = np.take(log_w, code)
             exponent -= age * np.take(inv_hl_us, code)
@@ -422,9 +426,8 @@ def _decayed(
             np.multiply(
                 np.take(weight_of, code), np.exp2(-(age * np.take(inv_hl_us, code))), out=out
             )
-        if has_nat:
-            out[part == np.iinfo(np.int64).min] = 0.0
-            age[part == np.iinfo(np.int64).min] = 0
+        if nat is not None:
+            out[nat] = 0.0
         if age.min() < 0:
             out[age < 0] = 0.0
         if limit is not None and age.max() > limit:
