@@ -55,6 +55,7 @@ from crmkit.store._base import (
     sort_records,
     version_copier,
 )
+from crmkit.store._columnar import AddsColumns
 from crmkit.store._events import EmitsChanges, Outbox
 from crmkit.store._index import (
     Access,
@@ -88,7 +89,7 @@ class _Journal:
         self.entries: dict[tuple[str, str], Any] = {}
 
 
-class MemoryRepository(Generic[T]):
+class MemoryRepository(AddsColumns, Generic[T]):
     """The records of one type in a :class:`MemoryStore`."""
 
     def __init__(self, store: MemoryStore, record_type: type[T]) -> None:
