@@ -20,7 +20,7 @@ What a column may hold:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC
 from typing import Any, cast
 
@@ -102,16 +102,39 @@ def rows_from_columns(record_type: type[Any], columns: Any) -> list[Any]:
     if len(sizes) > 1:
         lengths = ", ".join(f"{n}={len(v)}" for n, v in zip(names, lists, strict=True))
         raise ValidationError(record, None, None, f"columns differ in length: {lengths}")
-    built: list[Any] = []
+    if not lists:
+        return []
+    make = _maker(record_type, tuple(names))
+    try:
+        return list(map(make, *lists))
+    except CrmError:
+        pass
     errors: list[tuple[int, CrmError]] = []
     for index, row in enumerate(zip(*lists, strict=True)):
         try:
-            built.append(record_type(**dict(zip(names, row, strict=True))))
+            make(*row)
         except CrmError as err:
             errors.append((index, err))
-    if errors:
-        raise BatchError(record, errors)
-    return built
+    raise BatchError(record, errors)
+
+
+_MAKERS: dict[tuple[type[Any], tuple[str, ...]], Callable[..., Any]] = {}
+
+
+def _maker(record_type: type[Any], names: tuple[str, ...]) -> Callable[..., Any]:
+    """``make(*values)``: ``record_type(name=value, ..., version=1)`` without building a
+    dict per row. Generated from field names checked against the schema (never data)."""
+    known = _MAKERS.get((record_type, names))
+    if known is None:
+        params = [f"v{i}" for i in range(len(names))]
+        call = ", ".join(f"{n}={p}" for n, p in zip(names, params, strict=True))
+        source = f"def make({', '.join(params)}):\n    return _cls({call}, version=1)\n"
+        ns: dict[str, Any] = {"_cls": record_type}
+        exec(compile(source, f"<crmkit column maker {record_type.__name__}>", "exec"), ns)
+        known = _MAKERS[(record_type, names)] = ns["make"]
+        if len(_MAKERS) > 256:
+            _MAKERS.clear()
+    return known
 
 
 class AddsColumns:

@@ -352,7 +352,8 @@ class MemoryRepository(AddsColumns, Generic[T]):
         with self._store._lock:
             batch = check_batch(self._type, records, self._rows.__contains__)
             self._drop_indexes_for(len(batch))
-            stored = [self._copy(r, 1) for r in batch]
+            copy = self._copy  # a record already at version 1 is kept as it is (frozen)
+            stored = [r if r.version == 1 else copy(r, 1) for r in batch]
             for record in stored:
                 self._write(record.id, record)
             self._rebuild_declared()
