@@ -198,3 +198,84 @@ def test_change_events_are_emitted(tmp_path: Any) -> None:
             ]
         finally:
             opened.close()
+
+
+_GOOD_TEXTS = st.sampled_from(["Acme", " Globex ", "café", "a\x00"[:1]])
+_TEXTS = st.one_of(
+    _GOOD_TEXTS,
+    _GOOD_TEXTS,
+    _GOOD_TEXTS,
+    st.text(alphabet=st.sampled_from(["a", "b", " ", "\x00", "é", "\ud800"]), max_size=4),
+)
+
+
+@st.composite
+def numpy_account_columns(draw: st.DrawFn) -> dict[str, Any]:
+    n = draw(st.integers(1, 6))
+    clean = draw(st.booleans())  # half the batches hold only valid values
+
+    def column(values: Any, dtype: Any, good: Any = None) -> Any:
+        drawn = good if clean and good is not None else values
+        return np.array(draw(st.lists(drawn, min_size=n, max_size=n)), dtype=dtype)
+
+    return {
+        "id": np.array([f"id{i}" for i in range(n)]),
+        "name": column(_TEXTS, str, _GOOD_TEXTS),
+        "industry": column(_TEXTS, str, _GOOD_TEXTS | st.just("")),
+        "account_type": column(
+            st.sampled_from(["customer", " Partner", "customer", "prospect", "giant", ""]),
+            str,
+            st.sampled_from(["customer", " Partner"]),
+        ),
+        "employees": column(st.integers(-3, 2**63 - 1), np.int64, st.integers(0, 2**63 - 1)),
+        "annual_revenue": column(
+            st.floats(allow_nan=True, allow_infinity=True, width=64),
+            np.float64,
+            st.floats(0, 1e300) | st.just(-0.0),
+        ),
+        "realignment_locked": column(st.booleans(), bool),
+        "created_at": column(
+            st.integers(0, 2**50) | st.just(np.iinfo(np.int64).min), np.int64
+        ).view("datetime64[us]"),
+    }
+
+
+def _record_path(columns: dict[str, Any]) -> Any:
+    """What building each record from the same values and calling add_many gives."""
+    store = MemoryStore()
+    names = list(columns)
+    lists = [_values_of(columns[name]) for name in names]
+    built, errors = [], []
+    for index, row in enumerate(zip(*lists, strict=True)):
+        try:
+            built.append(Account(**dict(zip(names, row, strict=True))))
+        except ValidationError as err:
+            errors.append((index, err))
+    if errors:
+        return str(BatchError("Account", errors))
+    store.accounts.add_many(built)
+    return list(store.accounts)
+
+
+def _values_of(column: Any) -> list[Any]:
+    if column.dtype.kind == "M":
+        return [
+            None if np.isnat(v) else v.astype("datetime64[us]").item().replace(tzinfo=UTC)
+            for v in column
+        ]
+    if column.dtype.kind == "f":
+        return [None if np.isnan(v) else float(v) for v in column.tolist()]
+    return column.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(columns=numpy_account_columns())
+def test_numpy_columns_give_what_the_record_path_gives(columns: dict[str, Any]) -> None:
+    store = MemoryStore()
+    try:
+        store.accounts.add_columns(columns)
+        got: Any = list(store.accounts)
+    except BatchError as err:
+        got = str(err)
+        assert len(store.accounts) == 0
+    assert got == _record_path(columns)

@@ -22,12 +22,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC
+from decimal import Decimal
 from typing import Any, cast
 
+import attrs
 import numpy as np
 
+from crmkit._fields import (
+    _FAST,
+    INT64_MAX,
+    INT64_MIN,
+    NUMBER_SPECS,
+    _blank_to_none,
+    _to_float,
+    _to_int,
+    _to_money,
+    _to_utc,
+)
 from crmkit._schema import schema_of
 from crmkit.errors import BatchError, CrmError, ValidationError
+from crmkit.store._base import _fields_of
 
 __all__ = ["AddsColumns", "rows_from_columns"]
 
@@ -92,6 +106,9 @@ def rows_from_columns(record_type: type[Any], columns: Any) -> list[Any]:
         if name not in known or name == "version":
             reason = "is set by the store" if name == "version" else f"is not a field of {record}"
             raise ValidationError(record, name, None, reason)
+    fast = _checked_columns(record_type, names, [mapping[name] for name in names])
+    if fast is not None:
+        return fast
     lists: list[list[Any]] = []
     for name in names:
         try:
@@ -116,6 +133,194 @@ def rows_from_columns(record_type: type[Any], columns: Any) -> list[Any]:
         except CrmError as err:
             errors.append((index, err))
     raise BatchError(record, errors)
+
+
+# -- the column-wise path --------------------------------------------------------------
+#
+# When every column is a numpy array of the plain type its field takes and numpy proves
+# every value valid, the records are built without running their converters and
+# validators again (the values are already what they would produce). Anything numpy
+# cannot prove (a bad value, a list, an object array, a kind not handled here) sends the
+# whole batch down the record path, which names the bad rows with its own errors.
+
+
+def _text_values(column: np.ndarray[Any, Any], required: bool) -> list[Any] | None:
+    if column.dtype.kind != "U":
+        return None
+    if column.dtype.itemsize:
+        points = column.view(np.uint32).reshape(len(column), -1)
+        if bool(((points >= 0xD800) & (points <= 0xDFFF)).any()):
+            return None  # lone surrogates: the record path names them
+        if points.shape[1] > 1 and bool(((points[:, :-1] == 0) & (points[:, 1:] != 0)).any()):
+            return None  # a NUL inside the text
+    values = [value.strip() or None for value in column.tolist()]
+    if required and None in values:
+        return None
+    return values
+
+
+def _enum_values(column: np.ndarray[Any, Any], spec: tuple[Any, ...]) -> list[Any] | None:
+    if column.dtype.kind != "U":
+        return None
+    enum_type = spec[1]
+    uniques, inverse = np.unique(column, return_inverse=True)
+    members = []
+    for value in uniques.tolist():
+        try:
+            members.append(enum_type(value.strip().lower()))
+        except ValueError:
+            return None
+    table = np.empty(len(members), dtype=object)
+    table[:] = members
+    return cast(list[Any], table[inverse.reshape(-1)].tolist())
+
+
+def _bounded(column: np.ndarray[Any, Any], low: Any, high: Any) -> bool:
+    if not len(column):
+        return True
+    return (low is None or bool(column.min() >= low)) and (
+        high is None or bool(column.max() <= high)
+    )
+
+
+def _number_values(
+    column: np.ndarray[Any, Any], spec: tuple[str, Any, Any, bool]
+) -> list[Any] | None:
+    kind, low, high, _ = spec
+    dtype = column.dtype.kind
+    if kind == "int" and dtype in "iu":
+        low = INT64_MIN if low is None else low
+        high = INT64_MAX if high is None else high
+        return column.tolist() if _bounded(column, low, high) else None
+    if kind == "float" and dtype == "f":
+        if not bool(np.isfinite(column).all()) or not _bounded(column, low, high):
+            return None
+        return cast(list[Any], column.astype(np.float64).tolist())
+    if kind == "money" and dtype in "iuf":
+        if dtype == "f":
+            if not bool(np.isfinite(column).all()):
+                return None
+            # a float becomes Decimal(repr(value)), as the money converter does; bounds
+            # are checked strictly so the decimal and the float cannot disagree
+            strict = (low is None or low == 0 or bool(column.min() > low)) and (
+                high is None or bool(column.max() < high)
+            )
+            if not strict or not _bounded(column, low, high):
+                return None
+            return [Decimal(repr(value)) for value in column.astype(np.float64).tolist()]
+        if not _bounded(column, low, high):
+            return None
+        return [Decimal(value) for value in column.tolist()]
+    return None
+
+
+def _moment_values(column: np.ndarray[Any, Any], required: bool) -> list[Any] | None:
+    if column.dtype.kind != "M":
+        return None
+    missing = np.isnat(column)
+    if required and bool(missing.any()):
+        return None
+    return _values(column)
+
+
+def _column_values(field: Any, column: Any) -> list[Any] | None:
+    """The converted values of one column if numpy proves them all valid, else None."""
+    if not isinstance(column, np.ndarray) or column.ndim != 1:
+        return None
+    validator = field.validator
+    spec = _FAST.get(validator) if validator is not None else None
+    if spec is not None:
+        kind = spec[0]
+        if kind == "text" and field.converter is _blank_to_none:
+            return _text_values(column, spec[1])
+        if kind == "enum":
+            return _enum_values(column, spec)
+        if kind == "bool":
+            return cast(list[Any], column.tolist()) if column.dtype.kind == "b" else None
+        if kind == "moment" and field.converter is _to_utc:
+            return _moment_values(column, spec[1])
+    numbers = NUMBER_SPECS.get(validator) if validator is not None else None
+    if numbers is not None and field.converter in _NUMBER_CONVERTERS.get(numbers[0], ()):
+        return _number_values(column, numbers)
+    return None
+
+
+def _checked_columns(
+    record_type: type[Any], names: list[str], columns: list[Any]
+) -> list[Any] | None:
+    """The records, if numpy proves every column valid (see above); else None."""
+    if hasattr(record_type, "__attrs_post_init__"):
+        return None
+    fields = _fields_of(record_type)
+    given = set(names)
+    if "version" in given or any(
+        f.default is attrs.NOTHING for n, f in fields.items() if n not in given
+    ):
+        return None
+    if len({len(column) if hasattr(column, "__len__") else -1 for column in columns}) > 1:
+        return None
+    values: list[list[Any]] = []
+    for name, column in zip(names, columns, strict=True):
+        converted = _column_values(fields[name], column)
+        if converted is None:
+            return None
+        values.append(converted)
+    if not values or not values[0]:
+        return None
+    make = _trusted_maker(record_type, tuple(names))
+    if make is None:
+        return None
+    return list(map(make, *values))
+
+
+_NUMBER_CONVERTERS: dict[str, tuple[Any, ...]] = {
+    "int": (_to_int,),
+    "float": (_to_float,),
+    "money": (_to_money,),
+}
+
+_TRUSTED: dict[tuple[type[Any], tuple[str, ...]], Callable[..., Any] | None] = {}
+
+
+def _trusted_maker(record_type: type[Any], names: tuple[str, ...]) -> Callable[..., Any] | None:
+    """``make(*values)``: a record at version 1 from values already converted and checked,
+    the other fields at their (converted) defaults; None if a default cannot be trusted."""
+    key = (record_type, names)
+    if key in _TRUSTED:
+        return _TRUSTED[key]
+    ns: dict[str, Any] = {"_cls": record_type, "_new": object.__new__}
+    params = [f"v{i}" for i in range(len(names))]
+    given = dict(zip(names, params, strict=True))
+    lines = ["    o = _new(_cls)"]
+    maker: Callable[..., Any] | None = None
+    for field in attrs.fields(record_type):
+        name = field.name
+        ns[f"_s_{name}"] = record_type.__dict__[name].__set__
+        if name == "version":
+            value = "1"
+        elif name in given:
+            value = given[name]
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            factory = cast(Any, field.default)
+            if factory.takes_self or factory.factory not in (dict, list, tuple):
+                break
+            ns[f"_d_{name}"] = factory.factory
+            value = f"_d_{name}()"
+        else:
+            default = field.default
+            if field.converter is not None:
+                default = cast(Callable[[Any], Any], field.converter)(default)
+            ns[f"_d_{name}"] = default
+            value = f"_d_{name}"
+        lines.append(f"    _s_{name}(o, {value})")
+    else:
+        source = f"def make({', '.join(params)}):\n" + "\n".join(lines) + "\n    return o\n"
+        exec(compile(source, f"<crmkit trusted maker {record_type.__name__}>", "exec"), ns)
+        maker = ns["make"]
+    if len(_TRUSTED) > 256:
+        _TRUSTED.clear()
+    _TRUSTED[key] = maker
+    return maker
 
 
 _MAKERS: dict[tuple[type[Any], tuple[str, ...]], Callable[..., Any]] = {}
