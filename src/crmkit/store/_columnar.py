@@ -1,11 +1,17 @@
 """``repo.add_columns(columns)``: add records held as columns (a dict of arrays or a frame).
 
-Every store's repository has it (see :class:`AddsColumns`). The columns are turned into
-Python values once per column (``ndarray.tolist()``, not one numpy scalar per cell), each
-row goes through the record type's own compiled ``__init__`` (so every conversion, check
-and error message is exactly the record path's), and the batch is written by the store's
-own ``add_many``: one transaction, SQLite ``executemany``, PostgreSQL ``COPY``, change
-events and integrity rules included.
+Every store's repository has it (see :class:`AddsColumns`); the batch is written by the
+store's own ``add_many`` (one transaction, SQLite ``executemany``, PostgreSQL ``COPY``,
+change events and integrity rules included), so what is stored and every error are the
+record path's. The records are built one of two ways:
+
+- **column-wise**, when every column is a numpy array of its field's plain type and numpy
+  proves every value valid (text without NUL or lone surrogates, required text present,
+  enum values in their domain, numbers finite and within the field's bounds, required
+  datetimes present): the values are converted once per column and the records built
+  without running converters and validators per row;
+- otherwise **row by row** through the record type's own compiled ``__init__``, which
+  names every bad row with its own error (a :class:`~crmkit.errors.BatchError`).
 
 What a column may hold:
 
