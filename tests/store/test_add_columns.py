@@ -216,6 +216,8 @@ def numpy_account_columns(draw: st.DrawFn) -> dict[str, Any]:
 
     def column(values: Any, dtype: Any, good: Any = None) -> Any:
         drawn = good if clean and good is not None else values
+        if dtype is str and draw(st.booleans()):
+            dtype = object  # text as a frame holds it
         return np.array(draw(st.lists(drawn, min_size=n, max_size=n)), dtype=dtype)
 
     return {
@@ -231,7 +233,7 @@ def numpy_account_columns(draw: st.DrawFn) -> dict[str, Any]:
         "annual_revenue": column(
             st.floats(allow_nan=True, allow_infinity=True, width=64),
             np.float64,
-            st.floats(0, 1e300) | st.just(-0.0),
+            st.floats(0, 1e300) | st.just(-0.0) | st.just(float("nan")),
         ),
         "realignment_locked": column(st.booleans(), bool),
         "created_at": column(

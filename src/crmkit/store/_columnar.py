@@ -44,6 +44,7 @@ from crmkit._fields import (
     _to_int,
     _to_money,
     _to_utc,
+    text_problem,
 )
 from crmkit._schema import schema_of
 from crmkit.errors import BatchError, CrmError, ValidationError
@@ -150,7 +151,25 @@ def rows_from_columns(record_type: type[Any], columns: Any) -> list[Any]:
 # whole batch down the record path, which names the bad rows with its own errors.
 
 
+def _object_text_values(column: np.ndarray[Any, Any], required: bool) -> list[Any] | None:
+    """Text from an object column (a frame's text): each value text or None, checked in
+    Python (no conversion to a unicode array, which would drop a trailing NUL)."""
+    values = column.tolist()
+    for value in values:
+        if value is None:
+            if required:
+                return None
+        elif type(value) is not str or text_problem(value) is not None:
+            return None
+    values = [None if value is None else value.strip() or None for value in values]
+    if required and None in values:
+        return None
+    return values
+
+
 def _text_values(column: np.ndarray[Any, Any], required: bool) -> list[Any] | None:
+    if column.dtype.kind == "O":
+        return _object_text_values(column, required)
     if column.dtype.kind != "U":
         return None
     if column.dtype.itemsize:
@@ -166,9 +185,20 @@ def _text_values(column: np.ndarray[Any, Any], required: bool) -> list[Any] | No
 
 
 def _enum_values(column: np.ndarray[Any, Any], spec: tuple[Any, ...]) -> list[Any] | None:
+    enum_type = spec[1]
+    if column.dtype.kind == "O":
+        values = column.tolist()
+        if any(type(value) is not str for value in values):
+            return None
+        table: dict[str, Any] = {}
+        for value in set(values):
+            try:
+                table[value] = enum_type(value.strip().lower())
+            except ValueError:
+                return None
+        return [table[value] for value in values]
     if column.dtype.kind != "U":
         return None
-    enum_type = spec[1]
     uniques, inverse = np.unique(column, return_inverse=True)
     members = []
     for value in uniques.tolist():
@@ -176,9 +206,9 @@ def _enum_values(column: np.ndarray[Any, Any], spec: tuple[Any, ...]) -> list[An
             members.append(enum_type(value.strip().lower()))
         except ValueError:
             return None
-    table = np.empty(len(members), dtype=object)
-    table[:] = members
-    return cast(list[Any], table[inverse.reshape(-1)].tolist())
+    found = np.empty(len(members), dtype=object)
+    found[:] = members
+    return cast(list[Any], found[inverse.reshape(-1)].tolist())
 
 
 def _bounded(column: np.ndarray[Any, Any], low: Any, high: Any) -> bool:
@@ -192,32 +222,45 @@ def _bounded(column: np.ndarray[Any, Any], low: Any, high: Any) -> bool:
 def _number_values(
     column: np.ndarray[Any, Any], spec: tuple[str, Any, Any, bool]
 ) -> list[Any] | None:
-    kind, low, high, _ = spec
+    kind, low, high, optional = spec
     dtype = column.dtype.kind
     if kind == "int" and dtype in "iu":
         low = INT64_MIN if low is None else low
         high = INT64_MAX if high is None else high
         return column.tolist() if _bounded(column, low, high) else None
-    if kind == "float" and dtype == "f":
-        if not bool(np.isfinite(column).all()) or not _bounded(column, low, high):
-            return None
-        return cast(list[Any], column.astype(np.float64).tolist())
-    if kind == "money" and dtype in "iuf":
-        if dtype == "f":
-            if not bool(np.isfinite(column).all()):
+    if kind not in ("float", "money") or dtype not in ("f" if kind == "float" else "iuf"):
+        return None
+    present, missing = column, None
+    if dtype == "f":
+        column = column.astype(np.float64)
+        missing = np.isnan(column)
+        if bool(missing.any()):
+            if not optional:
                 return None
-            # a float becomes Decimal(repr(value)), as the money converter does; bounds
-            # are checked strictly so the decimal and the float cannot disagree
-            strict = (low is None or low == 0 or bool(column.min() > low)) and (
-                high is None or bool(column.max() < high)
-            )
-            if not strict or not _bounded(column, low, high):
-                return None
-            return [Decimal(repr(value)) for value in column.astype(np.float64).tolist()]
-        if not _bounded(column, low, high):
+            present = column[~missing]  # NaN is missing, as it is on the record path
+        else:
+            present, missing = column, None
+        if not bool(np.isfinite(present).all()):
             return None
-        return [Decimal(value) for value in column.tolist()]
-    return None
+    if not _bounded(present, low, high):
+        return None
+    if kind == "float":
+        values = column.tolist()
+    elif dtype == "f":
+        # a float becomes Decimal(repr(value)), as the money converter does; a value on a
+        # bound goes to the record path, so the decimal and the float cannot disagree
+        if len(present) and (
+            (low not in (None, 0) and bool(present.min() == low))
+            or (high is not None and bool(present.max() == high))
+        ):
+            return None
+        values = [Decimal(repr(value)) for value in column.tolist()]
+    else:
+        values = [Decimal(value) for value in column.tolist()]
+    if missing is not None:
+        for index in np.flatnonzero(missing).tolist():
+            values[index] = None
+    return cast(list[Any], values)
 
 
 def _moment_values(column: np.ndarray[Any, Any], required: bool) -> list[Any] | None:
