@@ -5,7 +5,8 @@ store's own ``add_many`` (one transaction, SQLite ``executemany``, PostgreSQL ``
 change events and integrity rules included), so what is stored and every error are the
 record path's. The records are built one of two ways:
 
-- **column-wise**, when every column is a numpy array of its field's plain type and numpy
+- **column-wise**, when every column is a numpy array of its field's plain type (text
+  may be an object array of ``str`` and ``None``, as a frame holds it) and numpy
   proves every value valid (text without NUL or lone surrogates, required text present,
   enum values in their domain, numbers finite and within the field's bounds, required
   datetimes present): the values are converted once per column and the records built
