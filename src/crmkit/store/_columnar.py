@@ -303,8 +303,16 @@ def _checked_columns(
         return None
     fields = _fields_of(record_type)
     given = set(names)
+    absent = [f for n, f in fields.items() if n not in given]
     if "version" in given or any(
-        f.default is attrs.NOTHING for n, f in fields.items() if n not in given
+        f.default is attrs.NOTHING
+        # a validator that may read other fields must run on the record path
+        or (
+            f.validator is not None
+            and f.validator not in _FAST
+            and f.validator not in NUMBER_SPECS
+        )
+        for f in absent
     ):
         return None
     if len({len(column) if hasattr(column, "__len__") else -1 for column in columns}) > 1:
@@ -345,7 +353,10 @@ def _trusted_maker(record_type: type[Any], names: tuple[str, ...]) -> Callable[.
     maker: Callable[..., Any] | None = None
     for field in attrs.fields(record_type):
         name = field.name
-        ns[f"_s_{name}"] = record_type.__dict__[name].__set__
+        slot = record_type.__dict__.get(name)
+        if not hasattr(slot, "__set__") or not name.isidentifier():
+            break  # not a slotted record class: the record path builds it
+        ns[f"_s_{name}"] = cast(Any, slot).__set__
         if name == "version":
             value = "1"
         elif name in given:
