@@ -154,6 +154,11 @@ def check_json(
 _FAST: dict[Callable[..., Any], tuple[Any, ...]] = {}
 
 
+#: ``(kind, minimum, maximum, optional)`` of every number validator, for the column-wise
+#: checks of ``store._columnar``
+NUMBER_SPECS: dict[Callable[..., Any], tuple[str, float | None, float | None, bool]] = {}
+
+
 def fail(inst: Any, attribute: attrs.Attribute[Any], value: Any, reason: str) -> NoReturn:
     raise ValidationError(
         type(inst).__name__,
@@ -299,6 +304,7 @@ def _number_check(
         if maximum is not None and value > maximum:
             fail(inst, attribute, value, f"must be <= {maximum}")
 
+    NUMBER_SPECS[check] = (kind, minimum, maximum, optional)
     if kind == "int":
         low = INT64_MIN if minimum is None else max(int(minimum), INT64_MIN)
         high = INT64_MAX if maximum is None else min(int(maximum), INT64_MAX)

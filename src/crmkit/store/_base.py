@@ -17,6 +17,9 @@ follows (``crmkit.testing.StoreContract`` checks each of them):
 - ``add_many`` / ``put_many`` are atomic: a bad record (wrong type, duplicate id in the
   batch, id already stored for ``add_many``) means nothing is written and a
   :class:`~crmkit.errors.BatchError` lists every bad record by position.
+- ``add_columns(columns)`` adds the records held in columns (field name -> array or list,
+  or a DataFrame) through ``add_many``: same checks, same errors, all or none; it returns
+  how many were added (see :mod:`crmkit.store._columnar`).
 - ``query(criteria, order_by=..., limit=..., offset=...)`` returns records in ``order_by``
   order (``"-field"`` for descending; missing values first when ascending, last when
   descending) with ties, and the default, by ``id``.
@@ -127,6 +130,8 @@ class Repository(Protocol[T]):
     def add_many(self, records: Iterable[T]) -> list[T]: ...
 
     def put_many(self, records: Iterable[T]) -> list[T]: ...
+
+    def add_columns(self, columns: Any) -> int: ...
 
     def query(
         self,

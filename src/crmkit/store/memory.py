@@ -55,6 +55,7 @@ from crmkit.store._base import (
     sort_records,
     version_copier,
 )
+from crmkit.store._columnar import AddsColumns
 from crmkit.store._events import EmitsChanges, Outbox
 from crmkit.store._index import (
     Access,
@@ -88,7 +89,7 @@ class _Journal:
         self.entries: dict[tuple[str, str], Any] = {}
 
 
-class MemoryRepository(Generic[T]):
+class MemoryRepository(AddsColumns, Generic[T]):
     """The records of one type in a :class:`MemoryStore`."""
 
     def __init__(self, store: MemoryStore, record_type: type[T]) -> None:
@@ -351,7 +352,8 @@ class MemoryRepository(Generic[T]):
         with self._store._lock:
             batch = check_batch(self._type, records, self._rows.__contains__)
             self._drop_indexes_for(len(batch))
-            stored = [self._copy(r, 1) for r in batch]
+            copy = self._copy  # a record already at version 1 is kept as it is (frozen)
+            stored = [r if r.version == 1 else copy(r, 1) for r in batch]
             for record in stored:
                 self._write(record.id, record)
             self._rebuild_declared()

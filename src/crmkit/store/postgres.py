@@ -98,6 +98,7 @@ from crmkit.store._base import (
     storable_id,
     version_copier,
 )
+from crmkit.store._columnar import AddsColumns
 from crmkit.store._events import EmitsChanges, Outbox, events_setting
 from crmkit.store.sqlite import (
     _EXTRA_INDEXES,
@@ -489,7 +490,7 @@ def _closed(conn: psycopg.Connection[Any]) -> bool:
 # -- the repository -----------------------------------------------------------------------
 
 
-class PostgresRepository(Generic[T]):
+class PostgresRepository(AddsColumns, Generic[T]):
     """The records of one type in a :class:`PostgresStore`."""
 
     def __init__(self, store: PostgresStore, record_type: type[T]) -> None:

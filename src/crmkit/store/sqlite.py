@@ -96,6 +96,7 @@ from crmkit.store._base import (
     storable_id,
     version_copier,
 )
+from crmkit.store._columnar import AddsColumns
 from crmkit.store._events import EmitsChanges, Outbox, events_setting
 
 __all__ = ["SQLiteRepository", "SQLiteStore"]
@@ -610,7 +611,7 @@ def _hint(err: BaseException) -> str:
 _WHERE: dict[BoundCriteria, tuple[str, tuple[Any, ...]]] = {}
 
 
-class SQLiteRepository(Generic[T]):
+class SQLiteRepository(AddsColumns, Generic[T]):
     """The records of one type in a :class:`SQLiteStore`."""
 
     def __init__(self, store: SQLiteStore, record_type: type[T]) -> None:
