@@ -48,7 +48,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from time import monotonic, sleep
@@ -954,8 +954,7 @@ class SQLiteRepository(Generic[T]):
                 raise store._error(doing, err) from err
             except sqlite3.Error as err:
                 raise store._error(doing, err) from err
-        copy = codec.with_version
-        return [copy(new, old.version + 1) for old, new in pairs]
+        return [new for _, new in pairs]  # check_patches stamped the next version
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
         codec = self._codec
@@ -1353,8 +1352,7 @@ class SQLiteStore(RepositoryAccess):
         """Whether the calling thread is inside a :meth:`transaction` of this store."""
         return self._owner == threading.get_ident()
 
-    @contextmanager
-    def transaction(self, *, lock: str | None = None) -> Iterator[None]:
+    def transaction(self, *, lock: str | None = None) -> AbstractContextManager[None]:
         """Everything inside lands together or not at all; transactions nest.
 
         The outermost transaction is ``BEGIN IMMEDIATE`` (it takes the write lock at
@@ -1362,6 +1360,12 @@ class SQLiteStore(RepositoryAccess):
         is accepted for the protocol and ignored: write transactions already run one at
         a time.
         """
+        if self._outbox.enabled:
+            return self._transaction_with_events()
+        return _Transaction(self)  # no generator frame per call while events are off
+
+    @contextmanager
+    def _transaction_with_events(self) -> Iterator[None]:
         with self._outbox.delivering(), self._lock:
             depth = self._depth
             savepoint = f"crmkit_{depth}"
@@ -1545,3 +1549,57 @@ class SQLiteStore(RepositoryAccess):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Transaction:
+    """:meth:`SQLiteStore.transaction` while events are off: the same steps as its
+    generator, as a plain context manager (a single write pays for it each call)."""
+
+    __slots__ = ("_depth", "_store")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        store = self._store
+        store._lock.acquire()
+        try:
+            depth = store._depth
+            store._run(
+                "BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT crmkit_{depth}",
+                "starting a transaction",
+            )
+        except BaseException:
+            store._lock.release()
+            raise
+        self._depth = depth
+        store._depth = depth + 1
+        store._owner = threading.get_ident()
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        store, depth = self._store, self._depth
+        try:
+            store._depth = depth
+            if kind is not None:
+                if depth == 0:
+                    store._owner = None
+                    store._run("ROLLBACK", "rolling back a transaction")
+                    if store._synced_in_transaction:  # its new tables were undone too
+                        store._generation = -1
+                else:
+                    store._run(f"ROLLBACK TO crmkit_{depth}", "rolling back a savepoint")
+                    store._run(f"RELEASE crmkit_{depth}", "rolling back a savepoint")
+                return
+            if depth == 0:
+                store._owner = None
+                try:
+                    store._run("COMMIT", "committing a transaction")
+                except StorageError:
+                    if store._conn.in_transaction:
+                        store._run("ROLLBACK", "rolling back a failed commit")
+                    raise
+            else:
+                store._run(f"RELEASE crmkit_{depth}", "ending a savepoint")
+        finally:
+            store._lock.release()
