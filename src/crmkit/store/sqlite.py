@@ -619,6 +619,11 @@ class SQLiteRepository(Generic[T]):
         self._codec = _codec(record_type)
         self._name = self._codec.name
         self._orders: dict[Any, tuple[str, tuple[Any, ...]]] = {}
+        # the record last read inside a write transaction, with that transaction's serial:
+        # a patch of it in the same transaction computes the new record instead of
+        # reading it back (nothing else can write the row while the transaction holds
+        # the write lock)
+        self._read: tuple[int, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<SQLiteRepository {self._codec.table}>"
@@ -644,7 +649,28 @@ class SQLiteRepository(Generic[T]):
                 row = store._conn.execute(self._codec.sql_get, (record_id,)).fetchone()
         except sqlite3.Error as err:
             raise store._error(f"reading {self._name} {record_id!r}", err) from err
-        return None if row is None else self._decode(row)
+        if row is None:
+            return None
+        record = self._decode(row)
+        if store._depth and store._owner == threading.get_ident():
+            self._read = (store._serial, record)
+        return record
+
+    def _held(self, record_id: str, expected_version: int | None) -> Any:
+        """The record read earlier in the current transaction, if it is ``record_id`` at
+        ``expected_version`` (so the stored row is exactly it), else None."""
+        read, store = self._read, self._store
+        if read is None or expected_version is None or not store._depth:
+            return None
+        serial, record = read
+        if (
+            serial != store._serial
+            or record.id != record_id
+            or record.version != expected_version
+            or store._owner != threading.get_ident()
+        ):
+            return None
+        return record
 
     def _decode(self, row: Sequence[Any]) -> T:
         try:
@@ -888,6 +914,9 @@ class SQLiteRepository(Generic[T]):
         record is not read first unless a changed field's check needs the rest of it.
         """
         changes = patch_fields(self._type, record_id, fields)
+        held = self._held(record_id, expected_version)
+        if held is not None:
+            return self._patch_held(held, changes)
         probe = convert_patch(self._type, record_id, changes)
         if probe is None:
             with self._store.transaction():
@@ -919,6 +948,33 @@ class SQLiteRepository(Generic[T]):
             except sqlite3.Error as err:
                 raise store._error(doing, err) from err
         return self._decode(rows[0])
+
+    def _patch_held(self, old: Any, changes: dict[str, Any]) -> T:
+        """Patch a record this transaction has read: the new record is computed, and the
+        ``UPDATE`` (still checked on the version) returns nothing to decode."""
+        new: Any = patch_record(old, changes, old.version + 1)
+        codec, store = self._codec, self._store
+        names = tuple(changes)
+        params = codec.encode_patch(new, names)
+        params += (old.id, old.version)
+        doing = f"patching {self._name} {old.id!r}"
+        with store._lock:
+            try:
+                cursor = store._conn.execute(
+                    codec.patch_sql(names, checked=True, returning=False), params
+                )
+                if cursor.rowcount == 0:
+                    found = store._conn.execute(codec.sql_version, (old.id,)).fetchall()
+                    if not found:
+                        raise NotFound(self._name, old.id)
+                    raise ConflictError(self._name, old.id, old.version, found[0][0])
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                raise store._error(doing, err) from err
+            except sqlite3.Error as err:
+                raise store._error(doing, err) from err
+        self._read = (store._serial, new)
+        stored: T = new
+        return stored
 
     def _get_many(self, ids: Iterable[Any]) -> dict[str, T]:
         """The stored records among ``ids``, read in one query."""
@@ -961,6 +1017,7 @@ class SQLiteRepository(Generic[T]):
         store = self._store
         if not storable_id(record_id):
             raise NotFound(self._name, record_id)
+        self._read = None  # a record added again under this id would share its version
         with store._lock:
             try:
                 if expected_version is None:
@@ -1096,6 +1153,7 @@ class SQLiteStore(RepositoryAccess):
         self._lock = threading.RLock()
         self._depth = 0
         self._owner: int | None = None  # the thread inside a transaction, if any
+        self._serial = 0  # counts outermost transactions (what a repository read is from)
         try:
             conn = sqlite3.connect(
                 path,
@@ -1374,6 +1432,7 @@ class SQLiteStore(RepositoryAccess):
                 "starting a transaction",
             )
             self._depth = depth + 1
+            self._serial += depth == 0
             self._owner = threading.get_ident()
             try:
                 with self._outbox.level(depth == 0):
@@ -1386,6 +1445,7 @@ class SQLiteStore(RepositoryAccess):
                     if self._synced_in_transaction:  # its new tables were undone too
                         self._generation = -1
                 else:
+                    self._serial += 1  # what was read inside may be undone
                     self._run(f"ROLLBACK TO {savepoint}", "rolling back a savepoint")
                     self._run(f"RELEASE {savepoint}", "rolling back a savepoint")
                 raise
@@ -1575,6 +1635,7 @@ class _Transaction:
             raise
         self._depth = depth
         store._depth = depth + 1
+        store._serial += depth == 0
         store._owner = threading.get_ident()
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
@@ -1588,6 +1649,7 @@ class _Transaction:
                     if store._synced_in_transaction:  # its new tables were undone too
                         store._generation = -1
                 else:
+                    store._serial += 1  # what was read inside may be undone
                     store._run(f"ROLLBACK TO crmkit_{depth}", "rolling back a savepoint")
                     store._run(f"RELEASE crmkit_{depth}", "rolling back a savepoint")
                 return
