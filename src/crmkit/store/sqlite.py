@@ -619,6 +619,7 @@ class SQLiteRepository(Generic[T]):
         self._codec = _codec(record_type)
         self._name = self._codec.name
         self._orders: dict[Any, tuple[str, tuple[Any, ...]]] = {}
+        self._plans: dict[Any, tuple[str, tuple[Any, ...]]] = {}
         # the record last read inside a write transaction, with that transaction's serial:
         # a patch of it in the same transaction computes the new record instead of
         # reading it back (nothing else can write the row while the transaction holds
@@ -775,16 +776,29 @@ class SQLiteRepository(Generic[T]):
         offset: int = 0,
     ) -> list[T]:
         """Matching records, ordered (see the store contract), paged by ``limit``/``offset``."""
-        where, params = self._where(criteria)
+        test = bound(criteria, self._type)
         check_page(limit, offset)
-        order, order_params = self._order(order_by)
-        sql = f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)}{where}{order}"
-        params += order_params
-        if limit is not None or offset:
-            sql += " LIMIT ? OFFSET ?"
-            params += [-1 if limit is None else limit, offset]
-        rows = self._rows(sql, params, f"querying {self._codec.table}")
-        return [self._decode(row) for row in rows]
+        paged = limit is not None or offset != 0
+        okey = order_by if isinstance(order_by, str) else order_key(order_by)
+        # the statement and its fixed parameters, built once per (criteria, order, paging)
+        key = (test, okey, paged)
+        plan = self._plans.get(key) if okey is not None else None
+        if plan is None:
+            where, params = self._where(test)
+            order, order_params = self._order(order_by)
+            sql = f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)}{where}{order}"
+            if paged:
+                sql += " LIMIT ? OFFSET ?"
+            plan = (sql, (*params, *order_params))
+            if okey is not None:
+                if len(self._plans) >= 256:
+                    self._plans.clear()
+                self._plans[key] = plan
+        sql, fixed = plan
+        values = (*fixed, -1 if limit is None else limit, offset) if paged else fixed
+        rows = self._rows(sql, values, f"querying {self._codec.table}")
+        decode = self._decode
+        return [decode(row) for row in rows]
 
     def count(self, criteria: CriteriaLike = None) -> int:
         where, params = self._where(criteria)
