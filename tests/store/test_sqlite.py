@@ -1213,3 +1213,49 @@ def test_declared_indexes_survive_reopening_and_are_seen_by_other_connections(pa
             assert second.indexes(Account) == [("custom.tier",)]
     with SQLiteStore(path) as again:
         assert again.indexes(Account) == [("custom.tier",)]
+
+
+# -- a patch of a record read in the same transaction (computed, not read back) -------------
+
+
+def test_a_patch_after_a_read_in_a_transaction_returns_the_stored_row(
+    store: SQLiteStore,
+) -> None:
+    store.accounts.add(Account(id="a1", name="Acme", employees=10))
+    with store.transaction():
+        old = store.accounts.get("a1")
+        new = store.accounts.patch("a1", expected_version=old.version, employees=12)
+        again = store.accounts.patch("a1", expected_version=new.version, name="Acme Corp")
+        with pytest.raises(ConflictError):
+            store.accounts.patch("a1", expected_version=old.version, employees=1)
+    assert store.accounts.get("a1") == again
+    assert (again.name, again.employees, again.version) == ("Acme Corp", 12, 3)
+
+
+def test_a_record_deleted_and_added_again_is_patched_as_stored(store: SQLiteStore) -> None:
+    store.accounts.add(Account(id="a1", name="Acme"))
+    with store.transaction():
+        store.accounts.get("a1")
+        store.accounts.delete("a1")
+        store.accounts.add(Account(id="a1", name="Other"))  # version 1 again
+        patched = store.accounts.patch("a1", expected_version=1, industry="Retail")
+    assert patched == store.accounts.get("a1")
+    assert (patched.name, patched.industry) == ("Other", "Retail")
+
+
+def test_a_read_undone_by_a_savepoint_is_not_used_by_a_patch(store: SQLiteStore) -> None:
+    store.accounts.add(Account(id="a1", name="Acme"))
+
+    def readd_and_fail() -> None:
+        with store.transaction():
+            store.accounts.delete("a1")
+            store.accounts.add(Account(id="a1", name="Other"))
+            store.accounts.get("a1")  # read inside the savepoint, then undone
+            raise RuntimeError
+
+    with store.transaction():
+        with pytest.raises(RuntimeError):
+            readd_and_fail()
+        patched = store.accounts.patch("a1", expected_version=1, industry="Retail")
+    assert patched == store.accounts.get("a1")
+    assert (patched.name, patched.industry) == ("Acme", "Retail")

@@ -816,8 +816,9 @@ def patch_record(record: T, changes: Mapping[str, Any], version: int | None = No
     checked: list[str] = []
     for name, value in changes.items():
         field = known[name]
-        if field.converter is not None:
-            value = cast(Callable[[Any], Any], field.converter)(value)
+        convert: Any = field.converter  # (a subscripted cast would be built per call)
+        if convert is not None:
+            value = convert(value)
         object.__setattr__(new, name, value)
         checked.append(name)
         checked.extend(d for d in _VALIDATED_WITH.get(name, ()) if d in known)
@@ -840,8 +841,9 @@ def convert_patch(record_type: type[T], record_id: str, changes: Mapping[str, An
     object.__setattr__(probe, "id", record_id)
     for name, value in changes.items():
         field = known[name]
-        if field.converter is not None:
-            value = cast(Callable[[Any], Any], field.converter)(value)
+        convert: Any = field.converter  # (a subscripted cast would be built per call)
+        if convert is not None:
+            value = convert(value)
         if field.validator is not None:
             field.validator(probe, field, value)
         object.__setattr__(probe, name, value)
@@ -854,8 +856,9 @@ def check_patches(
     expected_versions: Any,
     current: Callable[[str], Any] | Mapping[str, Any],
 ) -> list[tuple[Any, Any]]:
-    """``[(stored record, patched record)]`` for ``patch_many``, or a :class:`BatchError`
-    naming every bad entry (unknown id, bad field or value, stale version) by position."""
+    """``[(stored record, patched record)]`` for ``patch_many`` (the patched one already
+    carries the next version), or a :class:`BatchError` naming every bad entry (unknown
+    id, bad field or value, stale version) by position."""
     name = record_type.__name__
     if not isinstance(changes, Mapping):
         raise ValidationError(
@@ -878,7 +881,7 @@ def check_patches(
             expected = versions.get(record_id)
             if expected is not None and old.version != expected:
                 raise ConflictError(name, record_id, expected, old.version)
-            pairs.append((old, patch_record(old, checked)))
+            pairs.append((old, patch_record(old, checked, old.version + 1)))
         except CrmError as err:
             errors.append((index, err))
     if errors:

@@ -330,9 +330,7 @@ class MemoryRepository(AddsColumns, Generic[T]):
             pairs = check_patches(self._type, changes, expected_versions, self.get)
             self._drop_indexes_for(len(pairs))
             stored: list[T] = []
-            copy = self._copy
-            for old, new in pairs:
-                record = copy(new, old.version + 1)
+            for old, record in pairs:  # check_patches stamped the next version
                 self._write(old.id, record)
                 stored.append(record)
             self._rebuild_declared()

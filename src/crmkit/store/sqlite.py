@@ -48,7 +48,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from time import monotonic, sleep
@@ -620,6 +620,12 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         self._codec = _codec(record_type)
         self._name = self._codec.name
         self._orders: dict[Any, tuple[str, tuple[Any, ...]]] = {}
+        self._plans: dict[Any, tuple[str, tuple[Any, ...]]] = {}
+        # the record last read inside a write transaction, with that transaction's serial:
+        # a patch of it in the same transaction computes the new record instead of
+        # reading it back (nothing else can write the row while the transaction holds
+        # the write lock)
+        self._read: tuple[int, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<SQLiteRepository {self._codec.table}>"
@@ -645,7 +651,28 @@ class SQLiteRepository(AddsColumns, Generic[T]):
                 row = store._conn.execute(self._codec.sql_get, (record_id,)).fetchone()
         except sqlite3.Error as err:
             raise store._error(f"reading {self._name} {record_id!r}", err) from err
-        return None if row is None else self._decode(row)
+        if row is None:
+            return None
+        record = self._decode(row)
+        if store._depth and store._owner == threading.get_ident():
+            self._read = (store._serial, record)
+        return record
+
+    def _held(self, record_id: str, expected_version: int | None) -> Any:
+        """The record read earlier in the current transaction, if it is ``record_id`` at
+        ``expected_version`` (so the stored row is exactly it), else None."""
+        read, store = self._read, self._store
+        if read is None or expected_version is None or not store._depth:
+            return None
+        serial, record = read
+        if (
+            serial != store._serial
+            or record.id != record_id
+            or record.version != expected_version
+            or store._owner != threading.get_ident()
+        ):
+            return None
+        return record
 
     def _decode(self, row: Sequence[Any]) -> T:
         try:
@@ -750,16 +777,29 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         offset: int = 0,
     ) -> list[T]:
         """Matching records, ordered (see the store contract), paged by ``limit``/``offset``."""
-        where, params = self._where(criteria)
+        test = bound(criteria, self._type)
         check_page(limit, offset)
-        order, order_params = self._order(order_by)
-        sql = f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)}{where}{order}"
-        params += order_params
-        if limit is not None or offset:
-            sql += " LIMIT ? OFFSET ?"
-            params += [-1 if limit is None else limit, offset]
-        rows = self._rows(sql, params, f"querying {self._codec.table}")
-        return [self._decode(row) for row in rows]
+        paged = limit is not None or offset != 0
+        okey = order_by if isinstance(order_by, str) else order_key(order_by)
+        # the statement and its fixed parameters, built once per (criteria, order, paging)
+        key = (test, okey, paged)
+        plan = self._plans.get(key) if okey is not None else None
+        if plan is None:
+            where, params = self._where(test)
+            order, order_params = self._order(order_by)
+            sql = f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)}{where}{order}"
+            if paged:
+                sql += " LIMIT ? OFFSET ?"
+            plan = (sql, (*params, *order_params))
+            if okey is not None:
+                if len(self._plans) >= 256:
+                    self._plans.clear()
+                self._plans[key] = plan
+        sql, fixed = plan
+        values = (*fixed, -1 if limit is None else limit, offset) if paged else fixed
+        rows = self._rows(sql, values, f"querying {self._codec.table}")
+        decode = self._decode
+        return [decode(row) for row in rows]
 
     def count(self, criteria: CriteriaLike = None) -> int:
         where, params = self._where(criteria)
@@ -889,6 +929,9 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         record is not read first unless a changed field's check needs the rest of it.
         """
         changes = patch_fields(self._type, record_id, fields)
+        held = self._held(record_id, expected_version)
+        if held is not None:
+            return self._patch_held(held, changes)
         probe = convert_patch(self._type, record_id, changes)
         if probe is None:
             with self._store.transaction():
@@ -920,6 +963,33 @@ class SQLiteRepository(AddsColumns, Generic[T]):
             except sqlite3.Error as err:
                 raise store._error(doing, err) from err
         return self._decode(rows[0])
+
+    def _patch_held(self, old: Any, changes: dict[str, Any]) -> T:
+        """Patch a record this transaction has read: the new record is computed, and the
+        ``UPDATE`` (still checked on the version) returns nothing to decode."""
+        new: Any = patch_record(old, changes, old.version + 1)
+        codec, store = self._codec, self._store
+        names = tuple(changes)
+        params = codec.encode_patch(new, names)
+        params += (old.id, old.version)
+        doing = f"patching {self._name} {old.id!r}"
+        with store._lock:
+            try:
+                cursor = store._conn.execute(
+                    codec.patch_sql(names, checked=True, returning=False), params
+                )
+                if cursor.rowcount == 0:
+                    found = store._conn.execute(codec.sql_version, (old.id,)).fetchall()
+                    if not found:
+                        raise NotFound(self._name, old.id)
+                    raise ConflictError(self._name, old.id, old.version, found[0][0])
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                raise store._error(doing, err) from err
+            except sqlite3.Error as err:
+                raise store._error(doing, err) from err
+        self._read = (store._serial, new)
+        stored: T = new
+        return stored
 
     def _get_many(self, ids: Iterable[Any]) -> dict[str, T]:
         """The stored records among ``ids``, read in one query."""
@@ -955,14 +1025,14 @@ class SQLiteRepository(AddsColumns, Generic[T]):
                 raise store._error(doing, err) from err
             except sqlite3.Error as err:
                 raise store._error(doing, err) from err
-        copy = codec.with_version
-        return [copy(new, old.version + 1) for old, new in pairs]
+        return [new for _, new in pairs]  # check_patches stamped the next version
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
         codec = self._codec
         store = self._store
         if not storable_id(record_id):
             raise NotFound(self._name, record_id)
+        self._read = None  # a record added again under this id would share its version
         with store._lock:
             try:
                 if expected_version is None:
@@ -1098,6 +1168,7 @@ class SQLiteStore(RepositoryAccess):
         self._lock = threading.RLock()
         self._depth = 0
         self._owner: int | None = None  # the thread inside a transaction, if any
+        self._serial = 0  # counts outermost transactions (what a repository read is from)
         try:
             conn = sqlite3.connect(
                 path,
@@ -1354,8 +1425,7 @@ class SQLiteStore(RepositoryAccess):
         """Whether the calling thread is inside a :meth:`transaction` of this store."""
         return self._owner == threading.get_ident()
 
-    @contextmanager
-    def transaction(self, *, lock: str | None = None) -> Iterator[None]:
+    def transaction(self, *, lock: str | None = None) -> AbstractContextManager[None]:
         """Everything inside lands together or not at all; transactions nest.
 
         The outermost transaction is ``BEGIN IMMEDIATE`` (it takes the write lock at
@@ -1363,6 +1433,12 @@ class SQLiteStore(RepositoryAccess):
         is accepted for the protocol and ignored: write transactions already run one at
         a time.
         """
+        if self._outbox.enabled:
+            return self._transaction_with_events()
+        return _Transaction(self)  # no generator frame per call while events are off
+
+    @contextmanager
+    def _transaction_with_events(self) -> Iterator[None]:
         with self._outbox.delivering(), self._lock:
             depth = self._depth
             savepoint = f"crmkit_{depth}"
@@ -1371,6 +1447,7 @@ class SQLiteStore(RepositoryAccess):
                 "starting a transaction",
             )
             self._depth = depth + 1
+            self._serial += depth == 0
             self._owner = threading.get_ident()
             try:
                 with self._outbox.level(depth == 0):
@@ -1383,6 +1460,7 @@ class SQLiteStore(RepositoryAccess):
                     if self._synced_in_transaction:  # its new tables were undone too
                         self._generation = -1
                 else:
+                    self._serial += 1  # what was read inside may be undone
                     self._run(f"ROLLBACK TO {savepoint}", "rolling back a savepoint")
                     self._run(f"RELEASE {savepoint}", "rolling back a savepoint")
                 raise
@@ -1546,3 +1624,59 @@ class SQLiteStore(RepositoryAccess):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Transaction:
+    """:meth:`SQLiteStore.transaction` while events are off: the same steps as its
+    generator, as a plain context manager (a single write pays for it each call)."""
+
+    __slots__ = ("_depth", "_store")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        store = self._store
+        store._lock.acquire()
+        try:
+            depth = store._depth
+            store._run(
+                "BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT crmkit_{depth}",
+                "starting a transaction",
+            )
+        except BaseException:
+            store._lock.release()
+            raise
+        self._depth = depth
+        store._depth = depth + 1
+        store._serial += depth == 0
+        store._owner = threading.get_ident()
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        store, depth = self._store, self._depth
+        try:
+            store._depth = depth
+            if kind is not None:
+                if depth == 0:
+                    store._owner = None
+                    store._run("ROLLBACK", "rolling back a transaction")
+                    if store._synced_in_transaction:  # its new tables were undone too
+                        store._generation = -1
+                else:
+                    store._serial += 1  # what was read inside may be undone
+                    store._run(f"ROLLBACK TO crmkit_{depth}", "rolling back a savepoint")
+                    store._run(f"RELEASE crmkit_{depth}", "rolling back a savepoint")
+                return
+            if depth == 0:
+                store._owner = None
+                try:
+                    store._run("COMMIT", "committing a transaction")
+                except StorageError:
+                    if store._conn.in_transaction:
+                        store._run("ROLLBACK", "rolling back a failed commit")
+                    raise
+            else:
+                store._run(f"RELEASE crmkit_{depth}", "ending a savepoint")
+        finally:
+            store._lock.release()
