@@ -122,8 +122,9 @@ class TerritoryAssignment:
     ``primary``, ``tie`` (several territories at the best priority and depth: no
     primary), ``no_match`` or ``locked`` (``realignment_locked`` accounts keep their
     territory). ``primary`` (territory id or ``""``) and ``reason`` are the same as text,
-    built when first asked for. ``pairs`` holds every (account index, territory index)
-    match.
+    built when first asked for. ``match_count`` is the number of territories each account
+    falls in; ``pair_account`` and ``pair_territory`` list every (account index, territory
+    index) match, listed when first asked for.
     """
 
     REASONS: ClassVar[tuple[str, ...]] = _REASONS
@@ -132,8 +133,8 @@ class TerritoryAssignment:
     territory_ids: Array
     primary_index: Array
     reason_code: Array
-    pair_account: Array
-    pair_territory: Array
+    match_count: Array
+    parts: tuple[_Cells, ...] = attrs.field(repr=False)
     locked: Array | None = None
     locked_territory: Array | None = None
     _text: dict[str, Array] = attrs.field(factory=dict, init=False, repr=False)
@@ -154,6 +155,27 @@ class TerritoryAssignment:
                 found[self.locked] = self.locked_territory[self.locked]
             self._text["primary"] = found
         return found
+
+    def _pairs(self) -> tuple[Array, Array]:
+        if "pair_account" not in self._text:
+            listed = [part.pairs() for part in self.parts]
+            if listed:
+                acc = np.concatenate([a for a, _ in listed]).astype(np.int64)
+                ter = np.concatenate([t for _, t in listed]).astype(np.int64)
+            else:
+                acc = ter = np.zeros(0, dtype=np.int64)
+            self._text["pair_account"], self._text["pair_territory"] = acc, ter
+        return self._text["pair_account"], self._text["pair_territory"]
+
+    @property
+    def pair_account(self) -> Array:
+        """The account index of every (account, territory) match."""
+        return self._pairs()[0]
+
+    @property
+    def pair_territory(self) -> Array:
+        """The territory index of every (account, territory) match."""
+        return self._pairs()[1]
 
     @property
     def reason(self) -> Array:
@@ -404,7 +426,15 @@ class TerritoryIndex:
         return len(self.territories)
 
     def match(self, columns: Mapping[str, Array]) -> tuple[Array, Array]:
-        """Every (account row, territory index) match."""
+        """Every (account row, territory index) match, listed pair by pair."""
+        _cells, acc, ter = self.decide(columns, cells=False)
+        return acc, ter
+
+    def decide(
+        self, columns: Mapping[str, Array], *, cells: bool = True
+    ) -> tuple[list[_Cells], Array, Array]:
+        """The groups answered per cell (when ``cells`` and the conditions allow it) and
+        the (account row, territory index) pairs of the others."""
         n = len(next(iter(columns.values()))) if columns else 0
         kinds = self.kinds
         factors: dict[str, _Factor] = {}
@@ -420,6 +450,7 @@ class TerritoryIndex:
                     factors[name] = _Factor(column)
             return factors[name]
 
+        decided: list[_Cells] = []
         pair_acc: list[Array] = []
         pair_ter: list[Array] = []
         for (eq_fields, rng_field), members in self.groups.items():
@@ -430,16 +461,107 @@ class TerritoryIndex:
                     pair_acc.append(rows)
                     pair_ter.append(np.full(rows.size, k, dtype=np.int64))
                 continue
+            if cells:
+                by_cell = self._cell_group(coded, factor, n, eq_fields, rng_field, members)
+                if by_cell is not None:
+                    decided.append(by_cell)
+                    continue
             found = self._group(coded, factor, n, eq_fields, rng_field, members)
             if found is not None:
                 pair_acc.append(found[0])
                 pair_ter.append(found[1])
         if pair_acc:
             return (
+                decided,
                 np.concatenate(pair_acc).astype(np.int64),
                 np.concatenate(pair_ter).astype(np.int64),
             )
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return decided, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+    def _cell_group(
+        self,
+        coded: CodedColumns,
+        factor: Any,
+        n: int,
+        eq_fields: tuple[str, ...],
+        rng_field: str | None,
+        members: list[tuple[int, list[Condition], list[Condition], Any]],
+    ) -> _Cells | None:
+        """The group decided per cell of (equality key, range band, residual number bands)
+        with no (account, territory) pairs, or None when cells cannot express it."""
+        residual = {k: rest for k, _eq, _rng, rest in members if rest is not None}
+        numbers = _number_residual(residual)
+        if numbers is None:
+            return None
+        facs = [factor(f) for f in eq_fields]
+        queries = _queries(facs, members, rng_field is not None)
+        if queries is None:
+            return _Cells.empty(n)
+        q_ter, q_key, q_bound, bound_conds, _ = queries
+        key = np.zeros(n, dtype=np.int64)
+        keys = 1
+        for fac in facs:
+            key = key * fac.uniq.size + fac.codes
+            keys *= fac.uniq.size
+        if rng_field is not None:
+            column = np.asarray(coded.columns[rng_field])
+            numeric = self.kinds.get(rng_field) in ("int", "float", "money")
+            found = _range_bands(column, numeric, bound_conds)
+            if found is None:
+                return None
+            band, width, lows, highs = found
+            composite = key * width + band
+            q_lo, q_hi = q_key * width + lows[q_bound], q_key * width + highs[q_bound]
+        else:
+            width, composite = 1, key
+            q_lo, q_hi = q_key, q_key + 1
+        edges = np.unique(np.concatenate([q_lo, q_hi]))
+        segments = edges.size  # the last segment, at or past edges[-1], is never covered
+        if keys * width <= 4 * n + (1 << 20):
+            lut = np.searchsorted(edges, np.arange(keys * width), "right") - 1
+            lut[lut < 0] = segments - 1
+            seg = lut[composite]
+        else:
+            seg = np.searchsorted(edges, composite, "right") - 1
+            seg[seg < 0] = segments - 1
+        s0 = np.searchsorted(edges, q_lo)
+        owner, within = _expand(np.searchsorted(edges, q_hi) - s0)
+        ter, cell = q_ter[owner], s0[owner] + within
+        cells = segments
+        for field, ranges in numbers.items():
+            ends = sorted({v for pair in ranges.values() for v in pair if math.isfinite(v)})
+            bands = _Bands(np.array(ends, dtype=np.float64))
+            b0 = np.zeros(len(self.territories), dtype=np.int64)
+            b1 = np.full(len(self.territories), bands.size, dtype=np.int64)
+            for k, (low, high) in ranges.items():
+                b0[k] = bands.low(low, False) if math.isfinite(low) else 0
+                b1[k] = bands.high(high, False) if math.isfinite(high) else bands.size - 1
+                b1[k] = max(b0[k], b1[k])
+            owner, within = _expand(b1[ter] - b0[ter])
+            ter, cell = ter[owner], cell[owner] * bands.size + b0[ter[owner]] + within
+            values = coded.numbers(field)
+            seg = seg * bands.size + bands.of(values, np.isnan(values))
+            cells *= bands.size
+            if cells > 8 * n + (1 << 22):
+                return None
+        count = np.bincount(cell, minlength=cells)
+        rank = self.rank[ter]
+        best = np.full(cells, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(best, cell, rank)
+        top = rank == best[cell]
+        at_top = np.bincount(cell[top], minlength=cells)
+        holder = np.full(cells, -1, dtype=np.int64)
+        holder[cell[top]] = ter[top]
+        by_cell = np.argsort(cell, kind="stable")
+        return _Cells(
+            count=count[seg],
+            best=best[seg],
+            at_top=at_top[seg],
+            top=holder[seg],
+            cell=seg,
+            ptr=np.cumsum(count) - count,
+            ters=ter[by_cell],
+        )
 
     def _group(
         self,
@@ -468,50 +590,14 @@ class TerritoryIndex:
                 composite = composite.astype(np.int32)  # sorts faster
             order = np.argsort(composite)
         ordered = composite[order]
-        q_ter: list[int] = []
-        q_lo: list[int] = []
-        residual: dict[int, Any] = {}
-        code_cache: list[dict[Any, int]] = [{} for _ in facs]
-        bound_cache: dict[tuple[tuple[str, Any], ...], int] = {}
-        bound_conds: list[list[Condition]] = []
-        q_bound: list[int] = []
-        for k, eqs, rng, rest in members:
-            if rest is not None:
-                residual[k] = rest
-            value_sets = []
-            for fac, cache, cond in zip(facs, code_cache, eqs, strict=True):
-                values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
-                codes = set()
-                for v in values:
-                    code = cache.get(v)
-                    if code is None:
-                        code = cache[v] = fac.code_of(_plain(v))
-                    if code >= 0:
-                        codes.add(code)
-                value_sets.append(sorted(codes))
-            if rfac is not None and rng:
-                bkey = tuple((c.op, c.value) for c in rng)
-                b = bound_cache.get(bkey)
-                if b is None:
-                    b = bound_cache[bkey] = len(bound_conds)
-                    bound_conds.append(rng)
-            else:
-                b = -1
-            if len(value_sets) == 1 and len(value_sets[0]) == 1:
-                combos: Any = ((value_sets[0][0],),)
-            else:
-                combos = itertools.product(*value_sets)
-            for combo in combos:
-                kv = 0
-                for fac, code in zip(facs, combo, strict=True):
-                    kv = kv * fac.uniq.size + code
-                q_ter.append(k)
-                q_lo.append(kv * width)
-                q_bound.append(b)
-        if not q_ter:
+        queries = _queries(facs, members, rfac is not None)
+        if queries is None:
             return None
-        base = np.array(q_lo, dtype=np.int64)
-        which = np.array(q_bound, dtype=np.int64)
+        q_ter, q_lo, q_bound, bound_conds, residual = queries
+        width = (rfac.uniq.size + 1) if rfac is not None else 1
+        q_lo = q_lo * width
+        base = q_lo
+        which = q_bound
         if rfac is not None and bound_conds:
             lows, highs = rfac.bounds_many(bound_conds)
             lows, highs = np.append(lows, 0), np.append(highs, 1)  # -1: no range
@@ -538,6 +624,229 @@ class TerritoryIndex:
                 keep[lo:hi] = coded.mask(residual[k], accounts[lo:hi])
             accounts, ter = accounts[keep], ter[keep]
         return accounts, ter
+
+
+def _queries(
+    facs: Sequence[_Factor],
+    members: list[tuple[int, list[Condition], list[Condition], Any]],
+    ranged: bool,
+) -> tuple[Array, Array, Array, list[list[Condition]], dict[int, Any]] | None:
+    """One query per (territory, combination of its equality codes): the territory, the
+    equality key, which distinct range (-1: none), the distinct ranges and the residuals."""
+    q_ter: list[int] = []
+    q_key: list[int] = []
+    residual: dict[int, Any] = {}
+    code_cache: list[dict[Any, int]] = [{} for _ in facs]
+    bound_cache: dict[tuple[tuple[str, Any], ...], int] = {}
+    bound_conds: list[list[Condition]] = []
+    q_bound: list[int] = []
+    for k, eqs, rng, rest in members:
+        if rest is not None:
+            residual[k] = rest
+        value_sets = []
+        for fac, cache, cond in zip(facs, code_cache, eqs, strict=True):
+            values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+            codes = set()
+            for v in values:
+                code = cache.get(v)
+                if code is None:
+                    code = cache[v] = fac.code_of(_plain(v))
+                if code >= 0:
+                    codes.add(code)
+            value_sets.append(sorted(codes))
+        if ranged and rng:
+            bkey = tuple((c.op, c.value) for c in rng)
+            b = bound_cache.get(bkey)
+            if b is None:
+                b = bound_cache[bkey] = len(bound_conds)
+                bound_conds.append(rng)
+        else:
+            b = -1
+        if len(value_sets) == 1 and len(value_sets[0]) == 1:
+            combos: Any = ((value_sets[0][0],),)
+        else:
+            combos = itertools.product(*value_sets)
+        for combo in combos:
+            kv = 0
+            for fac, code in zip(facs, combo, strict=True):
+                kv = kv * fac.uniq.size + code
+            q_ter.append(k)
+            q_key.append(kv)
+            q_bound.append(b)
+    if not q_ter:
+        return None
+    return (
+        np.array(q_ter, dtype=np.int64),
+        np.array(q_key, dtype=np.int64),
+        np.array(q_bound, dtype=np.int64),
+        bound_conds,
+        residual,
+    )
+
+
+def _expand(counts: Array) -> tuple[Array, Array]:
+    """For ``counts[i]`` items per owner ``i``: each item's owner and its place within."""
+    owner = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    within = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, within
+
+
+def _number_residual(
+    residual: Mapping[int, Any],
+) -> dict[str, dict[int, tuple[float, float]]] | None:
+    """The residuals as closed number intervals per field and territory, or None when some
+    residual is more than a conjunction of number bounds."""
+    numbers: dict[str, dict[int, tuple[float, float]]] = {}
+    for k, root in residual.items():
+        items = root.items if isinstance(root, _Node) and root.kind == "all" else (root,)
+        for leaf in items:
+            if not (
+                isinstance(leaf, _Leaf)
+                and leaf.domain == "number"
+                and not leaf.negate
+                and leaf.op in _NUMBER_BOUNDS
+            ):
+                return None
+            low, high = _closed(leaf.op, leaf.value)
+            found = numbers.setdefault(leaf.field, {}).get(k, (-math.inf, math.inf))
+            numbers[leaf.field][k] = (max(found[0], low), min(found[1], high))
+    return numbers
+
+
+class _Bands:
+    """Values cut at the sorted distinct boundaries ``ends``: band ``2j`` lies below
+    ``ends[j]`` (and above ``ends[j-1]``), band ``2j+1`` is ``ends[j]`` itself and the last
+    band, ``2 * len(ends) + 1``, holds missing values, which no range admits."""
+
+    def __init__(self, ends: Array) -> None:
+        self.ends = ends
+        self.size = 2 * ends.size + 2
+
+    def of(self, keys: Array, missing: Array | None) -> Array:
+        at = np.searchsorted(self.ends, keys, "left")
+        band = 2 * at.astype(np.int64)
+        if self.ends.size:
+            hit = self.ends[np.minimum(at, self.ends.size - 1)] == keys
+            band += hit
+        if missing is not None:
+            band[missing] = self.size - 1
+        return band
+
+    def low(self, value: Any, strict: bool) -> int:
+        j = int(np.searchsorted(self.ends, value))
+        return 2 * j + (2 if strict else 1)
+
+    def high(self, value: Any, strict: bool) -> int:
+        j = int(np.searchsorted(self.ends, value))
+        return 2 * j + (1 if strict else 2)
+
+
+def _text_keys(values: Array) -> Array | None:
+    """Latin-1 text of at most 8 characters as big-endian uint64 keys (text order is key
+    order), or None."""
+    values = np.ascontiguousarray(values)
+    width = values.dtype.itemsize // 4
+    if values.dtype.kind != "U" or width > 8:
+        return None
+    units = values.view(np.uint32).reshape(values.size, width)
+    if units.size and int(units.max()) > 0xFF:
+        return None
+    low = np.zeros((values.size, 8), dtype=np.uint8)
+    low[:, :width] = units
+    return low.view(">u8").reshape(-1).astype(np.uint64)
+
+
+def _range_bands(
+    column: Array, numeric: bool, bound_conds: list[list[Condition]]
+) -> tuple[Array, int, Array, Array] | None:
+    """Each row's band of the range field and each distinct range's bands ``[lo, hi)``,
+    without factorising the column; None when the column or a bound is not plain enough."""
+    raw: list[list[tuple[str, Any]]] = []
+    for conds in bound_conds:
+        parts: list[tuple[str, Any]] = []
+        for cond in conds:
+            if cond.op == "between":
+                parts += [(">=", cond.value[0]), ("<=", cond.value[1])]
+            else:
+                parts.append((cond.op, cond.value))
+        raw.append(parts)
+    flat = [v for parts in raw for _, v in parts]
+    keys: Array
+    bound_keys: Array
+    if numeric:
+        keys = column.astype(np.float64)
+        missing: Array | None = np.isnan(keys)
+        bound_keys = np.array([float(v) for v in flat], dtype=np.float64)
+    else:
+        if column.dtype.kind != "U" or not all(isinstance(v, str) for v in flat):
+            return None
+        found = _text_keys(column)
+        bound_found = _text_keys(np.array(flat, dtype=str)) if flat else np.zeros(0, np.uint64)
+        if found is None or bound_found is None:
+            return None
+        keys, bound_keys = found, bound_found
+        missing = keys == 0  # "" is never in a range
+    bands = _Bands(np.unique(bound_keys))
+    lows = np.zeros(len(raw), dtype=np.int64)
+    highs = np.full(len(raw), bands.size - 1, dtype=np.int64)
+    at = 0
+    for r, parts in enumerate(raw):
+        for op, _ in parts:
+            key = bound_keys[at]
+            at += 1
+            if op in (">", ">="):
+                lows[r] = max(lows[r], bands.low(key, op == ">"))
+            else:
+                highs[r] = min(highs[r], bands.high(key, op == "<"))
+    return bands.of(keys, missing), bands.size, lows, np.maximum(lows, highs)
+
+
+@attrs.frozen(eq=False)
+class _Cells:
+    """One group's answer per account, read from per-cell tables: how many territories
+    match, the best rank, how many share it and the territory holding it; ``cell`` and the
+    cells' territory lists (``ptr``, ``ters``) give the pairs when asked for."""
+
+    count: Array
+    best: Array
+    at_top: Array
+    top: Array
+    cell: Array
+    ptr: Array
+    ters: Array
+
+    @classmethod
+    def empty(cls, n: int) -> _Cells:
+        none = np.zeros(n, dtype=np.int64)
+        best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        return cls(none, best, none, none - 1, none, np.zeros(1, np.int64), none[:0])
+
+    @classmethod
+    def of_pairs(cls, n: int, acc: Array, ter: Array, rank: Array) -> _Cells:
+        """The same per-account answer from listed pairs (one cell per account)."""
+        pair_rank = rank[ter]
+        best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(best, acc, pair_rank)
+        top = pair_rank == best[acc]
+        holder = np.full(n, -1, dtype=np.int64)
+        holder[acc[top]] = ter[top]
+        count = np.bincount(acc, minlength=n)
+        by_acc = np.argsort(acc, kind="stable")
+        return cls(
+            count=count,
+            best=best,
+            at_top=np.bincount(acc[top], minlength=n),
+            top=holder,
+            cell=np.arange(n, dtype=np.int64),
+            ptr=np.cumsum(count) - count,
+            ters=ter[by_acc],
+        )
+
+    def pairs(self) -> tuple[Array, Array]:
+        rows = np.flatnonzero(self.count)
+        counts = self.count[rows]
+        owner, within = _expand(counts)
+        return rows[owner], self.ters[self.ptr[self.cell[rows]][owner] + within]
 
 
 _NUMBER_BOUNDS = frozenset({">=", ">", "<=", "<", "==", "between"})
@@ -666,23 +975,25 @@ def assign_columns(
         territories if isinstance(territories, TerritoryIndex) else TerritoryIndex(territories)
     )
     ids = np.asarray(columns["id"])
-    acc, ter = compiled.match(columns)
+    decided, acc, ter = compiled.decide(columns)
     n = ids.size
     tids = compiled.ids
-    index = np.full(n, -1, dtype=np.int64)
+    if acc.size or not decided:
+        decided.append(_Cells.of_pairs(n, acc, ter, compiled.rank))
+    count, best, at_top, top = decided[0].count, decided[0].best, decided[0].at_top, decided[0].top
+    for part in decided[1:]:
+        better = part.best < best
+        same = part.best == best
+        count = count + part.count
+        at_top = np.where(better, part.at_top, at_top + np.where(same, part.at_top, 0))
+        top = np.where(better, part.top, top)
+        best = np.minimum(best, part.best)
+    placed = (at_top == 1) & (count > 0)
+    tie = at_top > 1
+    index = np.where(placed, top, -1)
     reason = np.full(n, _REASONS.index(NO_MATCH), dtype=np.int8)
-    if acc.size:
-        pair_rank = compiled.rank[ter]
-        best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(best, acc, pair_rank)
-        top = pair_rank == best[acc]
-        at_top = np.bincount(acc[top], minlength=n)
-        index[acc[top]] = ter[top]
-        placed = at_top == 1
-        tie = at_top > 1
-        index[tie] = -1
-        reason[placed] = _REASONS.index(PRIMARY)
-        reason[tie] = _REASONS.index(TIE)
+    reason[placed] = _REASONS.index(PRIMARY)
+    reason[tie] = _REASONS.index(TIE)
     locked: Array | None = None
     current: Array | None = None
     if "realignment_locked" in columns:
@@ -695,8 +1006,8 @@ def assign_columns(
         territory_ids=tids,
         primary_index=index,
         reason_code=reason,
-        pair_account=acc,
-        pair_territory=ter,
+        match_count=count,
+        parts=tuple(decided),
         locked=locked,
         locked_territory=current,
     )
