@@ -421,6 +421,59 @@ class TerritoryIndex:
             self.rank = rank.reshape(-1).astype(np.int64)
         else:
             self.rank = np.zeros(0, dtype=np.int64)
+        self._plan_cells()
+
+    def _plan_cells(self) -> None:
+        """What deciding a group per cell needs that does not depend on the accounts:
+        each range field's bands and distinct ranges, each residual number field's bands,
+        and per group its queries (territory, mentioned equality values, range)."""
+        ranges: dict[str, dict[tuple[tuple[str, Any], ...], int]] = {}
+        conds: dict[str, list[list[Condition]]] = {}
+        numbers: dict[tuple[tuple[str, ...], str | None], Any] = {}
+        ends: dict[str, set[float]] = {}
+        for key, members in self.groups.items():
+            residual = {k: rest for k, _eq, _rng, rest in members if rest is not None}
+            found = numbers[key] = _number_residual(residual)
+            for field, by_k in (found or {}).items():
+                ends.setdefault(field, set()).update(
+                    v for pair in by_k.values() for v in pair if math.isfinite(v)
+                )
+            if key[1] is not None:
+                for _k, _eq, rng, _rest in members:
+                    seen = ranges.setdefault(key[1], {})
+                    bkey = tuple((c.op, c.value) for c in rng)
+                    if bkey not in seen:
+                        seen[bkey] = len(seen)
+                        conds.setdefault(key[1], []).append(rng)
+        self._ranges = {
+            field: _range_plan(self.kinds.get(field) in ("int", "float", "money"), found)
+            for field, found in conds.items()
+        }
+        self._number_bands = {
+            field: _Bands(np.array(sorted(found), dtype=np.float64))
+            for field, found in ends.items()
+        }
+        count = len(self.territories)
+        self._plans: dict[tuple[tuple[str, ...], str | None], _GroupPlan | None] = {}
+        for key, members in self.groups.items():
+            by_field = numbers[key]
+            rng_field = key[1]
+            if by_field is None or (rng_field is not None and self._ranges[rng_field] is None):
+                self._plans[key] = None
+                continue
+            bands: dict[str, tuple[Array, Array]] = {}
+            for field, by_k in by_field.items():
+                nb = self._number_bands[field]
+                b0 = np.zeros(count, dtype=np.int64)
+                b1 = np.full(count, nb.size, dtype=np.int64)  # no test: every band
+                for k, (low, high) in by_k.items():
+                    b0[k] = nb.low(low, False) if math.isfinite(low) else 0
+                    b1[k] = nb.high(high, False) if math.isfinite(high) else nb.size - 1
+                    b1[k] = max(b0[k], b1[k])
+                bands[field] = (b0, b1)
+            self._plans[key] = _GroupPlan.of(
+                members, ranges.get(rng_field, {}) if rng_field else {}, bands
+            )
 
     def __len__(self) -> int:
         return len(self.territories)
@@ -450,6 +503,7 @@ class TerritoryIndex:
                     factors[name] = _Factor(column)
             return factors[name]
 
+        cache: dict[str, Array | None] = {}
         decided: list[_Cells] = []
         pair_acc: list[Array] = []
         pair_ter: list[Array] = []
@@ -462,7 +516,7 @@ class TerritoryIndex:
                     pair_ter.append(np.full(rows.size, k, dtype=np.int64))
                 continue
             if cells:
-                by_cell = self._cell_group(coded, factor, n, eq_fields, rng_field, members)
+                by_cell = self._cell_group(coded, factor, n, eq_fields, rng_field, cache)
                 if by_cell is not None:
                     decided.append(by_cell)
                     continue
@@ -485,42 +539,60 @@ class TerritoryIndex:
         n: int,
         eq_fields: tuple[str, ...],
         rng_field: str | None,
-        members: list[tuple[int, list[Condition], list[Condition], Any]],
+        cache: dict[str, Array | None],
     ) -> _Cells | None:
         """The group decided per cell of (equality key, range band, residual number bands)
         with no (account, territory) pairs, or None when cells cannot express it."""
-        residual = {k: rest for k, _eq, _rng, rest in members if rest is not None}
-        numbers = _number_residual(residual)
-        if numbers is None:
+        plan = self._plans.get((eq_fields, rng_field))
+        if plan is None:
             return None
-        facs = [factor(f) for f in eq_fields]
-        queries = _queries(facs, members, rng_field is not None)
-        if queries is None:
-            return _Cells.empty(n)
-        q_ter, q_key, q_bound, bound_conds, _ = queries
-        key = np.zeros(n, dtype=np.int64)
-        keys = 1
-        for fac in facs:
-            key = key * fac.uniq.size + fac.codes
-            keys *= fac.uniq.size
+        band: Array | None = None
         if rng_field is not None:
-            column = np.asarray(coded.columns[rng_field])
-            numeric = self.kinds.get(rng_field) in ("int", "float", "money")
-            found = _range_bands(column, numeric, bound_conds)
-            if found is None:
+            if rng_field not in cache:
+                ranges = self._ranges[rng_field]
+                assert ranges is not None
+                cache[rng_field] = ranges.bands_of(np.asarray(coded.columns[rng_field]))
+            band = cache[rng_field]
+            if band is None:
                 return None
-            band, width, lows, highs = found
+        facs = [factor(f) for f in eq_fields]
+        key = np.zeros(n, dtype=np.int64)
+        q_key = np.zeros(plan.q_ter.size, dtype=np.int64)
+        known = np.ones(plan.q_ter.size, dtype=bool)
+        for fac, mentioned, q_value in zip(facs, plan.mentioned, plan.q_value, strict=True):
+            size = fac.uniq.size
+            key = key * size + fac.codes
+            if size:
+                at = np.minimum(np.searchsorted(fac.uniq, mentioned), size - 1)
+                code = np.where(fac.uniq[at] == mentioned, at, -1)[q_value]
+            else:
+                code = np.full(q_value.size, -1, dtype=np.int64)
+            known &= code >= 0
+            q_key = q_key * size + code
+        if not known.any():
+            return _Cells.empty(n)
+        q_ter, q_key = plan.q_ter[known], q_key[known]
+        if rng_field is not None:
+            assert band is not None
+            ranges = self._ranges[rng_field]
+            assert ranges is not None
+            width = ranges.width
+            q_bound = plan.q_bound[known]
+            q_lo = q_key * width + ranges.lows[q_bound]
+            q_hi = q_key * width + ranges.highs[q_bound]
             composite = key * width + band
-            q_lo, q_hi = q_key * width + lows[q_bound], q_key * width + highs[q_bound]
         else:
             width, composite = 1, key
             q_lo, q_hi = q_key, q_key + 1
         edges = np.unique(np.concatenate([q_lo, q_hi]))
-        segments = edges.size  # the last segment, at or past edges[-1], is never covered
-        if keys * width <= 4 * n + (1 << 20):
-            lut = np.searchsorted(edges, np.arange(keys * width), "right") - 1
-            lut[lut < 0] = segments - 1
-            seg = lut[composite]
+        segments = edges.size  # the last segment, outside every query, is never covered
+        span = int(edges[-1] - edges[0])
+        if span <= 8 * n + (1 << 22):
+            lut = np.repeat(np.arange(segments - 1, dtype=np.int32), np.diff(edges))
+            rel = composite - edges[0]
+            inside = (rel >= 0) & (rel < span)
+            seg = np.full(n, segments - 1, dtype=np.int64)
+            seg[inside] = lut[rel[inside]]
         else:
             seg = np.searchsorted(edges, composite, "right") - 1
             seg[seg < 0] = segments - 1
@@ -528,19 +600,17 @@ class TerritoryIndex:
         owner, within = _expand(np.searchsorted(edges, q_hi) - s0)
         ter, cell = q_ter[owner], s0[owner] + within
         cells = segments
-        for field, ranges in numbers.items():
-            ends = sorted({v for pair in ranges.values() for v in pair if math.isfinite(v)})
-            bands = _Bands(np.array(ends, dtype=np.float64))
-            b0 = np.zeros(len(self.territories), dtype=np.int64)
-            b1 = np.full(len(self.territories), bands.size, dtype=np.int64)
-            for k, (low, high) in ranges.items():
-                b0[k] = bands.low(low, False) if math.isfinite(low) else 0
-                b1[k] = bands.high(high, False) if math.isfinite(high) else bands.size - 1
-                b1[k] = max(b0[k], b1[k])
+        for field, (b0, b1) in plan.bands.items():
+            bands = self._number_bands[field]
             owner, within = _expand(b1[ter] - b0[ter])
             ter, cell = ter[owner], cell[owner] * bands.size + b0[ter[owner]] + within
-            values = coded.numbers(field)
-            seg = seg * bands.size + bands.of(values, np.isnan(values))
+            name = "#" + field
+            if name not in cache:
+                values = coded.numbers(field)
+                cache[name] = bands.of(values, np.isnan(values))
+            found = cache[name]
+            assert found is not None
+            seg = seg * bands.size + found
             cells *= bands.size
             if cells > 8 * n + (1 << 22):
                 return None
@@ -756,49 +826,121 @@ def _text_keys(values: Array) -> Array | None:
     return low.view(">u8").reshape(-1).astype(np.uint64)
 
 
-def _range_bands(
-    column: Array, numeric: bool, bound_conds: list[list[Condition]]
-) -> tuple[Array, int, Array, Array] | None:
-    """Each row's band of the range field and each distinct range's bands ``[lo, hi)``,
-    without factorising the column; None when the column or a bound is not plain enough."""
-    raw: list[list[tuple[str, Any]]] = []
-    for conds in bound_conds:
-        parts: list[tuple[str, Any]] = []
-        for cond in conds:
-            if cond.op == "between":
-                parts += [(">=", cond.value[0]), ("<=", cond.value[1])]
-            else:
-                parts.append((cond.op, cond.value))
-        raw.append(parts)
-    flat = [v for parts in raw for _, v in parts]
-    keys: Array
-    bound_keys: Array
-    if numeric:
-        keys = column.astype(np.float64)
-        missing: Array | None = np.isnan(keys)
-        bound_keys = np.array([float(v) for v in flat], dtype=np.float64)
-    else:
-        if column.dtype.kind != "U" or not all(isinstance(v, str) for v in flat):
-            return None
+@attrs.frozen(eq=False)
+class _RangePlan:
+    """A range field's bands (the distinct bounds of every territory's range) and each
+    distinct range's bands ``[lows, highs)``."""
+
+    numeric: bool
+    bands: _Bands
+    lows: Array
+    highs: Array
+
+    @property
+    def width(self) -> int:
+        return self.bands.size
+
+    def bands_of(self, column: Array) -> Array | None:
+        """Each row's band, without factorising the column (None: text that is not
+        Latin-1 or longer than 8 characters)."""
+        if self.numeric:
+            keys = column.astype(np.float64)
+            return self.bands.of(keys, np.isnan(keys))
         found = _text_keys(column)
-        bound_found = _text_keys(np.array(flat, dtype=str)) if flat else np.zeros(0, np.uint64)
-        if found is None or bound_found is None:
+        if found is None:
             return None
-        keys, bound_keys = found, bound_found
-        missing = keys == 0  # "" is never in a range
-    bands = _Bands(np.unique(bound_keys))
-    lows = np.zeros(len(raw), dtype=np.int64)
-    highs = np.full(len(raw), bands.size - 1, dtype=np.int64)
-    at = 0
-    for r, parts in enumerate(raw):
-        for op, _ in parts:
-            key = bound_keys[at]
-            at += 1
-            if op in (">", ">="):
-                lows[r] = max(lows[r], bands.low(key, op == ">"))
-            else:
-                highs[r] = min(highs[r], bands.high(key, op == "<"))
-    return bands.of(keys, missing), bands.size, lows, np.maximum(lows, highs)
+        return self.bands.of(found, found == 0)  # "" is never in a range
+
+
+def _range_plan(numeric: bool, bound_conds: list[list[Condition]]) -> _RangePlan | None:
+    """The bands of these ranges (None: a text bound that is not plain enough)."""
+    rows: list[int] = []
+    ops: list[str] = []
+    values: list[Any] = []
+    for r, conds in enumerate(bound_conds):
+        for cond in conds:
+            parts = (
+                [(">=", cond.value[0]), ("<=", cond.value[1])]
+                if cond.op == "between"
+                else [(cond.op, cond.value)]
+            )
+            for op, value in parts:
+                rows.append(r)
+                ops.append(op)
+                values.append(_plain(value))
+    keys: Array | None
+    if numeric:
+        keys = np.array([float(v) for v in values], dtype=np.float64)
+    elif all(isinstance(v, str) for v in values):
+        keys = _text_keys(np.array(values, dtype=str)) if values else np.zeros(0, np.uint64)
+    else:
+        keys = None
+    if keys is None:
+        return None
+    bands = _Bands(np.unique(keys))
+    j = 2 * np.searchsorted(bands.ends, keys).astype(np.int64)
+    op_of: Array = np.array(ops, dtype=object)
+    row = np.array(rows, dtype=np.intp)
+    lows = np.zeros(len(bound_conds), dtype=np.int64)
+    highs = np.full(len(bound_conds), bands.size - 1, dtype=np.int64)
+    for name, lower, add in ((">=", True, 1), (">", True, 2), ("<=", False, 2), ("<", False, 1)):
+        pick: Array = op_of == name
+        if pick.any():
+            (np.maximum if lower else np.minimum).at(
+                lows if lower else highs, row[pick], j[pick] + add
+            )
+    return _RangePlan(numeric, bands, lows, np.maximum(lows, highs))
+
+
+@attrs.frozen(eq=False)
+class _GroupPlan:
+    """A group's queries, one per (territory, combination of its equality values): the
+    territory, per equality field the value's place in ``mentioned`` (that field's
+    distinct values), the distinct range (see :class:`_RangePlan`); and per residual number
+    field each territory's bands ``[b0, b1)``."""
+
+    q_ter: Array
+    mentioned: list[Array]
+    q_value: list[Array]
+    q_bound: Array
+    bands: dict[str, tuple[Array, Array]]
+
+    @classmethod
+    def of(
+        cls,
+        members: list[tuple[int, list[Condition], list[Condition], Any]],
+        ranges: Mapping[tuple[tuple[str, Any], ...], int],
+        bands: dict[str, tuple[Array, Array]],
+    ) -> _GroupPlan | None:
+        width = len(members[0][1]) if members else 0
+        lists = [
+            [
+                [_plain(v) for v in (c.value if isinstance(c.value, tuple) else (c.value,))]
+                for c in eqs
+            ]
+            for _k, eqs, _rng, _rest in members
+        ]
+        if not all(isinstance(v, str) for per in lists for vs in per for v in vs):
+            return None
+        mentioned = [sorted({v for per in lists for v in per[i]}) for i in range(width)]
+        where = [{v: j for j, v in enumerate(m)} for m in mentioned]
+        q_ter: list[int] = []
+        q_bound: list[int] = []
+        q_value: list[list[int]] = [[] for _ in range(width)]
+        for (k, _eqs, rng, _rest), per in zip(members, lists, strict=True):
+            b = ranges[tuple((c.op, c.value) for c in rng)] if rng else -1
+            for combo in itertools.product(*[sorted(set(vs)) for vs in per]):
+                q_ter.append(k)
+                q_bound.append(b)
+                for i, v in enumerate(combo):
+                    q_value[i].append(where[i][v])
+        return cls(
+            q_ter=np.array(q_ter, dtype=np.int64),
+            mentioned=[np.array(m, dtype=str) for m in mentioned],
+            q_value=[np.array(q, dtype=np.int64) for q in q_value],
+            q_bound=np.array(q_bound, dtype=np.int64),
+            bands=bands,
+        )
 
 
 @attrs.frozen(eq=False)
