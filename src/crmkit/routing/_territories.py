@@ -576,11 +576,15 @@ class TerritoryIndex:
             assert band is not None
             ranges = self._ranges[rng_field]
             assert ranges is not None
-            width = ranges.width
+            # only this group's range ends cut the bands: a smaller composite key space
             q_bound = plan.q_bound[known]
-            q_lo = q_key * width + ranges.lows[q_bound]
-            q_hi = q_key * width + ranges.highs[q_bound]
-            composite = key * width + band
+            lows, highs = ranges.lows[q_bound], ranges.highs[q_bound]
+            ends = np.unique(np.concatenate([lows, highs]))
+            local = np.searchsorted(ends, np.arange(ranges.width), "right")
+            width = ends.size + 1
+            q_lo = q_key * width + local[lows]
+            q_hi = q_key * width + local[highs]
+            composite = key * width + local[band]
         else:
             width, composite = 1, key
             q_lo, q_hi = q_key, q_key + 1
@@ -606,8 +610,7 @@ class TerritoryIndex:
             ter, cell = ter[owner], cell[owner] * bands.size + b0[ter[owner]] + within
             name = "#" + field
             if name not in cache:
-                values = coded.numbers(field)
-                cache[name] = bands.of(values, np.isnan(values))
+                cache[name] = _number_bands(bands, coded, field)
             found = cache[name]
             assert found is not None
             seg = seg * bands.size + found
@@ -811,6 +814,20 @@ class _Bands:
         return 2 * j + (1 if strict else 2)
 
 
+def _number_bands(bands: _Bands, coded: CodedColumns, field: str) -> Array:
+    """Each row's band of a number field; an integer column over a short span reads a
+    table of every integer in it."""
+    raw = np.asarray(coded.columns.get(field, ()))
+    if raw.dtype.kind in "iu" and raw.size and coded.order is None:
+        low, high = int(raw.min()), int(raw.max())
+        if high - low <= 8 * raw.size + (1 << 22):
+            table = bands.of(np.arange(low, high + 1, dtype=np.float64), None)
+            found: Array = table[raw - low] if low else table[raw]
+            return found
+    values = coded.numbers(field)
+    return bands.of(values, np.isnan(values))
+
+
 def _text_keys(values: Array) -> Array | None:
     """Latin-1 text of at most 8 characters as big-endian uint64 keys (text order is key
     order), or None."""
@@ -846,10 +863,56 @@ class _RangePlan:
         if self.numeric:
             keys = column.astype(np.float64)
             return self.bands.of(keys, np.isnan(keys))
+        dense = self._dense_bands(column)
+        if dense is not None:
+            return dense
         found = _text_keys(column)
         if found is None:
             return None
         return self.bands.of(found, found == 0)  # "" is never in a range
+
+    def _dense_bands(self, column: Array) -> Array | None:
+        """Text bands through a table over every string of the characters present (in
+        order, NUL padding first), when that table is small: for short codes over a small
+        alphabet, such as postal codes; None otherwise."""
+        column = np.ascontiguousarray(column)
+        width = column.dtype.itemsize // 4
+        n = column.size
+        if column.dtype.kind != "U" or width == 0 or width > 8 or n == 0:
+            return None
+        units = column.view(np.uint32).reshape(n, width)
+        if int(units.max()) > 0xFF:
+            return None
+        chars = units.astype(np.uint8)
+        ends = self.bands.ends.astype(">u8").view(np.uint8).reshape(-1, 8)
+        present = np.zeros(256, dtype=bool)
+        for j in range(width):
+            present[chars[:, j]] = True
+        present[ends.reshape(-1)] = True
+        present[0] = True
+        base = int(present.sum())
+        nonzero = np.flatnonzero(ends.any(axis=0))
+        used = max(width, int(nonzero.max()) + 1 if nonzero.size else 0)
+        size = base**used
+        if size > 8 * n + (1 << 22):
+            return None
+        rank = (np.cumsum(present) - 1).astype(np.int64)
+        key = np.zeros(n, dtype=np.int64)
+        ranked = rank.astype(np.int32)[chars]
+        for j in range(used):
+            key *= base
+            if j < width:
+                key += ranked[:, j]
+        at = np.zeros(ends.shape[0], dtype=np.int64)
+        for j in range(used):
+            at = at * base + rank[ends[:, j]]
+        # bands over [0, size): 2i below end i, 2i+1 at it, 2m above the last
+        cuts = np.empty(2 * at.size + 2, dtype=np.int64)
+        cuts[0], cuts[-1] = 0, size
+        cuts[1:-1:2], cuts[2:-1:2] = at, at + 1
+        lut = np.repeat(np.arange(2 * at.size + 1, dtype=np.int32), np.diff(cuts))
+        lut[0] = self.bands.size - 1  # "" is never in a range
+        return lut[key].astype(np.int64)
 
 
 def _range_plan(numeric: bool, bound_conds: list[list[Condition]]) -> _RangePlan | None:
@@ -987,8 +1050,10 @@ class _Cells:
     def pairs(self) -> tuple[Array, Array]:
         rows = np.flatnonzero(self.count)
         counts = self.count[rows]
-        owner, within = _expand(counts)
-        return rows[owner], self.ters[self.ptr[self.cell[rows]][owner] + within]
+        first = np.cumsum(counts) - counts  # each row's first pair
+        shift = np.repeat(self.ptr[self.cell[rows]] - first, counts)
+        shift += np.arange(shift.size, dtype=np.int64)
+        return np.repeat(rows, counts), self.ters[shift]
 
 
 _NUMBER_BOUNDS = frozenset({">=", ">", "<=", "<", "==", "between"})
