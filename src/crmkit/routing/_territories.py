@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 import numpy as np
 
-from crmkit._codes import CodedColumns, text_codes
+from crmkit._codes import _MIX, CodedColumns, text_codes
 from crmkit._mask import _typed_column
 from crmkit._schema import schema_of
 from crmkit.criteria import AllOf, Condition, Criteria, _Leaf, _Node, bind, parse
@@ -453,6 +453,18 @@ class TerritoryIndex:
             field: _Bands(np.array(sorted(found), dtype=np.float64))
             for field, found in ends.items()
         }
+        # every value each equality field is tested for, over all groups
+        values: dict[str, set[Any]] = {}
+        for (eq_fields, _rng_field), members in self.groups.items():
+            for _k, eqs, _rng, _rest in members:
+                for field, cond in zip(eq_fields, eqs, strict=True):
+                    given = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+                    values.setdefault(field, set()).update(_plain(v) for v in given)
+        said: dict[tuple[str, ...], list[list[Any]] | None] = {}
+        for eq_fields in {key[0] for key in self.groups}:
+            lists = [values.get(field, set()) for field in eq_fields]
+            plain = all(isinstance(v, str) for found in lists for v in found)
+            said[eq_fields] = [sorted(found) for found in lists] if plain else None
         count = len(self.territories)
         self._plans: dict[tuple[tuple[str, ...], str | None], _GroupPlan | None] = {}
         for key, members in self.groups.items():
@@ -472,7 +484,7 @@ class TerritoryIndex:
                     b1[k] = max(b0[k], b1[k])
                 bands[field] = (b0, b1)
             self._plans[key] = _GroupPlan.of(
-                members, ranges.get(rng_field, {}) if rng_field else {}, bands
+                members, ranges.get(rng_field, {}) if rng_field else {}, bands, said[key[0]]
             )
 
     def __len__(self) -> int:
@@ -555,20 +567,37 @@ class TerritoryIndex:
             band = cache[rng_field]
             if band is None:
                 return None
-        facs = [factor(f) for f in eq_fields]
         key = np.zeros(n, dtype=np.int64)
         q_key = np.zeros(plan.q_ter.size, dtype=np.int64)
         known = np.ones(plan.q_ter.size, dtype=bool)
-        for fac, mentioned, q_value in zip(facs, plan.mentioned, plan.q_value, strict=True):
-            size = fac.uniq.size
-            key = key * size + fac.codes
-            if size:
-                at = np.minimum(np.searchsorted(fac.uniq, mentioned), size - 1)
-                code = np.where(fac.uniq[at] == mentioned, at, -1)[q_value]
-            else:
-                code = np.full(q_value.size, -1, dtype=np.int64)
-            known &= code >= 0
-            q_key = q_key * size + code
+        spotted: list[Array | None] = []
+        for field, mentioned in zip(eq_fields, plan.mentioned, strict=True):
+            name = "=" + field  # the values every group mentions: one pass per field
+            if name not in cache:
+                cache[name] = _mention_codes(np.asarray(coded.columns[field]), mentioned)
+            spotted.append(cache[name])
+        if all(found is not None for found in spotted):
+            # each account's value as its place among the values the territories mention
+            for found, mentioned, q_value in zip(
+                spotted, plan.mentioned, plan.q_value, strict=True
+            ):
+                assert found is not None
+                key = key * (mentioned.size + 1) + found
+                q_key = q_key * (mentioned.size + 1) + q_value
+        else:
+            for field, mentioned, q_value in zip(
+                eq_fields, plan.mentioned, plan.q_value, strict=True
+            ):
+                fac = factor(field)
+                size = fac.uniq.size
+                key = key * size + fac.codes
+                if size:
+                    at = np.minimum(np.searchsorted(fac.uniq, mentioned), size - 1)
+                    code = np.where(fac.uniq[at] == mentioned, at, -1)[q_value]
+                else:
+                    code = np.full(q_value.size, -1, dtype=np.int64)
+                known &= code >= 0
+                q_key = q_key * size + code
         if not known.any():
             return _Cells.empty(n)
         q_ter, q_key = plan.q_ter[known], q_key[known]
@@ -828,6 +857,55 @@ def _number_bands(bands: _Bands, coded: CodedColumns, field: str) -> Array:
     return bands.of(values, np.isnan(values))
 
 
+def _mention_codes(column: Array, mentioned: Array) -> Array | None:
+    """Each row's place in ``mentioned`` (``mentioned.size``: none of them), through a
+    table of hashes of the rows' bytes, every hit checked against the value; None when the
+    column is not Latin-1 text or the mentioned values' hashes collide."""
+    column = np.ascontiguousarray(column)
+    n = column.size
+    width = column.dtype.itemsize // 4
+    if column.dtype.kind != "U" or width == 0 or n == 0:
+        return None
+    units = column.view(np.uint32).reshape(n, width)
+    if int(units.max()) > 0xFF:
+        return None
+    padded = -(-width // 8) * 8
+    fits = np.array(  # a longer or wider value matches no row
+        [len(v) <= width and all(ord(c) <= 0xFF for c in v) for v in mentioned.tolist()],
+        dtype=bool,
+    )
+    wanted = np.zeros((mentioned.size, padded), dtype=np.uint8)
+    for k, value in enumerate(mentioned.tolist()):
+        if fits[k]:
+            raw = value.encode("latin-1")
+            wanted[k, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    low = np.zeros((n, padded), dtype=np.uint8)
+    low[:, :width] = units
+    words = low.view(np.uint64)
+    wanted_words = wanted.view(np.uint64)
+
+    def hashed(w: Array) -> Array:
+        h = np.zeros(w.shape[0], dtype=np.uint64)
+        for j in range(w.shape[1]):
+            h ^= w[:, j]
+            h *= _MIX
+        return h
+
+    bits = max(4, 2 * int(mentioned.size).bit_length() + 4)
+    shift = np.uint64(64 - bits)
+    wanted_slot = (hashed(wanted_words) >> shift).astype(np.intp)[fits]
+    if np.unique(wanted_slot).size != wanted_slot.size:
+        return None
+    table = np.full(1 << bits, mentioned.size, dtype=np.int64)
+    table[wanted_slot] = np.flatnonzero(fits)
+    found = table[(hashed(words) >> shift).astype(np.intp)]
+    hit = found < mentioned.size
+    rows = np.flatnonzero(hit)
+    same = (words[rows] == wanted_words[found[rows]]).all(axis=1)
+    found[rows[~same]] = mentioned.size
+    return found
+
+
 def _text_keys(values: Array) -> Array | None:
     """Latin-1 text of at most 8 characters as big-endian uint64 keys (text order is key
     order), or None."""
@@ -974,6 +1052,7 @@ class _GroupPlan:
         members: list[tuple[int, list[Condition], list[Condition], Any]],
         ranges: Mapping[tuple[tuple[str, Any], ...], int],
         bands: dict[str, tuple[Array, Array]],
+        mentioned: list[list[Any]] | None,
     ) -> _GroupPlan | None:
         width = len(members[0][1]) if members else 0
         lists = [
@@ -983,9 +1062,8 @@ class _GroupPlan:
             ]
             for _k, eqs, _rng, _rest in members
         ]
-        if not all(isinstance(v, str) for per in lists for vs in per for v in vs):
+        if mentioned is None:
             return None
-        mentioned = [sorted({v for per in lists for v in per[i]}) for i in range(width)]
         where = [{v: j for j, v in enumerate(m)} for m in mentioned]
         q_ter: list[int] = []
         q_bound: list[int] = []
