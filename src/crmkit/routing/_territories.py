@@ -899,10 +899,12 @@ def _mention_codes(column: Array, mentioned: Array) -> Array | None:
     table = np.full(1 << bits, mentioned.size, dtype=np.int64)
     table[wanted_slot] = np.flatnonzero(fits)
     found = table[(hashed(words) >> shift).astype(np.intp)]
-    hit = found < mentioned.size
-    rows = np.flatnonzero(hit)
-    same = (words[rows] == wanted_words[found[rows]]).all(axis=1)
-    found[rows[~same]] = mentioned.size
+    # a miss (found == mentioned.size) reads an extra row and stays a miss either way
+    wanted_words = np.concatenate([wanted_words, np.full((1, padded // 8), ~np.uint64(0))])
+    same = words[:, 0] == wanted_words[:, 0][found]
+    for j in range(1, padded // 8):
+        same &= words[:, j] == wanted_words[:, j][found]
+    found[~same] = mentioned.size
     return found
 
 
@@ -976,7 +978,7 @@ class _RangePlan:
             return None
         rank = (np.cumsum(present) - 1).astype(np.int64)
         key = np.zeros(n, dtype=np.int64)
-        ranked = rank.astype(np.int32)[chars]
+        ranked = rank.astype(np.uint8)[chars]
         for j in range(used):
             key *= base
             if j < width:
