@@ -647,19 +647,11 @@ class TerritoryIndex:
             if cells > 8 * n + (1 << 22):
                 return None
         count = np.bincount(cell, minlength=cells)
-        rank = self.rank[ter]
-        best = np.full(cells, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(best, cell, rank)
-        top = rank == best[cell]
-        at_top = np.bincount(cell[top], minlength=cells)
-        holder = np.full(cells, -1, dtype=np.int64)
-        holder[cell[top]] = ter[top]
+        decision = _decision(cell, ter, self.rank, cells)
         by_cell = np.argsort(cell, kind="stable")
         return _Cells(
             count=count[seg],
-            best=best[seg],
-            at_top=at_top[seg],
-            top=holder[seg],
+            decision=decision[seg],
             cell=seg,
             ptr=np.cumsum(count) - count,
             ters=ter[by_cell],
@@ -1086,16 +1078,31 @@ class _GroupPlan:
         )
 
 
+_NONE = np.int64(np.iinfo(np.int32).max) << 32
+"""The decision of no match."""
+
+
+def _decision(cell: Array, ter: Array, rank: Array, cells: int) -> Array:
+    """Per cell, the best rank of its (cell, territory) pairs in the high 32 bits and in the
+    low bits the territory holding it plus one (0: several tie); ``_NONE``: no pair."""
+    pair_rank = rank[ter]
+    best = np.full(cells, np.iinfo(np.int32).max, dtype=np.int64)
+    np.minimum.at(best, cell, pair_rank)
+    top = pair_rank == best[cell]
+    holder = np.zeros(cells, dtype=np.int64)
+    holder[cell[top]] = ter[top] + 1
+    holder[np.bincount(cell[top], minlength=cells) > 1] = 0
+    return (best << 32) | holder
+
+
 @attrs.frozen(eq=False)
 class _Cells:
     """One group's answer per account, read from per-cell tables: how many territories
-    match, the best rank, how many share it and the territory holding it; ``cell`` and the
-    cells' territory lists (``ptr``, ``ters``) give the pairs when asked for."""
+    match and the decision (see :func:`_decision`); ``cell`` and the cells' territory lists
+    (``ptr``, ``ters``) give the pairs when asked for."""
 
     count: Array
-    best: Array
-    at_top: Array
-    top: Array
+    decision: Array
     cell: Array
     ptr: Array
     ters: Array
@@ -1103,29 +1110,28 @@ class _Cells:
     @classmethod
     def empty(cls, n: int) -> _Cells:
         none = np.zeros(n, dtype=np.int64)
-        best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        return cls(none, best, none, none - 1, none, np.zeros(1, np.int64), none[:0])
+        return cls(none, np.full(n, _NONE, dtype=np.int64), none, np.zeros(1, np.int64), none[:0])
 
     @classmethod
     def of_pairs(cls, n: int, acc: Array, ter: Array, rank: Array) -> _Cells:
         """The same per-account answer from listed pairs (one cell per account)."""
-        pair_rank = rank[ter]
-        best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(best, acc, pair_rank)
-        top = pair_rank == best[acc]
-        holder = np.full(n, -1, dtype=np.int64)
-        holder[acc[top]] = ter[top]
         count = np.bincount(acc, minlength=n)
         by_acc = np.argsort(acc, kind="stable")
         return cls(
             count=count,
-            best=best,
-            at_top=np.bincount(acc[top], minlength=n),
-            top=holder,
+            decision=_decision(acc, ter, rank, n),
             cell=np.arange(n, dtype=np.int64),
             ptr=np.cumsum(count) - count,
             ters=ter[by_acc],
         )
+
+    def merge(self, decision: Array) -> Array:
+        """This decision and another group's: the better rank wins, equal ranks tie."""
+        mine, theirs = self.decision >> 32, decision >> 32
+        out = np.minimum(self.decision, decision)
+        tie = (mine == theirs) & (mine != _NONE >> 32)
+        out[tie] = mine[tie] << 32
+        return out
 
     def pairs(self) -> tuple[Array, Array]:
         rows = np.flatnonzero(self.count)
@@ -1267,20 +1273,17 @@ def assign_columns(
     tids = compiled.ids
     if acc.size or not decided:
         decided.append(_Cells.of_pairs(n, acc, ter, compiled.rank))
-    count, best, at_top, top = decided[0].count, decided[0].best, decided[0].at_top, decided[0].top
+    count, decision = decided[0].count, decided[0].decision
     for part in decided[1:]:
-        better = part.best < best
-        same = part.best == best
         count = count + part.count
-        at_top = np.where(better, part.at_top, at_top + np.where(same, part.at_top, 0))
-        top = np.where(better, part.top, top)
-        best = np.minimum(best, part.best)
-    placed = (at_top == 1) & (count > 0)
-    tie = at_top > 1
-    index = np.where(placed, top, -1)
+        decision = part.merge(decision)
+    matched = decision < _NONE
+    holder = decision & 0xFFFFFFFF
+    placed = matched & (holder > 0)
+    index = np.where(placed, holder - 1, -1)
     reason = np.full(n, _REASONS.index(NO_MATCH), dtype=np.int8)
     reason[placed] = _REASONS.index(PRIMARY)
-    reason[tie] = _REASONS.index(TIE)
+    reason[matched & (holder == 0)] = _REASONS.index(TIE)
     locked: Array | None = None
     current: Array | None = None
     if "realignment_locked" in columns:
