@@ -156,26 +156,27 @@ class TerritoryAssignment:
             self._text["primary"] = found
         return found
 
-    def _pairs(self) -> tuple[Array, Array]:
-        if "pair_account" not in self._text:
-            listed = [part.pairs() for part in self.parts]
-            if listed:
-                acc = np.concatenate([a for a, _ in listed]).astype(np.int64)
-                ter = np.concatenate([t for _, t in listed]).astype(np.int64)
+    def _listed(self, name: str) -> Array:
+        found = self._text.get(name)
+        if found is None:
+            if name == "pair_account":
+                listed = [part.pair_rows() for part in self.parts]
             else:
-                acc = ter = np.zeros(0, dtype=np.int64)
-            self._text["pair_account"], self._text["pair_territory"] = acc, ter
-        return self._text["pair_account"], self._text["pair_territory"]
+                listed = [part.pair_territories() for part in self.parts]
+            found = np.concatenate(listed) if listed else np.zeros(0, dtype=np.int64)
+            self._text[name] = found = found.astype(np.int64, copy=False)
+        return found
 
     @property
     def pair_account(self) -> Array:
         """The account index of every (account, territory) match."""
-        return self._pairs()[0]
+        return self._listed("pair_account")
 
     @property
     def pair_territory(self) -> Array:
-        """The territory index of every (account, territory) match."""
-        return self._pairs()[1]
+        """The territory index of every (account, territory) match (in the order of
+        ``pair_account``)."""
+        return self._listed("pair_territory")
 
     @property
     def reason(self) -> Array:
@@ -1133,13 +1134,19 @@ class _Cells:
         out[tie] = mine[tie] << 32
         return out
 
-    def pairs(self) -> tuple[Array, Array]:
+    def pair_rows(self) -> Array:
+        """The account row of every pair, in account order."""
+        return np.repeat(np.arange(self.count.size, dtype=np.int64), self.count)
+
+    def pair_territories(self) -> Array:
+        """The territory of every pair, in the order of :meth:`pair_rows`."""
         rows = np.flatnonzero(self.count)
         counts = self.count[rows]
         first = np.cumsum(counts) - counts  # each row's first pair
         shift = np.repeat(self.ptr[self.cell[rows]] - first, counts)
         shift += np.arange(shift.size, dtype=np.int64)
-        return np.repeat(rows, counts), self.ters[shift]
+        found: Array = self.ters[shift]
+        return found
 
 
 _NUMBER_BOUNDS = frozenset({">=", ">", "<=", "<", "==", "between"})
