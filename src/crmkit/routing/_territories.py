@@ -460,7 +460,9 @@ class TerritoryIndex:
             for _k, eqs, _rng, _rest in members:
                 for field, cond in zip(eq_fields, eqs, strict=True):
                     given = cond.value if isinstance(cond.value, tuple) else (cond.value,)
-                    values.setdefault(field, set()).update(_plain(v) for v in given)
+                    values.setdefault(field, set()).update(
+                        v if type(v) is str else _plain(v) for v in given
+                    )
         said: dict[tuple[str, ...], list[list[Any]] | None] = {}
         for eq_fields in {key[0] for key in self.groups}:
             lists = [values.get(field, set()) for field in eq_fields]
@@ -1052,7 +1054,10 @@ class _GroupPlan:
         width = len(members[0][1]) if members else 0
         lists = [
             [
-                [_plain(v) for v in (c.value if isinstance(c.value, tuple) else (c.value,))]
+                [
+                    v if type(v) is str else _plain(v)
+                    for v in (c.value if isinstance(c.value, tuple) else (c.value,))
+                ]
                 for c in eqs
             ]
             for _k, eqs, _rng, _rest in members
