@@ -366,7 +366,9 @@ class TerritoryIndex:
     """Territories compiled once for many assignments: each territory's conditions (its
     own and its ancestors') split into what is indexed (equality on text fields, one
     range) and a residual criteria bound once. :func:`assign_columns` and
-    ``match_territories`` take one in place of the territories.
+    ``match_territories`` take one in place of the territories. Groups of territories
+    whose residuals are number bounds are decided per cell (equality values x range band x
+    number bands) with no (account, territory) pairs formed; the others list their pairs.
 
     >>> from crmkit import F, Territory
     >>> index = TerritoryIndex([Territory(id="de", name="DE",
