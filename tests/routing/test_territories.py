@@ -434,3 +434,8 @@ def test_cell_assignment_equals_pairs_and_records(world) -> None:
         assert result.primary_index[i] == want
         reason = "no_match" if not hits else ("primary" if len(top) == 1 else "tie")
         assert result.reason[i] == reason
+    filled = np.nan_to_num(np.asarray(cols["employees"], dtype=np.float64), nan=-1.0)
+    as_float = assign_columns(index, {**cols, "employees": filled})
+    as_int = assign_columns(index, {**cols, "employees": filled.astype(np.int64)})
+    assert as_int.primary_index.tolist() == as_float.primary_index.tolist()
+    assert as_int.match_count.tolist() == as_float.match_count.tolist()
