@@ -366,3 +366,76 @@ def test_a_stale_realignment_diff_is_refused_whole() -> None:
     assert store.accounts.get("a1").owner_id == "ann"  # nothing written
     assert len(store.ownership_changes) == 0
     assert store.territory_models.get("m1").state == "active"
+
+
+@st.composite
+def cell_worlds(draw: st.DrawFn):
+    """Worlds whose territories are mostly cells: equality, one range, number bounds."""
+    accounts, territories = draw(territory_worlds())
+    extra = [
+        lambda: F.postal_code.range(*sorted(draw(st.lists(POSTAL, min_size=2, max_size=2)))),
+        lambda: F.employees.range(*sorted(draw(st.lists(st.integers(0, 2000), min_size=2)))[:2]),
+        lambda: F.postal_code > draw(POSTAL),
+        lambda: F.employees.between(*sorted(draw(st.lists(st.integers(0, 2000), min_size=2)))[:2]),
+        lambda: F.industry.isin(["Retail", "Tech"]) & (F.country == "US"),
+    ]
+    for k in range(len(territories), len(territories) + draw(st.integers(0, 6))):
+        parts = [draw(st.sampled_from(extra))() for _ in range(draw(st.integers(1, 3)))]
+        c = parts[0]
+        for p in parts[1:]:
+            c = c & p
+        territories.append(
+            Territory(
+                id=f"t{k}",
+                name="t",
+                model_id="m",
+                priority=draw(st.integers(0, 3)),
+                criteria=c.to_dict(),
+            )
+        )
+    return accounts, territories
+
+
+POSTAL = st.sampled_from(["0", "10000", "15000", "20000", "35000", "99999", "9"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(cell_worlds())
+def test_cell_assignment_equals_pairs_and_records(world) -> None:
+    accounts, territories = world
+    from crmkit._columns import columns_of
+    from crmkit.routing import TerritoryIndex
+
+    fields = ["id", "country", "region", "postal_code", "employees", "industry"]
+    cols = columns_of(Account, accounts, fields)
+    index = TerritoryIndex(territories)
+    result = assign_columns(index, cols)
+    acc, ter = index.match(cols)  # the pair path
+    by_id = {t.id: t for t in territories}
+    expected = set()
+    for k, t in enumerate(territories):
+        node, ok = t, np.ones(len(accounts), dtype=bool)
+        while node is not None:  # record by record
+            test = bind(node.criteria, Account).matches
+            ok &= np.array([test(a) for a in accounts], dtype=bool)
+            node = by_id.get(node.parent_id) if node.parent_id else None
+        expected |= {(i, k) for i in np.flatnonzero(ok).tolist()}
+    assert set(zip(acc.tolist(), ter.tolist(), strict=True)) == expected
+    pairs = list(zip(result.pair_account.tolist(), result.pair_territory.tolist(), strict=True))
+    assert len(pairs) == len(set(pairs))
+    assert set(pairs) == expected
+    for i in range(len(accounts)):
+        hits = [k for a, k in expected if a == i]
+        assert result.match_count[i] == len(hits)
+        key = {k: (territories[k].priority, -int(index.depth[k])) for k in hits}
+        best = min(key.values(), default=None)
+        top = [k for k in hits if key[k] == best]
+        want = top[0] if len(top) == 1 else -1
+        assert result.primary_index[i] == want
+        reason = "no_match" if not hits else ("primary" if len(top) == 1 else "tie")
+        assert result.reason[i] == reason
+    filled = np.nan_to_num(np.asarray(cols["employees"], dtype=np.float64), nan=-1.0)
+    as_float = assign_columns(index, {**cols, "employees": filled})
+    as_int = assign_columns(index, {**cols, "employees": filled.astype(np.int64)})
+    assert as_int.primary_index.tolist() == as_float.primary_index.tolist()
+    assert as_int.match_count.tolist() == as_float.match_count.tolist()

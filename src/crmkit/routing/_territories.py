@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 import numpy as np
 
-from crmkit._codes import CodedColumns, text_codes
+from crmkit._codes import _MIX, CodedColumns, text_codes
 from crmkit._mask import _typed_column
 from crmkit._schema import schema_of
 from crmkit.criteria import AllOf, Condition, Criteria, _Leaf, _Node, bind, parse
@@ -122,8 +122,9 @@ class TerritoryAssignment:
     ``primary``, ``tie`` (several territories at the best priority and depth: no
     primary), ``no_match`` or ``locked`` (``realignment_locked`` accounts keep their
     territory). ``primary`` (territory id or ``""``) and ``reason`` are the same as text,
-    built when first asked for. ``pairs`` holds every (account index, territory index)
-    match.
+    built when first asked for. ``match_count`` is the number of territories each account
+    falls in; ``pair_account`` and ``pair_territory`` list every (account index, territory
+    index) match, listed when first asked for.
     """
 
     REASONS: ClassVar[tuple[str, ...]] = _REASONS
@@ -132,8 +133,8 @@ class TerritoryAssignment:
     territory_ids: Array
     primary_index: Array
     reason_code: Array
-    pair_account: Array
-    pair_territory: Array
+    match_count: Array
+    parts: tuple[_Cells, ...] = attrs.field(repr=False)
     locked: Array | None = None
     locked_territory: Array | None = None
     _text: dict[str, Array] = attrs.field(factory=dict, init=False, repr=False)
@@ -154,6 +155,28 @@ class TerritoryAssignment:
                 found[self.locked] = self.locked_territory[self.locked]
             self._text["primary"] = found
         return found
+
+    def _listed(self, name: str) -> Array:
+        found = self._text.get(name)
+        if found is None:
+            if name == "pair_account":
+                listed = [part.pair_rows() for part in self.parts]
+            else:
+                listed = [part.pair_territories() for part in self.parts]
+            found = np.concatenate(listed) if listed else np.zeros(0, dtype=np.int64)
+            self._text[name] = found = found.astype(np.int64, copy=False)
+        return found
+
+    @property
+    def pair_account(self) -> Array:
+        """The account index of every (account, territory) match."""
+        return self._listed("pair_account")
+
+    @property
+    def pair_territory(self) -> Array:
+        """The territory index of every (account, territory) match (in the order of
+        ``pair_account``)."""
+        return self._listed("pair_territory")
 
     @property
     def reason(self) -> Array:
@@ -343,7 +366,9 @@ class TerritoryIndex:
     """Territories compiled once for many assignments: each territory's conditions (its
     own and its ancestors') split into what is indexed (equality on text fields, one
     range) and a residual criteria bound once. :func:`assign_columns` and
-    ``match_territories`` take one in place of the territories.
+    ``match_territories`` take one in place of the territories. Groups of territories
+    whose residuals are number bounds are decided per cell (equality values x range band x
+    number bands) with no (account, territory) pairs formed; the others list their pairs.
 
     >>> from crmkit import F, Territory
     >>> index = TerritoryIndex([Territory(id="de", name="DE",
@@ -399,12 +424,87 @@ class TerritoryIndex:
             self.rank = rank.reshape(-1).astype(np.int64)
         else:
             self.rank = np.zeros(0, dtype=np.int64)
+        self._plan_cells()
+
+    def _plan_cells(self) -> None:
+        """What deciding a group per cell needs that does not depend on the accounts:
+        each range field's bands and distinct ranges, each residual number field's bands,
+        and per group its queries (territory, mentioned equality values, range)."""
+        ranges: dict[str, dict[tuple[tuple[str, Any], ...], int]] = {}
+        conds: dict[str, list[list[Condition]]] = {}
+        numbers: dict[tuple[tuple[str, ...], str | None], Any] = {}
+        ends: dict[str, set[float]] = {}
+        for key, members in self.groups.items():
+            residual = {k: rest for k, _eq, _rng, rest in members if rest is not None}
+            found = numbers[key] = _number_residual(residual)
+            for field, by_k in (found or {}).items():
+                ends.setdefault(field, set()).update(
+                    v for pair in by_k.values() for v in pair if math.isfinite(v)
+                )
+            if key[1] is not None:
+                for _k, _eq, rng, _rest in members:
+                    seen = ranges.setdefault(key[1], {})
+                    bkey = tuple((c.op, c.value) for c in rng)
+                    if bkey not in seen:
+                        seen[bkey] = len(seen)
+                        conds.setdefault(key[1], []).append(rng)
+        self._ranges = {
+            field: _range_plan(self.kinds.get(field) in ("int", "float", "money"), found)
+            for field, found in conds.items()
+        }
+        self._number_bands = {
+            field: _Bands(np.array(sorted(found), dtype=np.float64))
+            for field, found in ends.items()
+        }
+        # every value each equality field is tested for, over all groups
+        values: dict[str, set[Any]] = {}
+        for (eq_fields, _rng_field), members in self.groups.items():
+            for _k, eqs, _rng, _rest in members:
+                for field, cond in zip(eq_fields, eqs, strict=True):
+                    given = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+                    values.setdefault(field, set()).update(
+                        v if type(v) is str else _plain(v) for v in given
+                    )
+        said: dict[tuple[str, ...], list[list[Any]] | None] = {}
+        for eq_fields in {key[0] for key in self.groups}:
+            lists = [values.get(field, set()) for field in eq_fields]
+            plain = all(isinstance(v, str) for found in lists for v in found)
+            said[eq_fields] = [sorted(found) for found in lists] if plain else None
+        count = len(self.territories)
+        self._plans: dict[tuple[tuple[str, ...], str | None], _GroupPlan | None] = {}
+        for key, members in self.groups.items():
+            by_field = numbers[key]
+            rng_field = key[1]
+            if by_field is None or (rng_field is not None and self._ranges[rng_field] is None):
+                self._plans[key] = None
+                continue
+            bands: dict[str, tuple[Array, Array]] = {}
+            for field, by_k in by_field.items():
+                nb = self._number_bands[field]
+                b0 = np.zeros(count, dtype=np.int64)
+                b1 = np.full(count, nb.size, dtype=np.int64)  # no test: every band
+                for k, (low, high) in by_k.items():
+                    b0[k] = nb.low(low, False) if math.isfinite(low) else 0
+                    b1[k] = nb.high(high, False) if math.isfinite(high) else nb.size - 1
+                    b1[k] = max(b0[k], b1[k])
+                bands[field] = (b0, b1)
+            self._plans[key] = _GroupPlan.of(
+                members, ranges.get(rng_field, {}) if rng_field else {}, bands, said[key[0]]
+            )
 
     def __len__(self) -> int:
         return len(self.territories)
 
     def match(self, columns: Mapping[str, Array]) -> tuple[Array, Array]:
-        """Every (account row, territory index) match."""
+        """Every (account row, territory index) match, listed pair by pair."""
+        _cells, acc, ter = self.decide(columns, cells=False)
+        return acc, ter
+
+    def decide(
+        self, columns: Mapping[str, Array], *, cells: bool = True
+    ) -> tuple[list[_Cells], Array, Array]:
+        """The groups answered per cell (when ``cells`` and the conditions allow it) and
+        the (account row, territory index) pairs of the others."""
         n = len(next(iter(columns.values()))) if columns else 0
         kinds = self.kinds
         factors: dict[str, _Factor] = {}
@@ -420,6 +520,8 @@ class TerritoryIndex:
                     factors[name] = _Factor(column)
             return factors[name]
 
+        cache: dict[str, Array | None] = {}
+        decided: list[_Cells] = []
         pair_acc: list[Array] = []
         pair_ter: list[Array] = []
         for (eq_fields, rng_field), members in self.groups.items():
@@ -430,16 +532,135 @@ class TerritoryIndex:
                     pair_acc.append(rows)
                     pair_ter.append(np.full(rows.size, k, dtype=np.int64))
                 continue
+            if cells:
+                by_cell = self._cell_group(coded, factor, n, eq_fields, rng_field, cache)
+                if by_cell is not None:
+                    decided.append(by_cell)
+                    continue
             found = self._group(coded, factor, n, eq_fields, rng_field, members)
             if found is not None:
                 pair_acc.append(found[0])
                 pair_ter.append(found[1])
         if pair_acc:
             return (
+                decided,
                 np.concatenate(pair_acc).astype(np.int64),
                 np.concatenate(pair_ter).astype(np.int64),
             )
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return decided, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+    def _cell_group(
+        self,
+        coded: CodedColumns,
+        factor: Any,
+        n: int,
+        eq_fields: tuple[str, ...],
+        rng_field: str | None,
+        cache: dict[str, Array | None],
+    ) -> _Cells | None:
+        """The group decided per cell of (equality key, range band, residual number bands)
+        with no (account, territory) pairs, or None when cells cannot express it."""
+        plan = self._plans.get((eq_fields, rng_field))
+        if plan is None:
+            return None
+        band: Array | None = None
+        if rng_field is not None:
+            if rng_field not in cache:
+                ranges = self._ranges[rng_field]
+                assert ranges is not None
+                cache[rng_field] = ranges.bands_of(np.asarray(coded.columns[rng_field]))
+            band = cache[rng_field]
+            if band is None:
+                return None
+        key = np.zeros(n, dtype=np.int64)
+        q_key = np.zeros(plan.q_ter.size, dtype=np.int64)
+        known = np.ones(plan.q_ter.size, dtype=bool)
+        spotted: list[Array | None] = []
+        for field, mentioned in zip(eq_fields, plan.mentioned, strict=True):
+            name = "=" + field  # the values every group mentions: one pass per field
+            if name not in cache:
+                cache[name] = _mention_codes(np.asarray(coded.columns[field]), mentioned)
+            spotted.append(cache[name])
+        if all(found is not None for found in spotted):
+            # each account's value as its place among the values the territories mention
+            for found, mentioned, q_value in zip(
+                spotted, plan.mentioned, plan.q_value, strict=True
+            ):
+                assert found is not None
+                key = key * (mentioned.size + 1) + found
+                q_key = q_key * (mentioned.size + 1) + q_value
+        else:
+            for field, mentioned, q_value in zip(
+                eq_fields, plan.mentioned, plan.q_value, strict=True
+            ):
+                fac = factor(field)
+                size = fac.uniq.size
+                key = key * size + fac.codes
+                if size:
+                    at = np.minimum(np.searchsorted(fac.uniq, mentioned), size - 1)
+                    code = np.where(fac.uniq[at] == mentioned, at, -1)[q_value]
+                else:
+                    code = np.full(q_value.size, -1, dtype=np.int64)
+                known &= code >= 0
+                q_key = q_key * size + code
+        if not known.any():
+            return _Cells.empty(n)
+        q_ter, q_key = plan.q_ter[known], q_key[known]
+        if rng_field is not None:
+            assert band is not None
+            ranges = self._ranges[rng_field]
+            assert ranges is not None
+            # only this group's range ends cut the bands: a smaller composite key space
+            q_bound = plan.q_bound[known]
+            lows, highs = ranges.lows[q_bound], ranges.highs[q_bound]
+            ends = np.unique(np.concatenate([lows, highs]))
+            local = np.searchsorted(ends, np.arange(ranges.width), "right")
+            width = ends.size + 1
+            q_lo = q_key * width + local[lows]
+            q_hi = q_key * width + local[highs]
+            composite = key * width + local[band]
+        else:
+            width, composite = 1, key
+            q_lo, q_hi = q_key, q_key + 1
+        edges = np.unique(np.concatenate([q_lo, q_hi]))
+        segments = edges.size  # the last segment, outside every query, is never covered
+        span = int(edges[-1] - edges[0])
+        if span <= 8 * n + (1 << 22):
+            lut = np.repeat(np.arange(segments - 1, dtype=np.int32), np.diff(edges))
+            rel = composite - edges[0]
+            inside = (rel >= 0) & (rel < span)
+            seg = np.full(n, segments - 1, dtype=np.int64)
+            seg[inside] = lut[rel[inside]]
+        else:
+            seg = np.searchsorted(edges, composite, "right") - 1
+            seg[seg < 0] = segments - 1
+        s0 = np.searchsorted(edges, q_lo)
+        owner, within = _expand(np.searchsorted(edges, q_hi) - s0)
+        ter, cell = q_ter[owner], s0[owner] + within
+        cells = segments
+        for field, (b0, b1) in plan.bands.items():
+            bands = self._number_bands[field]
+            owner, within = _expand(b1[ter] - b0[ter])
+            ter, cell = ter[owner], cell[owner] * bands.size + b0[ter[owner]] + within
+            name = "#" + field
+            if name not in cache:
+                cache[name] = _number_bands(bands, coded, field)
+            found = cache[name]
+            assert found is not None
+            seg = seg * bands.size + found
+            cells *= bands.size
+            if cells > 8 * n + (1 << 22):
+                return None
+        count = np.bincount(cell, minlength=cells)
+        decision = _decision(cell, ter, self.rank, cells)
+        by_cell = np.argsort(cell, kind="stable")
+        return _Cells(
+            count=count[seg],
+            decision=decision[seg],
+            cell=seg,
+            ptr=np.cumsum(count) - count,
+            ters=ter[by_cell],
+        )
 
     def _group(
         self,
@@ -468,50 +689,14 @@ class TerritoryIndex:
                 composite = composite.astype(np.int32)  # sorts faster
             order = np.argsort(composite)
         ordered = composite[order]
-        q_ter: list[int] = []
-        q_lo: list[int] = []
-        residual: dict[int, Any] = {}
-        code_cache: list[dict[Any, int]] = [{} for _ in facs]
-        bound_cache: dict[tuple[tuple[str, Any], ...], int] = {}
-        bound_conds: list[list[Condition]] = []
-        q_bound: list[int] = []
-        for k, eqs, rng, rest in members:
-            if rest is not None:
-                residual[k] = rest
-            value_sets = []
-            for fac, cache, cond in zip(facs, code_cache, eqs, strict=True):
-                values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
-                codes = set()
-                for v in values:
-                    code = cache.get(v)
-                    if code is None:
-                        code = cache[v] = fac.code_of(_plain(v))
-                    if code >= 0:
-                        codes.add(code)
-                value_sets.append(sorted(codes))
-            if rfac is not None and rng:
-                bkey = tuple((c.op, c.value) for c in rng)
-                b = bound_cache.get(bkey)
-                if b is None:
-                    b = bound_cache[bkey] = len(bound_conds)
-                    bound_conds.append(rng)
-            else:
-                b = -1
-            if len(value_sets) == 1 and len(value_sets[0]) == 1:
-                combos: Any = ((value_sets[0][0],),)
-            else:
-                combos = itertools.product(*value_sets)
-            for combo in combos:
-                kv = 0
-                for fac, code in zip(facs, combo, strict=True):
-                    kv = kv * fac.uniq.size + code
-                q_ter.append(k)
-                q_lo.append(kv * width)
-                q_bound.append(b)
-        if not q_ter:
+        queries = _queries(facs, members, rfac is not None)
+        if queries is None:
             return None
-        base = np.array(q_lo, dtype=np.int64)
-        which = np.array(q_bound, dtype=np.int64)
+        q_ter, q_lo, q_bound, bound_conds, residual = queries
+        width = (rfac.uniq.size + 1) if rfac is not None else 1
+        q_lo = q_lo * width
+        base = q_lo
+        which = q_bound
         if rfac is not None and bound_conds:
             lows, highs = rfac.bounds_many(bound_conds)
             lows, highs = np.append(lows, 0), np.append(highs, 1)  # -1: no range
@@ -538,6 +723,437 @@ class TerritoryIndex:
                 keep[lo:hi] = coded.mask(residual[k], accounts[lo:hi])
             accounts, ter = accounts[keep], ter[keep]
         return accounts, ter
+
+
+def _queries(
+    facs: Sequence[_Factor],
+    members: list[tuple[int, list[Condition], list[Condition], Any]],
+    ranged: bool,
+) -> tuple[Array, Array, Array, list[list[Condition]], dict[int, Any]] | None:
+    """One query per (territory, combination of its equality codes): the territory, the
+    equality key, which distinct range (-1: none), the distinct ranges and the residuals."""
+    q_ter: list[int] = []
+    q_key: list[int] = []
+    residual: dict[int, Any] = {}
+    code_cache: list[dict[Any, int]] = [{} for _ in facs]
+    bound_cache: dict[tuple[tuple[str, Any], ...], int] = {}
+    bound_conds: list[list[Condition]] = []
+    q_bound: list[int] = []
+    for k, eqs, rng, rest in members:
+        if rest is not None:
+            residual[k] = rest
+        value_sets = []
+        for fac, cache, cond in zip(facs, code_cache, eqs, strict=True):
+            values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+            codes = set()
+            for v in values:
+                code = cache.get(v)
+                if code is None:
+                    code = cache[v] = fac.code_of(_plain(v))
+                if code >= 0:
+                    codes.add(code)
+            value_sets.append(sorted(codes))
+        if ranged and rng:
+            bkey = tuple((c.op, c.value) for c in rng)
+            b = bound_cache.get(bkey)
+            if b is None:
+                b = bound_cache[bkey] = len(bound_conds)
+                bound_conds.append(rng)
+        else:
+            b = -1
+        if len(value_sets) == 1 and len(value_sets[0]) == 1:
+            combos: Any = ((value_sets[0][0],),)
+        else:
+            combos = itertools.product(*value_sets)
+        for combo in combos:
+            kv = 0
+            for fac, code in zip(facs, combo, strict=True):
+                kv = kv * fac.uniq.size + code
+            q_ter.append(k)
+            q_key.append(kv)
+            q_bound.append(b)
+    if not q_ter:
+        return None
+    return (
+        np.array(q_ter, dtype=np.int64),
+        np.array(q_key, dtype=np.int64),
+        np.array(q_bound, dtype=np.int64),
+        bound_conds,
+        residual,
+    )
+
+
+def _expand(counts: Array) -> tuple[Array, Array]:
+    """For ``counts[i]`` items per owner ``i``: each item's owner and its place within."""
+    owner = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    within = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, within
+
+
+def _number_residual(
+    residual: Mapping[int, Any],
+) -> dict[str, dict[int, tuple[float, float]]] | None:
+    """The residuals as closed number intervals per field and territory, or None when some
+    residual is more than a conjunction of number bounds."""
+    numbers: dict[str, dict[int, tuple[float, float]]] = {}
+    for k, root in residual.items():
+        items = root.items if isinstance(root, _Node) and root.kind == "all" else (root,)
+        for leaf in items:
+            if not (
+                isinstance(leaf, _Leaf)
+                and leaf.domain == "number"
+                and not leaf.negate
+                and leaf.op in _NUMBER_BOUNDS
+            ):
+                return None
+            low, high = _closed(leaf.op, leaf.value)
+            found = numbers.setdefault(leaf.field, {}).get(k, (-math.inf, math.inf))
+            numbers[leaf.field][k] = (max(found[0], low), min(found[1], high))
+    return numbers
+
+
+class _Bands:
+    """Values cut at the sorted distinct boundaries ``ends``: band ``2j`` lies below
+    ``ends[j]`` (and above ``ends[j-1]``), band ``2j+1`` is ``ends[j]`` itself and the last
+    band, ``2 * len(ends) + 1``, holds missing values, which no range admits."""
+
+    def __init__(self, ends: Array) -> None:
+        self.ends = ends
+        self.size = 2 * ends.size + 2
+
+    def of(self, keys: Array, missing: Array | None) -> Array:
+        at = np.searchsorted(self.ends, keys, "left")
+        band = 2 * at.astype(np.int64)
+        if self.ends.size:
+            hit = self.ends[np.minimum(at, self.ends.size - 1)] == keys
+            band += hit
+        if missing is not None:
+            band[missing] = self.size - 1
+        return band
+
+    def low(self, value: Any, strict: bool) -> int:
+        j = int(np.searchsorted(self.ends, value))
+        return 2 * j + (2 if strict else 1)
+
+    def high(self, value: Any, strict: bool) -> int:
+        j = int(np.searchsorted(self.ends, value))
+        return 2 * j + (1 if strict else 2)
+
+
+def _number_bands(bands: _Bands, coded: CodedColumns, field: str) -> Array:
+    """Each row's band of a number field; an integer column over a short span reads a
+    table of every integer in it."""
+    raw = np.asarray(coded.columns.get(field, ()))
+    if raw.dtype.kind in "iu" and raw.size and coded.order is None:
+        low, high = int(raw.min()), int(raw.max())
+        if high - low <= 8 * raw.size + (1 << 22):
+            table = bands.of(np.arange(low, high + 1, dtype=np.float64), None)
+            found: Array = table[raw - low] if low else table[raw]
+            return found
+    values = coded.numbers(field)
+    return bands.of(values, np.isnan(values))
+
+
+def _mention_codes(column: Array, mentioned: Array) -> Array | None:
+    """Each row's place in ``mentioned`` (``mentioned.size``: none of them), through a
+    table of hashes of the rows' bytes, every hit checked against the value; None when the
+    column is not Latin-1 text or the mentioned values' hashes collide."""
+    column = np.ascontiguousarray(column)
+    n = column.size
+    width = column.dtype.itemsize // 4
+    if column.dtype.kind != "U" or width == 0 or n == 0:
+        return None
+    units = column.view(np.uint32).reshape(n, width)
+    if int(units.max()) > 0xFF:
+        return None
+    padded = -(-width // 8) * 8
+    fits = np.array(  # a longer or wider value matches no row
+        [len(v) <= width and all(ord(c) <= 0xFF for c in v) for v in mentioned.tolist()],
+        dtype=bool,
+    )
+    wanted = np.zeros((mentioned.size, padded), dtype=np.uint8)
+    for k, value in enumerate(mentioned.tolist()):
+        if fits[k]:
+            raw = value.encode("latin-1")
+            wanted[k, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    low = np.zeros((n, padded), dtype=np.uint8)
+    low[:, :width] = units
+    words = low.view(np.uint64)
+    wanted_words = wanted.view(np.uint64)
+
+    def hashed(w: Array) -> Array:
+        h = np.zeros(w.shape[0], dtype=np.uint64)
+        for j in range(w.shape[1]):
+            h ^= w[:, j]
+            h *= _MIX
+        return h
+
+    bits = max(4, 2 * int(mentioned.size).bit_length() + 4)
+    shift = np.uint64(64 - bits)
+    wanted_slot = (hashed(wanted_words) >> shift).astype(np.intp)[fits]
+    if np.unique(wanted_slot).size != wanted_slot.size:
+        return None
+    table = np.full(1 << bits, mentioned.size, dtype=np.int64)
+    table[wanted_slot] = np.flatnonzero(fits)
+    found = table[(hashed(words) >> shift).astype(np.intp)]
+    # a miss (found == mentioned.size) reads an extra row and stays a miss either way
+    wanted_words = np.concatenate([wanted_words, np.full((1, padded // 8), ~np.uint64(0))])
+    same = words[:, 0] == wanted_words[:, 0][found]
+    for j in range(1, padded // 8):
+        same &= words[:, j] == wanted_words[:, j][found]
+    found[~same] = mentioned.size
+    return found
+
+
+def _text_keys(values: Array) -> Array | None:
+    """Latin-1 text of at most 8 characters as big-endian uint64 keys (text order is key
+    order), or None."""
+    values = np.ascontiguousarray(values)
+    width = values.dtype.itemsize // 4
+    if values.dtype.kind != "U" or width > 8:
+        return None
+    units = values.view(np.uint32).reshape(values.size, width)
+    if units.size and int(units.max()) > 0xFF:
+        return None
+    low = np.zeros((values.size, 8), dtype=np.uint8)
+    low[:, :width] = units
+    return low.view(">u8").reshape(-1).astype(np.uint64)
+
+
+@attrs.frozen(eq=False)
+class _RangePlan:
+    """A range field's bands (the distinct bounds of every territory's range) and each
+    distinct range's bands ``[lows, highs)``."""
+
+    numeric: bool
+    bands: _Bands
+    lows: Array
+    highs: Array
+
+    @property
+    def width(self) -> int:
+        return self.bands.size
+
+    def bands_of(self, column: Array) -> Array | None:
+        """Each row's band, without factorising the column (None: text that is not
+        Latin-1 or longer than 8 characters)."""
+        if self.numeric:
+            keys = column.astype(np.float64)
+            return self.bands.of(keys, np.isnan(keys))
+        dense = self._dense_bands(column)
+        if dense is not None:
+            return dense
+        found = _text_keys(column)
+        if found is None:
+            return None
+        return self.bands.of(found, found == 0)  # "" is never in a range
+
+    def _dense_bands(self, column: Array) -> Array | None:
+        """Text bands through a table over every string of the characters present (in
+        order, NUL padding first), when that table is small: for short codes over a small
+        alphabet, such as postal codes; None otherwise."""
+        column = np.ascontiguousarray(column)
+        width = column.dtype.itemsize // 4
+        n = column.size
+        if column.dtype.kind != "U" or width == 0 or width > 8 or n == 0:
+            return None
+        units = column.view(np.uint32).reshape(n, width)
+        if int(units.max()) > 0xFF:
+            return None
+        chars = units.astype(np.uint8)
+        ends = self.bands.ends.astype(">u8").view(np.uint8).reshape(-1, 8)
+        present = np.zeros(256, dtype=bool)
+        for j in range(width):
+            present[chars[:, j]] = True
+        present[ends.reshape(-1)] = True
+        present[0] = True
+        base = int(present.sum())
+        nonzero = np.flatnonzero(ends.any(axis=0))
+        used = max(width, int(nonzero.max()) + 1 if nonzero.size else 0)
+        size = base**used
+        if size > 8 * n + (1 << 22):
+            return None
+        rank = (np.cumsum(present) - 1).astype(np.int64)
+        key = np.zeros(n, dtype=np.int64)
+        ranked = rank.astype(np.uint8)[chars]
+        for j in range(used):
+            key *= base
+            if j < width:
+                key += ranked[:, j]
+        at = np.zeros(ends.shape[0], dtype=np.int64)
+        for j in range(used):
+            at = at * base + rank[ends[:, j]]
+        # bands over [0, size): 2i below end i, 2i+1 at it, 2m above the last
+        cuts = np.empty(2 * at.size + 2, dtype=np.int64)
+        cuts[0], cuts[-1] = 0, size
+        cuts[1:-1:2], cuts[2:-1:2] = at, at + 1
+        lut = np.repeat(np.arange(2 * at.size + 1, dtype=np.int32), np.diff(cuts))
+        lut[0] = self.bands.size - 1  # "" is never in a range
+        return lut[key].astype(np.int64)
+
+
+def _range_plan(numeric: bool, bound_conds: list[list[Condition]]) -> _RangePlan | None:
+    """The bands of these ranges (None: a text bound that is not plain enough)."""
+    rows: list[int] = []
+    ops: list[str] = []
+    values: list[Any] = []
+    for r, conds in enumerate(bound_conds):
+        for cond in conds:
+            parts = (
+                [(">=", cond.value[0]), ("<=", cond.value[1])]
+                if cond.op == "between"
+                else [(cond.op, cond.value)]
+            )
+            for op, value in parts:
+                rows.append(r)
+                ops.append(op)
+                values.append(_plain(value))
+    keys: Array | None
+    if numeric:
+        keys = np.array([float(v) for v in values], dtype=np.float64)
+    elif all(isinstance(v, str) for v in values):
+        keys = _text_keys(np.array(values, dtype=str)) if values else np.zeros(0, np.uint64)
+    else:
+        keys = None
+    if keys is None:
+        return None
+    bands = _Bands(np.unique(keys))
+    j = 2 * np.searchsorted(bands.ends, keys).astype(np.int64)
+    op_of: Array = np.array(ops, dtype=object)
+    row = np.array(rows, dtype=np.intp)
+    lows = np.zeros(len(bound_conds), dtype=np.int64)
+    highs = np.full(len(bound_conds), bands.size - 1, dtype=np.int64)
+    for name, lower, add in ((">=", True, 1), (">", True, 2), ("<=", False, 2), ("<", False, 1)):
+        pick: Array = op_of == name
+        if pick.any():
+            (np.maximum if lower else np.minimum).at(
+                lows if lower else highs, row[pick], j[pick] + add
+            )
+    return _RangePlan(numeric, bands, lows, np.maximum(lows, highs))
+
+
+@attrs.frozen(eq=False)
+class _GroupPlan:
+    """A group's queries, one per (territory, combination of its equality values): the
+    territory, per equality field the value's place in ``mentioned`` (that field's
+    distinct values), the distinct range (see :class:`_RangePlan`); and per residual number
+    field each territory's bands ``[b0, b1)``."""
+
+    q_ter: Array
+    mentioned: list[Array]
+    q_value: list[Array]
+    q_bound: Array
+    bands: dict[str, tuple[Array, Array]]
+
+    @classmethod
+    def of(
+        cls,
+        members: list[tuple[int, list[Condition], list[Condition], Any]],
+        ranges: Mapping[tuple[tuple[str, Any], ...], int],
+        bands: dict[str, tuple[Array, Array]],
+        mentioned: list[list[Any]] | None,
+    ) -> _GroupPlan | None:
+        width = len(members[0][1]) if members else 0
+        lists = [
+            [
+                [
+                    v if type(v) is str else _plain(v)
+                    for v in (c.value if isinstance(c.value, tuple) else (c.value,))
+                ]
+                for c in eqs
+            ]
+            for _k, eqs, _rng, _rest in members
+        ]
+        if mentioned is None:
+            return None
+        where = [{v: j for j, v in enumerate(m)} for m in mentioned]
+        q_ter: list[int] = []
+        q_bound: list[int] = []
+        q_value: list[list[int]] = [[] for _ in range(width)]
+        for (k, _eqs, rng, _rest), per in zip(members, lists, strict=True):
+            b = ranges[tuple((c.op, c.value) for c in rng)] if rng else -1
+            for combo in itertools.product(*[sorted(set(vs)) for vs in per]):
+                q_ter.append(k)
+                q_bound.append(b)
+                for i, v in enumerate(combo):
+                    q_value[i].append(where[i][v])
+        return cls(
+            q_ter=np.array(q_ter, dtype=np.int64),
+            mentioned=[np.array(m, dtype=str) for m in mentioned],
+            q_value=[np.array(q, dtype=np.int64) for q in q_value],
+            q_bound=np.array(q_bound, dtype=np.int64),
+            bands=bands,
+        )
+
+
+_NONE = np.int64(np.iinfo(np.int32).max) << 32
+"""The decision of no match."""
+
+
+def _decision(cell: Array, ter: Array, rank: Array, cells: int) -> Array:
+    """Per cell, the best rank of its (cell, territory) pairs in the high 32 bits and in the
+    low bits the territory holding it plus one (0: several tie); ``_NONE``: no pair."""
+    pair_rank = rank[ter]
+    best = np.full(cells, np.iinfo(np.int32).max, dtype=np.int64)
+    np.minimum.at(best, cell, pair_rank)
+    top = pair_rank == best[cell]
+    holder = np.zeros(cells, dtype=np.int64)
+    holder[cell[top]] = ter[top] + 1
+    holder[np.bincount(cell[top], minlength=cells) > 1] = 0
+    return (best << 32) | holder
+
+
+@attrs.frozen(eq=False)
+class _Cells:
+    """One group's answer per account, read from per-cell tables: how many territories
+    match and the decision (see :func:`_decision`); ``cell`` and the cells' territory lists
+    (``ptr``, ``ters``) give the pairs when asked for."""
+
+    count: Array
+    decision: Array
+    cell: Array
+    ptr: Array
+    ters: Array
+
+    @classmethod
+    def empty(cls, n: int) -> _Cells:
+        none = np.zeros(n, dtype=np.int64)
+        return cls(none, np.full(n, _NONE, dtype=np.int64), none, np.zeros(1, np.int64), none[:0])
+
+    @classmethod
+    def of_pairs(cls, n: int, acc: Array, ter: Array, rank: Array) -> _Cells:
+        """The same per-account answer from listed pairs (one cell per account)."""
+        count = np.bincount(acc, minlength=n)
+        by_acc = np.argsort(acc, kind="stable")
+        return cls(
+            count=count,
+            decision=_decision(acc, ter, rank, n),
+            cell=np.arange(n, dtype=np.int64),
+            ptr=np.cumsum(count) - count,
+            ters=ter[by_acc],
+        )
+
+    def merge(self, decision: Array) -> Array:
+        """This decision and another group's: the better rank wins, equal ranks tie."""
+        mine, theirs = self.decision >> 32, decision >> 32
+        out = np.minimum(self.decision, decision)
+        tie = (mine == theirs) & (mine != _NONE >> 32)
+        out[tie] = mine[tie] << 32
+        return out
+
+    def pair_rows(self) -> Array:
+        """The account row of every pair, in account order."""
+        return np.repeat(np.arange(self.count.size, dtype=np.int64), self.count)
+
+    def pair_territories(self) -> Array:
+        """The territory of every pair, in the order of :meth:`pair_rows`."""
+        rows = np.flatnonzero(self.count)
+        counts = self.count[rows]
+        first = np.cumsum(counts) - counts  # each row's first pair
+        shift = np.repeat(self.ptr[self.cell[rows]] - first, counts)
+        shift += np.arange(shift.size, dtype=np.int64)
+        found: Array = self.ters[shift]
+        return found
 
 
 _NUMBER_BOUNDS = frozenset({">=", ">", "<=", "<", "==", "between"})
@@ -666,23 +1282,22 @@ def assign_columns(
         territories if isinstance(territories, TerritoryIndex) else TerritoryIndex(territories)
     )
     ids = np.asarray(columns["id"])
-    acc, ter = compiled.match(columns)
+    decided, acc, ter = compiled.decide(columns)
     n = ids.size
     tids = compiled.ids
-    index = np.full(n, -1, dtype=np.int64)
+    if acc.size or not decided:
+        decided.append(_Cells.of_pairs(n, acc, ter, compiled.rank))
+    count, decision = decided[0].count, decided[0].decision
+    for part in decided[1:]:
+        count = count + part.count
+        decision = part.merge(decision)
+    matched = decision < _NONE
+    holder = decision & 0xFFFFFFFF
+    placed = matched & (holder > 0)
+    index = np.where(placed, holder - 1, -1)
     reason = np.full(n, _REASONS.index(NO_MATCH), dtype=np.int8)
-    if acc.size:
-        pair_rank = compiled.rank[ter]
-        best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(best, acc, pair_rank)
-        top = pair_rank == best[acc]
-        at_top = np.bincount(acc[top], minlength=n)
-        index[acc[top]] = ter[top]
-        placed = at_top == 1
-        tie = at_top > 1
-        index[tie] = -1
-        reason[placed] = _REASONS.index(PRIMARY)
-        reason[tie] = _REASONS.index(TIE)
+    reason[placed] = _REASONS.index(PRIMARY)
+    reason[matched & (holder == 0)] = _REASONS.index(TIE)
     locked: Array | None = None
     current: Array | None = None
     if "realignment_locked" in columns:
@@ -695,8 +1310,8 @@ def assign_columns(
         territory_ids=tids,
         primary_index=index,
         reason_code=reason,
-        pair_account=acc,
-        pair_territory=ter,
+        match_count=count,
+        parts=tuple(decided),
         locked=locked,
         locked_territory=current,
     )
