@@ -48,7 +48,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from time import monotonic, sleep
@@ -1433,48 +1433,7 @@ class SQLiteStore(RepositoryAccess):
         is accepted for the protocol and ignored: write transactions already run one at
         a time.
         """
-        if self._outbox.enabled:
-            return self._transaction_with_events()
-        return _Transaction(self)  # no generator frame per call while events are off
-
-    @contextmanager
-    def _transaction_with_events(self) -> Iterator[None]:
-        with self._outbox.delivering(), self._lock:
-            depth = self._depth
-            savepoint = f"crmkit_{depth}"
-            self._run(
-                "BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}",
-                "starting a transaction",
-            )
-            self._depth = depth + 1
-            self._serial += depth == 0
-            self._owner = threading.get_ident()
-            try:
-                with self._outbox.level(depth == 0):
-                    yield
-            except BaseException:
-                self._depth = depth
-                if depth == 0:
-                    self._owner = None
-                    self._run("ROLLBACK", "rolling back a transaction")
-                    if self._synced_in_transaction:  # its new tables were undone too
-                        self._generation = -1
-                else:
-                    self._serial += 1  # what was read inside may be undone
-                    self._run(f"ROLLBACK TO {savepoint}", "rolling back a savepoint")
-                    self._run(f"RELEASE {savepoint}", "rolling back a savepoint")
-                raise
-            self._depth = depth
-            if depth == 0:
-                self._owner = None
-                try:
-                    self._run("COMMIT", "committing a transaction")
-                except StorageError:
-                    if self._conn.in_transaction:
-                        self._run("ROLLBACK", "rolling back a failed commit")
-                    raise
-            else:
-                self._run(f"RELEASE {savepoint}", "ending a savepoint")
+        return _Transaction(self)  # a plain class: no generator frame per call
 
     def _run(self, sql: str, doing: str) -> None:
         try:
@@ -1627,17 +1586,24 @@ class SQLiteStore(RepositoryAccess):
 
 
 class _Transaction:
-    """:meth:`SQLiteStore.transaction` while events are off: the same steps as its
-    generator, as a plain context manager (a single write pays for it each call)."""
+    """One level of :meth:`SQLiteStore.transaction` (a plain context manager: a single
+    write pays for it each call). With the store's events on it also opens the outbox's
+    delivery (around the whole level, commit included) and level (around the work)."""
 
-    __slots__ = ("_depth", "_store")
+    __slots__ = ("_delivering", "_depth", "_level", "_store")
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
         self._depth = 0
+        self._delivering: AbstractContextManager[None] | None = None
+        self._level: AbstractContextManager[None] | None = None
 
     def __enter__(self) -> None:
         store = self._store
+        outbox = store._outbox
+        if outbox.enabled:
+            self._delivering = outbox.delivering()
+            self._delivering.__enter__()
         store._lock.acquire()
         try:
             depth = store._depth
@@ -1645,19 +1611,42 @@ class _Transaction:
                 "BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT crmkit_{depth}",
                 "starting a transaction",
             )
-        except BaseException:
+        except BaseException as err:
             store._lock.release()
+            if self._delivering is not None:
+                self._delivering.__exit__(type(err), err, err.__traceback__)
             raise
         self._depth = depth
         store._depth = depth + 1
         store._serial += depth == 0
         store._owner = threading.get_ident()
+        if self._delivering is not None:
+            self._level = outbox.level(depth == 0)
+            self._level.__enter__()
 
-    def __exit__(self, kind: object, error: object, trace: object) -> None:
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        delivering, level = self._delivering, self._level
+        if delivering is None or level is None:
+            self._end(kind is not None)
+            return
+        try:
+            try:
+                level.__exit__(kind, error, trace)  # writes the events before a commit
+            except BaseException:
+                self._end(True)
+                raise
+            self._end(kind is not None)
+        except BaseException as err:
+            delivering.__exit__(type(err), err, err.__traceback__)
+            raise
+        delivering.__exit__(kind, error, trace)
+
+    def _end(self, failed: bool) -> None:
+        """Commit (or release the savepoint), or roll back when ``failed``; unlock."""
         store, depth = self._store, self._depth
         try:
             store._depth = depth
-            if kind is not None:
+            if failed:
                 if depth == 0:
                     store._owner = None
                     store._run("ROLLBACK", "rolling back a transaction")
