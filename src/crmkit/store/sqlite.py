@@ -85,6 +85,7 @@ from crmkit.store._base import (
     check_page,
     check_patches,
     check_type,
+    condition_failed,
     convert_patch,
     group_patches,
     index_fields,
@@ -283,7 +284,7 @@ class _Codec:
         self.decode: Callable[[Sequence[Any]], Any]
         #: field name -> (its columns, an encoder of its value to those columns)
         self.field_codecs: dict[str, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]]
-        self._patch_sql: dict[tuple[tuple[str, ...], bool, bool], str] = {}
+        self._patch_sql: dict[tuple[tuple[str, ...], bool, bool, str], str] = {}
         self.with_version = version_copier(record_type)
         self._compile()
         # SQL, built once so sqlite3's statement cache reuses the prepared statements
@@ -370,16 +371,23 @@ class _Codec:
             for info in self.fields[1:-1]
         }
 
-    def patch_sql(self, fields: tuple[str, ...], *, checked: bool, returning: bool) -> str:
-        """``UPDATE`` of only the columns of ``fields`` (and the version), built once."""
-        key = (fields, checked, returning)
+    def patch_sql(
+        self, fields: tuple[str, ...], *, checked: bool, returning: bool, condition: str = ""
+    ) -> str:
+        """``UPDATE`` of only the columns of ``fields`` (and the version), built once;
+        ``condition`` is compiled criteria the row must also match (its parameters follow
+        the id and the version)."""
+        key = (fields, checked, returning, condition)
         sql = self._patch_sql.get(key)
         if sql is None:
             columns = [c for f in fields for c in self.field_codecs[f][0]]
             sets = ", ".join(f"{_q(c)} = ?" for c in columns)
             sql = f"UPDATE {_q(self.table)} SET {sets}, version = version + 1 WHERE id = ?"
             sql += " AND version = ?" if checked else ""
+            sql += f" AND ({condition})" if condition else ""
             sql += f" RETURNING {self.select_list}" if returning else ""
+            if len(self._patch_sql) >= 512:
+                self._patch_sql.clear()
             self._patch_sql[key] = sql
         return sql
 
@@ -922,15 +930,30 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         stored: T = codec.with_version(new, expected + 1)
         return stored
 
-    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> T:
+    def patch(
+        self,
+        record_id: str,
+        *,
+        expected_version: int | None = None,
+        where: CriteriaLike = None,
+        **fields: Any,
+    ) -> T:
         """Change only ``fields`` of a stored record: one ``UPDATE`` of those columns.
 
         The new values are converted and checked like the record's own fields; the
         record is not read first unless a changed field's check needs the rest of it.
+        ``where`` criteria are compiled into the same ``UPDATE`` (``... AND <criteria>``),
+        so checking them and writing is one statement.
         """
         changes = patch_fields(self._type, record_id, fields)
+        test: BoundCriteria | None = None  # ``where``, bound and compiled
+        condition, condition_params = "", list[Any]()
+        if where is not None:
+            test = bound(where, self._type)
+            condition, condition_params = self._where(test)
+            condition = condition.removeprefix(" WHERE ")
         held = self._held(record_id, expected_version)
-        if held is not None:
+        if held is not None and test is None:
             return self._patch_held(held, changes)
         probe = convert_patch(self._type, record_id, changes)
         if probe is None:
@@ -943,11 +966,13 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         codec, store = self._codec, self._store
         names = tuple(changes)
         checked = expected_version is not None
-        sql = codec.patch_sql(names, checked=checked, returning=True)
+        sql = codec.patch_sql(names, checked=checked, returning=True, condition=condition)
         params = codec.encode_patch(probe, names)
         params.append(record_id)
         if checked:
             params.append(expected_version)
+        if condition:
+            params.extend(condition_params)
         doing = f"patching {self._name} {record_id!r}"
         with store._lock:
             try:
@@ -956,8 +981,11 @@ class SQLiteRepository(AddsColumns, Generic[T]):
                     found = store._conn.execute(codec.sql_version, (record_id,)).fetchall()
                     if not found:
                         raise NotFound(self._name, record_id)
-                    assert expected_version is not None
-                    raise ConflictError(self._name, record_id, expected_version, found[0][0])
+                    version = int(found[0][0])
+                    if expected_version is not None and version != expected_version:
+                        raise ConflictError(self._name, record_id, expected_version, version)
+                    assert test is not None
+                    raise condition_failed(self._name, record_id, test, version)
             except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
                 raise store._error(doing, err) from err
             except sqlite3.Error as err:
@@ -1007,13 +1035,15 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         changes: Mapping[str, Mapping[str, Any]],
         *,
         expected_versions: Mapping[str, int] | None = None,
+        where: CriteriaLike = None,
     ) -> list[T]:
         """Patch every record or none (one ``UPDATE`` per set of changed fields); a bad
-        entry raises ``BatchError`` listing them all and nothing is written."""
+        entry raises ``BatchError`` listing them all and nothing is written. ``where`` is
+        checked on the records read inside the transaction, which holds the write lock."""
         store, codec = self._store, self._codec
         with store.transaction():
             stored = self._get_many(changes) if isinstance(changes, Mapping) else {}
-            pairs = check_patches(self._type, changes, expected_versions, stored)
+            pairs = check_patches(self._type, changes, expected_versions, stored, where)
             groups = group_patches(pairs, changes, codec.encode_patch)
             doing = f"patching {len(pairs)} {plural(self._type)}"
             try:
