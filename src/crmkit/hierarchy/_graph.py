@@ -129,59 +129,68 @@ class _Radix:
     padding included), and a key is the mixed-radix number of those ranks: two ids share
     a key only when they are equal, and key order is text order. Positions where every id
     has the same character add nothing, so ``acc-0000000`` ... ``acc-0999999`` span a
-    million keys, not 10**11.
+    million keys, not 10**11. Characters are read two at a time (one ``uint16``), each
+    pair looked up in a table of its part of the key.
 
-    >>> radix = _Radix.fit(np.array(["b7", "a7", "b"]))
-    >>> radix is not None and radix.keys(np.array(["a7", "b", "b7", "c7", "b7x", "é"])).tolist()
-    [1, 2, 3, -1, -1, -1]
+    >>> radix, keys = _Radix.fit(np.array(["b7", "a7", "b"]))
+    >>> keys.tolist(), radix.keys(np.array(["a7", "b", "b7", "c7", "b7x", "é"])).tolist()
+    ([3, 1, 2], [1, 2, 3, -1, -1, -1])
     """
 
-    def __init__(self, width: int, pairs: list[IntArray], span: int) -> None:
+    def __init__(self, width: int, pairs: list[np.ndarray[Any, Any]], span: int) -> None:
         self.width = width  # an even number of characters (the ids' width, padded)
         self.pairs = pairs  # per two characters (as one uint16): their part of the key
-        self.span = span
+        self.span = span  # keys are below; a character the ids never have there adds span
 
     @classmethod
-    def fit(cls, ids: np.ndarray[Any, Any]) -> _Radix | None:
-        """The numbering of ``ids``, or None when they are not Latin-1 or span more keys
-        than a direct table should hold."""
+    def fit(cls, ids: np.ndarray[Any, Any]) -> tuple[_Radix, np.ndarray[Any, Any]] | None:
+        """The numbering of ``ids`` and their keys, or None when they are not Latin-1 or
+        span more keys than a direct table should hold."""
         units = _units(ids)
         if units.size and int(units.max()) > 0xFF:
             return None
-        width = units.shape[1] + units.shape[1] % 2  # even: characters go in pairs
+        n, width = units.shape[0], units.shape[1] + units.shape[1] % 2
+        small = _bytes(units, width)
+        two = small.view("<u2")  # characters j, j + 1 as one number: c[j] + 256 * c[j + 1]
         used = np.zeros((width, 256), dtype=bool)
-        for j in range(units.shape[1]):
-            used[j, units[:, j].astype(np.uint8)] = True
-        used[units.shape[1] :, 0] = True  # an added last position holds only padding
+        for k in range(width // 2):
+            seen = np.bincount(two[:, k], minlength=1 << 16).reshape(256, 256) > 0
+            used[2 * k] = seen.any(axis=0)
+            used[2 * k + 1] = seen.any(axis=1)
         radices = np.count_nonzero(used, axis=1).tolist()
-        if math.prod(radices) > min(_DENSE_SPAN, max(1 << 16, 4 * units.shape[0])):
+        span = math.prod(radices)
+        if span > min(_DENSE_SPAN, max(1 << 16, 4 * n)):
             return None
+        small_keys = 2 * span * (width // 2) < 2**31  # no sum of parts can overflow
         steps: list[IntArray] = []
         place = 1
         for j in reversed(range(width)):
-            step = np.full(256, _OFF, dtype=np.int64)
+            step = np.full(256, span, dtype=np.int64)
             step[used[j]] = np.arange(radices[j], dtype=np.int64) * place
             steps.append(step)
             place *= radices[j]
         steps.reverse()
         pairs = [
-            (steps[j][None, :] + steps[j + 1][:, None]).reshape(-1) for j in range(0, width, 2)
+            (steps[j][None, :] + steps[j + 1][:, None])
+            .reshape(-1)
+            .astype(np.int32 if small_keys else np.int64)
+            for j in range(0, width, 2)
         ]
-        return cls(width, pairs, place)
+        radix = cls(width, pairs, span)
+        return radix, radix._sum(two)
 
-    def keys(self, queries: np.ndarray[Any, Any]) -> IntArray:
-        """The key of each query, ``-1`` where it is none of the ids."""
-        units = _units(queries)
-        m, width = units.shape
-        if width == self.width:
-            small = units.astype(np.uint8)  # wraps above 0xFF: those rows are dropped below
-        else:
-            small = np.zeros((m, max(width + width % 2, self.width)), dtype=np.uint8)
-            small[:, :width] = units
-        two = small.view("<u2")  # characters j, j + 1 as one number: j + 256 * (j + 1)
-        key: IntArray = self.pairs[0][two[:, 0]]
+    def _sum(self, two: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        key: np.ndarray[Any, Any] = self.pairs[0][two[:, 0]]
         for k in range(1, len(self.pairs)):
             key += self.pairs[k][two[:, k]]
+        return key
+
+    def keys(self, queries: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The key of each query, ``-1`` where it is none of the ids."""
+        units = _units(queries)
+        width = units.shape[1]
+        small = _bytes(units, max(width + width % 2, self.width))  # wraps above 0xFF
+        key = self._sum(small.view("<u2"))
         bad = key >= self.span
         if small.shape[1] > self.width:
             bad |= small[:, self.width :].any(axis=1)
@@ -191,13 +200,19 @@ class _Radix:
         return key
 
 
-_OFF = 1 << 40  # a character the ids never have at that position: pushes a key past span
-
-
 def _units(ids: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint32]]:
     """The ids' UCS-4 code units as a (count, width) array (a view, no copy)."""
     n, width = ids.size, ids.dtype.itemsize // 4
     return np.ascontiguousarray(ids).view(np.uint32).reshape(n, width)
+
+
+def _bytes(units: np.ndarray[Any, Any], width: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """Code units as bytes (wrapping above 0xFF), padded with zeros to ``width``."""
+    if units.shape[1] == width:
+        return units.astype(np.uint8)
+    out = np.zeros((units.shape[0], width), dtype=np.uint8)
+    out[:, : units.shape[1]] = units
+    return out
 
 
 class _IdTable:
@@ -213,14 +228,14 @@ class _IdTable:
         self._id_order: IntArray | None = None
         self.hashes: np.ndarray[Any, Any] | None = None
         self.order: IntArray | None = None
-        self.radix = _Radix.fit(ids) if ids.size else None
-        if self.radix is not None:
-            self.slots = np.full(self.radix.span, -1, dtype=np.int64)
-            keys = self.radix.keys(ids)
-            positions = np.arange(ids.size, dtype=np.int64)
-            self.slots[keys] = positions
-            lost = np.flatnonzero(self.slots[keys] != positions)
-            if lost.size:
+        fitted = _Radix.fit(ids) if ids.size else None
+        self.radix = None if fitted is None else fitted[0]
+        if fitted is not None:
+            keys = fitted[1]
+            self.slots = np.full(fitted[0].span, -1, dtype=np.int64)
+            self.slots[keys] = np.arange(ids.size, dtype=np.int64)
+            if np.count_nonzero(self.slots >= 0) < ids.size:  # some key came twice
+                lost = np.flatnonzero(self.slots[keys] != np.arange(ids.size))
                 _repeated(ids, self.slots[keys[lost]], lost)
             return
         hashes = _hash_ids(ids)
@@ -252,7 +267,7 @@ class _IdTable:
             return np.full(queries.size, -1, dtype=np.int64)
         if self.radix is not None:
             found = self.radix.keys(queries)
-            out = self.slots[np.maximum(found, 0)]
+            out: IntArray = self.slots[np.maximum(found, 0)]
             out[found < 0] = -1
             return out
         out = np.full(queries.size, -1, dtype=np.int64)
