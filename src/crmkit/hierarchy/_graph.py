@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from crmkit._codes import ShortKeys
 from crmkit.errors import HierarchyCycleError, NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -122,105 +123,13 @@ def _hash_ids(ids: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint64]]
 _DENSE_SPAN = 1 << 24  # exact keys spanning up to this (and 4 per id) go in a direct table
 
 
-class _Radix:
-    """Exact integer keys for short Latin-1 ids, numbered densely.
-
-    Each character position is numbered over the characters the ids use there (the
-    padding included), and a key is the mixed-radix number of those ranks: two ids share
-    a key only when they are equal, and key order is text order. Positions where every id
-    has the same character add nothing, so ``acc-0000000`` ... ``acc-0999999`` span a
-    million keys, not 10**11. Characters are read two at a time (one ``uint16``), each
-    pair looked up in a table of its part of the key.
-
-    >>> radix, keys = _Radix.fit(np.array(["b7", "a7", "b"]))
-    >>> keys.tolist(), radix.keys(np.array(["a7", "b", "b7", "c7", "b7x", "é"])).tolist()
-    ([3, 1, 2], [1, 2, 3, -1, -1, -1])
-    """
-
-    def __init__(self, width: int, pairs: list[np.ndarray[Any, Any]], span: int) -> None:
-        self.width = width  # an even number of characters (the ids' width, padded)
-        self.pairs = pairs  # per two characters (as one uint16): their part of the key
-        self.span = span  # keys are below; a character the ids never have there adds span
-
-    @classmethod
-    def fit(cls, ids: np.ndarray[Any, Any]) -> tuple[_Radix, np.ndarray[Any, Any]] | None:
-        """The numbering of ``ids`` and their keys, or None when they are not Latin-1 or
-        span more keys than a direct table should hold."""
-        units = _units(ids)
-        if units.size and int(units.max()) > 0xFF:
-            return None
-        n, width = units.shape[0], units.shape[1] + units.shape[1] % 2
-        small = _bytes(units, width)
-        two = small.view("<u2")  # characters j, j + 1 as one number: c[j] + 256 * c[j + 1]
-        used = np.zeros((width, 256), dtype=bool)
-        for k in range(width // 2):
-            seen = np.bincount(two[:, k], minlength=1 << 16).reshape(256, 256) > 0
-            used[2 * k] = seen.any(axis=0)
-            used[2 * k + 1] = seen.any(axis=1)
-        radices = np.count_nonzero(used, axis=1).tolist()
-        span = math.prod(radices)
-        if span > min(_DENSE_SPAN, max(1 << 16, 4 * n)):
-            return None
-        small_keys = 2 * span * (width // 2) < 2**31  # no sum of parts can overflow
-        steps: list[IntArray] = []
-        place = 1
-        for j in reversed(range(width)):
-            step = np.full(256, span, dtype=np.int64)
-            step[used[j]] = np.arange(radices[j], dtype=np.int64) * place
-            steps.append(step)
-            place *= radices[j]
-        steps.reverse()
-        pairs = [
-            (steps[j][None, :] + steps[j + 1][:, None])
-            .reshape(-1)
-            .astype(np.int32 if small_keys else np.int64)
-            for j in range(0, width, 2)
-        ]
-        radix = cls(width, pairs, span)
-        return radix, radix._sum(two)
-
-    def _sum(self, two: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        key: np.ndarray[Any, Any] = self.pairs[0][two[:, 0]]
-        for k in range(1, len(self.pairs)):
-            key += self.pairs[k][two[:, k]]
-        return key
-
-    def keys(self, queries: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """The key of each query, ``-1`` where it is none of the ids."""
-        units = _units(queries)
-        width = units.shape[1]
-        small = _bytes(units, max(width + width % 2, self.width))  # wraps above 0xFF
-        key = self._sum(small.view("<u2"))
-        bad = key >= self.span
-        if small.shape[1] > self.width:
-            bad |= small[:, self.width :].any(axis=1)
-        if units.size and int(units.max()) > 0xFF:
-            bad |= (units > 0xFF).any(axis=1)
-        key[bad] = -1
-        return key
-
-
-def _units(ids: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint32]]:
-    """The ids' UCS-4 code units as a (count, width) array (a view, no copy)."""
-    n, width = ids.size, ids.dtype.itemsize // 4
-    return np.ascontiguousarray(ids).view(np.uint32).reshape(n, width)
-
-
-def _bytes(units: np.ndarray[Any, Any], width: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """Code units as bytes (wrapping above 0xFF), padded with zeros to ``width``."""
-    if units.shape[1] == width:
-        return units.astype(np.uint8)
-    out = np.zeros((units.shape[0], width), dtype=np.uint8)
-    out[:, : units.shape[1]] = units
-    return out
-
-
 class _IdTable:
-    """Positions of text ids. Short Latin-1 ids get exact integer keys (:class:`_Radix`)
-    and a direct table from key to position: no sorting and no text comparison. Other ids
-    are found by hashing: the ids' 64-bit hashes sorted once, each query hashed and
-    searched, and every hit checked against the id itself (so a hash collision can never
-    map an id to the wrong account). Building it refuses repeated ids.
+    """Positions of text ids. Short Latin-1 ids get exact integer keys
+    (:class:`~crmkit._codes.ShortKeys`) and a direct table from key to position: no sorting
+    and no text comparison. Other ids are found by hashing: the ids' 64-bit hashes sorted
+    once, each query hashed and searched, and every hit checked against the id itself (so
+    a hash collision can never map an id to the wrong account). Building it refuses
+    repeated ids.
     """
 
     def __init__(self, ids: np.ndarray[Any, Any]) -> None:
@@ -228,7 +137,8 @@ class _IdTable:
         self._id_order: IntArray | None = None
         self.hashes: np.ndarray[Any, Any] | None = None
         self.order: IntArray | None = None
-        fitted = _Radix.fit(ids) if ids.size else None
+        limit = min(_DENSE_SPAN, max(1 << 16, 4 * ids.size))
+        fitted = ShortKeys.fit(ids, limit) if ids.size else None
         self.radix = None if fitted is None else fitted[0]
         if fitted is not None:
             keys = fitted[1]
