@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 import numpy as np
 
-from crmkit._codes import _MIX, CodedColumns, text_codes
+from crmkit._codes import _MIX, CodedColumns, ShortKeys, text_codes
 from crmkit._mask import _typed_column
 from crmkit._schema import schema_of
 from crmkit.criteria import AllOf, Condition, Criteria, _Leaf, _Node, bind, parse
@@ -626,11 +626,14 @@ class TerritoryIndex:
         segments = edges.size  # the last segment, outside every query, is never covered
         span = int(edges[-1] - edges[0])
         if span <= 8 * n + (1 << 22):
-            lut = np.repeat(np.arange(segments - 1, dtype=np.int32), np.diff(edges))
-            rel = composite - edges[0]
-            inside = (rel >= 0) & (rel < span)
-            seg = np.full(n, segments - 1, dtype=np.int64)
-            seg[inside] = lut[rel[inside]]
+            # a table over the keys the queries span, plus one slot below and one above
+            # for every key outside them (clipped there): one gather per account
+            lut = np.empty(span + 2, dtype=np.int32)
+            lut[0] = lut[-1] = segments - 1
+            lut[1:-1] = np.repeat(np.arange(segments - 1, dtype=np.int32), np.diff(edges))
+            rel = composite - (edges[0] - 1)
+            np.clip(rel, 0, span + 1, out=rel)
+            seg = np.take(lut, rel)
         else:
             seg = np.searchsorted(edges, composite, "right") - 1
             seg[seg < 0] = segments - 1
@@ -642,21 +645,21 @@ class TerritoryIndex:
             bands = self._number_bands[field]
             owner, within = _expand(b1[ter] - b0[ter])
             ter, cell = ter[owner], cell[owner] * bands.size + b0[ter[owner]] + within
+            cells *= bands.size
+            if cells > 8 * n + (1 << 22):
+                return None
             name = "#" + field
             if name not in cache:
                 cache[name] = _number_bands(bands, coded, field)
             found = cache[name]
             assert found is not None
-            seg = seg * bands.size + found
-            cells *= bands.size
-            if cells > 8 * n + (1 << 22):
-                return None
+            seg = seg * np.int64(bands.size) + found
         count = np.bincount(cell, minlength=cells)
         decision = _decision(cell, ter, self.rank, cells)
         by_cell = np.argsort(cell, kind="stable")
         return _Cells(
-            count=count[seg],
-            decision=decision[seg],
+            count=np.take(count, seg),
+            decision=np.take(decision, seg),
             cell=seg,
             ptr=np.cumsum(count) - count,
             ters=ter[by_cell],
@@ -846,9 +849,12 @@ def _number_bands(bands: _Bands, coded: CodedColumns, field: str) -> Array:
     raw = np.asarray(coded.columns.get(field, ()))
     if raw.dtype.kind in "iu" and raw.size and coded.order is None:
         low, high = int(raw.min()), int(raw.max())
+        if low >= 0 and high <= 8 * raw.size + (1 << 22):
+            low = 0  # a table from 0 up: no shift per row
         if high - low <= 8 * raw.size + (1 << 22):
             table = bands.of(np.arange(low, high + 1, dtype=np.float64), None)
-            found: Array = table[raw - low] if low else table[raw]
+            table = table.astype(np.int32 if bands.size < 2**31 else np.int64)
+            found: Array = np.take(table, raw - low if low else raw)
             return found
     values = coded.numbers(field)
     return bands.of(values, np.isnan(values))
@@ -949,47 +955,32 @@ class _RangePlan:
         return self.bands.of(found, found == 0)  # "" is never in a range
 
     def _dense_bands(self, column: Array) -> Array | None:
-        """Text bands through a table over every string of the characters present (in
-        order, NUL padding first), when that table is small: for short codes over a small
-        alphabet, such as postal codes; None otherwise."""
-        column = np.ascontiguousarray(column)
-        width = column.dtype.itemsize // 4
+        """Text bands through exact dense keys of the rows and the bounds (see
+        :class:`~crmkit._codes.ShortKeys`) and a table from key to band, when that table is
+        small: for short codes over a small alphabet, such as postal codes; None
+        otherwise."""
         n = column.size
-        if column.dtype.kind != "U" or width == 0 or width > 8 or n == 0:
+        if column.dtype.kind != "U" or n == 0 or column.dtype.itemsize == 0:
             return None
-        units = column.view(np.uint32).reshape(n, width)
-        if int(units.max()) > 0xFF:
-            return None
-        chars = units.astype(np.uint8)
         ends = self.bands.ends.astype(">u8").view(np.uint8).reshape(-1, 8)
-        present = np.zeros(256, dtype=bool)
-        for j in range(width):
-            present[chars[:, j]] = True
-        present[ends.reshape(-1)] = True
-        present[0] = True
-        base = int(present.sum())
-        nonzero = np.flatnonzero(ends.any(axis=0))
-        used = max(width, int(nonzero.max()) + 1 if nonzero.size else 0)
-        size = base**used
-        if size > 8 * n + (1 << 22):
+        used = np.flatnonzero(ends.any(axis=0))
+        wide = max(1, int(used[-1]) + 1 if used.size else 1)  # no wider than the bounds
+        end_text = ends[:, :wide].astype(np.uint32).view(f"<U{wide}").reshape(-1)
+        fitted = ShortKeys.fit(column, 8 * n + (1 << 22), end_text)
+        if fitted is None:
             return None
-        rank = (np.cumsum(present) - 1).astype(np.int64)
-        key = np.zeros(n, dtype=np.int64)
-        ranked = rank.astype(np.uint8)[chars]
-        for j in range(used):
-            key *= base
-            if j < width:
-                key += ranked[:, j]
-        at = np.zeros(ends.shape[0], dtype=np.int64)
-        for j in range(used):
-            at = at * base + rank[ends[:, j]]
-        # bands over [0, size): 2i below end i, 2i+1 at it, 2m above the last
+        short, key = fitted
+        at = short.keys(end_text).astype(np.int64)
+        # bands over [0, span): 2i below end i, 2i+1 at it, 2m above the last
         cuts = np.empty(2 * at.size + 2, dtype=np.int64)
-        cuts[0], cuts[-1] = 0, size
+        cuts[0], cuts[-1] = 0, short.span
         cuts[1:-1:2], cuts[2:-1:2] = at, at + 1
         lut = np.repeat(np.arange(2 * at.size + 1, dtype=np.int32), np.diff(cuts))
-        lut[0] = self.bands.size - 1  # "" is never in a range
-        return lut[key].astype(np.int64)
+        empty = int(short.keys(np.array([""]))[0])
+        if empty >= 0:
+            lut[empty] = self.bands.size - 1  # "" is never in a range
+        found: Array = np.take(lut, key)
+        return found
 
 
 def _range_plan(numeric: bool, bound_conds: list[list[Condition]]) -> _RangePlan | None:
@@ -1135,9 +1126,9 @@ class _Cells:
 
     def merge(self, decision: Array) -> Array:
         """This decision and another group's: the better rank wins, equal ranks tie."""
-        mine, theirs = self.decision >> 32, decision >> 32
+        mine = self.decision >> 32
         out = np.minimum(self.decision, decision)
-        tie = (mine == theirs) & (mine != _NONE >> 32)
+        tie = mine == decision >> 32  # no match in both is _NONE either way
         out[tie] = mine[tie] << 32
         return out
 
