@@ -217,12 +217,29 @@ class TerritoryAssignment:
 
 
 def _flatten(node: Criteria) -> list[Criteria]:
-    if isinstance(node, AllOf):
-        out: list[Criteria] = []
-        for item in node.items:
+    if not isinstance(node, AllOf):
+        return [node]
+    out: list[Criteria] = []
+    for item in node.items:
+        if isinstance(item, AllOf):
             out.extend(_flatten(item))
-        return out
-    return [node]
+        else:
+            out.append(item)
+    return out
+
+
+def _memo_key(items: Sequence[Criteria]) -> tuple[Any, ...] | None:
+    """A key telling conditions apart exactly (``1``, ``1.0`` and ``True`` are equal in
+    Python but bind differently, so each value's type is part of it), or None when some
+    item is not a plain condition."""
+    key: list[Any] = []
+    for item in items:
+        if type(item) is not Condition:
+            return None
+        value = item.value
+        kinds = tuple(map(type, value)) if type(value) is tuple else type(value)
+        key.append((item.field, item.op, value, kinds))
+    return tuple(key)
 
 
 def _effective(territories: Sequence[Territory]) -> tuple[list[list[Criteria]], Array]:
@@ -387,6 +404,7 @@ class TerritoryIndex:
             tuple[tuple[str, ...], str | None],
             list[tuple[int, list[Condition], list[Condition], Any]],
         ] = {}
+        bound: dict[tuple[Any, ...], Any] = {}
         for k, items in enumerate(conds):
             eq: dict[str, Condition] = {}
             rng: list[Condition] = []
@@ -410,7 +428,15 @@ class TerritoryIndex:
                         continue
                 rest.append(item)
             key = (tuple(sorted(eq)), rng[0].field if rng else None)
-            root = bind(AllOf(items=tuple(rest)), Account)._root if rest else None
+            root = None
+            if rest:  # territories often share a residual (an employee band): bind it once
+                memo = _memo_key(rest)
+                found = bound.get(memo) if memo is not None else None
+                if found is None:
+                    found = bind(AllOf(items=tuple(rest)), Account)._root
+                    if memo is not None:
+                        bound[memo] = found
+                root = found
             self.groups.setdefault(key, []).append((k, [eq[f] for f in key[0]], rng, root))
         self.ids = (
             np.array([t.id for t in self.territories], dtype=str)
@@ -483,10 +509,13 @@ class TerritoryIndex:
                 nb = self._number_bands[field]
                 b0 = np.zeros(count, dtype=np.int64)
                 b1 = np.full(count, nb.size, dtype=np.int64)  # no test: every band
-                for k, (low, high) in by_k.items():
-                    b0[k] = nb.low(low, False) if math.isfinite(low) else 0
-                    b1[k] = nb.high(high, False) if math.isfinite(high) else nb.size - 1
-                    b1[k] = max(b0[k], b1[k])
+                if by_k:  # [low, high] -> bands [2j + 1, 2j' + 2) (see _Bands), all at once
+                    ks = np.fromiter(by_k, dtype=np.int64, count=len(by_k))
+                    closed = np.array(list(by_k.values()), dtype=np.float64).reshape(-1, 2)
+                    finite = np.isfinite(closed)
+                    at = 2 * np.searchsorted(nb.ends, closed).astype(np.int64)
+                    b0[ks] = np.where(finite[:, 0], at[:, 0] + 1, 0)
+                    b1[ks] = np.maximum(b0[ks], np.where(finite[:, 1], at[:, 1] + 2, nb.size - 1))
                 bands[field] = (b0, b1)
             self._plans[key] = _GroupPlan.of(
                 members, ranges.get(rng_field, {}) if rng_field else {}, bands, said[key[0]]
