@@ -901,6 +901,15 @@ def _mention_codes(column: Array, mentioned: Array) -> Array | None:
     units = column.view(np.uint32).reshape(n, width)
     if int(units.max()) > 0xFF:
         return None
+    said = np.asarray(mentioned, dtype=str)
+    fitted = ShortKeys.fit(said, 1 << 16) if said.size else None
+    if fitted is not None:  # the mentioned values' exact keys span a small table
+        short, places = fitted
+        table = np.full(short.span + 1, mentioned.size, dtype=np.int64)
+        table[places] = np.arange(mentioned.size)
+        keys = short.keys(column)  # -1 (the last slot) for a value none of them is
+        exact: Array = np.take(table, keys)
+        return exact
     padded = -(-width // 8) * 8
     fits = np.array(  # a longer or wider value matches no row
         [len(v) <= width and all(ord(c) <= 0xFF for c in v) for v in mentioned.tolist()],
