@@ -610,13 +610,19 @@ class TerritoryIndex:
             if name not in cache:
                 cache[name] = _mention_codes(np.asarray(coded.columns[field]), mentioned)
             spotted.append(cache[name])
+        # per-account keys in int32 when no key can reach 2**31 (less memory to stream)
+        ranged = self._ranges.get(rng_field) if rng_field is not None else None
+        keys_bound = math.prod(m.size + 1 for m in plan.mentioned)
+        keys_bound *= ranged.width + 1 if ranged is not None else 1
+        narrow = np.int32 if max(keys_bound, 8 * n + (1 << 22)) < 2**31 else np.int64
         if all(found is not None for found in spotted):
             # each account's value as its place among the values the territories mention
+            key = np.zeros(n, dtype=narrow)
             for found, mentioned, q_value in zip(
                 spotted, plan.mentioned, plan.q_value, strict=True
             ):
                 assert found is not None
-                key = key * (mentioned.size + 1) + found
+                key = key * (mentioned.size + 1) + found.astype(narrow, copy=False)
                 q_key = q_key * (mentioned.size + 1) + q_value
         else:
             for field, mentioned, q_value in zip(
@@ -643,7 +649,8 @@ class TerritoryIndex:
             q_bound = plan.q_bound[known]
             lows, highs = ranges.lows[q_bound], ranges.highs[q_bound]
             ends = np.unique(np.concatenate([lows, highs]))
-            local = np.searchsorted(ends, np.arange(ranges.width), "right")
+            local: Array = np.searchsorted(ends, np.arange(ranges.width), "right")
+            local = local.astype(narrow)
             width = ends.size + 1
             q_lo = q_key * width + local[lows]
             q_hi = q_key * width + local[highs]
@@ -660,7 +667,7 @@ class TerritoryIndex:
             lut = np.empty(span + 2, dtype=np.int32)
             lut[0] = lut[-1] = segments - 1
             lut[1:-1] = np.repeat(np.arange(segments - 1, dtype=np.int32), np.diff(edges))
-            rel = composite - (edges[0] - 1)
+            rel = composite - (int(edges[0]) - 1)
             np.clip(rel, 0, span + 1, out=rel)
             seg = np.take(lut, rel)
         else:
@@ -682,7 +689,7 @@ class TerritoryIndex:
                 cache[name] = _number_bands(bands, coded, field)
             found = cache[name]
             assert found is not None
-            seg = seg * np.int64(bands.size) + found
+            seg = seg.astype(narrow, copy=False) * bands.size + found
         count = np.bincount(cell, minlength=cells)
         decision = _decision(cell, ter, self.rank, cells)
         by_cell = np.argsort(cell, kind="stable")
@@ -905,7 +912,7 @@ def _mention_codes(column: Array, mentioned: Array) -> Array | None:
     fitted = ShortKeys.fit(said, 1 << 16) if said.size else None
     if fitted is not None:  # the mentioned values' exact keys span a small table
         short, places = fitted
-        table = np.full(short.span + 1, mentioned.size, dtype=np.int64)
+        table = np.full(short.span + 1, mentioned.size, dtype=np.int32)
         table[places] = np.arange(mentioned.size)
         keys = short.keys(column)  # -1 (the last slot) for a value none of them is
         exact: Array = np.take(table, keys)
