@@ -142,7 +142,7 @@ class _IdTable:
         self.radix = None if fitted is None else fitted[0]
         if fitted is not None:
             keys = fitted[1]
-            self.slots = np.full(fitted[0].span, -1, dtype=np.int64)
+            self.slots = np.full(fitted[0].span + 1, -1, dtype=np.int64)  # + a slot for -1
             self.slots[keys] = np.arange(ids.size, dtype=np.int64)
             if np.count_nonzero(self.slots >= 0) < ids.size:  # some key came twice
                 lost = np.flatnonzero(self.slots[keys] != np.arange(ids.size))
@@ -177,8 +177,7 @@ class _IdTable:
             return np.full(queries.size, -1, dtype=np.int64)
         if self.radix is not None:
             found = self.radix.keys(queries)
-            out: IntArray = self.slots[np.maximum(found, 0)]
-            out[found < 0] = -1
+            out: IntArray = np.take(self.slots, found)  # key -1 reads the last slot: -1
             return out
         out = np.full(queries.size, -1, dtype=np.int64)
         assert self.order is not None
