@@ -4,6 +4,7 @@ half-open ranges keep their boundaries."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmkit import Account, F, FixedClock, Lead, MemoryStore, Rep, RoutingRule, Territory
-from crmkit._codes import text_codes
+from crmkit._codes import ShortKeys, text_codes
 from crmkit._columns import columns_of
 from crmkit.criteria import bind
 from crmkit.routing import Router, RuleSet, assign_columns
@@ -39,6 +40,32 @@ def test_text_codes_agree_with_sorting(values: list[str]) -> None:
     for k, value in enumerate(uniq.tolist()):
         assert codes.code_of(value) == k
     assert codes.code_of("not there") == -1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(TEXT, min_size=1, max_size=40), st.lists(TEXT, max_size=8), st.lists(TEXT))
+def test_short_keys_are_exact_and_in_text_order(
+    values: list[str], extra: list[str], asked: list[str]
+) -> None:
+    """Keys of the column and of ``extra`` are equal exactly when the text is, ordered as
+    the text; any other query is -1 or the key of the equal text."""
+    column = np.array(values, dtype=str)
+    more = np.array(extra, dtype=str) if extra else None
+    fitted = ShortKeys.fit(column, 1 << 20, more)
+    if fitted is None:  # not Latin-1, or too many keys
+        return
+    short, keys = fitted
+    known = [*values, *extra]
+    found = short.keys(np.array(known, dtype=str))
+    assert found[: len(values)].tolist() == keys.tolist()
+    assert (found >= 0).all()
+    assert (found < short.span).all()
+    pairs = sorted(zip(known, found.tolist(), strict=True))
+    for (a, ka), (b, kb) in itertools.pairwise(pairs):
+        assert (ka < kb) if a < b else (ka == kb)
+    where = dict(zip(known, found.tolist(), strict=True))
+    got = short.keys(np.array(asked, dtype=str)) if asked else np.zeros(0, dtype=np.int64)
+    assert got.tolist() == [where.get(q, -1) for q in asked]
 
 
 @pytest.mark.parametrize(
