@@ -34,6 +34,7 @@ Array = np.ndarray[Any, Any]
 __all__ = ["CodedColumns", "ShortKeys", "TextCodes", "text_codes"]
 
 _DENSE_SPAN = 1 << 22  # a key span up to this is numbered through a dense table
+_SAMPLE = 1 << 14  # rows whose characters ShortKeys reads first
 _HASH_BITS = 16  # slots of the perfect-hash attempt (distinct values well under 2**16)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -256,15 +257,31 @@ class ShortKeys:
         wide = max(units.shape[1], more.shape[1])
         width = max(2, wide + wide % 2)  # even: characters go in pairs
         two = _bytes(units, width).view("<u2")  # c[j] + 256 * c[j + 1]
-        used = np.zeros((width, 256), dtype=bool)
-        for k in range(width // 2):
-            seen = np.bincount(two[:, k], minlength=1 << 16).reshape(256, 256) > 0
-            used[2 * k] = seen.any(axis=0)
-            used[2 * k + 1] = seen.any(axis=1)
         small = _bytes(more, width)
-        for j in range(width):
-            used[j, small[:, j]] = True
-        used[:, 0] |= ~used.any(axis=1)  # an empty column holds padding only
+        # the characters of a sample of rows first: when every row's key then falls
+        # below the span, no row has a character the sample lacks
+        step = max(1, two.shape[0] // _SAMPLE)
+        for rows in (two[::step], two) if step > 1 else (two,):
+            used = np.zeros((width, 256), dtype=bool)
+            for k in range(width // 2):
+                seen = np.bincount(rows[:, k], minlength=1 << 16).reshape(256, 256) > 0
+                used[2 * k] = seen.any(axis=0)
+                used[2 * k + 1] = seen.any(axis=1)
+            for j in range(width):
+                used[j, small[:, j]] = True
+            used[:, 0] |= ~used.any(axis=1)  # an empty column holds padding only
+            short = cls._numbered(used, limit)
+            if short is None:
+                return None  # a sample spanning too many keys: the whole column does too
+            keys = short._sum(two)
+            if rows is two or not keys.size or int(keys.max()) < short.span:
+                return short, keys
+        return None  # not reached: the last pass reads every row
+
+    @classmethod
+    def _numbered(cls, used: Array, limit: int) -> ShortKeys | None:
+        """The numbering of the characters ``used[j]`` at each position ``j``."""
+        width = used.shape[0]
         radices = np.count_nonzero(used, axis=1).tolist()
         span = math.prod(radices)
         if span > limit:
@@ -284,8 +301,7 @@ class ShortKeys:
             .astype(np.int32 if small_keys else np.int64)
             for j in range(0, width, 2)
         ]
-        short = cls(width, pairs, span)
-        return short, short._sum(two)
+        return cls(width, pairs, span)
 
     def _sum(self, two: Array) -> Array:
         key: Array = np.take(self.pairs[0], two[:, 0])  # take: faster than [] here
@@ -294,7 +310,8 @@ class ShortKeys:
         return key
 
     def keys(self, queries: Array) -> Array:
-        """The key of each query, ``-1`` where it is none of the keys numbered."""
+        """The key of each query, ``-1`` where it has a character the numbering never saw
+        at that position (then it equals none of the values numbered)."""
         units = _units(queries)
         width = units.shape[1]
         small = _bytes(units, max(width + width % 2, self.width))  # wraps above 0xFF

@@ -68,6 +68,22 @@ def test_short_keys_are_exact_and_in_text_order(
     assert got.tolist() == [where.get(q, -1) for q in asked]
 
 
+def test_short_keys_see_a_character_only_one_row_has() -> None:
+    """The characters of a sample of rows are numbered first; a character the sample
+    missed must still get its own keys (the whole column is then read)."""
+    column = np.char.zfill((np.arange(50_000) % 700).astype(str), 4)
+    column[12_345] = "0z07"  # an odd row: not in the sample of every other row
+    fitted = ShortKeys.fit(column, 1 << 22)
+    assert fitted is not None
+    short, keys = fitted
+    uniq, inverse = np.unique(column, return_inverse=True)
+    ranked = np.empty(uniq.size, dtype=np.int64)
+    ranked[np.argsort(short.keys(uniq))] = np.arange(uniq.size)
+    assert np.array_equal(ranked, np.arange(uniq.size))  # key order is text order
+    assert np.array_equal(np.unique(keys, return_inverse=True)[1].reshape(-1), inverse)
+    assert short.keys(np.array(["0z07", "0y07"])).tolist() == [keys[12_345], -1]
+
+
 @pytest.mark.parametrize(
     "column",
     [
