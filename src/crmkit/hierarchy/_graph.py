@@ -408,18 +408,6 @@ class AccountHierarchy:
                     "missing_parent", (), f"... and {missing.size - 1000} more missing parents"
                 )
             )
-        selfish = np.flatnonzero(parent == np.arange(n))
-        for i in selfish.tolist():
-            if strict:
-                raise HierarchyCycleError([str(ids[i]), str(ids[i])])
-            problems.append(
-                Problem(
-                    "self_parent",
-                    (str(ids[i]),),
-                    f"{str(ids[i])!r} is its own parent; treated as a root",
-                )
-            )
-        parent[selfish] = -1
         found, jumped = _cut_cycles(lambda i: str(ids[i]), parent, strict=strict)
         problems += found
         return cls(
@@ -494,18 +482,6 @@ class AccountHierarchy:
         if outside.size > 1000:
             problems.append(Problem("missing_parent", (), f"... and {outside.size - 1000} more"))
         parent[outside] = -1
-        selfish = np.flatnonzero(parent == np.arange(n))
-        for i in selfish.tolist():
-            if strict:
-                raise HierarchyCycleError([label(i), label(i)])
-            problems.append(
-                Problem(
-                    "self_parent",
-                    (label(i),),
-                    f"{label(i)!r} is its own parent; treated as a root",
-                )
-            )
-        parent[selfish] = -1
         found, jumped = _cut_cycles(label, parent, strict=strict)
         problems += found
         return cls(
@@ -713,18 +689,29 @@ class AccountHierarchy:
 def _cut_cycles(
     label: Callable[[int], str], parent: IntArray, *, strict: bool
 ) -> tuple[list[Problem], tuple[Any, IntArray | None] | None]:
-    """Find every cycle, cut it at its smallest id (in place) and report it.
+    """Find every self-parent and cycle, cut it (a cycle at its smallest id; in place)
+    and report it.
 
     Also returns (depth, top) when there was no cycle to cut (else ``None``).
     """
     chased = _chase(parent, with_top=False)
     if chased is not None:
-        return [], chased  # every chain reached a root: no cycle
+        return [], chased  # every chain reached a root: no cycle, no self-parent
+    problems: list[Problem] = []
+    selfish = np.flatnonzero(parent == np.arange(parent.size))
+    for i in selfish.tolist():
+        if strict:
+            raise HierarchyCycleError([label(i), label(i)])
+        problems.append(
+            Problem(
+                "self_parent", (label(i),), f"{label(i)!r} is its own parent; treated as a root"
+            )
+        )
+    parent[selfish] = -1
     jumped = _pointer_jump(parent)
     trapped = np.flatnonzero(parent[jumped[1]] >= 0)
     if not trapped.size:
-        return [], jumped
-    problems: list[Problem] = []
+        return problems, jumped
     done: set[int] = set()
     for start in trapped.tolist():
         if start in done:
