@@ -397,5 +397,11 @@ def w4_crmkit_input(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def w4_answer(p: dict[str, Any], result: Any) -> tuple[Array, Array]:
-    """crmkit's assignment as the floor's (best, count) integers."""
+    """crmkit's assignment as the floor's (best, count) integers (``match_count``: no
+    (account, territory) pair is listed)."""
+    return result.primary_index, result.match_count
+
+
+def w4_answer_pairs(p: dict[str, Any], result: Any) -> tuple[Array, Array]:
+    """The same answer counted from the listed pairs (as the harness plugin does)."""
     return result.primary_index, np.bincount(result.pair_account, minlength=p["n"])

@@ -15,7 +15,8 @@ python benchmarks/bench_routing.py [--quick] [--repeat N]
    ``Router.route(lead)`` (decide and write to a MemoryStore) and the rule index alone.
 4. Territory assignment as the harness's W4 (n accounts, 5,000 territories: half-open
    postal ranges per country, overlays with industry sets and employee bands): crmkit
-   ``assign_columns`` from the Territory records and from a ``TerritoryIndex`` built once,
+   ``assign_columns`` from the Territory records and from a ``TerritoryIndex`` built once
+   (count read from ``match_count``; one row counts from the listed pairs instead),
    beside the harness's ``numpy_decision_table`` floor on integer columns.
 
 For 1 and 4 every time is a median of ``--repeat`` (at least 3) rounds that run the
@@ -95,14 +96,16 @@ def bench_w4(n: int, repeat: int) -> None:
     p = wl.w4_crmkit_input(d)
     index = TerritoryIndex(p["territories"])
     floor = wl.w4_floor(d)
-    ours = wl.w4_answer(p, assign_columns(p["territories"], p["cols"]))
-    assert np.array_equal(floor[0], ours[0])
-    assert np.array_equal(floor[1], ours[1])
+    for answer in (wl.w4_answer, wl.w4_answer_pairs):
+        ours = answer(p, assign_columns(p["territories"], p["cols"]))
+        assert np.array_equal(floor[0], ours[0])
+        assert np.array_equal(floor[1], ours[1])
     t = interleaved(
         {
             "floor": lambda: wl.w4_floor(d),
             "index": lambda: wl.w4_answer(p, assign_columns(index, p["cols"])),
             "records": lambda: wl.w4_answer(p, assign_columns(p["territories"], p["cols"])),
+            "pairs": lambda: wl.w4_answer_pairs(p, assign_columns(index, p["cols"])),
             "compile": lambda: TerritoryIndex(p["territories"]),
         },
         repeat,
@@ -116,6 +119,10 @@ def bench_w4(n: int, repeat: int) -> None:
     table.add(
         "crmkit assign_columns(territories) + answer", t["records"], base=base, target=2.0, per=n
     )
+    table.add(
+        "crmkit assign_columns(TerritoryIndex), count from pair_account", t["pairs"], base=base,
+        per=n, note="lists every pair",
+    )  # fmt: skip
     table.add("crmkit TerritoryIndex(territories) alone", t["compile"], base=base, per=n)
     table.print()
 

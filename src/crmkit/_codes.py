@@ -31,9 +31,10 @@ from crmkit.errors import CriteriaError
 
 Array = np.ndarray[Any, Any]
 
-__all__ = ["CodedColumns", "TextCodes", "text_codes"]
+__all__ = ["CodedColumns", "ShortKeys", "TextCodes", "text_codes"]
 
 _DENSE_SPAN = 1 << 22  # a key span up to this is numbered through a dense table
+_SAMPLE = 1 << 14  # rows whose characters ShortKeys reads first
 _HASH_BITS = 16  # slots of the perfect-hash attempt (distinct values well under 2**16)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -218,6 +219,125 @@ def _number(key: Array) -> tuple[Array, Array, Array | None] | None:
     rank = np.zeros(size, dtype=np.intp)
     rank[occupied[by_key]] = np.arange(occupied.size)
     return rank[slot], held[occupied[by_key]], None
+
+
+# -- exact keys of short text ----------------------------------------------------------------
+
+
+class ShortKeys:
+    """Exact integer keys for short Latin-1 text, numbered densely.
+
+    Each character position is numbered over the characters used there (the padding
+    included), and a key is the mixed-radix number of those ranks: two values share a key
+    only when they are equal, and key order is text order. Positions where every value has
+    the same character add nothing, so ``acc-0000000`` ... ``acc-0999999`` span a million
+    keys, not 10**11. Characters are read two at a time (one ``uint16``), each pair looked
+    up in a table of its part of the key: a key per row costs a few table reads.
+
+    >>> short, keys = ShortKeys.fit(np.array(["b7", "a7", "b"]), 100)
+    >>> keys.tolist(), short.keys(np.array(["a7", "b", "b7", "c7", "b7x", "é"])).tolist()
+    ([3, 1, 2], [1, 2, 3, -1, -1, -1])
+    """
+
+    def __init__(self, width: int, pairs: list[Array], span: int) -> None:
+        self.width = width  # an even number of characters (the values' width, padded)
+        self.pairs = pairs  # per two characters (as one uint16): their part of the key
+        self.span = span  # keys are below; a character never seen there adds span
+
+    @classmethod
+    def fit(
+        cls, column: Array, limit: int, extra: Array | None = None
+    ) -> tuple[ShortKeys, Array] | None:
+        """The numbering of ``column`` (and of the few values ``extra``) and the column's
+        keys, or None when the text is not Latin-1 or spans more than ``limit`` keys."""
+        units = _units(column)
+        more = _units(extra) if extra is not None else units[:0]
+        if (units.size and int(units.max()) > 0xFF) or (more.size and int(more.max()) > 0xFF):
+            return None
+        wide = max(units.shape[1], more.shape[1])
+        width = max(2, wide + wide % 2)  # even: characters go in pairs
+        two = _bytes(units, width).view("<u2")  # c[j] + 256 * c[j + 1]
+        small = _bytes(more, width)
+        # the characters of a sample of rows first: when every row's key then falls
+        # below the span, no row has a character the sample lacks
+        step = max(1, two.shape[0] // _SAMPLE)
+        for rows in (two[::step], two) if step > 1 else (two,):
+            used = np.zeros((width, 256), dtype=bool)
+            for k in range(width // 2):
+                seen = np.bincount(rows[:, k], minlength=1 << 16).reshape(256, 256) > 0
+                used[2 * k] = seen.any(axis=0)
+                used[2 * k + 1] = seen.any(axis=1)
+            for j in range(width):
+                used[j, small[:, j]] = True
+            used[:, 0] |= ~used.any(axis=1)  # an empty column holds padding only
+            short = cls._numbered(used, limit)
+            if short is None:
+                return None  # a sample spanning too many keys: the whole column does too
+            keys = short._sum(two)
+            if rows is two or not keys.size or int(keys.max()) < short.span:
+                return short, keys
+        return None  # not reached: the last pass reads every row
+
+    @classmethod
+    def _numbered(cls, used: Array, limit: int) -> ShortKeys | None:
+        """The numbering of the characters ``used[j]`` at each position ``j``."""
+        width = used.shape[0]
+        radices = np.count_nonzero(used, axis=1).tolist()
+        span = math.prod(radices)
+        if span > limit:
+            return None
+        small_keys = 2 * span * (width // 2) < 2**31  # no sum of parts can overflow
+        steps: list[Array] = []
+        place = 1
+        for j in reversed(range(width)):
+            step = np.full(256, span, dtype=np.int64)
+            step[used[j]] = np.arange(radices[j], dtype=np.int64) * place
+            steps.append(step)
+            place *= radices[j]
+        steps.reverse()
+        pairs = [
+            (steps[j][None, :] + steps[j + 1][:, None])
+            .reshape(-1)
+            .astype(np.int32 if small_keys else np.int64)
+            for j in range(0, width, 2)
+        ]
+        return cls(width, pairs, span)
+
+    def _sum(self, two: Array) -> Array:
+        key: Array = np.take(self.pairs[0], two[:, 0])  # take: faster than [] here
+        for k in range(1, len(self.pairs)):
+            key += np.take(self.pairs[k], two[:, k])
+        return key
+
+    def keys(self, queries: Array) -> Array:
+        """The key of each query, ``-1`` where it has a character the numbering never saw
+        at that position (then it equals none of the values numbered)."""
+        units = _units(queries)
+        width = units.shape[1]
+        small = _bytes(units, max(width + width % 2, self.width))  # wraps above 0xFF
+        key = self._sum(small.view("<u2"))
+        bad = key >= self.span
+        if small.shape[1] > self.width:
+            bad |= small[:, self.width :].any(axis=1)
+        if units.size and int(units.max()) > 0xFF:
+            bad |= (units > 0xFF).any(axis=1)
+        key[bad] = -1
+        return key
+
+
+def _units(text: Array) -> Array:
+    """UCS-4 code units as a (count, width) array (a view, no copy)."""
+    n, width = text.size, text.dtype.itemsize // 4
+    return np.ascontiguousarray(text).view(np.uint32).reshape(n, width)
+
+
+def _bytes(units: Array, width: int) -> Array:
+    """Code units as bytes (wrapping above 0xFF), padded with zeros to ``width``."""
+    if units.shape[1] == width:
+        return units.astype(np.uint8)
+    out = np.zeros((units.shape[0], width), dtype=np.uint8)
+    out[:, : units.shape[1]] = units
+    return out
 
 
 # -- criteria over coded columns -----------------------------------------------------------

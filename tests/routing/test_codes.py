@@ -4,6 +4,7 @@ half-open ranges keep their boundaries."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmkit import Account, F, FixedClock, Lead, MemoryStore, Rep, RoutingRule, Territory
-from crmkit._codes import text_codes
+from crmkit._codes import ShortKeys, text_codes
 from crmkit._columns import columns_of
 from crmkit.criteria import bind
 from crmkit.routing import Router, RuleSet, assign_columns
@@ -39,6 +40,49 @@ def test_text_codes_agree_with_sorting(values: list[str]) -> None:
     for k, value in enumerate(uniq.tolist()):
         assert codes.code_of(value) == k
     assert codes.code_of("not there") == -1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(TEXT, min_size=1, max_size=40), st.lists(TEXT, max_size=8), st.lists(TEXT))
+def test_short_keys_are_exact_and_in_text_order(
+    values: list[str], extra: list[str], asked: list[str]
+) -> None:
+    """Keys of the column and of ``extra`` are equal exactly when the text is, ordered as
+    the text; other text never gets one of their keys."""
+    column = np.array(values, dtype=str)
+    more = np.array(extra, dtype=str) if extra else None
+    fitted = ShortKeys.fit(column, 1 << 20, more)
+    if fitted is None:  # not Latin-1, or too many keys
+        return
+    short, keys = fitted
+    known = [*values, *extra]
+    found = short.keys(np.array(known, dtype=str))
+    assert found[: len(values)].tolist() == keys.tolist()
+    assert (found >= 0).all()
+    assert (found < short.span).all()
+    pairs = sorted(zip(known, found.tolist(), strict=True))
+    for (a, ka), (b, kb) in itertools.pairwise(pairs):
+        assert (ka < kb) if a < b else (ka == kb)
+    where = dict(zip(known, found.tolist(), strict=True))
+    got = short.keys(np.array(asked, dtype=str)) if asked else np.zeros(0, dtype=np.int64)
+    for query, key in zip(asked, got.tolist(), strict=True):  # other text: -1 or a new key
+        assert key == where[query] if query in where else key not in where.values()
+
+
+def test_short_keys_see_a_character_only_one_row_has() -> None:
+    """The characters of a sample of rows are numbered first; a character the sample
+    missed must still get its own keys (the whole column is then read)."""
+    column = np.char.zfill((np.arange(50_000) % 700).astype(str), 4)
+    column[12_345] = "0z07"  # an odd row: not in the sample of every other row
+    fitted = ShortKeys.fit(column, 1 << 22)
+    assert fitted is not None
+    short, keys = fitted
+    uniq, inverse = np.unique(column, return_inverse=True)
+    ranked = np.empty(uniq.size, dtype=np.int64)
+    ranked[np.argsort(short.keys(uniq))] = np.arange(uniq.size)
+    assert np.array_equal(ranked, np.arange(uniq.size))  # key order is text order
+    assert np.array_equal(np.unique(keys, return_inverse=True)[1].reshape(-1), inverse)
+    assert short.keys(np.array(["0z07", "0y07"])).tolist() == [keys[12_345], -1]
 
 
 @pytest.mark.parametrize(

@@ -64,8 +64,8 @@ def _layout(h: AccountHierarchy) -> _Layout:
     order = np.argsort(small, kind="stable").astype(np.int64)  # radix sort for small ints
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n, dtype=np.int64)
-    up = h.parents[order]
-    parent_pos = np.where(up >= 0, position[np.maximum(up, 0)], -1)
+    up = np.take(h.parents, order)
+    parent_pos = np.where(up >= 0, np.take(position, np.maximum(up, 0)), -1)
     counts = np.bincount(depth, minlength=1) if n else np.zeros(1, dtype=np.int64)
     bounds = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=bounds[1:])

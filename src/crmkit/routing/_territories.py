@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 import numpy as np
 
-from crmkit._codes import _MIX, CodedColumns, text_codes
+from crmkit._codes import _MIX, CodedColumns, ShortKeys, text_codes
 from crmkit._mask import _typed_column
 from crmkit._schema import schema_of
 from crmkit.criteria import AllOf, Condition, Criteria, _Leaf, _Node, bind, parse
@@ -217,12 +217,29 @@ class TerritoryAssignment:
 
 
 def _flatten(node: Criteria) -> list[Criteria]:
-    if isinstance(node, AllOf):
-        out: list[Criteria] = []
-        for item in node.items:
+    if not isinstance(node, AllOf):
+        return [node]
+    out: list[Criteria] = []
+    for item in node.items:
+        if isinstance(item, AllOf):
             out.extend(_flatten(item))
-        return out
-    return [node]
+        else:
+            out.append(item)
+    return out
+
+
+def _memo_key(items: Sequence[Criteria]) -> tuple[Any, ...] | None:
+    """A key telling conditions apart exactly (``1``, ``1.0`` and ``True`` are equal in
+    Python but bind differently, so each value's type is part of it), or None when some
+    item is not a plain condition."""
+    key: list[Any] = []
+    for item in items:
+        if type(item) is not Condition:
+            return None
+        value = item.value
+        kinds = tuple(map(type, value)) if type(value) is tuple else type(value)
+        key.append((item.field, item.op, value, kinds))
+    return tuple(key)
 
 
 def _effective(territories: Sequence[Territory]) -> tuple[list[list[Criteria]], Array]:
@@ -387,6 +404,7 @@ class TerritoryIndex:
             tuple[tuple[str, ...], str | None],
             list[tuple[int, list[Condition], list[Condition], Any]],
         ] = {}
+        bound: dict[tuple[Any, ...], Any] = {}
         for k, items in enumerate(conds):
             eq: dict[str, Condition] = {}
             rng: list[Condition] = []
@@ -410,7 +428,15 @@ class TerritoryIndex:
                         continue
                 rest.append(item)
             key = (tuple(sorted(eq)), rng[0].field if rng else None)
-            root = bind(AllOf(items=tuple(rest)), Account)._root if rest else None
+            root = None
+            if rest:  # territories often share a residual (an employee band): bind it once
+                memo = _memo_key(rest)
+                found = bound.get(memo) if memo is not None else None
+                if found is None:
+                    found = bind(AllOf(items=tuple(rest)), Account)._root
+                    if memo is not None:
+                        bound[memo] = found
+                root = found
             self.groups.setdefault(key, []).append((k, [eq[f] for f in key[0]], rng, root))
         self.ids = (
             np.array([t.id for t in self.territories], dtype=str)
@@ -483,10 +509,13 @@ class TerritoryIndex:
                 nb = self._number_bands[field]
                 b0 = np.zeros(count, dtype=np.int64)
                 b1 = np.full(count, nb.size, dtype=np.int64)  # no test: every band
-                for k, (low, high) in by_k.items():
-                    b0[k] = nb.low(low, False) if math.isfinite(low) else 0
-                    b1[k] = nb.high(high, False) if math.isfinite(high) else nb.size - 1
-                    b1[k] = max(b0[k], b1[k])
+                if by_k:  # [low, high] -> bands [2j + 1, 2j' + 2) (see _Bands), all at once
+                    ks = np.fromiter(by_k, dtype=np.int64, count=len(by_k))
+                    closed = np.array(list(by_k.values()), dtype=np.float64).reshape(-1, 2)
+                    finite = np.isfinite(closed)
+                    at = 2 * np.searchsorted(nb.ends, closed).astype(np.int64)
+                    b0[ks] = np.where(finite[:, 0], at[:, 0] + 1, 0)
+                    b1[ks] = np.maximum(b0[ks], np.where(finite[:, 1], at[:, 1] + 2, nb.size - 1))
                 bands[field] = (b0, b1)
             self._plans[key] = _GroupPlan.of(
                 members, ranges.get(rng_field, {}) if rng_field else {}, bands, said[key[0]]
@@ -581,13 +610,19 @@ class TerritoryIndex:
             if name not in cache:
                 cache[name] = _mention_codes(np.asarray(coded.columns[field]), mentioned)
             spotted.append(cache[name])
+        # per-account keys in int32 when no key can reach 2**31 (less memory to stream)
+        ranged = self._ranges.get(rng_field) if rng_field is not None else None
+        keys_bound = math.prod(m.size + 1 for m in plan.mentioned)
+        keys_bound *= ranged.width + 1 if ranged is not None else 1
+        narrow = np.int32 if max(keys_bound, 8 * n + (1 << 22)) < 2**31 else np.int64
         if all(found is not None for found in spotted):
             # each account's value as its place among the values the territories mention
+            key = np.zeros(n, dtype=narrow)
             for found, mentioned, q_value in zip(
                 spotted, plan.mentioned, plan.q_value, strict=True
             ):
                 assert found is not None
-                key = key * (mentioned.size + 1) + found
+                key = key * (mentioned.size + 1) + found.astype(narrow, copy=False)
                 q_key = q_key * (mentioned.size + 1) + q_value
         else:
             for field, mentioned, q_value in zip(
@@ -614,7 +649,8 @@ class TerritoryIndex:
             q_bound = plan.q_bound[known]
             lows, highs = ranges.lows[q_bound], ranges.highs[q_bound]
             ends = np.unique(np.concatenate([lows, highs]))
-            local = np.searchsorted(ends, np.arange(ranges.width), "right")
+            local: Array = np.searchsorted(ends, np.arange(ranges.width), "right")
+            local = local.astype(narrow)
             width = ends.size + 1
             q_lo = q_key * width + local[lows]
             q_hi = q_key * width + local[highs]
@@ -626,11 +662,14 @@ class TerritoryIndex:
         segments = edges.size  # the last segment, outside every query, is never covered
         span = int(edges[-1] - edges[0])
         if span <= 8 * n + (1 << 22):
-            lut = np.repeat(np.arange(segments - 1, dtype=np.int32), np.diff(edges))
-            rel = composite - edges[0]
-            inside = (rel >= 0) & (rel < span)
-            seg = np.full(n, segments - 1, dtype=np.int64)
-            seg[inside] = lut[rel[inside]]
+            # a table over the keys the queries span, plus one slot below and one above
+            # for every key outside them (clipped there): one gather per account
+            lut = np.empty(span + 2, dtype=np.int32)
+            lut[0] = lut[-1] = segments - 1
+            lut[1:-1] = np.repeat(np.arange(segments - 1, dtype=np.int32), np.diff(edges))
+            rel = composite - (int(edges[0]) - 1)
+            np.clip(rel, 0, span + 1, out=rel)
+            seg = np.take(lut, rel)
         else:
             seg = np.searchsorted(edges, composite, "right") - 1
             seg[seg < 0] = segments - 1
@@ -642,21 +681,21 @@ class TerritoryIndex:
             bands = self._number_bands[field]
             owner, within = _expand(b1[ter] - b0[ter])
             ter, cell = ter[owner], cell[owner] * bands.size + b0[ter[owner]] + within
+            cells *= bands.size
+            if cells > 8 * n + (1 << 22):
+                return None
             name = "#" + field
             if name not in cache:
                 cache[name] = _number_bands(bands, coded, field)
             found = cache[name]
             assert found is not None
-            seg = seg * bands.size + found
-            cells *= bands.size
-            if cells > 8 * n + (1 << 22):
-                return None
+            seg = seg.astype(narrow, copy=False) * bands.size + found
         count = np.bincount(cell, minlength=cells)
         decision = _decision(cell, ter, self.rank, cells)
         by_cell = np.argsort(cell, kind="stable")
         return _Cells(
-            count=count[seg],
-            decision=decision[seg],
+            count=np.take(count, seg),
+            decision=np.take(decision, seg),
             cell=seg,
             ptr=np.cumsum(count) - count,
             ters=ter[by_cell],
@@ -846,9 +885,12 @@ def _number_bands(bands: _Bands, coded: CodedColumns, field: str) -> Array:
     raw = np.asarray(coded.columns.get(field, ()))
     if raw.dtype.kind in "iu" and raw.size and coded.order is None:
         low, high = int(raw.min()), int(raw.max())
+        if low >= 0 and high <= 8 * raw.size + (1 << 22):
+            low = 0  # a table from 0 up: no shift per row
         if high - low <= 8 * raw.size + (1 << 22):
             table = bands.of(np.arange(low, high + 1, dtype=np.float64), None)
-            found: Array = table[raw - low] if low else table[raw]
+            table = table.astype(np.int32 if bands.size < 2**31 else np.int64)
+            found: Array = np.take(table, raw - low if low else raw)
             return found
     values = coded.numbers(field)
     return bands.of(values, np.isnan(values))
@@ -866,6 +908,15 @@ def _mention_codes(column: Array, mentioned: Array) -> Array | None:
     units = column.view(np.uint32).reshape(n, width)
     if int(units.max()) > 0xFF:
         return None
+    said = np.asarray(mentioned, dtype=str)
+    fitted = ShortKeys.fit(said, 1 << 16) if said.size else None
+    if fitted is not None:  # the mentioned values' exact keys span a small table
+        short, places = fitted
+        table = np.full(short.span + 1, mentioned.size, dtype=np.int32)
+        table[places] = np.arange(mentioned.size)
+        keys = short.keys(column)  # -1 (the last slot) for a value none of them is
+        exact: Array = np.take(table, keys)
+        return exact
     padded = -(-width // 8) * 8
     fits = np.array(  # a longer or wider value matches no row
         [len(v) <= width and all(ord(c) <= 0xFF for c in v) for v in mentioned.tolist()],
@@ -949,47 +1000,32 @@ class _RangePlan:
         return self.bands.of(found, found == 0)  # "" is never in a range
 
     def _dense_bands(self, column: Array) -> Array | None:
-        """Text bands through a table over every string of the characters present (in
-        order, NUL padding first), when that table is small: for short codes over a small
-        alphabet, such as postal codes; None otherwise."""
-        column = np.ascontiguousarray(column)
-        width = column.dtype.itemsize // 4
+        """Text bands through exact dense keys of the rows and the bounds (see
+        :class:`~crmkit._codes.ShortKeys`) and a table from key to band, when that table is
+        small: for short codes over a small alphabet, such as postal codes; None
+        otherwise."""
         n = column.size
-        if column.dtype.kind != "U" or width == 0 or width > 8 or n == 0:
+        if column.dtype.kind != "U" or n == 0 or column.dtype.itemsize == 0:
             return None
-        units = column.view(np.uint32).reshape(n, width)
-        if int(units.max()) > 0xFF:
-            return None
-        chars = units.astype(np.uint8)
         ends = self.bands.ends.astype(">u8").view(np.uint8).reshape(-1, 8)
-        present = np.zeros(256, dtype=bool)
-        for j in range(width):
-            present[chars[:, j]] = True
-        present[ends.reshape(-1)] = True
-        present[0] = True
-        base = int(present.sum())
-        nonzero = np.flatnonzero(ends.any(axis=0))
-        used = max(width, int(nonzero.max()) + 1 if nonzero.size else 0)
-        size = base**used
-        if size > 8 * n + (1 << 22):
+        used = np.flatnonzero(ends.any(axis=0))
+        wide = max(1, int(used[-1]) + 1 if used.size else 1)  # no wider than the bounds
+        end_text = ends[:, :wide].astype(np.uint32).view(f"<U{wide}").reshape(-1)
+        fitted = ShortKeys.fit(column, 8 * n + (1 << 22), end_text)
+        if fitted is None:
             return None
-        rank = (np.cumsum(present) - 1).astype(np.int64)
-        key = np.zeros(n, dtype=np.int64)
-        ranked = rank.astype(np.uint8)[chars]
-        for j in range(used):
-            key *= base
-            if j < width:
-                key += ranked[:, j]
-        at = np.zeros(ends.shape[0], dtype=np.int64)
-        for j in range(used):
-            at = at * base + rank[ends[:, j]]
-        # bands over [0, size): 2i below end i, 2i+1 at it, 2m above the last
+        short, key = fitted
+        at = short.keys(end_text).astype(np.int64)
+        # bands over [0, span): 2i below end i, 2i+1 at it, 2m above the last
         cuts = np.empty(2 * at.size + 2, dtype=np.int64)
-        cuts[0], cuts[-1] = 0, size
+        cuts[0], cuts[-1] = 0, short.span
         cuts[1:-1:2], cuts[2:-1:2] = at, at + 1
         lut = np.repeat(np.arange(2 * at.size + 1, dtype=np.int32), np.diff(cuts))
-        lut[0] = self.bands.size - 1  # "" is never in a range
-        return lut[key].astype(np.int64)
+        empty = int(short.keys(np.array([""]))[0])
+        if empty >= 0:
+            lut[empty] = self.bands.size - 1  # "" is never in a range
+        found: Array = np.take(lut, key)
+        return found
 
 
 def _range_plan(numeric: bool, bound_conds: list[list[Condition]]) -> _RangePlan | None:
@@ -1135,9 +1171,9 @@ class _Cells:
 
     def merge(self, decision: Array) -> Array:
         """This decision and another group's: the better rank wins, equal ranks tie."""
-        mine, theirs = self.decision >> 32, decision >> 32
+        mine = self.decision >> 32
         out = np.minimum(self.decision, decision)
-        tie = (mine == theirs) & (mine != _NONE >> 32)
+        tie = mine == decision >> 32  # no match in both is _NONE either way
         out[tie] = mine[tie] << 32
         return out
 
