@@ -48,7 +48,7 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 import attrs
 import numpy as np
 
-from crmkit._fields import CUSTOM_CHECKS
+from crmkit._fields import CUSTOM_CHECKS, VALIDATED_WITH, patcher
 from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit.criteria import BoundCriteria, Criteria, bind
 from crmkit.errors import (
@@ -754,8 +754,7 @@ def version_copier(record_type: type[T]) -> Callable[[T, int], T]:
     return copier
 
 
-#: fields whose validator reads another field: patching the key re-checks the values
-_VALIDATED_WITH: dict[str, tuple[str, ...]] = {"applies_to": ("criteria",)}
+_VALIDATED_WITH = VALIDATED_WITH  # patching the key re-checks the values
 _NEEDS_RECORD = frozenset(_VALIDATED_WITH) | {d for ds in _VALIDATED_WITH.values() for d in ds}
 _UNPATCHABLE = frozenset({"id", "version"})
 
@@ -811,8 +810,12 @@ def patch_record(record: T, changes: Mapping[str, Any], version: int | None = No
     12
     """
     cls = type(record)
+    stamp = cast(Any, record).version if version is None else version
+    patch = patcher(cls, tuple(changes))
+    if patch is not None:
+        return cast(T, patch(record, stamp, *changes.values()))
     known = _fields_of(cls)
-    new = version_copier(cls)(record, cast(Any, record).version if version is None else version)
+    new = version_copier(cls)(record, stamp)
     checked: list[str] = []
     for name, value in changes.items():
         field = known[name]
@@ -965,6 +968,10 @@ def check_batch(
     ``exists`` (for ``add_many``) tells whether an id is already stored.
     """
     batch = list(records)
+    if CUSTOM_CHECKS.get(record_type) is None and all(type(r) is record_type for r in batch):
+        ids = [r.id for r in batch]  # the common case, checked in C-speed passes
+        if len(set(ids)) == len(ids) and (exists is None or not any(map(exists, ids))):
+            return batch
     errors: list[tuple[int, CrmError]] = []
     seen: dict[str, int] = {}
     for index, record in enumerate(batch):

@@ -36,6 +36,7 @@ __all__ = [
     "FieldIndex",
     "Interval",
     "SortedRun",
+    "exact_lookup",
     "ordered_scan",
     "plan",
     "point_ids",
@@ -350,6 +351,35 @@ def point_ids(accesses: list[Access], index_for: IndexFor) -> list[str] | None:
         return run.ids_at(access.intervals[0].low)
     found = dict.fromkeys(i for interval in access.intervals for i in run.ids_at(interval.low))
     return list(found)
+
+
+def exact_lookup(test: BoundCriteria, accesses: list[Access]) -> bool:
+    """Whether ``accesses`` read exactly the records ``test`` matches, in id order: the
+    criteria are one equality on an indexed record field and the plan looks up that one
+    key (an index orders equal keys by id, and its keys compare as the criteria do).
+
+    >>> from crmkit.criteria import F, bind
+    >>> from crmkit.records import Account
+    >>> test = bind(F.industry == "Retail", Account)
+    >>> exact_lookup(test, [Access("industry", None, None, (Interval.point("Retail"),), False)])
+    True
+    >>> exact_lookup(bind(F.industry.isin(["a", "b"]), Account), [])
+    False
+    """
+    root = test._root
+    if not isinstance(root, _Leaf) or root.negate or root.op != "==" or root.attr is None:
+        return False
+    if root.domain not in _INDEXABLE or len(accesses) != 1:
+        return False
+    access, key = accesses[0], index_key(root.domain, root.value)
+    return (
+        key is not None
+        and access.field == root.attr
+        and access.partition is None
+        and not access.nulls
+        and len(access.intervals) == 1
+        and access.intervals[0] == Interval.point(key)
+    )
 
 
 def plan(test: BoundCriteria, index_for: IndexFor) -> tuple[list[Access], int] | None:
