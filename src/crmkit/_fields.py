@@ -774,8 +774,7 @@ def _check_code(x: str, i: int, kind: str | None, spec: Any, ns: dict[str, Any])
     if kind == "custom":
         ns["_custom_checks"] = CUSTOM_CHECKS  # declared fields: required, defaults
         return (
-            f"    if type({x}) is not dict or {x} or type(self) in _custom_checks:\n"
-            f"        {call}"
+            f"    if type({x}) is not dict or {x} or type(self) in _custom_checks:\n        {call}"
         )
     return f"    {call}"
 

@@ -24,6 +24,7 @@ import heapq
 import itertools
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -108,12 +109,33 @@ class SortedRun:
 
     def __init__(self, pairs: Iterable[tuple[Any, str]] = ()) -> None:
         ordered = sorted(pairs)
+        self._load([k for k, _ in ordered], [r for _, r in ordered])
+
+    @classmethod
+    def grouped(cls, groups: Mapping[Any, list[str]]) -> SortedRun:
+        """The run of ``{key: [id, ...]}``: keys sorted, then each key's ids (fewer and
+        cheaper comparisons than sorting ``(key, id)`` pairs when keys repeat).
+
+        >>> list(SortedRun.grouped({"b": ["y", "x"], "a": ["z"]}).pairs(Interval.everything()))
+        [('a', 'z'), ('b', 'x'), ('b', 'y')]
+        """
+        keys: list[Any] = []
+        ids: list[str] = []
+        for key in sorted(groups):
+            members = sorted(groups[key])
+            ids += members
+            keys += [key] * len(members)
+        run = cls.__new__(cls)
+        run._load(keys, ids)
+        return run
+
+    def _load(self, keys: list[Any], ids: list[str]) -> None:
         load = self.LOAD
-        self._keys = [[k for k, _ in ordered[i : i + load]] for i in range(0, len(ordered), load)]
-        self._ids = [[r for _, r in ordered[i : i + load]] for i in range(0, len(ordered), load)]
+        self._keys = [keys[i : i + load] for i in range(0, len(keys), load)]
+        self._ids = [ids[i : i + load] for i in range(0, len(ids), load)]
         self._max_keys = [chunk[-1] for chunk in self._keys]  # for key-only bounds
         self._maxes = [(k[-1], r[-1]) for k, r in zip(self._keys, self._ids, strict=True)]
-        self._len = len(ordered)
+        self._len = len(keys)
 
     def __len__(self) -> int:
         return self._len
@@ -247,8 +269,11 @@ class FieldIndex:
         self._part_domain = _domain(schema.field(partition).kind) if partition else None
         self._key = _attribute_key(self.domain)
         self._part_key = _attribute_key(self._part_domain or "text")
-        grouped: dict[Any, list[tuple[Any, str]]] = {}
         self.nulls: dict[Any, set[str]] = {}
+        if partition is None:
+            self.runs = self._one_run(rows)
+            return
+        grouped: dict[Any, list[tuple[Any, str]]] = {}
         keys_of = self.keys_of
         for record_id, record in rows.items():
             part, key = keys_of(record)
@@ -257,6 +282,26 @@ class FieldIndex:
             else:
                 grouped.setdefault(part, []).append((key, record_id))
         self.runs: dict[Any, SortedRun] = {part: SortedRun(p) for part, p in grouped.items()}
+
+    def _one_run(self, rows: Mapping[str, Any]) -> dict[Any, SortedRun]:
+        """The runs of an index without partitions, grouping the ids by key first."""
+        values: Iterable[Any] = map(attrgetter(self.field), rows.values())
+        if self.domain == "number":
+            values = map(self._key, values)
+        groups: dict[Any, list[str]] = {}
+        nulls: set[str] = set()
+        for record_id, key in zip(rows, values, strict=True):
+            if key is None:
+                nulls.add(record_id)
+            else:
+                members = groups.get(key)
+                if members is None:
+                    groups[key] = [record_id]
+                else:
+                    members.append(record_id)
+        if nulls:
+            self.nulls[_ALL] = nulls
+        return {_ALL: SortedRun.grouped(groups)} if groups else {}
 
     def keys_of(self, record: Any) -> tuple[Any, Any]:
         """``(partition key, index key)`` of one record."""

@@ -52,6 +52,7 @@ from crmkit.store._base import (
     order_fields,
     patch_fields,
     patch_record,
+    paused_gc,
     sort_records,
     version_copier,
 )
@@ -338,13 +339,12 @@ class MemoryRepository(AddsColumns, Generic[T]):
     ) -> list[T]:
         """Patch every record or none: a bad entry raises ``BatchError`` listing them all."""
         with self._store._lock:
-            pairs = check_patches(self._type, changes, expected_versions, self.get)
-            self._drop_indexes_for(len(pairs))
-            stored: list[T] = []
-            for old, record in pairs:  # check_patches stamped the next version
-                self._write(old.id, record)
-                stored.append(record)
-            self._rebuild_declared()
+            with paused_gc(len(changes) if isinstance(changes, Mapping) else 0):
+                pairs = check_patches(self._type, changes, expected_versions, self.get)
+                self._drop_indexes_for(len(pairs))
+                stored = [record for _, record in pairs]  # stamped with the next version
+                self._write_many(stored)
+                self._rebuild_declared()
             return stored
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
@@ -362,9 +362,10 @@ class MemoryRepository(AddsColumns, Generic[T]):
             batch = check_batch(self._type, records, self._rows.__contains__)
             self._drop_indexes_for(len(batch))
             copy = self._copy  # a record already at version 1 is kept as it is (frozen)
-            stored = [r if r.version == 1 else copy(r, 1) for r in batch]
-            self._write_many(stored)
-            self._rebuild_declared()
+            with paused_gc(len(batch)):
+                stored = [r if r.version == 1 else copy(r, 1) for r in batch]
+                self._write_many(stored)
+                self._rebuild_declared()
             return stored
 
     def put_many(self, records: Iterable[T]) -> list[T]:
@@ -372,9 +373,10 @@ class MemoryRepository(AddsColumns, Generic[T]):
         with self._store._lock:
             batch = check_batch(self._type, records, None)
             self._drop_indexes_for(len(batch))
-            stored = [self._copy(r, self._next_version(r.id)) for r in batch]
-            self._write_many(stored)
-            self._rebuild_declared()
+            with paused_gc(len(batch)):
+                stored = [self._copy(r, self._next_version(r.id)) for r in batch]
+                self._write_many(stored)
+                self._rebuild_declared()
             return stored
 
     def _next_version(self, record_id: str) -> int:
