@@ -343,7 +343,8 @@ class MemoryRepository(AddsColumns, Generic[T]):
                 pairs = check_patches(self._type, changes, expected_versions, self.get)
                 self._drop_indexes_for(len(pairs))
                 stored = [record for _, record in pairs]  # stamped with the next version
-                self._write_many(stored)
+                names = {name for fields in changes.values() for name in fields}
+                self._write_many(stored, names)
                 self._rebuild_declared()
             return stored
 
@@ -395,10 +396,15 @@ class MemoryRepository(AddsColumns, Generic[T]):
         else:
             self._rows[record_id] = value
 
-    def _write_many(self, records: list[Any]) -> None:
+    def _write_many(self, records: list[Any], changed: Iterable[str] | None = None) -> None:
         """``_write`` of each record; one ``dict.update`` when nothing needs the old values
-        (no open transaction, no index, no subclass tracking writes)."""
-        if self._indexes or self._store._journals or type(self)._write is not _plain_write:
+        (no open transaction, no index on the ``changed`` fields (default: all), no
+        subclass tracking writes)."""
+        indexed = bool(self._indexes)
+        if indexed and changed is not None:
+            names = set(changed)
+            indexed = any(f in names or p in names for f, p in self._indexes)
+        if indexed or self._store._journals or type(self)._write is not _plain_write:
             for record in records:
                 self._write(record.id, record)
         else:
