@@ -706,9 +706,10 @@ def _kind(a: attrs.Attribute[Any]) -> tuple[str | None, tuple[Any, ...] | None]:
     """The inline check a field's validator allows (see ``_FAST``), and its parameters."""
     spec = _FAST.get(a.validator) if a.validator is not None else None
     kind = None if spec is None else spec[0]
-    if kind == "text" and a.converter is not _blank_to_none:
+    converter: Any = a.converter
+    if kind == "text" and converter is not _blank_to_none:
         kind = None
-    if kind == "money" and a.converter is not _to_money:
+    if kind == "money" and converter is not _to_money:
         kind = None
     return kind, spec
 

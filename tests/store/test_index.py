@@ -252,7 +252,8 @@ def test_an_equality_on_one_field_reads_the_index_alone(
     repo = indexed.repository(record_type)
     test = bind(criteria, record_type)
     planned = plan(test, repo._index)
-    assert planned is not None and exact_lookup(test, planned[0])
+    assert planned is not None
+    assert exact_lookup(test, planned[0])
     for _ in range(2):
         expected = scanned.repository(record_type).query(criteria)
         assert repo.query(criteria) == expected == sorted(expected, key=lambda r: r.id)

@@ -914,6 +914,7 @@ def check_patches(
     pairs: list[tuple[Any, Any]] = []
     errors: list[tuple[int, CrmError]] = []
     stored = current if isinstance(current, Mapping) else None
+    read = cast(Callable[[str], Any], current)
     patchers: dict[tuple[str, ...], Callable[..., Any] | None] = {}
     for index, (record_id, fields) in enumerate(changes.items()):
         try:
@@ -925,7 +926,7 @@ def check_patches(
                 else:
                     patch = patchers[names] = _patcher_for(record_type, names)
             if patch is not None:
-                old = current(record_id) if stored is None else stored.get(record_id)
+                old = read(record_id) if stored is None else stored.get(record_id)
                 if old is None:
                     raise NotFound(name, record_id)
                 expected = versions.get(record_id)

@@ -270,6 +270,7 @@ class FieldIndex:
         self._key = _attribute_key(self.domain)
         self._part_key = _attribute_key(self._part_domain or "text")
         self.nulls: dict[Any, set[str]] = {}
+        self.runs: dict[Any, SortedRun]
         if partition is None:
             self.runs = self._one_run(rows)
             return
@@ -281,7 +282,7 @@ class FieldIndex:
                 self.nulls.setdefault(part, set()).add(record_id)
             else:
                 grouped.setdefault(part, []).append((key, record_id))
-        self.runs: dict[Any, SortedRun] = {part: SortedRun(p) for part, p in grouped.items()}
+        self.runs = {part: SortedRun(p) for part, p in grouped.items()}
 
     def _one_run(self, rows: Mapping[str, Any]) -> dict[Any, SortedRun]:
         """The runs of an index without partitions, grouping the ids by key first."""

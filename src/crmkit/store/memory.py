@@ -161,9 +161,9 @@ class MemoryRepository(AddsColumns, Generic[T]):
                 if found is not None:
                     return found[offset:end]
             if planned is not None and planned[3] and planned[2] is not None and not order:
-                rows = self._rows  # one exact lookup: the index's ids are the answer, in order
-                found = [rows[i] for i in planned[2]]
-                return found if offset == 0 and end is None else found[offset:end]
+                table = self._rows  # one exact lookup: the index's ids are the answer, in order
+                exact = [table[i] for i in planned[2]]
+                return exact if offset == 0 and end is None else exact[offset:end]
             rows = self._candidates(planned)
         found = rows if test.matches_everything else test.filter(rows)
         if len(found) > 1:
