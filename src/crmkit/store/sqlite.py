@@ -92,6 +92,7 @@ from crmkit.store._base import (
     order_key,
     patch_fields,
     patch_record,
+    paused_gc,
     raise_batch_problems,
     storable_id,
     version_copier,
@@ -1012,9 +1013,11 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         """Patch every record or none (one ``UPDATE`` per set of changed fields); a bad
         entry raises ``BatchError`` listing them all and nothing is written."""
         store, codec = self._store, self._codec
+        size = len(changes) if isinstance(changes, Mapping) else 0
         with store.transaction():
-            stored = self._get_many(changes) if isinstance(changes, Mapping) else {}
-            pairs = check_patches(self._type, changes, expected_versions, stored)
+            with paused_gc(size):  # reads and patches a record per entry
+                stored = self._get_many(changes) if size else {}
+                pairs = check_patches(self._type, changes, expected_versions, stored)
             groups = group_patches(pairs, changes, codec.encode_patch)
             doing = f"patching {len(pairs)} {plural(self._type)}"
             try:
@@ -1078,7 +1081,8 @@ class SQLiteRepository(AddsColumns, Generic[T]):
             else:
                 self._write_many(codec.sql_insert, batch, None, doing)
         with_version = codec.with_version
-        return [r if r.version == 1 else with_version(r, 1) for r in batch]
+        with paused_gc(len(batch)):
+            return [r if r.version == 1 else with_version(r, 1) for r in batch]
 
     def put_many(self, records: Iterable[T]) -> list[T]:
         """Insert or replace every record or none (no version check)."""
