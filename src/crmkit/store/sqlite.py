@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from time import monotonic, sleep
 from typing import Any, Generic, TypeVar
 
@@ -114,6 +115,7 @@ _STATE_TABLE = "crmkit_state"
 _EVENTS_TABLE = "crmkit_events"
 _EVENT_COLUMNS = "position, kind, name, record_id, operation, version, fields, payload, actor, at"
 _DECIMAL_SUFFIX = "__decimal"
+_first = itemgetter(0)
 _BULK_FROM = 10_000  # add_many of this many rows into an empty table sets its indexes aside
 
 #: fields worth an index wherever a record type has them (lookups, joins, common filters)
@@ -783,12 +785,15 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         check_page(limit, offset)
         paged = limit is not None or offset != 0
         okey = order_by if isinstance(order_by, str) else order_key(order_by)
+        # id order, unpaged: sorted here (a C sort of the rows' ids) rather than by
+        # SQLite's sorter, which spills a large result to temporary storage
+        by_id = okey == () and not paged
         # the statement and its fixed parameters, built once per (criteria, order, paging)
         key = (test, okey, paged)
         plan = self._plans.get(key) if okey is not None else None
         if plan is None:
             where, params = self._where(test)
-            order, order_params = self._order(order_by)
+            order, order_params = ("", []) if by_id else self._order(order_by)
             sql = f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)}{where}{order}"
             if paged:
                 sql += " LIMIT ? OFFSET ?"
@@ -800,8 +805,11 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         sql, fixed = plan
         values = (*fixed, -1 if limit is None else limit, offset) if paged else fixed
         rows = self._rows(sql, values, f"querying {self._codec.table}")
+        if by_id:
+            rows.sort(key=_first)  # text ids: code point order is SQLite's byte order
         decode = self._decode
-        return [decode(row) for row in rows]
+        with paused_gc(len(rows)):
+            return [decode(row) for row in rows]
 
     def count(self, criteria: CriteriaLike = None) -> int:
         where, params = self._where(criteria)
