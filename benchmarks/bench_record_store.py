@@ -7,7 +7,9 @@ and the ratios are printed per table (best of ``--repeat`` runs, default 3):
 
 - **records**: building an ``Account`` and ``attrs.evolve`` of two fields, with crmkit's
   compiled ``__init__`` beside the ``__init__`` attrs itself writes for the same fields,
-  converters and validators (what crmkit 0.1 ran). Target (issue 14): half the cost.
+  converters and validators (what crmkit 0.1 ran), and the compiled patcher the stores'
+  ``patch``/``patch_many`` run (it converts and checks only the changed fields).
+  Target (issue 14): half the cost.
 - **a repeated query**: the same criteria (one object, and an equal dict) matching one
   record through a declared index, beside the floor that reads the same index by hand (a
   ``dict`` of id sets; raw ``sqlite3`` with the same SQL and index). The overhead is the
@@ -33,6 +35,7 @@ import attrs
 import numpy as np
 
 from _common import Table, bench_args, best_of
+from crmkit._fields import patcher
 from crmkit.criteria import F
 from crmkit.records import Account
 from crmkit.store.memory import MemoryStore
@@ -346,6 +349,14 @@ def main() -> None:
         base=base,
         per=reps,
         target=0.5,
+    )
+    patch = patcher(Account, ("employees", "annual_revenue"))
+    assert patch is not None
+    records.add(
+        "compiled patcher (2 fields; what patch/patch_many run)",
+        best_of(lambda: [patch(ours, 1, 5, 9.5) for _ in range(reps)], repeat=repeat),
+        base=base,
+        per=reps,
     )
     records.print()
 

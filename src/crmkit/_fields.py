@@ -313,6 +313,8 @@ def _number_check(
         low_f = -math.inf if minimum is None else minimum
         high_f = math.inf if maximum is None else maximum
         _FAST[check] = ("float", low_f, high_f, optional)
+    elif kind == "money" and maximum is None:
+        _FAST[check] = ("money", -math.inf if minimum is None else minimum, optional)
     return check
 
 
@@ -672,6 +674,112 @@ def criteria_field() -> Any:
     return attrs.field(default=None, validator=check, metadata={"kind": "json"})
 
 
+def _namespace() -> dict[str, Any]:
+    return {
+        "_NOTHING": attrs.NOTHING,
+        "_isfinite": math.isfinite,
+        "_datetime": datetime,
+        "_Decimal": Decimal,
+        "_repr": repr,
+        "_str": str,
+        "_len": len,
+        "_new": object.__new__,
+        "_disabled": attrs.validators.get_disabled,
+    }
+
+
+def _setter(cls: type[Any], a: attrs.Attribute[Any]) -> Any:
+    """The slot setter of field ``a``, or ``None`` for a field the compilers skip."""
+    setter = getattr(cls.__dict__.get(a.name), "__set__", None)
+    if (
+        setter is None
+        or a.alias is None
+        or not a.alias.isidentifier()
+        or a.alias.startswith("_")
+        or isinstance(a.converter, attrs.Converter)
+    ):
+        return None
+    return setter
+
+
+def _kind(a: attrs.Attribute[Any]) -> tuple[str | None, tuple[Any, ...] | None]:
+    """The inline check a field's validator allows (see ``_FAST``), and its parameters."""
+    spec = _FAST.get(a.validator) if a.validator is not None else None
+    kind = None if spec is None else spec[0]
+    converter: Any = a.converter
+    if kind == "text" and converter is not _blank_to_none:
+        kind = None
+    if kind == "money" and converter is not _to_money:
+        kind = None
+    return kind, spec
+
+
+def _convert_code(
+    x: str, i: int, a: attrs.Attribute[Any], kind: str | None, spec: Any, ns: dict[str, Any]
+) -> str:
+    """Source converting the local ``x`` with field ``i``'s converter, plain types inline."""
+    if kind == "text":
+        return (  # None stays None: no call
+            f"    if type({x}) is str:\n        {x} = {x}.strip() or None\n"
+            f"    elif {x} is not None:\n        {x} = _k{i}({x})"
+        )
+    if kind == "enum" and spec is not None:
+        ns[f"_e{i}"] = spec[1]
+        return f"    if type({x}) is not _e{i}:\n        {x} = _k{i}({x})"
+    if kind in ("int", "float"):
+        return f"    if {x} is not None and type({x}) is not {kind}:\n        {x} = _k{i}({x})"
+    if kind == "moment":
+        return f"    if {x} is not None:\n        {x} = _k{i}({x})"
+    if kind == "money":  # a finite float is written as its shortest repr, as _to_money does
+        return (
+            f"    if type({x}) is float and _isfinite({x}):\n        {x} = _Decimal(_repr({x}))\n"
+            f"    elif {x} is not None and type({x}) is not _Decimal:\n        {x} = _k{i}({x})"
+        )
+    return f"    {x} = _k{i}({x})"
+
+
+def _check_code(x: str, i: int, kind: str | None, spec: Any, ns: dict[str, Any]) -> str:
+    """Source checking the local ``x`` (already set on ``self``) with field ``i``'s
+    validator, called only when the inline test of a plain value does not pass."""
+    call = f"_v{i}(self, _a{i}, {x})"
+    if kind == "text" and spec is not None:
+        plain = f"type({x}) is str and {x}.isascii() and '\\x00' not in {x}"
+        none = f"{x} is None or" if spec[1] else f"{x} is not None and"
+        return f"    if {none} not ({plain}):\n        {call}"
+    if kind == "enum" and spec is not None:
+        ns[f"_e{i}"] = spec[1]
+        none_ok = f"{x} is not None and " if spec[2] else ""
+        return f"    if {none_ok}type({x}) is not _e{i}:\n        {call}"
+    if kind in ("int", "float") and spec is not None:
+        ns[f"_lo{i}"], ns[f"_hi{i}"] = spec[1], spec[2]
+        finite = f" or not _isfinite({x})" if kind == "float" else ""
+        bad = f"type({x}) is not {kind}{finite} or {x} < _lo{i} or {x} > _hi{i}"
+        none = f"{x} is not None and" if spec[3] else f"{x} is None or"
+        return f"    if {none} ({bad}):\n        {call}"
+    if kind == "money" and spec is not None:
+        # short plain text (no exponent, < 300 characters) proves the decimal places
+        # and the float64 range the validator checks
+        ns[f"_lo{i}"] = spec[1]
+        good = (
+            f"type({x}) is _Decimal and {x}.is_finite() and {x} >= _lo{i}"
+            f" and _len(_t := _str({x})) < 300 and 'E' not in _t"
+        )
+        none = f"{x} is not None and" if spec[2] else f"{x} is None or"
+        return f"    if {none} not ({good}):\n        {call}"
+    if kind == "bool":
+        return f"    if type({x}) is not bool:\n        {call}"
+    if kind == "moment" and spec is not None:
+        bad = f"type({x}) is not _datetime or {x}.tzinfo is None"
+        none = f"{x} is None or" if spec[1] else f"{x} is not None and"
+        return f"    if {none} ({bad}):\n        {call}"
+    if kind == "custom":
+        ns["_custom_checks"] = CUSTOM_CHECKS  # declared fields: required, defaults
+        return (
+            f"    if type({x}) is not dict or {x} or type(self) in _custom_checks:\n        {call}"
+        )
+    return f"    {call}"
+
+
 def compile_init(cls: type[Any]) -> None:
     """Give the record class ``cls`` an ``__init__`` that converts and checks its fields
     inline, about twice as fast as the one attrs writes, with the same results and errors.
@@ -694,35 +802,19 @@ def compile_init(cls: type[Any]) -> None:
     ...
     crmkit.errors.ValidationError: Note 'n1' field 'stars' = 6: must be <= 5
     """
-    ns: dict[str, Any] = {
-        "_NOTHING": attrs.NOTHING,
-        "_isfinite": math.isfinite,
-        "_datetime": datetime,
-        "_disabled": attrs.validators.get_disabled,
-    }
+    ns = _namespace()
     params: list[str] = []
     convert: list[str] = []
     check: list[str] = []
     for i, a in enumerate(attrs.fields(cls)):
-        setter = getattr(cls.__dict__.get(a.name), "__set__", None)
+        setter = _setter(cls, a)
         factory = a.default if isinstance(a.default, attrs.Factory) else None  # type: ignore[arg-type]
-        if (
-            not a.init
-            or setter is None
-            or a.alias is None
-            or not a.alias.isidentifier()
-            or a.alias.startswith("_")
-            or (factory is not None and factory.takes_self)
-            or isinstance(a.converter, attrs.Converter)
-        ):
+        if setter is None or not a.init or (factory is not None and factory.takes_self):
             return  # a shape this compiler does not know: keep attrs' __init__
         x = a.alias
         ns[f"_s{i}"], ns[f"_a{i}"] = setter, a
         ns[f"_k{i}"], ns[f"_v{i}"] = a.converter, a.validator
-        spec = _FAST.get(a.validator) if a.validator is not None else None
-        kind = None if spec is None else spec[0]
-        if kind == "text" and a.converter is not _blank_to_none:
-            kind = None
+        kind, spec = _kind(a)
         converted = False
         if factory is not None:
             params.append(f"{x}=_NOTHING")
@@ -738,55 +830,10 @@ def compile_init(cls: type[Any]) -> None:
             ns[f"_d{i}"] = a.default
             params.append(f"{x}=_d{i}")
         if not converted and a.converter is not None:
-            if kind == "text":
-                convert.append(  # None stays None: no call
-                    f"    if type({x}) is str:\n        {x} = {x}.strip() or None\n"
-                    f"    elif {x} is not None:\n        {x} = _k{i}({x})"
-                )
-            elif kind == "enum" and spec is not None:
-                ns[f"_e{i}"] = spec[1]
-                convert.append(f"    if type({x}) is not _e{i}:\n        {x} = _k{i}({x})")
-            elif kind in ("int", "float"):
-                convert.append(
-                    f"    if {x} is not None and type({x}) is not {kind}:\n"
-                    f"        {x} = _k{i}({x})"
-                )
-            elif kind == "moment":
-                convert.append(f"    if {x} is not None:\n        {x} = _k{i}({x})")
-            else:
-                convert.append(f"    {x} = _k{i}({x})")
+            convert.append(_convert_code(x, i, a, kind, spec, ns))
         convert.append(f"    _s{i}(self, {x})")
-        if a.validator is None:
-            continue
-        call = f"_v{i}(self, _a{i}, {x})"
-        if kind == "text" and spec is not None:
-            plain = f"type({x}) is str and {x}.isascii() and '\\x00' not in {x}"
-            none = f"{x} is None or" if spec[1] else f"{x} is not None and"
-            check.append(f"    if {none} not ({plain}):\n        {call}")
-        elif kind == "enum" and spec is not None:
-            ns[f"_e{i}"] = spec[1]
-            none_ok = f"{x} is not None and " if spec[2] else ""
-            check.append(f"    if {none_ok}type({x}) is not _e{i}:\n        {call}")
-        elif kind in ("int", "float") and spec is not None:
-            ns[f"_lo{i}"], ns[f"_hi{i}"] = spec[1], spec[2]
-            finite = f" or not _isfinite({x})" if kind == "float" else ""
-            bad = f"type({x}) is not {kind}{finite} or {x} < _lo{i} or {x} > _hi{i}"
-            none = f"{x} is not None and" if spec[3] else f"{x} is None or"
-            check.append(f"    if {none} ({bad}):\n        {call}")
-        elif kind == "bool":
-            check.append(f"    if type({x}) is not bool:\n        {call}")
-        elif kind == "moment" and spec is not None:
-            bad = f"type({x}) is not _datetime or {x}.tzinfo is None"
-            none = f"{x} is None or" if spec[1] else f"{x} is not None and"
-            check.append(f"    if {none} ({bad}):\n        {call}")
-        elif kind == "custom":
-            ns["_custom_checks"] = CUSTOM_CHECKS  # declared fields: required, defaults
-            check.append(
-                f"    if type({x}) is not dict or {x} or type(self) in _custom_checks:\n"
-                f"        {call}"
-            )
-        else:
-            check.append(f"    {call}")
+        if a.validator is not None:
+            check.append(_check_code(x, i, kind, spec, ns))
     lines = [f"def __init__(self, *, {', '.join(params)}):", *convert]
     if check:
         lines += ["    if not _disabled():", *("    " + c.replace("\n", "\n    ") for c in check)]
@@ -796,3 +843,89 @@ def compile_init(cls: type[Any]) -> None:
     init = ns["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     type.__setattr__(cls, "__init__", init)
+
+
+#: fields whose validator reads another field: changing the key re-checks the values
+VALIDATED_WITH: dict[str, tuple[str, ...]] = {"applies_to": ("criteria",)}
+
+_PATCHERS: dict[tuple[type[Any], tuple[str, ...]], Callable[..., Any] | None] = {}
+
+
+def patcher(cls: type[Any], names: tuple[str, ...]) -> Callable[..., Any] | None:
+    """``patch(record, version, *values)``: a copy of ``record`` whose fields ``names``
+    hold ``values``, converted and checked as the compiled ``__init__`` does (in field
+    order, plain values inline, anything else by the field's own converter and
+    validator), the other fields copied unchecked, and ``version`` stamped. ``None`` when
+    a field of ``names`` needs more than itself checked (see :data:`VALIDATED_WITH`), or
+    for a shape the compiler does not know; the caller then takes the slow path.
+
+    >>> from crmkit.records import Account
+    >>> patch = patcher(Account, ("employees",))
+    >>> patch(Account(id="a1", name="Acme"), 2, 12.0)
+    Account(id='a1', name='Acme', ..., employees=12, ..., version=2)
+    >>> patch(Account(id="a1", name="Acme"), 2, -1)
+    Traceback (most recent call last):
+    ...
+    crmkit.errors.ValidationError: Account 'a1' field 'employees' = -1: must be >= 0
+    """
+    key = (cls, names)
+    if key in _PATCHERS:
+        return _PATCHERS[key]
+    made = _compile_patcher(cls, names)
+    if len(_PATCHERS) >= 1024:
+        _PATCHERS.clear()
+    _PATCHERS[key] = made
+    return made
+
+
+def _compile_patcher(cls: type[Any], names: tuple[str, ...]) -> Callable[..., Any] | None:
+    fields = attrs.fields(cls)
+    changed = {name: j for j, name in enumerate(names)}
+    known = {a.name for a in fields}
+    if (
+        len(changed) != len(names)
+        or not known >= changed.keys()
+        or "version" not in known
+        or "version" in changed
+        or any(n in VALIDATED_WITH or any(n in d for d in VALIDATED_WITH.values()) for n in names)
+        or hasattr(cls, "__attrs_post_init__")
+    ):
+        return None
+    ns = _namespace()
+    ns["_cls"] = cls
+    convert: list[str] = []
+    sets: list[str] = []
+    check: list[str] = []
+    for i, a in enumerate(fields):
+        setter = _setter(cls, a)
+        if setter is None:
+            return None
+        ns[f"_s{i}"] = setter
+        j = changed.get(a.name)
+        if a.name == "version":
+            sets.append(f"    _s{i}(self, version)")
+            continue
+        if j is None:
+            sets.append(f"    _s{i}(self, r.{a.name})")
+            continue
+        x = f"_p{j}"
+        ns[f"_a{i}"], ns[f"_k{i}"], ns[f"_v{i}"] = a, a.converter, a.validator
+        kind, spec = _kind(a)
+        if a.converter is not None:
+            convert.append(_convert_code(x, i, a, kind, spec, ns))
+        sets.append(f"    _s{i}(self, {x})")
+        if a.validator is not None:
+            check.append(_check_code(x, i, kind, spec, ns))
+    params = "".join(f", _p{j}" for j in range(len(names)))
+    lines = [
+        f"def patch(r, version{params}):",
+        *convert,
+        "    self = _new(_cls)",
+        *sets,
+        *check,
+        "    return self",
+    ]
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<crmkit patch {cls.__name__} {' '.join(names)}>", "exec"), ns)
+    made: Callable[..., Any] = ns["patch"]
+    return made

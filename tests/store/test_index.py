@@ -17,7 +17,16 @@ from crmkit.errors import ValidationError
 from crmkit.records import Account, Lead, Opportunity, Reminder
 from crmkit.store import MemoryStore
 from crmkit.store._base import sort_records
-from crmkit.store._index import FieldIndex, Interval, SortedRun, ids_of, ordered_scan, plan
+from crmkit.store._index import (
+    FieldIndex,
+    Interval,
+    SortedRun,
+    exact_lookup,
+    ids_of,
+    ordered_scan,
+    plan,
+    point_ids,
+)
 from crmkit.testing.strategies import criteria_for, ids, records
 
 
@@ -91,6 +100,8 @@ def test_plans_cover_every_match_and_scans_keep_the_order(
     if planned is not None:
         assert ids_of(planned[0], index_for) >= matching
         assert planned[1] >= len(matching)
+        if exact_lookup(test, planned[0]):  # the ids are the answer, in id order
+            assert point_ids(planned[0], index_for) == sorted(matching)
 
     field = data.draw(st.sampled_from(_orderable(record_type)))
     descending = data.draw(st.booleans())
@@ -216,3 +227,64 @@ def test_index_from_is_checked() -> None:
         MemoryStore(index_from=-1)
     with pytest.raises(ValidationError, match="index_from"):
         MemoryStore(index_from=True)  # type: ignore[arg-type]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), record_type=st.sampled_from(TYPES))
+def test_an_equality_on_one_field_reads_the_index_alone(
+    data: st.DataObject, record_type: type[Any]
+) -> None:
+    """``F.x == v`` with a value some record holds (or not): the store answers from the
+    index without testing or sorting, and must equal a full scan, before and after writes."""
+    rows = data.draw(st.lists(records(record_type, ids=ids(), narrow=True), max_size=25))
+    rows = list({r.id: r for r in rows}.values())
+    field = data.draw(st.sampled_from(_orderable(record_type)))
+    held = [getattr(r, field) for r in rows if getattr(r, field) is not None]
+    values = held or [None]
+    value = data.draw(st.sampled_from(values))
+    if value is None:
+        return
+    criteria = F[field] == (value.value if isinstance(value, enum.Enum) else value)
+    indexed, scanned = MemoryStore(index_from=0), MemoryStore(index_from=None)
+    for store in (indexed, scanned):
+        store.ensure_index(record_type, field)
+        store.repository(record_type).add_many(rows)
+    repo = indexed.repository(record_type)
+    test = bind(criteria, record_type)
+    planned = plan(test, repo._index)
+    assert planned is not None
+    assert exact_lookup(test, planned[0])
+    for _ in range(2):
+        expected = scanned.repository(record_type).query(criteria)
+        assert repo.query(criteria) == expected == sorted(expected, key=lambda r: r.id)
+        assert repo.query(criteria, limit=2, offset=1) == expected[1:3]
+        if rows:  # a write that moves one record out of (or into) the answer
+            moved = attrs.evolve(rows[0], **{field: getattr(rows[-1], field)})
+            for store in (indexed, scanned):
+                store.repository(record_type).put(moved)
+
+
+def test_sorted_run_grouped_equals_sorted_pairs() -> None:
+    groups = {"b": ["y", "x"], "a": ["z", "c"], "c": ["a"]}
+    pairs = [(k, i) for k, ids_ in groups.items() for i in ids_]
+    assert list(SortedRun.grouped(groups).pairs(Interval.everything())) == sorted(pairs)
+
+
+@pytest.mark.parametrize("caller_paused", [False, True])
+def test_a_large_batch_leaves_the_collector_as_it_found_it(caller_paused: bool) -> None:
+    import gc
+
+    from crmkit.store._base import GC_PAUSE_FROM
+
+    store = MemoryStore()
+    accounts = [Account(id=f"a{i:06d}", name="A") for i in range(GC_PAUSE_FROM)]
+    if caller_paused:
+        gc.disable()
+    try:
+        store.accounts.add_many(accounts)
+        store.accounts.put_many(accounts[:GC_PAUSE_FROM])
+        store.accounts.patch_many({a.id: {"employees": 3} for a in accounts})
+        assert gc.isenabled() is not caller_paused
+    finally:
+        gc.enable()
+    assert store.accounts.get("a000001").version == 3

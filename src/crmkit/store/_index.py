@@ -24,6 +24,7 @@ import heapq
 import itertools
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -36,6 +37,7 @@ __all__ = [
     "FieldIndex",
     "Interval",
     "SortedRun",
+    "exact_lookup",
     "ordered_scan",
     "plan",
     "point_ids",
@@ -107,12 +109,33 @@ class SortedRun:
 
     def __init__(self, pairs: Iterable[tuple[Any, str]] = ()) -> None:
         ordered = sorted(pairs)
+        self._load([k for k, _ in ordered], [r for _, r in ordered])
+
+    @classmethod
+    def grouped(cls, groups: Mapping[Any, list[str]]) -> SortedRun:
+        """The run of ``{key: [id, ...]}``: keys sorted, then each key's ids (fewer and
+        cheaper comparisons than sorting ``(key, id)`` pairs when keys repeat).
+
+        >>> list(SortedRun.grouped({"b": ["y", "x"], "a": ["z"]}).pairs(Interval.everything()))
+        [('a', 'z'), ('b', 'x'), ('b', 'y')]
+        """
+        keys: list[Any] = []
+        ids: list[str] = []
+        for key in sorted(groups):
+            members = sorted(groups[key])
+            ids += members
+            keys += [key] * len(members)
+        run = cls.__new__(cls)
+        run._load(keys, ids)
+        return run
+
+    def _load(self, keys: list[Any], ids: list[str]) -> None:
         load = self.LOAD
-        self._keys = [[k for k, _ in ordered[i : i + load]] for i in range(0, len(ordered), load)]
-        self._ids = [[r for _, r in ordered[i : i + load]] for i in range(0, len(ordered), load)]
+        self._keys = [keys[i : i + load] for i in range(0, len(keys), load)]
+        self._ids = [ids[i : i + load] for i in range(0, len(ids), load)]
         self._max_keys = [chunk[-1] for chunk in self._keys]  # for key-only bounds
         self._maxes = [(k[-1], r[-1]) for k, r in zip(self._keys, self._ids, strict=True)]
-        self._len = len(ordered)
+        self._len = len(keys)
 
     def __len__(self) -> int:
         return self._len
@@ -246,8 +269,12 @@ class FieldIndex:
         self._part_domain = _domain(schema.field(partition).kind) if partition else None
         self._key = _attribute_key(self.domain)
         self._part_key = _attribute_key(self._part_domain or "text")
-        grouped: dict[Any, list[tuple[Any, str]]] = {}
         self.nulls: dict[Any, set[str]] = {}
+        self.runs: dict[Any, SortedRun]
+        if partition is None:
+            self.runs = self._one_run(rows)
+            return
+        grouped: dict[Any, list[tuple[Any, str]]] = {}
         keys_of = self.keys_of
         for record_id, record in rows.items():
             part, key = keys_of(record)
@@ -255,7 +282,27 @@ class FieldIndex:
                 self.nulls.setdefault(part, set()).add(record_id)
             else:
                 grouped.setdefault(part, []).append((key, record_id))
-        self.runs: dict[Any, SortedRun] = {part: SortedRun(p) for part, p in grouped.items()}
+        self.runs = {part: SortedRun(p) for part, p in grouped.items()}
+
+    def _one_run(self, rows: Mapping[str, Any]) -> dict[Any, SortedRun]:
+        """The runs of an index without partitions, grouping the ids by key first."""
+        values: Iterable[Any] = map(attrgetter(self.field), rows.values())
+        if self.domain == "number":
+            values = map(self._key, values)
+        groups: dict[Any, list[str]] = {}
+        nulls: set[str] = set()
+        for record_id, key in zip(rows, values, strict=True):
+            if key is None:
+                nulls.add(record_id)
+            else:
+                members = groups.get(key)
+                if members is None:
+                    groups[key] = [record_id]
+                else:
+                    members.append(record_id)
+        if nulls:
+            self.nulls[_ALL] = nulls
+        return {_ALL: SortedRun.grouped(groups)} if groups else {}
 
     def keys_of(self, record: Any) -> tuple[Any, Any]:
         """``(partition key, index key)`` of one record."""
@@ -350,6 +397,35 @@ def point_ids(accesses: list[Access], index_for: IndexFor) -> list[str] | None:
         return run.ids_at(access.intervals[0].low)
     found = dict.fromkeys(i for interval in access.intervals for i in run.ids_at(interval.low))
     return list(found)
+
+
+def exact_lookup(test: BoundCriteria, accesses: list[Access]) -> bool:
+    """Whether ``accesses`` read exactly the records ``test`` matches, in id order: the
+    criteria are one equality on an indexed record field and the plan looks up that one
+    key (an index orders equal keys by id, and its keys compare as the criteria do).
+
+    >>> from crmkit.criteria import F, bind
+    >>> from crmkit.records import Account
+    >>> test = bind(F.industry == "Retail", Account)
+    >>> exact_lookup(test, [Access("industry", None, None, (Interval.point("Retail"),), False)])
+    True
+    >>> exact_lookup(bind(F.industry.isin(["a", "b"]), Account), [])
+    False
+    """
+    root = test._root
+    if not isinstance(root, _Leaf) or root.negate or root.op != "==" or root.attr is None:
+        return False
+    if root.domain not in _INDEXABLE or len(accesses) != 1:
+        return False
+    access, key = accesses[0], index_key(root.domain, root.value)
+    return (
+        key is not None
+        and access.field == root.attr
+        and access.partition is None
+        and not access.nulls
+        and len(access.intervals) == 1
+        and access.intervals[0] == Interval.point(key)
+    )
 
 
 def plan(test: BoundCriteria, index_for: IndexFor) -> tuple[list[Access], int] | None:

@@ -53,6 +53,7 @@ from crmkit.store._base import (
     order_fields,
     patch_fields,
     patch_record,
+    paused_gc,
     sort_records,
     version_copier,
 )
@@ -64,6 +65,7 @@ from crmkit.store._index import (
     Interval,
     SortedRun,
     estimate,
+    exact_lookup,
     ids_of,
     ordered_scan,
     plan,
@@ -80,7 +82,8 @@ _US = timedelta(microseconds=1)
 _STATE = "<state>"  # journal key prefix for state documents (not a record type name)
 _SCAN_FRACTION = 4  # read candidates from an index only when they are at most 1/4 of all
 _PLANS = 256  # plans kept per repository (bound criteria are cached, so they repeat)
-_Planned = tuple[list[Access], int, "list[str] | None"]  # accesses, their size, their ids
+# accesses, their size, their ids, and whether those ids are exactly the matches in id order
+_Planned = tuple[list[Access], int, "list[str] | None", bool]
 
 
 class _Journal:
@@ -101,9 +104,9 @@ class MemoryRepository(AddsColumns, Generic[T]):
         self._indexes: dict[tuple[str, str | None], FieldIndex] = {}
         self._declared: list[tuple[str, ...]] = []
         self._copy: Callable[[Any, int], Any] = version_copier(record_type)
-        # bound criteria -> (rows when planned, accesses or None): a repeated query reuses
-        # the plan and only re-counts its candidates
-        self._plans: dict[BoundCriteria, tuple[int, list[Access] | None]] = {}
+        # bound criteria -> (rows when planned, accesses or None, exact): a repeated query
+        # reuses the plan and only re-counts its candidates
+        self._plans: dict[BoundCriteria, tuple[int, list[Access] | None, bool]] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryRepository {plural(self._type)}: {len(self._rows)} records>"
@@ -158,6 +161,10 @@ class MemoryRepository(AddsColumns, Generic[T]):
                 found = self._ordered(test, order[0], end)
                 if found is not None:
                     return found[offset:end]
+            if planned is not None and planned[3] and planned[2] is not None and not order:
+                table = self._rows  # one exact lookup: the index's ids are the answer, in order
+                exact = [table[i] for i in planned[2]]
+                return exact if offset == 0 and end is None else exact[offset:end]
             rows = self._candidates(planned)
         found = rows if test.matches_everything else test.filter(rows)
         if len(found) > 1:
@@ -209,13 +216,18 @@ class MemoryRepository(AddsColumns, Generic[T]):
             index = self._index
             ids = point_ids(accesses, index)
             if ids is not None:
-                return accesses, len(ids), ids
-            return accesses, sum(estimate(access, index) for access in accesses), None
+                return accesses, len(ids), ids, known[2]
+            return accesses, sum(estimate(access, index) for access in accesses), None, False
         planned = plan(test, self._index)
         if len(self._plans) >= _PLANS:
             self._plans.clear()
-        self._plans[test] = (size, None if planned is None else planned[0])
-        return None if planned is None else (planned[0], planned[1], None)
+        if planned is None:
+            self._plans[test] = (size, None, False)
+            return None
+        exact = exact_lookup(test, planned[0])
+        self._plans[test] = (size, planned[0], exact)
+        ids = point_ids(planned[0], self._index) if exact else None
+        return planned[0], planned[1] if ids is None else len(ids), ids, exact
 
     def _candidates(self, planned: _Planned | None) -> list[T]:
         """Every record that may match: from the indexes when they narrow the search."""
@@ -340,13 +352,13 @@ class MemoryRepository(AddsColumns, Generic[T]):
     ) -> list[T]:
         """Patch every record or none: a bad entry raises ``BatchError`` listing them all."""
         with self._store._lock:
-            pairs = check_patches(self._type, changes, expected_versions, self.get, where)
-            self._drop_indexes_for(len(pairs))
-            stored: list[T] = []
-            for old, record in pairs:  # check_patches stamped the next version
-                self._write(old.id, record)
-                stored.append(record)
-            self._rebuild_declared()
+            with paused_gc(len(changes) if isinstance(changes, Mapping) else 0):
+                pairs = check_patches(self._type, changes, expected_versions, self.get, where)
+                self._drop_indexes_for(len(pairs))
+                stored = [record for _, record in pairs]  # stamped with the next version
+                names = {name for fields in changes.values() for name in fields}
+                self._write_many(stored, names)
+                self._rebuild_declared()
             return stored
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
@@ -364,10 +376,10 @@ class MemoryRepository(AddsColumns, Generic[T]):
             batch = check_batch(self._type, records, self._rows.__contains__)
             self._drop_indexes_for(len(batch))
             copy = self._copy  # a record already at version 1 is kept as it is (frozen)
-            stored = [r if r.version == 1 else copy(r, 1) for r in batch]
-            for record in stored:
-                self._write(record.id, record)
-            self._rebuild_declared()
+            with paused_gc(len(batch)):
+                stored = [r if r.version == 1 else copy(r, 1) for r in batch]
+                self._write_many(stored)
+                self._rebuild_declared()
             return stored
 
     def put_many(self, records: Iterable[T]) -> list[T]:
@@ -375,10 +387,10 @@ class MemoryRepository(AddsColumns, Generic[T]):
         with self._store._lock:
             batch = check_batch(self._type, records, None)
             self._drop_indexes_for(len(batch))
-            stored = [self._copy(r, self._next_version(r.id)) for r in batch]
-            for record in stored:
-                self._write(record.id, record)
-            self._rebuild_declared()
+            with paused_gc(len(batch)):
+                stored = [self._copy(r, self._next_version(r.id)) for r in batch]
+                self._write_many(stored)
+                self._rebuild_declared()
             return stored
 
     def _next_version(self, record_id: str) -> int:
@@ -397,6 +409,20 @@ class MemoryRepository(AddsColumns, Generic[T]):
         else:
             self._rows[record_id] = value
 
+    def _write_many(self, records: list[Any], changed: Iterable[str] | None = None) -> None:
+        """``_write`` of each record; one ``dict.update`` when nothing needs the old values
+        (no open transaction, no index on the ``changed`` fields (default: all), no
+        subclass tracking writes)."""
+        indexed = bool(self._indexes)
+        if indexed and changed is not None:
+            names = set(changed)
+            indexed = any(f in names or p in names for f, p in self._indexes)
+        if indexed or self._store._journals or type(self)._write is not _plain_write:
+            for record in records:
+                self._write(record.id, record)
+        else:
+            self._rows.update({record.id: record for record in records})
+
     def _restore(self, record_id: str, value: Any) -> None:
         if self._indexes:
             self._reindex(record_id, self._rows.get(record_id, _MISSING), value)
@@ -404,6 +430,9 @@ class MemoryRepository(AddsColumns, Generic[T]):
             self._rows.pop(record_id, None)
         else:
             self._rows[record_id] = value
+
+
+_plain_write = MemoryRepository._write
 
 
 class _EmittingMemoryRepository(EmitsChanges, MemoryRepository[T]):

@@ -48,9 +48,10 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from time import monotonic, sleep
 from typing import Any, Generic, TypeVar
 
@@ -93,6 +94,7 @@ from crmkit.store._base import (
     order_key,
     patch_fields,
     patch_record,
+    paused_gc,
     raise_batch_problems,
     storable_id,
     version_copier,
@@ -114,6 +116,8 @@ _STATE_TABLE = "crmkit_state"
 _EVENTS_TABLE = "crmkit_events"
 _EVENT_COLUMNS = "position, kind, name, record_id, operation, version, fields, payload, actor, at"
 _DECIMAL_SUFFIX = "__decimal"
+_first = itemgetter(0)
+_BULK_FROM = 10_000  # add_many of this many rows into an empty table sets its indexes aside
 
 #: fields worth an index wherever a record type has them (lookups, joins, common filters)
 _INDEXED = (
@@ -789,12 +793,15 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         check_page(limit, offset)
         paged = limit is not None or offset != 0
         okey = order_by if isinstance(order_by, str) else order_key(order_by)
+        # id order, unpaged: sorted here (a C sort of the rows' ids) rather than by
+        # SQLite's sorter, which spills a large result to temporary storage
+        by_id = okey == () and not paged
         # the statement and its fixed parameters, built once per (criteria, order, paging)
         key = (test, okey, paged)
         plan = self._plans.get(key) if okey is not None else None
         if plan is None:
             where, params = self._where(test)
-            order, order_params = self._order(order_by)
+            order, order_params = ("", []) if by_id else self._order(order_by)
             sql = f"SELECT {self._codec.select_list} FROM {_q(self._codec.table)}{where}{order}"
             if paged:
                 sql += " LIMIT ? OFFSET ?"
@@ -806,8 +813,11 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         sql, fixed = plan
         values = (*fixed, -1 if limit is None else limit, offset) if paged else fixed
         rows = self._rows(sql, values, f"querying {self._codec.table}")
+        if by_id:
+            rows.sort(key=_first)  # text ids: code point order is SQLite's byte order
         decode = self._decode
-        return [decode(row) for row in rows]
+        with paused_gc(len(rows)):
+            return [decode(row) for row in rows]
 
     def count(self, criteria: CriteriaLike = None) -> int:
         where, params = self._where(criteria)
@@ -1041,9 +1051,11 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         entry raises ``BatchError`` listing them all and nothing is written. ``where`` is
         checked on the records read inside the transaction, which holds the write lock."""
         store, codec = self._store, self._codec
+        size = len(changes) if isinstance(changes, Mapping) else 0
         with store.transaction():
-            stored = self._get_many(changes) if isinstance(changes, Mapping) else {}
-            pairs = check_patches(self._type, changes, expected_versions, stored, where)
+            with paused_gc(size):  # reads and patches a record per entry
+                stored = self._get_many(changes) if size else {}
+                pairs = check_patches(self._type, changes, expected_versions, stored, where)
             groups = group_patches(pairs, changes, codec.encode_patch)
             doing = f"patching {len(pairs)} {plural(self._type)}"
             try:
@@ -1101,9 +1113,14 @@ class SQLiteRepository(AddsColumns, Generic[T]):
                 }
             )
             batch = check_batch(self._type, batch, existing.__contains__)
-            self._write_many(codec.sql_insert, batch, None, doing)
+            if empty and len(batch) >= _BULK_FROM:
+                with self._indexes_set_aside(doing):
+                    self._write_many(codec.sql_insert, batch, None, doing)
+            else:
+                self._write_many(codec.sql_insert, batch, None, doing)
         with_version = codec.with_version
-        return [r if r.version == 1 else with_version(r, 1) for r in batch]
+        with paused_gc(len(batch)):
+            return [r if r.version == 1 else with_version(r, 1) for r in batch]
 
     def put_many(self, records: Iterable[T]) -> list[T]:
         """Insert or replace every record or none (no version check)."""
@@ -1121,6 +1138,30 @@ class SQLiteRepository(AddsColumns, Generic[T]):
             r if r.version == v else with_version(r, v)
             for r, v in zip(batch, versions, strict=True)
         ]
+
+    @contextmanager
+    def _indexes_set_aside(self, doing: str) -> Iterator[None]:
+        """Drop the table's indexes for a bulk load into an empty table and create them
+        again after it: one sort per index instead of a B-tree insert per row and index
+        (the enclosing transaction puts them back if the load fails)."""
+        store, table = self._store, self._codec.table
+        with store._lock:
+            try:
+                indexes = store._conn.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = ? AND sql IS NOT NULL",
+                    (table,),
+                ).fetchall()
+                for name, _ in indexes:
+                    store._conn.execute(f"DROP INDEX {_q(name)}")
+            except sqlite3.Error as err:
+                raise store._error(doing, err) from err
+            yield
+            try:
+                for _, sql in indexes:
+                    store._conn.execute(sql)
+            except sqlite3.Error as err:
+                raise store._error(doing, err) from err
 
     def _write_many(
         self, sql: str, batch: list[Any], versions: list[int] | None, doing: str
