@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import heapq
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -60,8 +61,6 @@ from crmkit.store._events import EmitsChanges, Outbox
 from crmkit.store._index import (
     Access,
     FieldIndex,
-    Interval,
-    SortedRun,
     estimate,
     ids_of,
     ordered_scan,
@@ -282,7 +281,8 @@ class MemoryRepository(AddsColumns, Generic[T]):
         with self._store._lock:
             if new.id in self._rows:
                 raise AlreadyExists(self._name, new.id)
-            stored: T = self._copy(new, 1)
+            # a record already at version 1 is kept as it is (frozen), as add_many does
+            stored: T = new if new.version == 1 else self._copy(new, 1)
             self._write(new.id, stored)
             return stored
 
@@ -410,9 +410,14 @@ def _open_due(reminder: Any) -> int | None:
 
 
 class MemoryReminderRepository(MemoryRepository[Reminder]):
-    """The reminders of a :class:`MemoryStore`: also keeps the open ones ordered by their
-    effective due time, so ``next_due`` and ``due`` read them in O(log n) however many
-    reminders are snoozed or done.
+    """The reminders of a :class:`MemoryStore`: also keeps the open ones in a heap by their
+    effective due time, so ``next_due`` reads the first in O(1) (amortised) and ``due``
+    the k earliest in O(k log k), however many reminders are snoozed or done.
+
+    A write pushes the reminder's new ``(due, id)`` and leaves its old entry in place
+    (skipped on read: a dict of the open reminders' due times says which entries are
+    current); the heap is rebuilt from that dict when stale entries outnumber the open
+    reminders. A write costs one ``heappush`` rather than a sorted insert and a delete.
 
     >>> from datetime import UTC, datetime
     >>> store = MemoryStore()
@@ -423,61 +428,118 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
     ('a', ['a', 'b'])
     """
 
+    STALE_SLACK = 1024  # stale heap entries kept beyond the open count before a rebuild
+
     def __init__(self, store: MemoryStore, record_type: type[Reminder]) -> None:
         super().__init__(store, record_type)
-        self._open: SortedRun | None = SortedRun()  # None: rebuilt on the next read
+        # open reminder id -> effective due (microseconds); None: rebuilt on the next read
+        self._due: dict[str, int] | None = {}
+        self._heap: list[tuple[int, str]] = []  # (due, id); stale entries skipped on read
 
-    def _opened(self) -> SortedRun:
-        run = self._open
-        if run is None:
-            pairs = ((_open_due(r), i) for i, r in self._rows.items())
-            run = self._open = SortedRun((due, i) for due, i in pairs if due is not None)
-        return run
+    def _opened(self) -> dict[str, int]:
+        """The open reminders' due times (rebuilt, with the heap, after a large batch)."""
+        live = self._due
+        if live is None:
+            pairs = ((i, _open_due(r)) for i, r in self._rows.items())
+            live = {i: due for i, due in pairs if due is not None}
+            self._rebuild(live)
+        return live
+
+    def _rebuild(self, live: dict[str, int]) -> None:
+        heap = [(due, record_id) for record_id, due in live.items()]
+        heapq.heapify(heap)
+        self._due, self._heap = live, heap
 
     def first_open(self) -> Reminder | None:
         """The open reminder effectively due first (ties by id), or ``None``."""
         with self._store._lock:
-            first = self._opened().first()
-            return None if first is None else self._rows[first[1]]
+            live = self._opened()
+            heap = self._heap
+            while heap:
+                due, record_id = heap[0]
+                if live.get(record_id) == due:
+                    return self._rows[record_id]
+                heapq.heappop(heap)  # stale: done, cancelled, deleted or moved
+            return None
 
     def open_due_by(self, limit: datetime) -> list[Reminder]:
         """The open reminders effectively due at or before ``limit``, by (due, id)."""
         with self._store._lock:
+            live = self._opened()
+            heap, bound = self._heap, micros(limit)
+            found: list[tuple[int, str]] = []
+            size = len(heap)
+            stack = [0] if size else []
+            while stack:  # only entries <= bound and their children are visited
+                i = stack.pop()
+                entry = heap[i]
+                if entry[0] <= bound:
+                    if live.get(entry[1]) == entry[0]:
+                        found.append(entry)
+                    child = 2 * i + 1
+                    if child < size:
+                        stack.append(child)
+                        if child + 1 < size:
+                            stack.append(child + 1)
+            found.sort()
             rows = self._rows
-            pairs = self._opened().pairs(Interval(None, False, micros(limit), True))
-            return [rows[record_id] for _, record_id in pairs]
+            # a reminder moved away and back has two current entries: keep one
+            return [rows[e[1]] for k, e in enumerate(found) if k == 0 or e != found[k - 1]]
 
-    def _track(self, record_id: str, old: Any, new: Any) -> None:
-        run = self._open
-        if run is None:
+    def _track(self, record_id: str, new: Any) -> None:
+        live = self._due
+        if live is None:
             return
-        before, after = _open_due(old), _open_due(new)
+        before, after = live.get(record_id), _open_due(new)
         if before == after:
             return
-        if before is not None:
-            run.remove(before, record_id)
-        if after is not None:
-            run.add(after, record_id)
+        if after is None:
+            del live[record_id]
+        else:
+            live[record_id] = after
+            heapq.heappush(self._heap, (after, record_id))
+        if len(self._heap) > 2 * len(live) + self.STALE_SLACK:
+            self._rebuild(live)
 
     def _write(self, record_id: str, value: Any) -> None:
-        self._track(record_id, self._rows.get(record_id, _MISSING), value)
+        self._track(record_id, value)
         super()._write(record_id, value)
 
     def _restore(self, record_id: str, value: Any) -> None:
-        self._track(record_id, self._rows.get(record_id, _MISSING), value)
+        self._track(record_id, value)
         super()._restore(record_id, value)
 
     def _drop_indexes_for(self, changes: int) -> None:
         if changes > max(256, len(self._rows) // 8):
-            self._open = None
+            self._due, self._heap = None, []
         super()._drop_indexes_for(changes)
 
     def add_many(self, records: Iterable[Reminder]) -> list[Reminder]:
-        """Add every reminder or none; a large batch re-sorts the open ones once, here."""
+        """Add every reminder or none; a large batch re-heaps the open ones once, here."""
         with self._store._lock:
             stored = super().add_many(records)
             self._opened()
             return stored
+
+    def patch_open(
+        self, record_id: str, check: Callable[[Reminder], bool], **fields: Any
+    ) -> Reminder | None:
+        """Read a reminder, and patch ``fields`` when ``check(reminder)`` is true (``check``
+        may raise to refuse), all under the store's lock: a read-modify-write of one
+        record needs no transaction here, as its one write lands whole or not at all.
+        ``None`` when ``check`` says no (nothing written).
+
+        >>> from datetime import UTC, datetime
+        >>> store = MemoryStore()
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> _ = store.reminders.add(Reminder(id="r", title="Call", due_at=t))
+        >>> store.reminders.patch_open("r", lambda r: r.rrule is None, title="Call back").title
+        'Call back'
+        """
+        with self._store._lock:
+            if not check(self.get(record_id)):
+                return None
+            return self.patch(record_id, **fields)
 
 
 class _EmittingMemoryReminderRepository(EmitsChanges, MemoryReminderRepository):
