@@ -347,25 +347,39 @@ def _snooze_complete_then_fail(store: MemoryStore, rid: str, at: datetime) -> No
         max_size=60,
     ),
     st.sampled_from([0, 3, 1024]),
+    st.sampled_from([0, 64]),
     st.booleans(),
 )
 # moved away and back behind an earlier reminder: two current entries for one reminder
-@example([("schedule", 0, 0), ("schedule", 1, 2), ("snooze", 1, 3), ("snooze", 1, 2)], 1024, False)
+@example(
+    [("schedule", 0, 0), ("schedule", 1, 2), ("snooze", 1, 3), ("snooze", 1, 2)], 9, 64, False
+)
 # the first one moved later, done, then rolled back: stale entries at the top
-@example([("schedule", 1, 1), ("schedule", 2, 2), ("snooze", 1, 3), ("rollback", 2, 0)], 0, True)
+@example(
+    [("schedule", 1, 1), ("schedule", 2, 2), ("snooze", 1, 3), ("rollback", 2, 0)], 0, 0, True
+)
+# a read steps over more done reminders than it returns: it drops them, keeps the rest
+@example(
+    [("schedule", n, min(n, 1)) for n in range(5)]
+    + [("complete", n, 1) for n in (1, 2, 3)]
+    + [("schedule", 5, 4)],
+    1024,
+    0,
+    False,
+)
 def test_memory_next_due_and_due_equal_a_sorted_reference(
-    ops: list[tuple[str, int, int]], slack: int, bulk: bool
+    ops: list[tuple[str, int, int]], slack: int, read: int, bulk: bool
 ) -> None:
     """After any mix of schedules, snoozes (also away and back to the same time),
     completions, cancels and rolled-back transactions, the memory store's next_due and
     due equal a sort of a plain dict of the open reminders: none lost, none twice, in
     (due, id) order. Few due times, so ties are common; ``slack`` 0 rebuilds the heap
-    often."""
+    often, ``read`` 0 drops the stale entries a read steps over."""
     base = utc(2026, 1, 5)
     store = MemoryStore()
     repo = store.reminders
     assert isinstance(repo, MemoryReminderRepository)
-    repo.STALE_SLACK = slack
+    repo.STALE_SLACK, repo.STALE_READ = slack, read  # small: frequent rebuilds and drops
     open_: dict[str, datetime] = {}  # the reference: id -> effective due
     if bulk:  # a large batch: the heap is rebuilt from the records on the next read
         batch = [

@@ -429,6 +429,7 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
     """
 
     STALE_SLACK = 1024  # stale heap entries kept beyond the open count before a rebuild
+    STALE_READ = 64  # stale entries a read steps over, beyond what it returns, before dropping
 
     def __init__(self, store: MemoryStore, record_type: type[Reminder]) -> None:
         super().__init__(store, record_type)
@@ -468,7 +469,7 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
             live = self._opened()
             heap, bound = self._heap, micros(limit)
             found: list[tuple[int, str]] = []
-            size = len(heap)
+            size, stale = len(heap), 0
             stack = [0] if size else []
             while stack:  # only entries <= bound and their children are visited
                 i = stack.pop()
@@ -476,15 +477,30 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
                 if entry[0] <= bound:
                     if live.get(entry[1]) == entry[0]:
                         found.append(entry)
+                    else:
+                        stale += 1
                     child = 2 * i + 1
                     if child < size:
                         stack.append(child)
                         if child + 1 < size:
                             stack.append(child + 1)
+            if stale > len(found) + self.STALE_READ:  # mostly done or moved: drop them now
+                self._drop_stale(live, bound)
             found.sort()
             rows = self._rows
             # a reminder moved away and back has two current entries: keep one
             return [rows[e[1]] for k, e in enumerate(found) if k == 0 or e != found[k - 1]]
+
+    def _drop_stale(self, live: dict[str, int], bound: int) -> None:
+        """Pop every entry due at or before ``bound`` and push back the current ones, so
+        each stale entry is paid for once (a rebuild would cost every open reminder)."""
+        heap, kept = self._heap, list[tuple[int, str]]()
+        while heap and heap[0][0] <= bound:
+            entry = heapq.heappop(heap)
+            if live.get(entry[1]) == entry[0] and (not kept or kept[-1] != entry):
+                kept.append(entry)
+        for entry in kept:
+            heapq.heappush(heap, entry)
 
     def _track(self, record_id: str, new: Any) -> None:
         live = self._due
