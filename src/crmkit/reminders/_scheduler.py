@@ -15,7 +15,10 @@ Conventions (documented in docs/reminders.md):
   has come, and creates the current occurrence (see :func:`tick`).
 - Every call that reads and then writes (``tick``, ``complete``, ``snooze``, ``cancel``,
   ``schedule``) does both in one transaction, run again when it lost a race: each of them
-  decides afresh from what it reads, so running it again is safe.
+  decides afresh from what it reads, so running it again is safe. On a MemoryStore, a call
+  that reads and writes one record (``snooze``, ``cancel``, a one-off ``complete``, a
+  ``schedule`` without a lead time) does both under the store's lock instead: a single
+  write lands whole or not at all, and an enclosing transaction still undoes it.
 """
 
 from __future__ import annotations
