@@ -14,6 +14,7 @@ import pytest
 import crmkit
 from crmkit import Account, FixedClock, Lead, MemoryStore, Rep, RoutingRule
 from crmkit.reminders import schedule, tick
+from crmkit.reminders._transact import transact
 from crmkit.routing import Escalation, Router, Target
 from crmkit.store import run_transaction
 from crmkit.store.sqlite import SQLiteStore
@@ -95,6 +96,34 @@ def test_a_retried_transaction_logs_a_warning(
     assert record.attempt == 1  # type: ignore[attr-defined]
     assert "TransactionConflict" in record.getMessage()
     assert "attempt 1 of 3" in record.getMessage()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_reminder_change_run_again_after_a_version_conflict_logs_a_warning(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "crm.db")
+    try:
+        schedule(store, id="r1", title="Call", due_at=MONDAY_10)
+        attempts: list[int] = []
+
+        def retitle() -> None:  # the first attempt's read goes stale before it writes
+            r1 = store.reminders.get("r1")
+            if not attempts:
+                store.reminders.update(attrs.evolve(r1, title="changed meanwhile"))
+            attempts.append(1)
+            store.reminders.update(attrs.evolve(r1, title="retitled"))
+
+        caplog.set_level(logging.INFO, logger="crmkit.reminders")
+        transact(store, retitle)
+        assert len(attempts) == 2
+        assert store.reminders.get("r1").title == "retitled"
+    finally:
+        store.close()
+    (record,) = _records(caplog, "crmkit.reminders")
+    assert record.levelno == logging.WARNING
+    assert record.attempt == 1  # type: ignore[attr-defined]
+    assert "attempt 1 of 5" in record.getMessage()
 
 
 def test_a_transaction_that_succeeds_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:

@@ -127,17 +127,39 @@ class AlreadyExists(CrmError, ValueError):
 
 
 class ConflictError(CrmError, RuntimeError):
-    """An update was based on a stale version of the record."""
+    """An update was based on a stale version of the record, or (with ``condition``) a
+    conditional patch found the record not matching its ``where`` criteria.
 
-    def __init__(self, record: str, record_id: str, expected: int, actual: int) -> None:
+    >>> err = ConflictError("Reminder", "r1", 2, 2, condition="status == 'open'")
+    >>> str(err).split(";")[0]
+    "Reminder 'r1' (version 2) does not match the condition status == 'open'"
+    """
+
+    def __init__(
+        self,
+        record: str,
+        record_id: str,
+        expected: int,
+        actual: int,
+        *,
+        condition: str | None = None,
+    ) -> None:
         self.record = record
         self.record_id = record_id
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"{record} {record_id!r} is at version {actual}, not {expected}: it changed since "
-            "you read it; get() it again and reapply your change"
-        )
+        self.condition = condition
+        if condition is not None:
+            message = (
+                f"{record} {record_id!r} (version {actual}) does not match the condition "
+                f"{condition}; nothing was written: get() it again and decide afresh"
+            )
+        else:
+            message = (
+                f"{record} {record_id!r} is at version {actual}, not {expected}: it changed "
+                "since you read it; get() it again and reapply your change"
+            )
+        super().__init__(message)
 
 
 class CriteriaError(CrmError, ValueError):

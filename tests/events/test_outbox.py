@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 from crmkit import Account, CampaignMember, ValidationError, acting_as
+from crmkit.criteria import F
 from crmkit.errors import BatchError, ConflictError
 from crmkit.events import (
     ChangeEvent,
@@ -114,6 +115,23 @@ def test_a_refused_write_writes_no_event(store: Any) -> None:
         ("Account", "a1", "insert", 1),
         ("Campaign", "c1", "insert", 1),
     ]
+
+
+def test_a_conditional_patch_emits_only_when_it_applies(store: Any) -> None:
+    store.accounts.add(Account(id="a1", name="Acme", country="US"))
+    with pytest.raises(ConflictError, match="condition"):
+        store.accounts.patch("a1", where=F.country == "FR", name="Never")
+    with pytest.raises(BatchError):
+        store.accounts.patch_many({"a1": {"name": "Never"}}, where=F.country == "FR")
+    store.accounts.patch("a1", where=F.country == "US", employees=5)
+    store.accounts.patch_many({"a1": {"name": "Acme Inc"}}, where=F.employees == 5)
+    events = read(store)
+    assert _summary(events) == [
+        ("Account", "a1", "insert", 1),
+        ("Account", "a1", "update", 2),
+        ("Account", "a1", "update", 3),
+    ]
+    assert [e.fields for e in events[1:]] == [("employees",), ("name",)]
 
 
 def test_events_are_off_unless_asked_for() -> None:

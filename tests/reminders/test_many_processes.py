@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crmkit.errors import ValidationError
 from crmkit.records import Cadence, Reminder
 from crmkit.reminders import cadence_tick, complete, enroll, schedule_many, snooze, tick
 
@@ -151,6 +152,44 @@ def test_racing_completions_and_ticks_lose_no_completion(store_factory: StoreFac
     schedule_many(store, _due(ids))
     run_processes(_tick_or_complete, 3, store_factory, ids)
     assert Counter(r.status.value for r in store.reminders) == {"done": len(ids)}
+    store.close()
+
+
+def _complete_each(index: int, factory: StoreFactory, ids: list[str]) -> list[str]:
+    """Complete every reminder of ``ids``: "won" or the error each completion met."""
+    store = factory()
+    outcomes: list[str] = []
+    try:
+        for rid in ids:
+            try:
+                complete(store, rid, T0 + timedelta(minutes=index))
+            except ValidationError as err:
+                outcomes.append(f"{err.record_id} {err.field}={err.value}")
+            else:
+                outcomes.append("won")
+        return outcomes
+    finally:
+        store.close()
+
+
+def test_two_processes_completing_the_same_reminders_one_wins_each(
+    store_factory: StoreFactory,
+) -> None:
+    store = store_factory()
+    ids = [f"r{i:03d}" for i in range(40)]
+    weekly = [
+        Reminder(id=f"w{i}", title="Weekly", due_at=T0, rrule="FREQ=WEEKLY") for i in range(5)
+    ]
+    schedule_many(store, [*_due(ids), *weekly])
+    every = ids + [r.id for r in weekly]
+    first, second = run_processes(_complete_each, 2, store_factory, every)
+    for rid, one, other in zip(every, first, second, strict=True):
+        assert sorted([one, other]) == sorted(["won", f"{rid} status=done"])
+        done = store.reminders.get(rid)
+        assert done.completed_at == T0 + timedelta(minutes=0 if one == "won" else 1)
+        assert done.version == 2
+    spawned = sorted(r.id for r in store.reminders if r.id not in every)
+    assert spawned == [f"w{i}.1" for i in range(5)]  # one next occurrence each, not two
     store.close()
 
 

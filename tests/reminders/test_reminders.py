@@ -182,6 +182,31 @@ def test_state_transitions_are_checked(store: AnyStore) -> None:
         due(store, datetime(2026, 1, 5))
 
 
+def test_completing_twice_or_a_missing_reminder_is_refused_and_writes_nothing(
+    store: AnyStore,
+) -> None:
+    schedule(store, id="s", title="t", due_at=utc(2026, 1, 5))
+    schedule(store, id="gone", title="t", due_at=utc(2026, 1, 5))
+    cancel(store, "gone")
+    done = complete(store, "s", utc(2026, 1, 5, 1)).done
+    for rid, status in (("s", "done"), ("gone", "cancelled")):
+        before = store.reminders.get(rid)
+        with pytest.raises(ValidationError, match="is not open") as info:
+            complete(store, rid, utc(2026, 1, 5, 2))
+        error = info.value
+        assert (error.record, error.record_id, error.field, error.value) == (
+            "Reminder",
+            rid,
+            "status",
+            status,
+        )
+        assert store.reminders.get(rid) == before
+    assert store.reminders.get("s") == done
+    with pytest.raises(NotFound, match="'missing'"):
+        complete(store, "missing", utc(2026, 1, 5, 2))
+    assert len(store.reminders) == 2
+
+
 # -- follow-ups and plans ------------------------------------------------------------------
 
 

@@ -81,6 +81,10 @@ def _order_fields(record_type: type[Any]) -> list[str]:
     return names + [f"custom.{key}" for key in CUSTOM_KEYS]
 
 
+def _patchable(record_type: type[Any]) -> list[str]:
+    return [f.name for f in schema_of(record_type).fields if f.name not in ("id", "version")]
+
+
 def _outcome(call: Callable[[Any], Any], store: Any) -> tuple[str, Any]:
     """What happened: ("ok", result) or ("error", class, detail) for a crmkit error."""
     try:
@@ -161,6 +165,28 @@ class StoresAgree(RuleBasedStateMachine):
     )
     def delete(self, record_type: type[Any], record_id: str, version: int | None) -> None:
         self.both(lambda s: s.repository(record_type).delete(record_id, expected_version=version))
+
+    @rule(
+        data=st.data(),
+        record_type=types,
+        record_id=ids(small=True),
+        version=st.one_of(st.none(), st.integers(1, 4)),
+    )
+    def conditional_patch(
+        self, data: st.DataObject, record_type: type[Any], record_id: str, version: int | None
+    ) -> None:
+        """``patch(where=...)``: applied, refused (ConflictError) or NotFound alike."""
+        source = self.record(data, record_type)
+        names = data.draw(
+            st.lists(st.sampled_from(_patchable(record_type)), min_size=1, max_size=3)
+        )
+        fields = {name: getattr(source, name) for name in names}
+        where = data.draw(criteria_for(record_type, narrow=True, max_leaves=3))
+        self.both(
+            lambda s: s.repository(record_type).patch(
+                record_id, expected_version=version, where=where, **fields
+            )
+        )
 
     @rule(data=st.data(), record_type=types, replace=st.booleans(), wrong=st.booleans())
     def batch(

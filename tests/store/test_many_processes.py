@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import attrs
 import pytest
 
-from crmkit.records import Account
+from crmkit.criteria import F
+from crmkit.errors import ConflictError
+from crmkit.records import Account, Reminder
 from crmkit.store import run_transaction
 
 from .._processes import run_processes
@@ -13,6 +17,7 @@ from .._stores import StoreFactory
 
 WORKERS = 4
 ROUNDS = 25
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def _increment(index: int, factory: StoreFactory, lock: str | None) -> int:
@@ -40,4 +45,46 @@ def test_read_modify_write_in_run_transaction_loses_no_update(
     assert sum(done) == WORKERS * ROUNDS
     assert store.accounts.get("counter").employees == WORKERS * ROUNDS
     assert store.accounts.get("counter").version == WORKERS * ROUNDS + 1
+    store.close()
+
+
+RACED = 40
+
+
+def _close_open(index: int, factory: StoreFactory, ids: list[str]) -> list[tuple[str, str]]:
+    """Patch each reminder to done ``where`` it is still open: ``(id, "won")`` or
+    ``(id, the ConflictError's record id)`` for each."""
+    store = factory()
+    outcomes: list[tuple[str, str]] = []
+    try:
+        for rid in ids:
+            try:
+                store.reminders.patch(
+                    rid,
+                    where=F.status == "open",
+                    status="done",
+                    completed_at=T0,
+                    owner_id=str(index),
+                )
+            except ConflictError as err:
+                outcomes.append((rid, f"{err.record_id} lost" if err.condition else "stale"))
+            else:
+                outcomes.append((rid, "won"))
+        return outcomes
+    finally:
+        store.close()
+
+
+def test_a_conditional_patch_has_one_winner_across_processes(store_factory: StoreFactory) -> None:
+    """Two processes patch the same open reminders ``where=F.status == "open"``: each
+    reminder is taken by exactly one of them, and it holds that one's write."""
+    store = store_factory()
+    ids = [f"r{i:03d}" for i in range(RACED)]
+    store.reminders.add_many([Reminder(id=rid, title="Call", due_at=T0) for rid in ids])
+    first, second = run_processes(_close_open, 2, store_factory, ids)
+    for (rid, one), (_, other) in zip(first, second, strict=True):
+        assert sorted([one, other]) == sorted(["won", f"{rid} lost"])
+        stored = store.reminders.get(rid)
+        winner = "0" if one == "won" else "1"
+        assert (stored.status.value, stored.owner_id, stored.version) == ("done", winner, 2)
     store.close()

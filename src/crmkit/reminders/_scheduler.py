@@ -35,7 +35,7 @@ import attrs
 
 from crmkit._time import micros
 from crmkit.criteria import BoundCriteria, Criteria, F, bind
-from crmkit.errors import ValidationError
+from crmkit.errors import ConflictError, ValidationError
 from crmkit.events import emit_many
 from crmkit.records import Reminder, ReminderStatus, Rep
 from crmkit.reminders._calendar import BusinessCalendar, localize
@@ -352,9 +352,20 @@ def cancel(store: Store, reminder_id: str) -> Reminder:
     return _patch_open(store, reminder_id, status=ReminderStatus.CANCELLED)
 
 
+@functools.cache
+def _still_open() -> BoundCriteria:
+    """The condition of :func:`complete`'s patch (bound once, on first use)."""
+    return bind(F.status == ReminderStatus.OPEN.value, Reminder)
+
+
 def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
     """Mark an open reminder done at ``now``; a recurring one spawns its next occurrence
     (id ``<series>.<n>``) in the same transaction.
+
+    The reminder is not read first: one conditional patch (``where`` it is still open;
+    a single ``UPDATE`` in a SQL store) marks it done and returns it, and the next
+    occurrence is computed from that. A reminder that is not open is refused with the
+    same ``ValidationError`` as a snooze or cancel of it.
 
     Examples
     --------
@@ -374,17 +385,22 @@ def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
             return Completion(done=done, next=None)
 
     def operation() -> Completion:
-        reminder = _get_open(store, reminder_id)
-        done = store.reminders.patch(  # only the changed columns are written
-            reminder_id,
-            expected_version=reminder.version,
-            status=ReminderStatus.DONE,
-            completed_at=now,
-        )
+        try:
+            done = store.reminders.patch(  # only the changed columns are written
+                reminder_id,
+                where=_still_open(),
+                status=ReminderStatus.DONE,
+                completed_at=now,
+            )
+        except ConflictError as err:
+            if err.condition is None:
+                raise
+            _get_open(store, reminder_id)  # says which status it has; open again: retry
+            raise
         spawned = None
-        if reminder.rrule is not None:
-            for wall, instant in _following(reminder):
-                spawned = store.reminders.add(_occurrence(reminder, wall, instant, 1))
+        if done.rrule is not None:  # due_at, rrule, timezone and custom are the open ones'
+            for wall, instant in _following(done):
+                spawned = store.reminders.add(_occurrence(done, wall, instant, 1))
                 break
         return Completion(done=done, next=spawned)
 

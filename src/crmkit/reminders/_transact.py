@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -10,6 +11,7 @@ from crmkit.store._base import Store, run_transaction
 
 __all__ = ["transact"]
 
+_log = logging.getLogger("crmkit.reminders")
 T = TypeVar("T")
 ATTEMPTS = 5  # version-check failures
 RACES = 10  # lost transaction races, per run (several workers ticking one database)
@@ -30,7 +32,15 @@ def transact(store: Store, operation: Callable[[], T]) -> T:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return run_transaction(store, operation, attempts=RACES)
-        except ConflictError:
+        except ConflictError as err:
             if attempt == ATTEMPTS or getattr(store, "in_transaction", False):
                 raise
+            _log.warning(
+                "reminder change failed its version check on attempt %d of %d, "
+                "running it again: %s",
+                attempt,
+                ATTEMPTS,
+                err,
+                extra={"attempt": attempt, "attempts": ATTEMPTS, "error": err},
+            )
     raise AssertionError("unreachable")  # pragma: no cover

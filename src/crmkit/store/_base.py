@@ -11,9 +11,12 @@ follows (``crmkit.testing.StoreContract`` checks each of them):
   :class:`~crmkit.errors.ConflictError`; a missing id raises
   :class:`~crmkit.errors.NotFound`. The result has the version bumped by one.
 - ``delete`` removes a record (``NotFound`` if missing; optional ``expected_version``).
-- ``patch(id, expected_version=None, **fields)`` changes only the named fields, converting
-  and validating only those; ``patch_many({id: {field: value}}, expected_versions=...)``
-  does the same for many records, atomically (a bad entry: ``BatchError``, nothing written).
+- ``patch(id, expected_version=None, where=None, **fields)`` changes only the named fields,
+  converting and validating only those; ``patch_many({id: {field: value}},
+  expected_versions=..., where=...)`` does the same for many records, atomically (a bad
+  entry: ``BatchError``, nothing written). ``where`` (criteria) makes a patch conditional:
+  it applies only if the stored record matches, else ``ConflictError`` (``condition``
+  set); a missing id is ``NotFound``. The SQL stores check it in the ``UPDATE`` itself.
 - ``add_many`` / ``put_many`` are atomic: a bad record (wrong type, duplicate id in the
   batch, id already stored for ``add_many``) means nothing is written and a
   :class:`~crmkit.errors.BatchError` lists every bad record by position.
@@ -49,6 +52,7 @@ import attrs
 import numpy as np
 
 from crmkit._fields import CUSTOM_CHECKS
+from crmkit._repr import short_repr
 from crmkit._schema import QUERYABLE_KINDS, schema_of
 from crmkit.criteria import BoundCriteria, Criteria, bind
 from crmkit.errors import (
@@ -117,15 +121,46 @@ class Repository(Protocol[T]):
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None: ...
 
     def patch(
-        self, record_id: str, *, expected_version: int | None = None, **fields: Any
-    ) -> T: ...
+        self,
+        record_id: str,
+        *,
+        expected_version: int | None = None,
+        where: CriteriaLike = None,
+        **fields: Any,
+    ) -> T:
+        """Change only ``fields`` of a stored record; returns it at the next version.
+
+        With ``expected_version`` the stored version must equal it, and with ``where``
+        the stored record must match those criteria, or nothing is written and
+        :class:`~crmkit.errors.ConflictError` is raised (a version mismatch is reported
+        first; a failed ``where`` sets the error's ``condition``). A missing id raises
+        :class:`~crmkit.errors.NotFound`. The check and the write are one step: two
+        processes patching the same record ``where=F.status == "open"`` cannot both win.
+
+        >>> from crmkit.criteria import F
+        >>> from crmkit.records import Account
+        >>> from crmkit.store import MemoryStore
+        >>> store = MemoryStore()
+        >>> _ = store.accounts.add(Account(id="a1", name="Acme", country="US"))
+        >>> store.accounts.patch("a1", where=F.country == "US", country="CA").version
+        2
+        >>> store.accounts.patch("a1", where=F.country == "US", country="MX")
+        Traceback (most recent call last):
+        ...
+        crmkit.errors.ConflictError: Account 'a1' (version 2) does not match the condition ...
+        """
+        ...
 
     def patch_many(
         self,
         changes: Mapping[str, Mapping[str, Any]],
         *,
         expected_versions: Mapping[str, int] | None = None,
-    ) -> list[T]: ...
+        where: CriteriaLike = None,
+    ) -> list[T]:
+        """Patch every record or none; ``where`` must hold for each of them (an entry whose
+        record does not match is reported in the ``BatchError`` as a ``ConflictError``)."""
+        ...
 
     def add_many(self, records: Iterable[T]) -> list[T]: ...
 
@@ -508,10 +543,20 @@ class IntegrityChecked:
             lambda: parent.update(record, expected_version=expected_version), True
         )
 
-    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> Any:
+    def patch(
+        self,
+        record_id: str,
+        *,
+        expected_version: int | None = None,
+        where: CriteriaLike = None,
+        **fields: Any,
+    ) -> Any:
         parent = cast(Any, super())
         return self._checked(
-            lambda: parent.patch(record_id, expected_version=expected_version, **fields), True
+            lambda: parent.patch(
+                record_id, expected_version=expected_version, where=where, **fields
+            ),
+            True,
         )
 
     def add_many(self, records: Iterable[Any]) -> Any:
@@ -523,11 +568,16 @@ class IntegrityChecked:
         return self._checked(lambda: parent.put_many(records), False)
 
     def patch_many(
-        self, changes: Mapping[str, Mapping[str, Any]], *, expected_versions: Any = None
+        self,
+        changes: Mapping[str, Mapping[str, Any]],
+        *,
+        expected_versions: Any = None,
+        where: CriteriaLike = None,
     ) -> Any:
         parent = cast(Any, super())
         return self._checked(
-            lambda: parent.patch_many(changes, expected_versions=expected_versions), False
+            lambda: parent.patch_many(changes, expected_versions=expected_versions, where=where),
+            False,
         )
 
 
@@ -855,11 +905,14 @@ def check_patches(
     changes: Any,
     expected_versions: Any,
     current: Callable[[str], Any] | Mapping[str, Any],
+    where: CriteriaLike = None,
 ) -> list[tuple[Any, Any]]:
     """``[(stored record, patched record)]`` for ``patch_many`` (the patched one already
     carries the next version), or a :class:`BatchError` naming every bad entry (unknown
-    id, bad field or value, stale version) by position."""
+    id, bad field or value, stale version, a stored record not matching ``where``) by
+    position."""
     name = record_type.__name__
+    test = None if where is None else bound(where, record_type)
     if not isinstance(changes, Mapping):
         raise ValidationError(
             name, None, changes, "patch_many takes a mapping of ids to field changes"
@@ -881,12 +934,24 @@ def check_patches(
             expected = versions.get(record_id)
             if expected is not None and old.version != expected:
                 raise ConflictError(name, record_id, expected, old.version)
+            if test is not None and not test.matches(old):
+                raise condition_failed(name, record_id, test, old.version)
             pairs.append((old, patch_record(old, checked, old.version + 1)))
         except CrmError as err:
             errors.append((index, err))
     if errors:
         raise BatchError(name, errors)
     return pairs
+
+
+def condition_failed(
+    record: str, record_id: str, test: BoundCriteria, version: int
+) -> ConflictError:
+    """The error of a patch whose ``where`` criteria the stored record (at ``version``)
+    does not match."""
+    return ConflictError(
+        record, record_id, version, version, condition=short_repr(test.criteria.to_dict())
+    )
 
 
 def raise_batch_problems(

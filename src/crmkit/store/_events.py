@@ -286,12 +286,23 @@ class EmitsChanges:
             store._outbox.add(self._written(old, stored))
         return stored
 
-    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> Any:
+    def patch(
+        self,
+        record_id: str,
+        *,
+        expected_version: int | None = None,
+        where: Any = None,
+        **fields: Any,
+    ) -> Any:
         parent, store = cast(Any, super()), self._store
         if not store._outbox.enabled:
-            return parent.patch(record_id, expected_version=expected_version, **fields)
-        with store._events_transaction():
-            stored = parent.patch(record_id, expected_version=expected_version, **fields)
+            return parent.patch(
+                record_id, expected_version=expected_version, where=where, **fields
+            )
+        with store._events_transaction():  # a patch refused by ``where`` raises: no event
+            stored = parent.patch(
+                record_id, expected_version=expected_version, where=where, **fields
+            )
             store._outbox.add(self._patched(stored, fields))
         return stored
 
@@ -332,13 +343,17 @@ class EmitsChanges:
         return stored
 
     def patch_many(
-        self, changes: Mapping[str, Mapping[str, Any]], *, expected_versions: Any = None
+        self,
+        changes: Mapping[str, Mapping[str, Any]],
+        *,
+        expected_versions: Any = None,
+        where: Any = None,
     ) -> Any:
         parent, store = cast(Any, super()), self._store
         if not store._outbox.enabled:
-            return parent.patch_many(changes, expected_versions=expected_versions)
+            return parent.patch_many(changes, expected_versions=expected_versions, where=where)
         with store._events_transaction():
-            stored = parent.patch_many(changes, expected_versions=expected_versions)
+            stored = parent.patch_many(changes, expected_versions=expected_versions, where=where)
             store._outbox.extend(self._patched(r, changes[r.id]) for r in stored)
         return stored
 

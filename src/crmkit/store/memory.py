@@ -49,6 +49,7 @@ from crmkit.store._base import (
     check_page,
     check_patches,
     check_type,
+    condition_failed,
     index_fields,
     order_fields,
     patch_fields,
@@ -308,13 +309,24 @@ class MemoryRepository(AddsColumns, Generic[T]):
             self._write(new.id, stored)
             return stored
 
-    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> T:
-        """Change only ``fields`` of a stored record (checked like the record itself)."""
+    def patch(
+        self,
+        record_id: str,
+        *,
+        expected_version: int | None = None,
+        where: CriteriaLike = None,
+        **fields: Any,
+    ) -> T:
+        """Change only ``fields`` of a stored record (checked like the record itself), if
+        it is at ``expected_version`` and matches ``where``."""
         changes = patch_fields(self._type, record_id, fields)
+        test = None if where is None else bound(where, self._type)
         with self._store._lock:
             old: Any = self.get(record_id)
             if expected_version is not None and old.version != expected_version:
                 raise ConflictError(self._name, record_id, expected_version, old.version)
+            if test is not None and not test.matches(old):
+                raise condition_failed(self._name, record_id, test, old.version)
             stored: T = patch_record(old, changes, old.version + 1)
             self._write(record_id, stored)
             return stored
@@ -324,10 +336,11 @@ class MemoryRepository(AddsColumns, Generic[T]):
         changes: Mapping[str, Mapping[str, Any]],
         *,
         expected_versions: Mapping[str, int] | None = None,
+        where: CriteriaLike = None,
     ) -> list[T]:
         """Patch every record or none: a bad entry raises ``BatchError`` listing them all."""
         with self._store._lock:
-            pairs = check_patches(self._type, changes, expected_versions, self.get)
+            pairs = check_patches(self._type, changes, expected_versions, self.get, where)
             self._drop_indexes_for(len(pairs))
             stored: list[T] = []
             for old, record in pairs:  # check_patches stamped the next version

@@ -88,6 +88,7 @@ from crmkit.store._base import (
     check_page,
     check_patches,
     check_type,
+    condition_failed,
     convert_patch,
     group_patches,
     index_fields,
@@ -522,7 +523,7 @@ class PostgresRepository(AddsColumns, Generic[T]):
             f"SELECT id FROM {t} WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb))"
         )
         self._sql_copy = f"COPY {t} ({names}) FROM STDIN"
-        self._patch_sqls: dict[tuple[tuple[str, ...], bool, bool], str] = {}
+        self._patch_sqls: dict[tuple[tuple[str, ...], bool, bool, str], str] = {}
         # put_many: COPY into a session-private temporary table, then one upsert from it
         digest = hashlib.sha256(store.schema.encode()).hexdigest()[:8]
         temp = _q(f"crmkit_put_{digest}_{codec.table}"[:_NAME])
@@ -788,25 +789,45 @@ class PostgresRepository(AddsColumns, Generic[T]):
         stored: T = codec.with_version(new, expected + 1)
         return stored
 
-    def _patch_sql(self, fields: tuple[str, ...], *, checked: bool, returning: bool) -> str:
-        key = (fields, checked, returning)
+    def _patch_sql(
+        self, fields: tuple[str, ...], *, checked: bool, returning: bool, condition: str = ""
+    ) -> str:
+        key = (fields, checked, returning, condition)
         sql = self._patch_sqls.get(key)
         if sql is None:
             sets = ", ".join(f"{_q(f)} = %s" for f in fields)
             sql = f"UPDATE {self._table} SET {sets}, version = version + 1 WHERE id = %s"
             sql += " AND version = %s" if checked else ""
+            sql += f" AND ({condition})" if condition else ""  # compiled ``where`` criteria
             sql += f" RETURNING {self._select_list}" if returning else ""
+            if len(self._patch_sqls) >= 512:
+                self._patch_sqls.clear()
             self._patch_sqls[key] = sql
         return sql
 
-    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> T:
+    def patch(
+        self,
+        record_id: str,
+        *,
+        expected_version: int | None = None,
+        where: CriteriaLike = None,
+        **fields: Any,
+    ) -> T:
         """Change only ``fields`` of a stored record: one ``UPDATE`` of those columns.
 
         The new values are converted and checked like the record's own fields; the
         record is not read first unless a changed field's check needs the rest of it.
+        ``where`` criteria are compiled into the same ``UPDATE``, so the row is checked
+        and written under one row lock.
         """
         changes = patch_fields(self._type, record_id, fields)
         store, codec = self._store, self._codec
+        test: BoundCriteria | None = None  # ``where``, bound and compiled
+        condition, condition_params = "", list[Any]()
+        if where is not None:
+            test = bound(where, self._type)
+            condition, condition_params = self._where(test)
+            condition = condition.removeprefix(" WHERE ")
         probe = convert_patch(self._type, record_id, changes)
         if probe is None:
             with store.transaction():
@@ -821,18 +842,24 @@ class PostgresRepository(AddsColumns, Generic[T]):
         params.append(record_id)
         if checked:
             params.append(expected_version)
+        if condition:
+            params.extend(condition_params)
+        sql = self._patch_sql(names, checked=checked, returning=True, condition=condition)
         doing = f"patching {self._name} {record_id!r}"
         try:
             with store._use() as conn:
                 cur = psycopg.Cursor(conn, row_factory=tuple_row)
-                cur.execute(self._patch_sql(names, checked=checked, returning=True), params)
+                cur.execute(sql, params)
                 rows = cur.fetchall()
                 if not rows:
                     found = cur.execute(self._sql_version, (record_id,)).fetchall()
                     if not found:
                         raise NotFound(self._name, record_id)
-                    assert expected_version is not None
-                    raise ConflictError(self._name, record_id, expected_version, int(found[0][0]))
+                    version = int(found[0][0])
+                    if expected_version is not None and version != expected_version:
+                        raise ConflictError(self._name, record_id, expected_version, version)
+                    assert test is not None
+                    raise condition_failed(self._name, record_id, test, version)
         except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
             raise store._error(doing, err) from err
         except psycopg.Error as err:
@@ -854,9 +881,12 @@ class PostgresRepository(AddsColumns, Generic[T]):
         changes: Mapping[str, Mapping[str, Any]],
         *,
         expected_versions: Mapping[str, int] | None = None,
+        where: CriteriaLike = None,
     ) -> list[T]:
         """Patch every record or none (one ``UPDATE`` per set of changed fields); a bad
-        entry raises ``BatchError`` listing them all and nothing is written."""
+        entry raises ``BatchError`` listing them all and nothing is written. ``where`` is
+        checked on the records read in the transaction (each ``UPDATE`` checks the version
+        it read)."""
         store, codec = self._store, self._codec
         with store.transaction():
             wanted = (
@@ -869,7 +899,7 @@ class PostgresRepository(AddsColumns, Generic[T]):
                 f"reading {codec.table}",
             )
             stored: dict[str, Any] = {row[0]: self._decode(row) for row in rows}
-            pairs = check_patches(self._type, changes, expected_versions, stored)
+            pairs = check_patches(self._type, changes, expected_versions, stored, where)
             groups = group_patches(pairs, changes, codec.encode_patch)
             doing = f"patching {len(pairs)} {codec.table}"
             try:

@@ -48,7 +48,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from time import monotonic, sleep
@@ -85,6 +85,7 @@ from crmkit.store._base import (
     check_page,
     check_patches,
     check_type,
+    condition_failed,
     convert_patch,
     group_patches,
     index_fields,
@@ -283,7 +284,7 @@ class _Codec:
         self.decode: Callable[[Sequence[Any]], Any]
         #: field name -> (its columns, an encoder of its value to those columns)
         self.field_codecs: dict[str, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]]
-        self._patch_sql: dict[tuple[tuple[str, ...], bool, bool], str] = {}
+        self._patch_sql: dict[tuple[tuple[str, ...], bool, bool, str], str] = {}
         self.with_version = version_copier(record_type)
         self._compile()
         # SQL, built once so sqlite3's statement cache reuses the prepared statements
@@ -370,16 +371,23 @@ class _Codec:
             for info in self.fields[1:-1]
         }
 
-    def patch_sql(self, fields: tuple[str, ...], *, checked: bool, returning: bool) -> str:
-        """``UPDATE`` of only the columns of ``fields`` (and the version), built once."""
-        key = (fields, checked, returning)
+    def patch_sql(
+        self, fields: tuple[str, ...], *, checked: bool, returning: bool, condition: str = ""
+    ) -> str:
+        """``UPDATE`` of only the columns of ``fields`` (and the version), built once;
+        ``condition`` is compiled criteria the row must also match (its parameters follow
+        the id and the version)."""
+        key = (fields, checked, returning, condition)
         sql = self._patch_sql.get(key)
         if sql is None:
             columns = [c for f in fields for c in self.field_codecs[f][0]]
             sets = ", ".join(f"{_q(c)} = ?" for c in columns)
             sql = f"UPDATE {_q(self.table)} SET {sets}, version = version + 1 WHERE id = ?"
             sql += " AND version = ?" if checked else ""
+            sql += f" AND ({condition})" if condition else ""
             sql += f" RETURNING {self.select_list}" if returning else ""
+            if len(self._patch_sql) >= 512:
+                self._patch_sql.clear()
             self._patch_sql[key] = sql
         return sql
 
@@ -922,15 +930,30 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         stored: T = codec.with_version(new, expected + 1)
         return stored
 
-    def patch(self, record_id: str, *, expected_version: int | None = None, **fields: Any) -> T:
+    def patch(
+        self,
+        record_id: str,
+        *,
+        expected_version: int | None = None,
+        where: CriteriaLike = None,
+        **fields: Any,
+    ) -> T:
         """Change only ``fields`` of a stored record: one ``UPDATE`` of those columns.
 
         The new values are converted and checked like the record's own fields; the
         record is not read first unless a changed field's check needs the rest of it.
+        ``where`` criteria are compiled into the same ``UPDATE`` (``... AND <criteria>``),
+        so checking them and writing is one statement.
         """
         changes = patch_fields(self._type, record_id, fields)
+        test: BoundCriteria | None = None  # ``where``, bound and compiled
+        condition, condition_params = "", list[Any]()
+        if where is not None:
+            test = bound(where, self._type)
+            condition, condition_params = self._where(test)
+            condition = condition.removeprefix(" WHERE ")
         held = self._held(record_id, expected_version)
-        if held is not None:
+        if held is not None and test is None:
             return self._patch_held(held, changes)
         probe = convert_patch(self._type, record_id, changes)
         if probe is None:
@@ -943,11 +966,13 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         codec, store = self._codec, self._store
         names = tuple(changes)
         checked = expected_version is not None
-        sql = codec.patch_sql(names, checked=checked, returning=True)
+        sql = codec.patch_sql(names, checked=checked, returning=True, condition=condition)
         params = codec.encode_patch(probe, names)
         params.append(record_id)
         if checked:
             params.append(expected_version)
+        if condition:
+            params.extend(condition_params)
         doing = f"patching {self._name} {record_id!r}"
         with store._lock:
             try:
@@ -956,8 +981,11 @@ class SQLiteRepository(AddsColumns, Generic[T]):
                     found = store._conn.execute(codec.sql_version, (record_id,)).fetchall()
                     if not found:
                         raise NotFound(self._name, record_id)
-                    assert expected_version is not None
-                    raise ConflictError(self._name, record_id, expected_version, found[0][0])
+                    version = int(found[0][0])
+                    if expected_version is not None and version != expected_version:
+                        raise ConflictError(self._name, record_id, expected_version, version)
+                    assert test is not None
+                    raise condition_failed(self._name, record_id, test, version)
             except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
                 raise store._error(doing, err) from err
             except sqlite3.Error as err:
@@ -1007,13 +1035,15 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         changes: Mapping[str, Mapping[str, Any]],
         *,
         expected_versions: Mapping[str, int] | None = None,
+        where: CriteriaLike = None,
     ) -> list[T]:
         """Patch every record or none (one ``UPDATE`` per set of changed fields); a bad
-        entry raises ``BatchError`` listing them all and nothing is written."""
+        entry raises ``BatchError`` listing them all and nothing is written. ``where`` is
+        checked on the records read inside the transaction, which holds the write lock."""
         store, codec = self._store, self._codec
         with store.transaction():
             stored = self._get_many(changes) if isinstance(changes, Mapping) else {}
-            pairs = check_patches(self._type, changes, expected_versions, stored)
+            pairs = check_patches(self._type, changes, expected_versions, stored, where)
             groups = group_patches(pairs, changes, codec.encode_patch)
             doing = f"patching {len(pairs)} {plural(self._type)}"
             try:
@@ -1433,48 +1463,7 @@ class SQLiteStore(RepositoryAccess):
         is accepted for the protocol and ignored: write transactions already run one at
         a time.
         """
-        if self._outbox.enabled:
-            return self._transaction_with_events()
-        return _Transaction(self)  # no generator frame per call while events are off
-
-    @contextmanager
-    def _transaction_with_events(self) -> Iterator[None]:
-        with self._outbox.delivering(), self._lock:
-            depth = self._depth
-            savepoint = f"crmkit_{depth}"
-            self._run(
-                "BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}",
-                "starting a transaction",
-            )
-            self._depth = depth + 1
-            self._serial += depth == 0
-            self._owner = threading.get_ident()
-            try:
-                with self._outbox.level(depth == 0):
-                    yield
-            except BaseException:
-                self._depth = depth
-                if depth == 0:
-                    self._owner = None
-                    self._run("ROLLBACK", "rolling back a transaction")
-                    if self._synced_in_transaction:  # its new tables were undone too
-                        self._generation = -1
-                else:
-                    self._serial += 1  # what was read inside may be undone
-                    self._run(f"ROLLBACK TO {savepoint}", "rolling back a savepoint")
-                    self._run(f"RELEASE {savepoint}", "rolling back a savepoint")
-                raise
-            self._depth = depth
-            if depth == 0:
-                self._owner = None
-                try:
-                    self._run("COMMIT", "committing a transaction")
-                except StorageError:
-                    if self._conn.in_transaction:
-                        self._run("ROLLBACK", "rolling back a failed commit")
-                    raise
-            else:
-                self._run(f"RELEASE {savepoint}", "ending a savepoint")
+        return _Transaction(self)  # a plain class: no generator frame per call
 
     def _run(self, sql: str, doing: str) -> None:
         try:
@@ -1627,17 +1616,24 @@ class SQLiteStore(RepositoryAccess):
 
 
 class _Transaction:
-    """:meth:`SQLiteStore.transaction` while events are off: the same steps as its
-    generator, as a plain context manager (a single write pays for it each call)."""
+    """One level of :meth:`SQLiteStore.transaction` (a plain context manager: a single
+    write pays for it each call). With the store's events on it also opens the outbox's
+    delivery (around the whole level, commit included) and level (around the work)."""
 
-    __slots__ = ("_depth", "_store")
+    __slots__ = ("_delivering", "_depth", "_level", "_store")
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
         self._depth = 0
+        self._delivering: AbstractContextManager[None] | None = None
+        self._level: AbstractContextManager[None] | None = None
 
     def __enter__(self) -> None:
         store = self._store
+        outbox = store._outbox
+        if outbox.enabled:
+            self._delivering = outbox.delivering()
+            self._delivering.__enter__()
         store._lock.acquire()
         try:
             depth = store._depth
@@ -1645,19 +1641,42 @@ class _Transaction:
                 "BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT crmkit_{depth}",
                 "starting a transaction",
             )
-        except BaseException:
+        except BaseException as err:
             store._lock.release()
+            if self._delivering is not None:
+                self._delivering.__exit__(type(err), err, err.__traceback__)
             raise
         self._depth = depth
         store._depth = depth + 1
         store._serial += depth == 0
         store._owner = threading.get_ident()
+        if self._delivering is not None:
+            self._level = outbox.level(depth == 0)
+            self._level.__enter__()
 
-    def __exit__(self, kind: object, error: object, trace: object) -> None:
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        delivering, level = self._delivering, self._level
+        if delivering is None or level is None:
+            self._end(kind is not None)
+            return
+        try:
+            try:
+                level.__exit__(kind, error, trace)  # writes the events before a commit
+            except BaseException:
+                self._end(True)
+                raise
+            self._end(kind is not None)
+        except BaseException as err:
+            delivering.__exit__(type(err), err, err.__traceback__)
+            raise
+        delivering.__exit__(kind, error, trace)
+
+    def _end(self, failed: bool) -> None:
+        """Commit (or release the savepoint), or roll back when ``failed``; unlock."""
         store, depth = self._store, self._depth
         try:
             store._depth = depth
-            if kind is not None:
+            if failed:
                 if depth == 0:
                     store._owner = None
                     store._run("ROLLBACK", "rolling back a transaction")

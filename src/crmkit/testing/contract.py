@@ -834,6 +834,63 @@ class StoreContract:
         assert store.accounts.get("a1").name == "Acme Corp"
         assert store.accounts.get("a1").version == 2
 
+    def test_patch_where_applies_only_when_the_record_matches(
+        self, store: Store, sample_accounts: list[Account]
+    ) -> None:
+        before = store.accounts.get("a2")
+        patched = store.accounts.patch(
+            "a2", where=(F.country == "FR") & (F.employees < 1000), employees=301
+        )
+        assert patched == attrs.evolve(before, employees=301, version=before.version + 1)
+        assert store.accounts.get("a2") == patched
+        again = store.accounts.patch(  # the dict form, with a version check as well
+            "a2",
+            expected_version=2,
+            where={"field": "custom.tier", "op": "==", "value": "silver"},
+            name="Acme EU",
+        )
+        assert (again.name, again.version) == ("Acme EU", 3)
+
+    def test_patch_where_refuses_a_record_that_does_not_match(
+        self, store: Store, sample_accounts: list[Account]
+    ) -> None:
+        before = list(store.accounts)
+        with pytest.raises(ConflictError, match=r"Account 'a1'.*condition.*country") as info:
+            store.accounts.patch("a1", where=F.country == "FR", name="Never")
+        assert (info.value.record, info.value.record_id) == ("Account", "a1")
+        with pytest.raises(ConflictError, match=r"Account 'a3'.*condition"):
+            store.accounts.patch("a3", where=F.employees >= 0, name="Never")  # missing: no match
+        with pytest.raises(ConflictError, match="version 1, not 7"):  # the version is told first
+            store.accounts.patch("a1", expected_version=7, where=F.country == "FR", name="N")
+        with pytest.raises(NotFound):
+            store.accounts.patch("missing", where=F.country == "FR", name="Never")
+        with pytest.raises(CriteriaError):
+            store.accounts.patch("a1", where=F.nope == 1, name="Never")
+        assert list(store.accounts) == before  # nothing written
+        with store.transaction():  # inside a transaction, after a read, the same answer
+            store.accounts.get("a1")
+            with pytest.raises(ConflictError, match="condition"):
+                store.accounts.patch("a1", expected_version=1, where=F.country == "FR", name="N")
+        assert list(store.accounts) == before
+
+    def test_patch_many_where_is_all_or_nothing(
+        self, store: Store, sample_accounts: list[Account]
+    ) -> None:
+        before = list(store.accounts)
+        with pytest.raises(BatchError) as info:
+            store.accounts.patch_many(
+                {"a1": {"name": "A"}, "a2": {"name": "B"}, "missing": {"name": "C"}},
+                where=F.country == "US",
+            )
+        assert [index for index, _ in info.value.errors] == [1, 2]
+        assert isinstance(info.value.errors[0][1], ConflictError)
+        assert isinstance(info.value.errors[1][1], NotFound)
+        assert list(store.accounts) == before
+        done = store.accounts.patch_many(
+            {"a1": {"name": "A"}, "a5": {"name": "E"}}, where=F.country == "US"
+        )
+        assert [(a.id, a.name, a.version) for a in done] == [("a1", "A", 2), ("a5", "E", 2)]
+
     def test_patch_rechecks_criteria_when_the_record_type_they_read_changes(
         self, store: Store
     ) -> None:
