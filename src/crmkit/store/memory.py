@@ -422,15 +422,20 @@ def _open_due(reminder: Any) -> int | None:
     return micros(reminder.snoozed_until or reminder.due_at)
 
 
+_SLOT_BITS = 32  # a reminder heap entry: due << 32 | slot
+_SLOT_MASK = (1 << _SLOT_BITS) - 1
+
+
 class MemoryReminderRepository(MemoryRepository[Reminder]):
     """The reminders of a :class:`MemoryStore`: also keeps the open ones in a heap by their
     effective due time, so ``next_due`` reads the first in O(1) (amortised) and ``due``
     the k earliest in O(k log k), however many reminders are snoozed or done.
 
-    A write pushes the reminder's new ``(due, id)`` and leaves its old entry in place
-    (skipped on read: a dict of the open reminders' due times says which entries are
-    current); the heap is rebuilt from that dict when stale entries outnumber the open
-    reminders. A write costs one ``heappush`` rather than a sorted insert and a delete.
+    A write pushes the reminder's new due time and leaves its old entry in place (skipped
+    on read: a dict of the open reminders' due times says which entries are current); the
+    heap is rebuilt from that dict when stale entries outnumber the open reminders. An
+    entry is one integer, ``due << 32 | slot`` (``slot`` numbers the reminder's id), so a
+    write costs one ``heappush`` and allocates nothing the garbage collector tracks.
 
     >>> from datetime import UTC, datetime
     >>> store = MemoryStore()
@@ -448,7 +453,9 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
         super().__init__(store, record_type)
         # open reminder id -> effective due (microseconds); None: rebuilt on the next read
         self._due: dict[str, int] | None = {}
-        self._heap: list[tuple[int, str]] = []  # (due, id); stale entries skipped on read
+        self._heap: list[int] = []  # due << 32 | slot; stale entries skipped on read
+        self._slots: dict[str, int] = {}  # id -> slot, and slot -> id
+        self._ids: list[str] = []
 
     def _opened(self) -> dict[str, int]:
         """The open reminders' due times (rebuilt, with the heap, after a large batch)."""
@@ -460,43 +467,61 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
         return live
 
     def _rebuild(self, live: dict[str, int]) -> None:
-        heap = [(due, record_id) for record_id, due in live.items()]
+        """The heap of ``live`` alone, its ids numbered afresh."""
+        self._ids = list(live)
+        self._slots = {record_id: slot for slot, record_id in enumerate(self._ids)}
+        heap = [due << _SLOT_BITS | slot for slot, due in enumerate(live.values())]
         heapq.heapify(heap)
         self._due, self._heap = live, heap
+
+    def _scan(self, live: dict[str, int], bound: int) -> tuple[list[tuple[int, str]], int]:
+        """The current ``(due, id)`` entries due at or before ``bound`` (unsorted, a
+        reminder moved away and back may appear twice), and how many stale ones were
+        stepped over. Only entries <= bound and their children are visited."""
+        heap, ids, limit = self._heap, self._ids, (bound + 1) << _SLOT_BITS
+        found: list[tuple[int, str]] = []
+        size, stale = len(heap), 0
+        stack = [0] if size else []
+        while stack:
+            i = stack.pop()
+            key = heap[i]
+            if key < limit:
+                due, record_id = key >> _SLOT_BITS, ids[key & _SLOT_MASK]
+                if live.get(record_id) == due:
+                    found.append((due, record_id))
+                else:
+                    stale += 1
+                child = 2 * i + 1
+                if child < size:
+                    stack.append(child)
+                    if child + 1 < size:
+                        stack.append(child + 1)
+        return found, stale
 
     def first_open(self) -> Reminder | None:
         """The open reminder effectively due first (ties by id), or ``None``."""
         with self._store._lock:
             live = self._opened()
-            heap = self._heap
+            heap, ids = self._heap, self._ids
             while heap:
-                due, record_id = heap[0]
+                key = heap[0]
+                due, record_id = key >> _SLOT_BITS, ids[key & _SLOT_MASK]
                 if live.get(record_id) == due:
-                    return self._rows[record_id]
+                    break
                 heapq.heappop(heap)  # stale: done, cancelled, deleted or moved
-            return None
+            else:
+                return None
+            same, size = due + 1 << _SLOT_BITS, len(heap)  # ties: a child due then too
+            if (size > 1 and heap[1] < same) or (size > 2 and heap[2] < same):
+                record_id = min(i for _, i in self._scan(live, due)[0])
+            return self._rows[record_id]
 
     def open_due_by(self, limit: datetime) -> list[Reminder]:
         """The open reminders effectively due at or before ``limit``, by (due, id)."""
         with self._store._lock:
             live = self._opened()
-            heap, bound = self._heap, micros(limit)
-            found: list[tuple[int, str]] = []
-            size, stale = len(heap), 0
-            stack = [0] if size else []
-            while stack:  # only entries <= bound and their children are visited
-                i = stack.pop()
-                entry = heap[i]
-                if entry[0] <= bound:
-                    if live.get(entry[1]) == entry[0]:
-                        found.append(entry)
-                    else:
-                        stale += 1
-                    child = 2 * i + 1
-                    if child < size:
-                        stack.append(child)
-                        if child + 1 < size:
-                            stack.append(child + 1)
+            bound = micros(limit)
+            found, stale = self._scan(live, bound)
             if stale > len(found) + self.STALE_READ:  # mostly done or moved: drop them now
                 self._drop_stale(live, bound)
             found.sort()
@@ -507,13 +532,15 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
     def _drop_stale(self, live: dict[str, int], bound: int) -> None:
         """Pop every entry due at or before ``bound`` and push back the current ones, so
         each stale entry is paid for once (a rebuild would cost every open reminder)."""
-        heap, kept = self._heap, list[tuple[int, str]]()
-        while heap and heap[0][0] <= bound:
-            entry = heapq.heappop(heap)
-            if live.get(entry[1]) == entry[0] and (not kept or kept[-1] != entry):
-                kept.append(entry)
-        for entry in kept:
-            heapq.heappush(heap, entry)
+        heap, ids, limit = self._heap, self._ids, (bound + 1) << _SLOT_BITS
+        kept: list[int] = []
+        while heap and heap[0] < limit:
+            key = heapq.heappop(heap)
+            current = live.get(ids[key & _SLOT_MASK]) == key >> _SLOT_BITS
+            if current and (not kept or kept[-1] != key):
+                kept.append(key)
+        for key in kept:
+            heapq.heappush(heap, key)
 
     def _track(self, record_id: str, new: Any) -> None:
         live = self._due
@@ -526,7 +553,11 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
             del live[record_id]
         else:
             live[record_id] = after
-            heapq.heappush(self._heap, (after, record_id))
+            slot = self._slots.get(record_id)
+            if slot is None:
+                slot = self._slots[record_id] = len(self._ids)
+                self._ids.append(record_id)
+            heapq.heappush(self._heap, after << _SLOT_BITS | slot)
         if len(self._heap) > 2 * len(live) + self.STALE_SLACK:
             self._rebuild(live)
 
@@ -540,7 +571,7 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
 
     def _drop_indexes_for(self, changes: int) -> None:
         if changes > max(256, len(self._rows) // 8):
-            self._due, self._heap = None, []
+            self._due, self._heap, self._slots, self._ids = None, [], {}, []
         super()._drop_indexes_for(changes)
 
     def add_many(self, records: Iterable[Reminder]) -> list[Reminder]:
