@@ -20,10 +20,12 @@ Targets (issue 6): memory-store operations within 2x of the best of heapq/sorted
 SQLite batch operations within 2x of raw sqlite3.
 
     python benchmarks/bench_reminders.py --quick    # n = 1e5; drop --quick for 1e6
+    python benchmarks/bench_reminders.py --memory-only   # the MemoryStore part only
 """
 
 from __future__ import annotations
 
+import argparse
 import heapq
 import sqlite3
 import tempfile
@@ -154,8 +156,12 @@ def each(items: list[Any], call: Callable[[Any], Any]) -> Callable[[], None]:
     return run
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--memory-only", action="store_true", help="skip the SQLite part")
+
+
 def main() -> None:
-    args = bench_args(__doc__, default_n=1_000_000, quick_n=100_000)
+    args = bench_args(__doc__, default_n=1_000_000, quick_n=100_000, configure=_options)
     n = args.n
     m = min(100_000, n // 10)
     records = make(n)
@@ -246,6 +252,8 @@ def main() -> None:
     assert got == [r.id for r in sl.due(now_us)] == [r.id for r in heap.due(now_us)], "after"
     due_rows(" after churn")
     mem.print()
+    if args.memory_only:
+        return
 
     # -- sqlite ----------------------------------------------------------------------------
     now_us = ordered[K - 1][0]

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from crmkit import MemoryStore, NotFound, Reminder, Rep, SQLiteStore, ValidationError
@@ -32,6 +32,7 @@ from crmkit.reminders import (
     tick,
     upcoming,
 )
+from crmkit.store.memory import MemoryReminderRepository
 
 AnyStore = MemoryStore | SQLiteStore
 
@@ -351,3 +352,94 @@ def test_next_due_and_due_agree_with_sqlite_and_by_hand(
     assert [r.id for r in due(memory, now)] == [rid for _, rid in by_hand]
     for s in stores:
         s.close()
+
+
+def _snooze_complete_then_fail(store: MemoryStore, rid: str, at: datetime) -> None:
+    with store.transaction():
+        snooze(store, rid, at + timedelta(hours=1))
+        complete(store, rid, at)
+        raise RuntimeError("roll back")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["schedule", "snooze", "snooze", "complete", "cancel", "rollback"]),
+            st.integers(0, 5),
+            st.integers(0, 4),
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([0, 3, 1024]),
+    st.sampled_from([0, 64]),
+    st.booleans(),
+)
+# moved away and back behind an earlier reminder: two current entries for one reminder
+@example(
+    [("schedule", 0, 0), ("schedule", 1, 2), ("snooze", 1, 3), ("snooze", 1, 2)], 9, 64, False
+)
+# the first one moved later, done, then rolled back: stale entries at the top
+@example(
+    [("schedule", 1, 1), ("schedule", 2, 2), ("snooze", 1, 3), ("rollback", 2, 0)], 0, 0, True
+)
+# a read steps over more done reminders than it returns: it drops them, keeps the rest
+@example(
+    [("schedule", n, min(n, 1)) for n in range(5)]
+    + [("complete", n, 1) for n in (1, 2, 3)]
+    + [("schedule", 5, 4)],
+    1024,
+    0,
+    False,
+)
+def test_memory_next_due_and_due_equal_a_sorted_reference(
+    ops: list[tuple[str, int, int]], slack: int, read: int, bulk: bool
+) -> None:
+    """After any mix of schedules, snoozes (also away and back to the same time),
+    completions, cancels and rolled-back transactions, the memory store's next_due and
+    due equal a sort of a plain dict of the open reminders: none lost, none twice, in
+    (due, id) order. Few due times, so ties are common; ``slack`` 0 rebuilds the heap
+    often, ``read`` 0 drops the stale entries a read steps over."""
+    base = utc(2026, 1, 5)
+    store = MemoryStore()
+    repo = store.reminders
+    assert isinstance(repo, MemoryReminderRepository)
+    repo.STALE_SLACK, repo.STALE_READ = slack, read  # small: frequent rebuilds and drops
+    open_: dict[str, datetime] = {}  # the reference: id -> effective due
+    if bulk:  # a large batch: the heap is rebuilt from the records on the next read
+        batch = [
+            Reminder(id=f"b{i:03d}", title="t", due_at=base + timedelta(hours=i % 7))
+            for i in range(300)
+        ]
+        schedule_many(store, batch)
+        open_.update((r.id, r.due_at) for r in batch)
+    for op, n, hours in ops:
+        rid, at = f"r{n:02d}", base + timedelta(hours=hours)
+        exists = rid in repo
+        if op == "schedule" and not exists:
+            schedule(store, id=rid, title="t", due_at=at)
+            open_[rid] = at
+        elif op == "rollback" and rid in open_:
+            with pytest.raises(RuntimeError):
+                _snooze_complete_then_fail(store, rid, at)
+        elif rid in open_ and op in ("snooze", "complete", "cancel"):
+            if op == "snooze":
+                snooze(store, rid, at)
+                open_[rid] = at
+            elif op == "complete":
+                complete(store, rid, at)
+                del open_[rid]
+            else:
+                cancel(store, rid)
+                del open_[rid]
+        elif exists and rid not in open_ and op in ("snooze", "complete", "cancel"):
+            with pytest.raises(ValidationError):
+                snooze(store, rid, at)
+        expected = sorted((due, rid) for rid, due in open_.items())
+        first = next_due(store)
+        assert (first.id if first else None) == (expected[0][1] if expected else None)
+        now = base + timedelta(hours=hours)
+        assert [r.id for r in due(store, now)] == [i for d, i in expected if d <= now]
+    assert [r.id for r in repo.open_due_by(base + timedelta(days=1))] == [
+        i for _, i in sorted((d, i) for i, d in open_.items())
+    ]

@@ -15,7 +15,10 @@ Conventions (documented in docs/reminders.md):
   has come, and creates the current occurrence (see :func:`tick`).
 - Every call that reads and then writes (``tick``, ``complete``, ``snooze``, ``cancel``,
   ``schedule``) does both in one transaction, run again when it lost a race: each of them
-  decides afresh from what it reads, so running it again is safe.
+  decides afresh from what it reads, so running it again is safe. On a MemoryStore, a call
+  that reads and writes one record (``snooze``, ``cancel``, a one-off ``complete``, a
+  ``schedule`` without a lead time) does both under the store's lock instead: a single
+  write lands whole or not at all, and an enclosing transaction still undoes it.
 """
 
 from __future__ import annotations
@@ -237,6 +240,9 @@ def schedule(
         **fields,
     )
     reminder = _prepare(store, reminder)
+    repo = store.reminders
+    if remind_before_minutes <= 0 and isinstance(repo, MemoryReminderRepository):
+        return repo.add(reminder)  # one write, whole or not at all: no transaction needed
 
     def operation() -> Reminder:
         stored = store.reminders.add(reminder)
@@ -273,15 +279,40 @@ def schedule_many(store: Store, reminders: Iterable[Reminder]) -> list[Reminder]
 
 def _get_open(store: Store, reminder_id: str) -> Reminder:
     reminder = store.reminders.get(reminder_id)
+    _check_open(reminder)
+    return reminder
+
+
+def _check_open(reminder: Reminder) -> bool:
     if reminder.status != ReminderStatus.OPEN:
         raise ValidationError(
             "Reminder",
             "status",
             reminder.status.value,
             "is not open; only open reminders can be snoozed, completed or cancelled",
-            record_id=reminder_id,
+            record_id=reminder.id,
         )
-    return reminder
+    return True
+
+
+def _one_off(reminder: Reminder) -> bool:
+    return _check_open(reminder) and reminder.rrule is None
+
+
+def _patch_open(store: Store, reminder_id: str, **fields: Any) -> Reminder:
+    """Patch ``fields`` of an open reminder: read and write in one transaction (on a
+    MemoryStore, under its lock: one write needs no undo log)."""
+    repo = store.reminders
+    if isinstance(repo, MemoryReminderRepository):
+        patched = repo.patch_open(reminder_id, _check_open, **fields)
+        assert patched is not None  # _check_open raises rather than say no
+        return patched
+
+    def operation() -> Reminder:
+        reminder = _get_open(store, reminder_id)
+        return repo.patch(reminder_id, expected_version=reminder.version, **fields)
+
+    return transact(store, operation)
 
 
 def snooze(store: Store, reminder_id: str, until: datetime) -> Reminder:
@@ -300,14 +331,7 @@ def snooze(store: Store, reminder_id: str, until: datetime) -> Reminder:
     []
     """
     until = _aware(until, "snoozed_until", reminder_id)
-
-    def operation() -> Reminder:
-        reminder = _get_open(store, reminder_id)
-        return store.reminders.patch(
-            reminder_id, expected_version=reminder.version, snoozed_until=until
-        )
-
-    return transact(store, operation)
+    return _patch_open(store, reminder_id, snoozed_until=until)
 
 
 def cancel(store: Store, reminder_id: str) -> Reminder:
@@ -325,14 +349,7 @@ def cancel(store: Store, reminder_id: str) -> Reminder:
     ...
     crmkit.errors.ValidationError: Reminder 'r' field 'status' = 'cancelled': is not open; ...
     """
-
-    def operation() -> Reminder:
-        reminder = _get_open(store, reminder_id)
-        return store.reminders.patch(
-            reminder_id, expected_version=reminder.version, status=ReminderStatus.CANCELLED
-        )
-
-    return transact(store, operation)
+    return _patch_open(store, reminder_id, status=ReminderStatus.CANCELLED)
 
 
 @functools.cache
@@ -361,6 +378,11 @@ def complete(store: Store, reminder_id: str, now: datetime) -> Completion:
     ('done', 'weekly.1', '2026-03-09T08:00:00+00:00')
     """
     now = _aware(now, "completed_at", reminder_id)
+    repo = store.reminders
+    if isinstance(repo, MemoryReminderRepository):  # a one-off: one write, no transaction
+        done = repo.patch_open(reminder_id, _one_off, status=ReminderStatus.DONE, completed_at=now)
+        if done is not None:
+            return Completion(done=done, next=None)
 
     def operation() -> Completion:
         try:

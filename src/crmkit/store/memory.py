@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import heapq
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -62,8 +63,6 @@ from crmkit.store._events import EmitsChanges, Outbox
 from crmkit.store._index import (
     Access,
     FieldIndex,
-    Interval,
-    SortedRun,
     estimate,
     exact_lookup,
     ids_of,
@@ -295,7 +294,8 @@ class MemoryRepository(AddsColumns, Generic[T]):
         with self._store._lock:
             if new.id in self._rows:
                 raise AlreadyExists(self._name, new.id)
-            stored: T = self._copy(new, 1)
+            # a record already at version 1 is kept as it is (frozen), as add_many does
+            stored: T = new if new.version == 1 else self._copy(new, 1)
             self._write(new.id, stored)
             return stored
 
@@ -451,10 +451,21 @@ def _open_due(reminder: Any) -> int | None:
     return micros(reminder.snoozed_until or reminder.due_at)
 
 
+_SLOT_BITS = 32  # a reminder heap entry: due << 32 | slot
+_SLOT_MASK = (1 << _SLOT_BITS) - 1
+
+
 class MemoryReminderRepository(MemoryRepository[Reminder]):
-    """The reminders of a :class:`MemoryStore`: also keeps the open ones ordered by their
-    effective due time, so ``next_due`` and ``due`` read them in O(log n) however many
-    reminders are snoozed or done.
+    """The reminders of a :class:`MemoryStore`: also keeps the open ones in a heap by their
+    effective due time, so ``next_due`` reads the first in O(1) (amortised) and ``due``
+    the k earliest in O(k log k), however many reminders are snoozed or done.
+
+    A write pushes the reminder's new due time and leaves its old entry in place (skipped
+    on read: a dict of the open reminders' due times says which entries are current); the
+    heap is rebuilt from that dict when stale entries outnumber the open reminders. An
+    entry is one integer, ``due << 32 | slot`` (``slot`` numbers the reminder's id), so
+    keeping the heap costs a write one ``heappush`` and no object the garbage collector
+    tracks (at 1e6 reminders, a full collection costs about a second).
 
     >>> from datetime import UTC, datetime
     >>> store = MemoryStore()
@@ -465,61 +476,160 @@ class MemoryReminderRepository(MemoryRepository[Reminder]):
     ('a', ['a', 'b'])
     """
 
+    STALE_SLACK = 1024  # stale heap entries kept beyond the open count before a rebuild
+    STALE_READ = 64  # stale entries a read steps over, beyond what it returns, before dropping
+
     def __init__(self, store: MemoryStore, record_type: type[Reminder]) -> None:
         super().__init__(store, record_type)
-        self._open: SortedRun | None = SortedRun()  # None: rebuilt on the next read
+        # open reminder id -> effective due (microseconds); None: rebuilt on the next read
+        self._due: dict[str, int] | None = {}
+        self._heap: list[int] = []  # due << 32 | slot; stale entries skipped on read
+        self._slots: dict[str, int] = {}  # id -> slot, and slot -> id
+        self._ids: list[str] = []
 
-    def _opened(self) -> SortedRun:
-        run = self._open
-        if run is None:
-            pairs = ((_open_due(r), i) for i, r in self._rows.items())
-            run = self._open = SortedRun((due, i) for due, i in pairs if due is not None)
-        return run
+    def _opened(self) -> dict[str, int]:
+        """The open reminders' due times (rebuilt, with the heap, after a large batch)."""
+        live = self._due
+        if live is None:
+            pairs = ((i, _open_due(r)) for i, r in self._rows.items())
+            live = {i: due for i, due in pairs if due is not None}
+            self._rebuild(live)
+        return live
+
+    def _rebuild(self, live: dict[str, int]) -> None:
+        """The heap of ``live`` alone, its ids numbered afresh."""
+        self._ids = list(live)
+        self._slots = {record_id: slot for slot, record_id in enumerate(self._ids)}
+        heap = [due << _SLOT_BITS | slot for slot, due in enumerate(live.values())]
+        heapq.heapify(heap)
+        self._due, self._heap = live, heap
+
+    def _scan(self, live: dict[str, int], bound: int) -> tuple[list[tuple[int, str]], int]:
+        """The current ``(due, id)`` entries due at or before ``bound`` (unsorted, a
+        reminder moved away and back may appear twice), and how many stale ones were
+        stepped over. Only entries <= bound and their children are visited."""
+        heap, ids, limit = self._heap, self._ids, (bound + 1) << _SLOT_BITS
+        found: list[tuple[int, str]] = []
+        size, stale = len(heap), 0
+        stack = [0] if size else []
+        while stack:
+            i = stack.pop()
+            key = heap[i]
+            if key < limit:
+                due, record_id = key >> _SLOT_BITS, ids[key & _SLOT_MASK]
+                if live.get(record_id) == due:
+                    found.append((due, record_id))
+                else:
+                    stale += 1
+                child = 2 * i + 1
+                if child < size:
+                    stack.append(child)
+                    if child + 1 < size:
+                        stack.append(child + 1)
+        return found, stale
 
     def first_open(self) -> Reminder | None:
         """The open reminder effectively due first (ties by id), or ``None``."""
         with self._store._lock:
-            first = self._opened().first()
-            return None if first is None else self._rows[first[1]]
+            live = self._opened()
+            heap, ids = self._heap, self._ids
+            while heap:
+                key = heap[0]
+                due, record_id = key >> _SLOT_BITS, ids[key & _SLOT_MASK]
+                if live.get(record_id) == due:
+                    break
+                heapq.heappop(heap)  # stale: done, cancelled, deleted or moved
+            else:
+                return None
+            same, size = due + 1 << _SLOT_BITS, len(heap)  # ties: a child due then too
+            if (size > 1 and heap[1] < same) or (size > 2 and heap[2] < same):
+                record_id = min(i for _, i in self._scan(live, due)[0])
+            return self._rows[record_id]
 
     def open_due_by(self, limit: datetime) -> list[Reminder]:
         """The open reminders effectively due at or before ``limit``, by (due, id)."""
         with self._store._lock:
+            live = self._opened()
+            bound = micros(limit)
+            found, stale = self._scan(live, bound)
+            if stale > len(found) + self.STALE_READ:  # mostly done or moved: drop them now
+                self._drop_stale(live, bound)
+            found.sort()
             rows = self._rows
-            pairs = self._opened().pairs(Interval(None, False, micros(limit), True))
-            return [rows[record_id] for _, record_id in pairs]
+            # a reminder moved away and back has two current entries: keep one
+            return [rows[e[1]] for k, e in enumerate(found) if k == 0 or e != found[k - 1]]
 
-    def _track(self, record_id: str, old: Any, new: Any) -> None:
-        run = self._open
-        if run is None:
+    def _drop_stale(self, live: dict[str, int], bound: int) -> None:
+        """Pop every entry due at or before ``bound`` and push back the current ones, so
+        each stale entry is paid for once (a rebuild would cost every open reminder)."""
+        heap, ids, limit = self._heap, self._ids, (bound + 1) << _SLOT_BITS
+        kept: list[int] = []
+        while heap and heap[0] < limit:
+            key = heapq.heappop(heap)
+            current = live.get(ids[key & _SLOT_MASK]) == key >> _SLOT_BITS
+            if current and (not kept or kept[-1] != key):
+                kept.append(key)
+        for key in kept:
+            heapq.heappush(heap, key)
+
+    def _track(self, record_id: str, new: Any) -> None:
+        live = self._due
+        if live is None:
             return
-        before, after = _open_due(old), _open_due(new)
+        before, after = live.get(record_id), _open_due(new)
         if before == after:
             return
-        if before is not None:
-            run.remove(before, record_id)
-        if after is not None:
-            run.add(after, record_id)
+        if after is None:
+            del live[record_id]
+        else:
+            live[record_id] = after
+            slot = self._slots.get(record_id)
+            if slot is None:
+                slot = self._slots[record_id] = len(self._ids)
+                self._ids.append(record_id)
+            heapq.heappush(self._heap, after << _SLOT_BITS | slot)
+        if len(self._heap) > 2 * len(live) + self.STALE_SLACK:
+            self._rebuild(live)
 
     def _write(self, record_id: str, value: Any) -> None:
-        self._track(record_id, self._rows.get(record_id, _MISSING), value)
+        self._track(record_id, value)
         super()._write(record_id, value)
 
     def _restore(self, record_id: str, value: Any) -> None:
-        self._track(record_id, self._rows.get(record_id, _MISSING), value)
+        self._track(record_id, value)
         super()._restore(record_id, value)
 
     def _drop_indexes_for(self, changes: int) -> None:
         if changes > max(256, len(self._rows) // 8):
-            self._open = None
+            self._due, self._heap, self._slots, self._ids = None, [], {}, []
         super()._drop_indexes_for(changes)
 
     def add_many(self, records: Iterable[Reminder]) -> list[Reminder]:
-        """Add every reminder or none; a large batch re-sorts the open ones once, here."""
+        """Add every reminder or none; a large batch re-heaps the open ones once, here."""
         with self._store._lock:
             stored = super().add_many(records)
             self._opened()
             return stored
+
+    def patch_open(
+        self, record_id: str, check: Callable[[Reminder], bool], **fields: Any
+    ) -> Reminder | None:
+        """Read a reminder, and patch ``fields`` when ``check(reminder)`` is true (``check``
+        may raise to refuse), all under the store's lock: a read-modify-write of one
+        record needs no transaction here, as its one write lands whole or not at all.
+        ``None`` when ``check`` says no (nothing written).
+
+        >>> from datetime import UTC, datetime
+        >>> store = MemoryStore()
+        >>> t = datetime(2026, 1, 5, tzinfo=UTC)
+        >>> _ = store.reminders.add(Reminder(id="r", title="Call", due_at=t))
+        >>> store.reminders.patch_open("r", lambda r: r.rrule is None, title="Call back").title
+        'Call back'
+        """
+        with self._store._lock:
+            if not check(self.get(record_id)):
+                return None
+            return self.patch(record_id, **fields)
 
 
 class _EmittingMemoryReminderRepository(EmitsChanges, MemoryReminderRepository):
