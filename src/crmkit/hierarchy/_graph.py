@@ -250,15 +250,16 @@ def _chase(parent: IntArray, *, with_top: bool) -> tuple[Any, IntArray | None] |
     top = np.arange(n, dtype=np.int64) if with_top else None
     active = np.flatnonzero(parent >= 0)
     above = np.take(parent, active)
-    for _ in range(_CHASE_STEPS):
+    for step in range(1, _CHASE_STEPS + 1):
         if not active.size:
             return depth, top
-        depth[active] += 1
         nxt = np.take(parent, above)  # np.take: a faster gather than parent[above]
         climbing = nxt >= 0
+        done = ~climbing
+        reached = active[done]  # their chain ends at a root in ``step`` links
+        depth[reached] = step
         if top is not None:
-            done = ~climbing
-            top[active[done]] = above[done]
+            top[reached] = above[done]
         active = active[climbing]
         above = nxt[climbing]
     return None if active.size else (depth, top)

@@ -64,11 +64,11 @@ def _layout(h: AccountHierarchy) -> _Layout:
     order = np.argsort(small, kind="stable").astype(np.int64)  # radix sort for small ints
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n, dtype=np.int64)
-    up = np.take(h.parents, order)
-    parent_pos = np.where(up >= 0, np.take(position, np.maximum(up, 0)), -1)
     counts = np.bincount(depth, minlength=1) if n else np.zeros(1, dtype=np.int64)
     bounds = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=bounds[1:])
+    parent_pos = np.take(position, np.take(h.parents, order))
+    parent_pos[: bounds[1]] = -1  # the roots come first; their -1 read the last position
     layout = _Layout(order=order, parent_pos=parent_pos, bounds=bounds)
     h._layout = layout
     return layout
