@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -291,6 +292,28 @@ def test_other_threads_do_not_see_an_open_transaction(store: Any) -> None:
     assert "a1" in store.accounts
 
 
+def test_a_thread_waiting_for_the_only_connection_gets_it(
+    postgres_factory: StoreFactory,
+) -> None:
+    # between calls the store keeps idle connections parked; one must not stay parked
+    # while another thread waits for it on the pool
+    store = postgres_factory(pool_size=1, connect_timeout=3)
+    try:
+        store.accounts.add(Account(id="a1", name="Acme"))
+        seen: list[str] = []
+        with store.transaction():
+            assert store.accounts.get("a1").name == "Acme"
+            thread = threading.Thread(target=lambda: seen.append(store.accounts.get("a1").name))
+            thread.start()
+            while not store._wanting and thread.is_alive():
+                time.sleep(0.01)
+        thread.join()
+        assert seen == ["Acme"]
+        assert store.accounts.get("a1").version == 1  # and the connection comes back again
+    finally:
+        store.close()
+
+
 def test_failed_add_inside_a_transaction_keeps_it_usable(store: Any) -> None:
     with store.transaction():
         store.accounts.add(Account(id="a1", name="Acme"))
@@ -336,6 +359,16 @@ def test_bad_row_in_a_big_batch_writes_nothing(store: Any) -> None:
     with pytest.raises(BatchError):
         store.accounts.put_many(batch)
     assert len(store.accounts) == 0
+    assert len(store.accounts.add_many(batch[:10])) == 10  # the aborted COPY left it usable
+
+
+def test_large_floats_in_custom_keep_their_type_through_add_many(store: Any) -> None:
+    custom = {"big": 1e16, "huge": -1.7e308, "note": "e+1", "n": 10**15}
+    stored = store.accounts.add_many([Account(id="a1", name="A", custom=custom)])
+    assert stored[0].version == 1
+    back = store.accounts.get("a1").custom
+    assert back == custom
+    assert {k: type(v) for k, v in back.items()} == {k: type(v) for k, v in custom.items()}
 
 
 # -- declared indexes ------------------------------------------------------------------------

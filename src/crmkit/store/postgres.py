@@ -128,6 +128,8 @@ _SERIALIZABLE = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 _READ_COMMITTED = "BEGIN ISOLATION LEVEL READ COMMITTED"
 _STREAM_FROM = 2_000  # queries that may return more rows stream them in chunks of this size
 _NAME = 63  # PostgreSQL's longest identifier
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+_OK = psycopg.pq.ConnStatus.OK
 
 
 def _literal(text: str) -> str:
@@ -268,8 +270,11 @@ def _custom_dumps(custom: Mapping[str, Any]) -> str:
     would read back as an int; a float that large is written out in full with a ``.0``,
     which it keeps.
     """
+    text = _dumps(custom)
+    if "e+" not in text:  # Python writes floats from 1e16 up with an exponent ("1e+16")
+        return text
     if not any(isinstance(v, float) and abs(v) >= 1e16 for v in custom.values()):
-        return _dumps(custom)
+        return text
     parts = []
     for key, value in custom.items():
         if isinstance(value, float) and math.isfinite(value) and value == int(value):
@@ -484,6 +489,17 @@ def _classify(err: BaseException) -> tuple[type[StorageError], str]:
     return StorageError, ""
 
 
+def _cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """The connection's cursor for short reads (tuples), made once: a cursor costs a
+    few microseconds to make, a tenth of a read by primary key. A connection serves one
+    thread at a time, and each read fetches all its rows before the next one starts."""
+    cur: psycopg.Cursor[Any] | None = getattr(conn, "_crmkit_cursor", None)
+    if cur is None:
+        cur = psycopg.Cursor(conn, row_factory=tuple_row)
+        conn._crmkit_cursor = cur  # type: ignore[attr-defined]
+    return cur
+
+
 def _closed(conn: psycopg.Connection[Any]) -> bool:
     return conn.closed or conn.pgconn.status != psycopg.pq.ConnStatus.OK
 
@@ -572,7 +588,7 @@ class PostgresRepository(AddsColumns, Generic[T]):
 
     def _rows(self, sql: str, params: Sequence[Any], doing: str) -> list[Any]:
         def read(conn: psycopg.Connection[Any]) -> list[Any]:
-            return psycopg.Cursor(conn, row_factory=tuple_row).execute(sql, params).fetchall()
+            return _cursor(conn).execute(sql, params).fetchall()
 
         return self._store._read(read, doing)
 
@@ -953,9 +969,9 @@ class PostgresRepository(AddsColumns, Generic[T]):
             ids = _dumps(self._ids(batch))
             existing = {row[0] for row in self._rows(self._sql_ids_in, (ids,), doing)}
             batch = check_batch(self._type, batch, existing.__contains__)
-            self._copy(self._sql_copy, batch, doing, None)
-        with_version = self._codec.with_version
-        return [r if r.version == 1 else with_version(r, 1) for r in batch]
+            stored: list[T] = []
+            self._copy(self._sql_copy, batch, doing, None, stored)
+        return stored
 
     def put_many(self, records: Iterable[T]) -> list[T]:
         """Insert or replace every record or none (no version check).
@@ -975,19 +991,39 @@ class PostgresRepository(AddsColumns, Generic[T]):
         with_version = self._codec.with_version
         return [r if r.version == (v := versions[r.id]) else with_version(r, v) for r in batch]
 
-    def _copy(self, copy_sql: str, batch: list[Any], doing: str, then: str | None) -> list[Any]:
-        """COPY a checked batch (inside the caller's transaction), then run ``then``."""
+    def _copy(
+        self,
+        copy_sql: str,
+        batch: list[Any],
+        doing: str,
+        then: str | None,
+        stored: list[Any] | None = None,
+    ) -> list[Any]:
+        """COPY a checked batch (inside the caller's transaction), then run ``then``.
+
+        Each record is encoded as its row is written, so that the server stores the
+        rows sent so far while the next ones are encoded; ``stored`` gets each record
+        stamped with version 1 on the way (for ``add_many``). A record that cannot be
+        encoded aborts the COPY, so nothing is written.
+        """
         store = self._store
         encode = self._codec.encode
+        with_version = self._codec.with_version
         try:
-            rows = [encode(r, 1) for r in batch]
             with store._use() as conn:
                 cur = psycopg.Cursor(conn, row_factory=tuple_row)
                 if then is not None:
                     cur.execute(self._sql_temp)
                 with cur.copy(copy_sql) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                    write = copy.write_row
+                    if stored is None:
+                        for r in batch:
+                            write(encode(r, 1))
+                    else:
+                        add = stored.append
+                        for r in batch:
+                            write(encode(r, 1))
+                            add(r if r.version == 1 else with_version(r, 1))
                 return [] if then is None else cur.execute(then).fetchall()
         except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
             self._raise_batch_problems(batch)
@@ -1034,6 +1070,30 @@ def _configure(conn: psycopg.Connection[Any], *, timeout_ms: int | None) -> None
     conn.execute("SET TIME ZONE 'UTC'")
     if timeout_ms is not None:
         conn.execute(f"SET statement_timeout = {int(timeout_ms)}")
+
+
+def _unpark(
+    pool: psycopg_pool.ConnectionPool[Any],
+    parked: list[psycopg.Connection[Any]],
+    lock: threading.Lock,
+) -> None:
+    """Hand the parked connections back to the pool."""
+    with lock:
+        conns = parked[:]
+        parked.clear()
+    for conn in conns:
+        pool.putconn(conn)
+
+
+def _close_pool(
+    pool: psycopg_pool.ConnectionPool[Any],
+    parked: list[psycopg.Connection[Any]],
+    lock: threading.Lock,
+) -> None:
+    """The store's finalizer: the parked connections back, then close the pool (not a
+    method: it must not keep the store alive)."""
+    _unpark(pool, parked, lock)
+    pool.close()
 
 
 class _Local(threading.local):
@@ -1124,6 +1184,10 @@ class PostgresStore(RepositoryAccess):
         self._lock = threading.RLock()  # a host connection serves one thread at a time
         self._host = connection
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        # idle pool connections kept out of the pool between calls (see _borrow)
+        self._parked: list[psycopg.Connection[Any]] = []
+        self._park_lock = threading.Lock()
+        self._wanting = 0  # threads waiting on the pool: connections go back to it
         self._closed = False
         self._outbox = Outbox(self._events_write, enabled=False)
         digest = hashlib.sha256(schema.encode()).hexdigest()[:16]
@@ -1162,7 +1226,9 @@ class PostgresStore(RepositoryAccess):
                 name=f"crmkit-{schema}",
                 open=True,
             )
-            self._finalizer = weakref.finalize(self, self._pool.close)
+            self._finalizer = weakref.finalize(
+                self, _close_pool, self._pool, self._parked, self._park_lock
+            )
             try:  # the first connection now, not in the background while the caller works
                 self._pool.wait(timeout=connect_timeout)
             except psycopg.Error as err:
@@ -1192,6 +1258,7 @@ class PostgresStore(RepositoryAccess):
         if kind is StorageUnavailable and self._pool is not None:
             # drop the pool's other dead connections so that the next call gets a live one
             with contextlib.suppress(Exception):  # best effort: the next call reports anything
+                _unpark(self._pool, self._parked, self._park_lock)
                 self._pool.check()
         message = f"{self._label}: {doing} failed: {str(err).strip()}"
         return kind(message + (f" ({hint})" if hint else ""))
@@ -1431,13 +1498,50 @@ class PostgresStore(RepositoryAccess):
                     raise psycopg.InterfaceError("the store was closed")
                 yield self._host
             return
-        pool = self._pool
-        assert pool is not None
-        conn = pool.getconn()
+        conn = self._borrow()
         try:
             yield conn
         finally:
-            pool.putconn(conn)
+            self._give_back(conn)
+
+    def _borrow(self) -> psycopg.Connection[Any]:
+        """A connection of the pool for this thread: a parked one, else the pool's.
+
+        Checking a connection out of ``psycopg_pool`` and back costs a third of a read
+        by primary key, so between calls the store keeps idle connections parked in a
+        list of its own (at most one per thread that used the store at once).
+        While a thread waits on the pool, connections go back to the pool instead, so
+        nobody waits for a connection that sits parked.
+        """
+        with self._park_lock:
+            if self._parked:
+                return self._parked.pop()
+            self._wanting += 1
+        try:
+            pool = self._pool
+            assert pool is not None
+            conn: psycopg.Connection[Any] = pool.getconn()
+            return conn
+        finally:
+            with self._park_lock:
+                self._wanting -= 1
+
+    def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        """Park a healthy idle connection for the next call, or hand it to the pool."""
+        pgconn = conn.pgconn
+        if (
+            pgconn.transaction_status == _IDLE
+            and pgconn.status == _OK
+            and not conn.closed
+            and conn.autocommit
+        ):
+            with self._park_lock:
+                if not self._wanting and not self._closed:
+                    self._parked.append(conn)
+                    return
+        pool = self._pool
+        assert pool is not None
+        pool.putconn(conn)
 
     def _read(self, read: Callable[[psycopg.Connection[Any]], R], doing: str) -> R:
         """``read(conn)`` on the connection for one call. A read outside a transaction
@@ -1445,8 +1549,17 @@ class PostgresStore(RepositoryAccess):
         once more on a fresh one: reading twice changes nothing."""
         for attempt in (1, 2):
             try:
-                with self._use() as conn:
+                conn = self._local.conn
+                if conn is not None:
                     return read(conn)
+                if self._host is not None:
+                    with self._use() as conn:
+                        return read(conn)
+                conn = self._borrow()
+                try:
+                    return read(conn)
+                finally:
+                    self._give_back(conn)
             except psycopg.Error as err:
                 error = self._error(doing, err)
                 again = (
@@ -1527,10 +1640,8 @@ class PostgresStore(RepositoryAccess):
                 with self._outbox.delivering(), self._outermost(host, begin):
                     yield
             return
-        pool = self._pool
-        assert pool is not None
         try:
-            conn = pool.getconn()
+            conn = self._borrow()
         except psycopg.Error as err:
             raise self._error("starting a transaction", err) from err
         try:
@@ -1542,7 +1653,7 @@ class PostgresStore(RepositoryAccess):
                     with self._advisory(conn, lock), self._outermost(conn, begin):
                         yield
         finally:
-            pool.putconn(conn)
+            self._give_back(conn)
 
     @contextmanager
     def _advisory(self, conn: psycopg.Connection[Any], name: str) -> Iterator[None]:
@@ -1686,7 +1797,7 @@ class PostgresStore(RepositoryAccess):
 
             return _poll_wait(self, after, timeout)
         try:
-            conn = pool.getconn()
+            conn = self._borrow()
         except psycopg.Error as err:
             raise self._error("waiting for events", err) from err
         try:
@@ -1707,7 +1818,7 @@ class PostgresStore(RepositoryAccess):
         except psycopg.Error as err:
             raise self._error("waiting for events", err) from err
         finally:
-            pool.putconn(conn)
+            self._give_back(conn)
 
     # -- state documents --
 
