@@ -22,7 +22,9 @@ follows (``crmkit.testing.StoreContract`` checks each of them):
   :class:`~crmkit.errors.BatchError` lists every bad record by position.
 - ``add_columns(columns)`` adds the records held in columns (field name -> array or list,
   or a DataFrame) through ``add_many``: same checks, same errors, all or none; it returns
-  how many were added (see :mod:`crmkit.store._columnar`).
+  how many were added (see :mod:`crmkit.store._columnar`). ``patch_columns(columns,
+  expected_versions=...)`` patches the records of its ``"id"`` column with the other
+  columns, exactly as ``patch_many`` of the same changes would, and returns how many.
 - ``query(criteria, order_by=..., limit=..., offset=...)`` returns records in ``order_by``
   order (``"-field"`` for descending; missing values first when ascending, last when
   descending) with ties, and the default, by ``id``.
@@ -168,6 +170,8 @@ class Repository(Protocol[T]):
     def put_many(self, records: Iterable[T]) -> list[T]: ...
 
     def add_columns(self, columns: Any) -> int: ...
+
+    def patch_columns(self, columns: Any, *, expected_versions: Any = None) -> int: ...
 
     def query(
         self,
@@ -544,6 +548,11 @@ class IntegrityChecked:
             lambda: parent.update(record, expected_version=expected_version), True
         )
 
+    def patch_columns(self, columns: Any, *, expected_versions: Any = None) -> int:
+        from crmkit.store._columnar import patch_columns_through_patch_many  # imports _base
+
+        return patch_columns_through_patch_many(self, columns, expected_versions)
+
     def patch(
         self,
         record_id: str,
@@ -839,6 +848,12 @@ def version_copier(record_type: type[T]) -> Callable[[T, int], T]:
 _VALIDATED_WITH = VALIDATED_WITH  # patching the key re-checks the values
 _NEEDS_RECORD = frozenset(_VALIDATED_WITH) | {d for ds in _VALIDATED_WITH.values() for d in ds}
 _UNPATCHABLE = frozenset({"id", "version"})
+
+
+def needs_record(field: str) -> bool:
+    """Whether a patch of ``field`` must read the stored record: its check reads another
+    field, or another field's check reads it."""
+    return field in _NEEDS_RECORD
 
 
 _FIELDS: dict[type[Any], dict[str, attrs.Attribute[Any]]] = {}

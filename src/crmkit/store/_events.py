@@ -28,6 +28,7 @@ from typing import Any, cast
 import attrs
 
 from crmkit.events import Event, current_actor, event_from_row
+from crmkit.store._columnar import patch_columns_through_patch_many
 
 __all__ = ["EmitsChanges", "Outbox", "change_row", "domain_row", "events_setting"]
 
@@ -356,6 +357,12 @@ class EmitsChanges:
             stored = parent.patch_many(changes, expected_versions=expected_versions, where=where)
             store._outbox.extend(self._patched(r, changes[r.id]) for r in stored)
         return stored
+
+    def patch_columns(self, columns: Any, *, expected_versions: Any = None) -> int:
+        parent = cast(Any, super())
+        if not self._store._outbox.enabled:
+            return cast(int, parent.patch_columns(columns, expected_versions=expected_versions))
+        return patch_columns_through_patch_many(self, columns, expected_versions)
 
     # -- helpers --
 

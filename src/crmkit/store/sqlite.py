@@ -64,7 +64,9 @@ from crmkit._schema import FieldInfo, plural, schema_of
 from crmkit.criteria import BoundCriteria
 from crmkit.errors import (
     AlreadyExists,
+    BatchError,
     ConflictError,
+    CrmError,
     NotFound,
     StorageError,
     TransactionConflict,
@@ -99,7 +101,12 @@ from crmkit.store._base import (
     storable_id,
     version_copier,
 )
-from crmkit.store._columnar import AddsColumns
+from crmkit.store._columnar import (
+    AddsColumns,
+    patch_columns_through_patch_many,
+    patches_from_columns,
+    proven_columns,
+)
 from crmkit.store._events import EmitsChanges, Outbox, events_setting
 
 __all__ = ["SQLiteRepository", "SQLiteStore"]
@@ -1068,6 +1075,58 @@ class SQLiteRepository(AddsColumns, Generic[T]):
             except sqlite3.Error as err:
                 raise store._error(doing, err) from err
         return [new for _, new in pairs]  # check_patches stamped the next version
+
+    def patch_columns(self, columns: Any, *, expected_versions: Any = None) -> int:
+        """``patch_columns`` (see :class:`~crmkit.store._columnar.AddsColumns`): when numpy
+        proves the values valid, one ``executemany`` of ``UPDATE ... WHERE id = ?`` and no
+        record read or decoded. With ``expected_versions`` the stored versions are read
+        first (ids and versions only); without, ids are looked up only when fewer rows
+        changed than were given."""
+        ids, names, _, versions = patches_from_columns(self._type, columns, expected_versions)
+        values = proven_columns(self._type, names, columns) if ids else None
+        if values is None or (versions is not None and len(versions) != len(ids)):
+            return patch_columns_through_patch_many(self, columns, expected_versions)
+        store, codec = self._store, self._codec
+        encoded: list[tuple[Any, ...]] = []
+        for name, column in zip(names, values, strict=True):
+            encoded.extend(zip(*map(codec.field_codecs[name][1], column), strict=True))
+        rows = list(zip(*encoded, ids, strict=True))
+        sql = codec.patch_sql(tuple(names), checked=False, returning=False)
+        doing = f"patching {len(ids)} {plural(self._type)}"
+        with store.transaction(), store._lock:
+            try:
+                if versions is not None:
+                    self._check_stored(ids, versions)
+                if store._conn.executemany(sql, rows).rowcount != len(ids):
+                    self._check_stored(ids, None)
+                    raise StorageError(f"SQLite store {store._label}: {doing} changed fewer rows")
+            except (OverflowError, UnicodeEncodeError, _Unstorable) as err:
+                raise store._error(doing, err) from err
+            except sqlite3.Error as err:
+                raise store._error(doing, err) from err
+        return len(ids)
+
+    def _check_stored(self, ids: list[str], versions: dict[str, int] | None) -> None:
+        """Raise a ``BatchError`` naming each id not stored (``NotFound``) or, with
+        ``versions``, not at its expected version (``ConflictError``)."""
+        stored: dict[str, int] = {}
+        conn, table = self._store._conn, _q(self._codec.table)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT id, version FROM {table} WHERE id IN ({marks})"
+            stored.update(conn.execute(sql, chunk).fetchall())
+        errors: list[tuple[int, CrmError]] = []
+        for index, record_id in enumerate(ids):
+            version = stored.get(record_id)
+            if version is None:
+                errors.append((index, NotFound(self._name, record_id)))
+            elif versions is not None and version != versions[record_id]:
+                errors.append(
+                    (index, ConflictError(self._name, record_id, versions[record_id], version))
+                )
+        if errors:
+            raise BatchError(self._name, errors)
 
     def delete(self, record_id: str, *, expected_version: int | None = None) -> None:
         codec = self._codec
