@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -219,6 +220,23 @@ def test_json_round_trip_property(criteria: Any) -> None:
     assert json.loads(json.dumps(data)) == data
     again = parse(json.loads(json.dumps(data)))
     assert again.to_dict() == data
+
+
+@settings(max_examples=60, deadline=None)
+@given(criteria_for(Account, as_dict=False))
+def test_any_mapping_and_sequence_parse_like_plain_dicts_and_lists(criteria: Any) -> None:
+    """``parse`` reads plain dicts and lists the quick way; other mappings and sequences
+    (read-only views, tuples) must give the same criteria."""
+
+    def frozen(data: Any) -> Any:
+        if isinstance(data, dict):
+            return MappingProxyType({key: frozen(value) for key, value in data.items()})
+        if isinstance(data, list):
+            return tuple(frozen(item) for item in data)
+        return data
+
+    data = criteria.to_dict()
+    assert parse(frozen(data)) == parse(data)
 
 
 # -- errors ------------------------------------------------------------------------------

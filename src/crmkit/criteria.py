@@ -101,6 +101,7 @@ OPERATORS = (
 """Every operator a :class:`Condition` may use."""
 
 _ORDERING = frozenset({"<", "<=", ">", ">="})
+_OPERATOR_SET = frozenset(OPERATORS)
 _NO_VALUE = frozenset({"is null", "is not null"})
 _TEXT_ONLY = frozenset({"startswith", "contains"})
 _NEGATED = {"!=": "==", "not in": "in"}
@@ -148,7 +149,7 @@ def _require_criteria(other: object, symbol: str) -> None:
 
 def _check_value(field: str, op: str, value: Any) -> Any:
     """Structural checks that need no record type; returns the value as stored."""
-    if op not in OPERATORS:
+    if op not in _OPERATOR_SET:
         raise CriteriaError(
             f"unknown operator {_show(op)} on field {_show(field)}; "
             f"use one of {', '.join(OPERATORS)}"
@@ -192,6 +193,11 @@ def _check_value(field: str, op: str, value: Any) -> Any:
 
 
 def _check_scalar(field: str, op: str, value: Any) -> None:
+    if type(value) is str and value:  # the common case: only the text checks apply
+        problem = text_problem(value)
+        if problem is not None:
+            raise CriteriaError(f"field {_show(field)} {op} {_show(value)}: text {problem}")
+        return
     if value is None:
         raise CriteriaError(
             f"field {_show(field)} {op} None: to test for a missing value use 'is null'"
@@ -423,26 +429,30 @@ def _parse(data: Criteria | Mapping[str, Any] | None, depth: int) -> Criteria:
         raise CriteriaError(
             f"criteria nest deeper than {_MAX_DEPTH} levels of all/any/not; flatten them"
         )
-    if data is None:
-        return AllOf(items=())
-    if isinstance(data, Criteria):
-        return data
-    if not isinstance(data, Mapping):
-        raise CriteriaError(
-            f"criteria must be a dict like {{'field': ..., 'op': ...}}, not {_show(data)}"
-        )
+    if type(data) is not dict:  # a plain dict (JSON) skips the abstract type checks
+        if data is None:
+            return AllOf(items=())
+        if isinstance(data, Criteria):
+            return data
+        if not isinstance(data, Mapping):
+            raise CriteriaError(
+                f"criteria must be a dict like {{'field': ..., 'op': ...}}, not {_show(data)}"
+            )
+    size = len(data)
+    if "field" in data and "op" in data and (size == 2 or (size == 3 and "value" in data)):
+        return Condition(data["field"], data["op"], data.get("value"))
     keys = set(data)
     if keys == {"all"} or keys == {"any"}:
         (key,) = keys
         items = data[key]
-        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        if type(items) is not list and (
+            isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable)
+        ):
             raise CriteriaError(f"{_show(key)} takes a list of criteria, not {_show(items)}")
         parsed = tuple(_parse(item, depth + 1) for item in items)
         return AllOf(items=parsed) if key == "all" else AnyOf(items=parsed)
     if keys == {"not"}:
         return Not(item=_parse(data["not"], depth + 1))
-    if "field" in keys and "op" in keys and keys <= {"field", "op", "value"}:
-        return Condition(data["field"], data["op"], data.get("value"))
     raise CriteriaError(
         f"cannot read criteria {_show(data)}: expected {{'field', 'op', 'value'}}, "
         "{'all': [...]}, {'any': [...]} or {'not': {...}}"
