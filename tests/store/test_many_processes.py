@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import attrs
+import numpy as np
 import pytest
 
 from crmkit.criteria import F
-from crmkit.errors import ConflictError
+from crmkit.errors import BatchError, ConflictError
 from crmkit.records import Account, Reminder
 from crmkit.store import run_transaction
 
@@ -87,4 +88,37 @@ def test_a_conditional_patch_has_one_winner_across_processes(store_factory: Stor
         stored = store.reminders.get(rid)
         winner = "0" if one == "won" else "1"
         assert (stored.status.value, stored.owner_id, stored.version) == ("done", winner, 2)
+    store.close()
+
+
+def _patch_all_from_version_1(index: int, factory: StoreFactory, ids: list[str]) -> str:
+    """One ``patch_columns`` of every account, expected at version 1: "won", or the
+    kinds of the errors it was refused with."""
+    store = factory()
+    try:
+        store.accounts.patch_columns(
+            {"id": np.array(ids), "employees": np.full(len(ids), index, dtype=np.int64)},
+            expected_versions=np.ones(len(ids), dtype=np.int64),
+        )
+    except BatchError as err:
+        return ",".join(sorted({type(e).__name__ for _, e in err.errors}))
+    else:
+        return "won"
+    finally:
+        store.close()
+
+
+def test_patch_columns_from_one_version_has_one_winner_across_processes(
+    store_factory: StoreFactory,
+) -> None:
+    """Three processes each patch the same accounts, all expected at version 1: the
+    versions are read and the rows written in one transaction, so exactly one batch
+    lands whole and the others are refused whole."""
+    store = store_factory()
+    ids = [f"a{i:03d}" for i in range(RACED)]
+    store.accounts.add_many([Account(id=i, name=i) for i in ids])
+    outcomes = run_processes(_patch_all_from_version_1, 3, store_factory, ids)
+    assert sorted(outcomes) == ["ConflictError", "ConflictError", "won"]
+    winner = outcomes.index("won")
+    assert {(a.employees, a.version) for a in store.accounts} == {(winner, 2)}
     store.close()

@@ -549,9 +549,13 @@ class IntegrityChecked:
         )
 
     def patch_columns(self, columns: Any, *, expected_versions: Any = None) -> int:
-        from crmkit.store._columnar import patch_columns_through_patch_many  # imports _base
+        from crmkit.store._columnar import (  # it imports this module
+            patch_through_patch_many,
+            patches_from_columns,
+        )
 
-        return patch_columns_through_patch_many(self, columns, expected_versions)
+        patches = patches_from_columns(cast(Any, self).record_type, columns, expected_versions)
+        return patch_through_patch_many(self, patches)
 
     def patch(
         self,

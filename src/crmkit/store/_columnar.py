@@ -27,7 +27,7 @@ What a column may hold:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from decimal import Decimal
 from typing import Any, cast
@@ -51,7 +51,7 @@ from crmkit._schema import schema_of
 from crmkit.errors import BatchError, CrmError, ValidationError
 from crmkit.store._base import _fields_of, needs_record
 
-__all__ = ["AddsColumns", "patches_from_columns", "rows_from_columns"]
+__all__ = ["AddsColumns", "ColumnPatches", "patches_from_columns", "rows_from_columns"]
 
 
 def _as_mapping(record: str, columns: Any) -> Mapping[str, Any]:
@@ -91,6 +91,34 @@ def _values(column: Any) -> list[Any]:
     return cast(list[Any], values)
 
 
+def _check_field_names(record_type: type[Any], names: Sequence[str]) -> None:
+    """Refuse a column that is not a field of ``record_type``, or is ``version``."""
+    schema = schema_of(record_type)
+    known = {info.name for info in schema.fields}
+    for name in names:
+        if name not in known or name == "version":
+            reason = (
+                "is set by the store" if name == "version" else f"is not a field of {schema.name}"
+            )
+            raise ValidationError(schema.name, name, None, reason)
+
+
+def _column_lists(
+    record: str, mapping: Mapping[str, Any], names: Sequence[str]
+) -> list[list[Any]]:
+    """The named columns as Python values (see :func:`_values`), all of one length."""
+    lists: list[list[Any]] = []
+    for name in names:
+        try:
+            lists.append(_values(mapping[name]))
+        except (TypeError, ValueError) as err:
+            raise ValidationError(record, name, mapping[name], f"is not a column: {err}") from err
+    if len({len(values) for values in lists}) > 1:
+        lengths = ", ".join(f"{n}={len(v)}" for n, v in zip(names, lists, strict=True))
+        raise ValidationError(record, None, None, f"columns differ in length: {lengths}")
+    return lists
+
+
 def rows_from_columns(record_type: type[Any], columns: Any) -> list[Any]:
     """The records the ``columns`` hold, built and checked row by row, or a
     :class:`~crmkit.errors.BatchError` naming every bad row (its position, the record's
@@ -105,28 +133,14 @@ def rows_from_columns(record_type: type[Any], columns: Any) -> list[Any]:
     crmkit.errors.BatchError: Account: 1 bad record(s) in batch, nothing written:
       #1: Account 'a2' field 'name' = None: is required and must not be empty
     """
-    schema = schema_of(record_type)
-    record = schema.name
+    record = schema_of(record_type).name
     mapping = _as_mapping(record, columns)
-    known = {info.name for info in schema.fields}
     names = [str(name) for name in mapping]
-    for name in names:
-        if name not in known or name == "version":
-            reason = "is set by the store" if name == "version" else f"is not a field of {record}"
-            raise ValidationError(record, name, None, reason)
+    _check_field_names(record_type, names)
     fast = _checked_columns(record_type, names, [mapping[name] for name in names])
     if fast is not None:
         return fast
-    lists: list[list[Any]] = []
-    for name in names:
-        try:
-            lists.append(_values(mapping[name]))
-        except (TypeError, ValueError) as err:
-            raise ValidationError(record, name, mapping[name], f"is not a column: {err}") from err
-    sizes = {len(values) for values in lists}
-    if len(sizes) > 1:
-        lengths = ", ".join(f"{n}={len(v)}" for n, v in zip(names, lists, strict=True))
-        raise ValidationError(record, None, None, f"columns differ in length: {lengths}")
+    lists = _column_lists(record, mapping, names)
     if not lists:
         return []
     make = _maker(record_type, tuple(names))
@@ -403,11 +417,28 @@ def _maker(record_type: type[Any], names: tuple[str, ...]) -> Callable[..., Any]
     return known
 
 
+@attrs.frozen
+class ColumnPatches:
+    """The patches one ``patch_columns`` call holds, checked for shape (not for values)."""
+
+    ids: list[str]
+    names: list[str]  # the changed fields
+    values: list[list[Any]]  # per changed field, its values as given
+    columns: dict[str, Any]  # per changed field, its column as given (arrays stay arrays)
+    versions: dict[str, int] | None  # expected versions by id
+
+    def changes(self) -> dict[str, dict[str, Any]]:
+        """The same patches as ``patch_many`` takes them: ``{id: {field: value}}``."""
+        return {
+            record_id: dict(zip(self.names, row, strict=True))
+            for record_id, *row in zip(self.ids, *self.values, strict=True)
+        }
+
+
 def patches_from_columns(
     record_type: type[Any], columns: Any, expected_versions: Any = None
-) -> tuple[list[str], list[str], list[list[Any]], dict[str, int] | None]:
-    """``(ids, changed field names, value lists, expected versions by id)`` of the patches
-    the ``columns`` hold: an ``"id"`` column and one column per changed field.
+) -> ColumnPatches:
+    """The patches ``columns`` hold: an ``"id"`` column and one column per changed field.
 
     Refused with a :class:`~crmkit.errors.ValidationError`: no ``id`` column, no changed
     field, a name that is not a patchable field, columns of different lengths. An id
@@ -415,106 +446,105 @@ def patches_from_columns(
     The values are not converted here (see :func:`proven_columns`).
 
     >>> from crmkit.records import Account
-    >>> patches_from_columns(Account, {"id": ["a1", "a2"], "employees": [5, 7]})
-    (['a1', 'a2'], ['employees'], [[5, 7]], None)
+    >>> patches_from_columns(Account, {"id": ["a1", "a2"], "employees": [5, 7]}).changes()
+    {'a1': {'employees': 5}, 'a2': {'employees': 7}}
     >>> patches_from_columns(Account, {"id": ["a1", "a1"], "employees": [5, 7]})
     Traceback (most recent call last):
     ...
     crmkit.errors.BatchError: Account: 1 bad record(s) in batch, nothing written:
       #1: Account 'a1' field 'id' = 'a1': appears twice in the batch (first at #0)
     """
-    schema = schema_of(record_type)
-    record = schema.name
+    record = schema_of(record_type).name
     mapping = _as_mapping(record, columns)
-    known = {info.name for info in schema.fields}
     names = [str(name) for name in mapping]
     if "id" not in names:
         raise ValidationError(record, "id", None, "patch_columns needs an 'id' column")
     changed = [name for name in names if name != "id"]
     if not changed:
         raise ValidationError(record, None, names, "patch_columns needs a column to change")
-    for name in changed:
-        if name not in known or name == "version":
-            reason = "is set by the store" if name == "version" else f"is not a field of {record}"
-            raise ValidationError(record, name, None, reason)
-    lists: list[list[Any]] = []
-    for name in names:
-        try:
-            lists.append(_values(mapping[name]))
-        except (TypeError, ValueError) as err:
-            raise ValidationError(record, name, mapping[name], f"is not a column: {err}") from err
-    if len({len(values) for values in lists}) > 1:
-        lengths = ", ".join(f"{n}={len(v)}" for n, v in zip(names, lists, strict=True))
-        raise ValidationError(record, None, None, f"columns differ in length: {lengths}")
-    ids = lists[names.index("id")]
+    _check_field_names(record_type, changed)
+    ids, *values = _column_lists(record, mapping, ["id", *changed])
+    _check_ids(record, ids)
+    return ColumnPatches(
+        ids=ids,
+        names=changed,
+        values=values,
+        columns={name: mapping[name] for name in changed},
+        versions=_expected_versions(record, ids, expected_versions),
+    )
+
+
+def _check_ids(record: str, ids: list[Any]) -> None:
+    """Name, in a ``BatchError``, every id that is not text or appears twice."""
+    if all(type(i) is str for i in ids) and len(set(ids)) == len(ids):
+        return
     errors: list[tuple[int, CrmError]] = []
-    if not all(type(i) is str for i in ids) or len(set(ids)) != len(ids):
-        seen: dict[str, int] = {}
-        for index, record_id in enumerate(ids):
-            if type(record_id) is not str:
-                errors.append((index, ValidationError(record, "id", record_id, "must be text")))
-            elif record_id in seen:
-                twice = f"appears twice in the batch (first at #{seen[record_id]})"
-                error = ValidationError(record, "id", record_id, twice, record_id=record_id)
-                errors.append((index, error))
-            else:
-                seen[record_id] = index
-        raise BatchError(record, errors)
-    versions: dict[str, int] | None = None
-    if expected_versions is not None:
-        if isinstance(expected_versions, Mapping):
-            versions = dict(expected_versions)
+    seen: dict[str, int] = {}
+    for index, record_id in enumerate(ids):
+        if type(record_id) is not str:
+            errors.append((index, ValidationError(record, "id", record_id, "must be text")))
+        elif record_id in seen:
+            twice = f"appears twice in the batch (first at #{seen[record_id]})"
+            errors.append(
+                (index, ValidationError(record, "id", record_id, twice, record_id=record_id))
+            )
         else:
-            try:
-                listed = _values(expected_versions)
-            except (TypeError, ValueError) as err:
-                raise ValidationError(
-                    record, "version", expected_versions, f"is not a column: {err}"
-                ) from err
-            if len(listed) != len(ids):
-                raise ValidationError(
-                    record,
-                    "version",
-                    len(listed),
-                    f"expected_versions must hold one version per id ({len(ids)})",
-                )
-            versions = dict(zip(ids, listed, strict=True))
-    values = [lists[names.index(name)] for name in changed]
-    return ids, changed, values, versions
+            seen[record_id] = index
+    raise BatchError(record, errors)
 
 
-def proven_columns(
-    record_type: type[Any], names: list[str], columns: Any
-) -> list[list[Any]] | None:
-    """The converted values of the changed ``columns`` when numpy proves every value
-    valid and no changed field's check reads another field; else None (then each patch
-    is checked on the record path, which names the bad rows)."""
-    mapping = _as_mapping(schema_of(record_type).name, columns)
+def _expected_versions(record: str, ids: list[str], given: Any) -> dict[str, int] | None:
+    """``expected_versions`` (a mapping of ids to versions, or a column aligned with the
+    ids) as a mapping."""
+    if given is None:
+        return None
+    if isinstance(given, Mapping):
+        return dict(given)
+    try:
+        listed = _values(given)
+    except (TypeError, ValueError) as err:
+        raise ValidationError(record, "version", given, f"is not a column: {err}") from err
+    if len(listed) != len(ids):
+        raise ValidationError(
+            record,
+            "version",
+            len(listed),
+            f"expected_versions must hold one version per id ({len(ids)})",
+        )
+    return dict(zip(ids, listed, strict=True))
+
+
+def proven_columns(record_type: type[Any], patches: ColumnPatches) -> list[list[Any]] | None:
+    """The converted values of the changed columns when numpy proves every value valid
+    and no changed field's check reads another field; else None (then each patch is
+    checked on the record path, which names the bad rows).
+
+    >>> import numpy as np
+    >>> from crmkit.records import Account
+    >>> proven_columns(Account, patches_from_columns(
+    ...     Account, {"id": ["a1", "a2"], "employees": np.array([5, 7])}))
+    [[5, 7]]
+    >>> proven_columns(Account, patches_from_columns(                # a bad value: the
+    ...     Account, {"id": ["a1", "a2"], "employees": np.array([5, -7])}))  # record path
+    """
     fields = _fields_of(record_type)
-    if hasattr(record_type, "__attrs_post_init__") or any(needs_record(n) for n in names):
+    if hasattr(record_type, "__attrs_post_init__") or any(map(needs_record, patches.names)):
         return None
     values: list[list[Any]] = []
-    for name in names:
-        converted = _column_values(fields[name], mapping[name])
+    for name in patches.names:
+        converted = _column_values(fields[name], patches.columns[name])
         if converted is None:
             return None
         values.append(converted)
     return values
 
 
-def patch_columns_through_patch_many(repo: Any, columns: Any, expected_versions: Any) -> int:
+def patch_through_patch_many(repo: Any, patches: ColumnPatches) -> int:
     """``repo.patch_columns`` as one ``repo.patch_many`` (the record path every store has,
     with its change events and integrity rules)."""
-    ids, names, values, versions = patches_from_columns(
-        repo.record_type, columns, expected_versions
-    )
-    changes = {
-        record_id: dict(zip(names, row, strict=True))
-        for record_id, *row in zip(ids, *values, strict=True)
-    }
-    if changes:
-        repo.patch_many(changes, expected_versions=versions)
-    return len(changes)
+    if patches.ids:
+        repo.patch_many(patches.changes(), expected_versions=patches.versions)
+    return len(patches.ids)
 
 
 class AddsColumns:
@@ -572,4 +602,5 @@ class AddsColumns:
         >>> store.accounts.get("a2").employees, store.accounts.get("a2").version
         (250, 2)
         """
-        return patch_columns_through_patch_many(self, columns, expected_versions)
+        patches = patches_from_columns(cast(Any, self).record_type, columns, expected_versions)
+        return patch_through_patch_many(self, patches)

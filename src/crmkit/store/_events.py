@@ -28,7 +28,7 @@ from typing import Any, cast
 import attrs
 
 from crmkit.events import Event, current_actor, event_from_row
-from crmkit.store._columnar import patch_columns_through_patch_many
+from crmkit.store._columnar import patch_through_patch_many, patches_from_columns
 
 __all__ = ["EmitsChanges", "Outbox", "change_row", "domain_row", "events_setting"]
 
@@ -362,7 +362,8 @@ class EmitsChanges:
         parent = cast(Any, super())
         if not self._store._outbox.enabled:
             return cast(int, parent.patch_columns(columns, expected_versions=expected_versions))
-        return patch_columns_through_patch_many(self, columns, expected_versions)
+        patches = patches_from_columns(self._type, columns, expected_versions)
+        return patch_through_patch_many(self, patches)
 
     # -- helpers --
 

@@ -103,7 +103,7 @@ from crmkit.store._base import (
 )
 from crmkit.store._columnar import (
     AddsColumns,
-    patch_columns_through_patch_many,
+    patch_through_patch_many,
     patches_from_columns,
     proven_columns,
 )
@@ -1082,10 +1082,11 @@ class SQLiteRepository(AddsColumns, Generic[T]):
         record read or decoded. With ``expected_versions`` the stored versions are read
         first (ids and versions only); without, ids are looked up only when fewer rows
         changed than were given."""
-        ids, names, _, versions = patches_from_columns(self._type, columns, expected_versions)
-        values = proven_columns(self._type, names, columns) if ids else None
+        patches = patches_from_columns(self._type, columns, expected_versions)
+        ids, names, versions = patches.ids, patches.names, patches.versions
+        values = proven_columns(self._type, patches) if ids else None
         if values is None or (versions is not None and len(versions) != len(ids)):
-            return patch_columns_through_patch_many(self, columns, expected_versions)
+            return patch_through_patch_many(self, patches)
         store, codec = self._store, self._codec
         encoded: list[tuple[Any, ...]] = []
         for name, column in zip(names, values, strict=True):
